@@ -1,0 +1,3 @@
+module github.com/vpnlab/vpnlab
+
+go 1.26

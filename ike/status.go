@@ -1,0 +1,78 @@
+package ike
+
+import "time"
+
+// Event is one thing that happened, for logs, the control API's event stream
+// and the scenario runner.
+type Event struct {
+	Time   time.Time         `json:"time"`
+	Tunnel string            `json:"tunnel,omitempty"`
+	Type   string            `json:"type"` // e.g. "phase1-up", "phase2-up", "phase1-down", "notify-received"
+	Detail map[string]string `json:"detail,omitempty"`
+}
+
+// SAStatus describes one IPsec SA pair.
+type SAStatus struct {
+	Protocol    string    `json:"protocol"` // "esp" or "ah"
+	Mode        string    `json:"mode"`
+	UDPEncap    bool      `json:"udp_encap"`
+	InboundSPI  string    `json:"inbound_spi"`  // 8 hex digits
+	OutboundSPI string    `json:"outbound_spi"` // 8 hex digits
+	Proposal    string    `json:"proposal"`     // e.g. "esp-aes128-sha256-modp2048"
+	LocalTS     string    `json:"local_ts"`
+	RemoteTS    string    `json:"remote_ts"`
+	Established time.Time `json:"established"`
+	Expires     time.Time `json:"expires"`
+	RekeyAt     time.Time `json:"rekey_at"`
+}
+
+// TunnelStatus describes one tunnel as the control API reports it.
+type TunnelStatus struct {
+	Name            string     `json:"name"`
+	LocalAddr       string     `json:"local_addr"`
+	RemoteAddr      string     `json:"remote_addr"`
+	Phase1State     string     `json:"phase1_state"` // Established, Rekeying, Negotiating, Down (AWS wording)
+	Phase2State     string     `json:"phase2_state"`
+	Role            string     `json:"role,omitempty"` // initiator or responder of the current ISAKMP SA
+	Exchange        string     `json:"exchange,omitempty"`
+	Proposal        string     `json:"proposal,omitempty"` // e.g. "aes256-sha256-modp2048"
+	ICookie         string     `json:"icookie,omitempty"`
+	RCookie         string     `json:"rcookie,omitempty"`
+	NATDetected     bool       `json:"nat_detected"`
+	LocalBehindNAT  bool       `json:"local_behind_nat"`
+	RemoteBehindNAT bool       `json:"remote_behind_nat"`
+	Floated         bool       `json:"floated"` // IKE on port 4500
+	Phase1Expires   time.Time  `json:"phase1_expires,omitempty"`
+	LastError       string     `json:"last_error,omitempty"`
+	LastChange      time.Time  `json:"last_change"`
+	SAs             []SAStatus `json:"sas"`
+	Counters        Counters   `json:"counters"`
+}
+
+// Counters are per-tunnel IKE counters.
+type Counters struct {
+	MessagesIn         uint64 `json:"messages_in"`
+	MessagesOut        uint64 `json:"messages_out"`
+	Retransmits        uint64 `json:"retransmits"`
+	DuplicatesAnswered uint64 `json:"duplicates_answered"`
+	Phase1Established  uint64 `json:"phase1_established"`
+	Phase2Established  uint64 `json:"phase2_established"`
+	NotifiesSent       uint64 `json:"notifies_sent"`
+	NotifiesReceived   uint64 `json:"notifies_received"`
+}
+
+// EngineCounters are engine-wide counters (drops before a tunnel is known).
+type EngineCounters struct {
+	Received        uint64 `json:"received"`
+	Malformed       uint64 `json:"malformed"`
+	UnknownCookie   uint64 `json:"unknown_cookie"`
+	UnknownPeer     uint64 `json:"unknown_peer"`
+	HalfOpen        int    `json:"half_open"`
+	HalfOpenRefused uint64 `json:"half_open_refused"`
+}
+
+// Status is the whole engine's status.
+type Status struct {
+	Tunnels  []TunnelStatus `json:"tunnels"`
+	Counters EngineCounters `json:"counters"`
+}
