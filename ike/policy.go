@@ -151,6 +151,8 @@ type TunnelConfig struct {
 	// address means "accept any".
 	RemoteID netip.Addr
 	PSK      Secret
+	// RemotePorts are the peer's IKE and NAT-T ports (default 500/4500).
+	RemotePorts Ports
 
 	Phase1 Phase1Policy
 	Phase2 Phase2Policy
@@ -172,6 +174,9 @@ type TunnelConfig struct {
 // Config is the engine's configuration.
 type Config struct {
 	Tunnels []TunnelConfig
+	// Ports are the local UDP ports (default 500/4500). The engine binds
+	// each distinct tunnel LocalAddr on both.
+	Ports Ports
 	// Retransmission: first timeout, backoff factor and tries (strongSwan:
 	// 4 s, 1.8, 5). The exchange times out after the last try.
 	RetransmitTimeout time.Duration
