@@ -1,0 +1,51 @@
+// Command vpnlab is the vpnlab test harness CLI.
+//
+//	vpnlab vectors PATH...   run JSON known-answer test vectors (see docs/testvectors.md)
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries an exit status without printing anything more (the
+// command already reported to stderr/stdout).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "vpnlab",
+		Short:         "IKEv1/IPsec site-to-site VPN test harness",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	// Subcommands register here; a future "run SCENARIO" command goes next
+	// to "vectors".
+	root.AddCommand(newVectorsCmd())
+	return root
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	if e, ok := err.(exitError); ok {
+		return e.code
+	}
+	fmt.Fprintf(stderr, "vpnlab: %v\nRun 'vpnlab --help' for usage.\n", err)
+	return 2
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}

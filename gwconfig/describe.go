@@ -1,0 +1,135 @@
+package gwconfig
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/vpnlab/vpnlab/ike"
+)
+
+// Phase1Names returns the strongSwan-style names of proposals.
+func Phase1Names(ps []ike.Phase1Proposal) []string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = FormatPhase1(p)
+	}
+	return s
+}
+
+// Phase2Names returns the strongSwan-style names of proposals.
+func Phase2Names(ps []ike.Phase2Proposal) []string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = FormatPhase2(p)
+	}
+	return s
+}
+
+// DescribeTunnel returns one line with a tunnel's effective settings and
+// proposals, for the startup log. It never contains the pre-shared key.
+func DescribeTunnel(t *ike.TunnelConfig) string {
+	remoteID := "any"
+	if t.RemoteID.IsValid() {
+		remoteID = t.RemoteID.String()
+	}
+	return fmt.Sprintf("tunnel=%s local=%s remote=%s:%d/%d local_id=%s remote_id=%s startup=%s ike_mode=%s allow_aggressive=%t "+
+		"phase1=[%s] phase1_selection=%s phase1_lifetime=%s "+
+		"phase2=[%s] phase2_selection=%s phase2_lifetime=%s phase2_lifetime_kb=%d mode=%s local_ts=%s remote_ts=%s "+
+		"rekey_margin=%s rekey_fuzz=%d%% replay_window=%d dpd_timeout=%s dpd_action=%s nat_traversal=%t force_encap=%t",
+		t.Name, t.LocalAddr, t.RemoteAddr, t.RemotePorts.IKE, t.RemotePorts.NATT, t.LocalID, remoteID,
+		t.StartupAction, t.Phase1.Exchange, t.Phase1.AllowAggressive,
+		strings.Join(Phase1Names(t.Phase1.Proposals), " "), t.Phase1.Selection, t.Phase1.Lifetime,
+		strings.Join(Phase2Names(t.Phase2.Proposals), " "), t.Phase2.Selection, t.Phase2.Lifetime, t.Phase2.LifetimeKB,
+		t.Phase2.Mode, t.Phase2.LocalTS, t.Phase2.RemoteTS,
+		t.RekeyMargin, t.RekeyFuzz, t.Phase2.ReplayWindow, t.DPDTimeout, t.DPDAction, t.NATT, t.ForceEncap)
+}
+
+// Describe returns one line describing the whole configuration (profile,
+// ports, and each tunnel's effective proposals), for a startup log line. It
+// never contains a pre-shared key.
+func (c *Config) Describe() string {
+	parts := []string{fmt.Sprintf("profile=%s ike_port=%d natt_port=%d control=%s key_log=%s lab_timers=%t tunnels=%d",
+		c.Profile, c.IKE.Ports.IKE, c.IKE.Ports.NATT, c.Control, onOff(c.KeyLog), c.LabTimers, len(c.IKE.Tunnels))}
+	for i := range c.IKE.Tunnels {
+		parts = append(parts, DescribeTunnel(&c.IKE.Tunnels[i]))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func onOff(path string) string {
+	if path == "" {
+		return "off"
+	}
+	return path
+}
+
+// String is Describe.
+func (c *Config) String() string { return c.Describe() }
+
+// Summary returns a multi-line, human-readable summary of the effective
+// configuration (what --check prints). It never contains a pre-shared key.
+func (c *Config) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "profile:            %s\n", c.Profile)
+	if c.File != "" {
+		fmt.Fprintf(&b, "file:               %s\n", c.File)
+	}
+	fmt.Fprintf(&b, "log:                format=%s level=%s\n", c.Log.Format, c.Log.Level)
+	fmt.Fprintf(&b, "control:            %s\n", c.Control)
+	fmt.Fprintf(&b, "key_log:            %s\n", onOff(c.KeyLog))
+	fmt.Fprintf(&b, "lab_timers:         %t\n", c.LabTimers)
+	fmt.Fprintf(&b, "ike:                port=%d natt_port=%d retransmit=%s x%g tries=%d max_half_open=%d\n",
+		c.IKE.Ports.IKE, c.IKE.Ports.NATT, c.IKE.RetransmitTimeout, c.IKE.RetransmitBase, c.IKE.RetransmitTries, c.IKE.MaxHalfOpen)
+	for i := range c.IKE.Tunnels {
+		t := &c.IKE.Tunnels[i]
+		remoteID := "any"
+		if t.RemoteID.IsValid() {
+			remoteID = t.RemoteID.String()
+		}
+		fmt.Fprintf(&b, "tunnel %s:\n", t.Name)
+		fmt.Fprintf(&b, "  local:            %s (id %s)\n", t.LocalAddr, t.LocalID)
+		fmt.Fprintf(&b, "  remote:           %s ports %d/%d (id %s)\n", t.RemoteAddr, t.RemotePorts.IKE, t.RemotePorts.NATT, remoteID)
+		fmt.Fprintf(&b, "  psk:              %s (%s)\n", t.PSK, pskState(t.PSK))
+		fmt.Fprintf(&b, "  startup_action:   %s\n", t.StartupAction)
+		fmt.Fprintf(&b, "  ike_mode:         %s (accept aggressive: %t)\n", t.Phase1.Exchange, t.Phase1.AllowAggressive)
+		fmt.Fprintf(&b, "  phase1:           %d proposals, selection %s, lifetime %s\n", len(t.Phase1.Proposals), t.Phase1.Selection, t.Phase1.Lifetime)
+		writeWrapped(&b, "    ", Phase1Names(t.Phase1.Proposals))
+		fmt.Fprintf(&b, "  phase2:           %d proposals, selection %s, lifetime %s, lifetime_kb %d, mode %s\n",
+			len(t.Phase2.Proposals), t.Phase2.Selection, t.Phase2.Lifetime, t.Phase2.LifetimeKB, t.Phase2.Mode)
+		writeWrapped(&b, "    ", Phase2Names(t.Phase2.Proposals))
+		fmt.Fprintf(&b, "  traffic:          %s <=> %s\n", t.Phase2.LocalTS, t.Phase2.RemoteTS)
+		fmt.Fprintf(&b, "  rekey:            margin %s, fuzz %d%%\n", t.RekeyMargin, t.RekeyFuzz)
+		fmt.Fprintf(&b, "  replay_window:    %d\n", t.Phase2.ReplayWindow)
+		fmt.Fprintf(&b, "  dpd:              timeout %s, action %s\n", t.DPDTimeout, t.DPDAction)
+		fmt.Fprintf(&b, "  nat_traversal:    %t (force_encap %t)\n", t.NATT, t.ForceEncap)
+	}
+	for _, w := range c.Warnings {
+		fmt.Fprintf(&b, "warning: %s\n", w)
+	}
+	return b.String()
+}
+
+func pskState(s ike.Secret) string {
+	if len(s) == 0 {
+		return "missing"
+	}
+	return "set"
+}
+
+// writeWrapped writes names, several per line, each line indented.
+func writeWrapped(b *strings.Builder, indent string, names []string) {
+	line := indent
+	for _, n := range names {
+		if len(line) > len(indent) && len(line)+1+len(n) > 100 {
+			b.WriteString(line + "\n")
+			line = indent
+		}
+		if len(line) > len(indent) {
+			line += " "
+		}
+		line += n
+	}
+	if len(line) > len(indent) {
+		b.WriteString(line + "\n")
+	}
+}

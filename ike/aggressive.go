@@ -1,0 +1,219 @@
+package ike
+
+import (
+	"crypto/hmac"
+	"fmt"
+	"net/netip"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/keymat"
+)
+
+// Aggressive mode (RFC 2409 section 5, pre-shared keys; NAT-D per RFC 3947
+// section 3.2 in messages 2 and 3):
+//
+//	Initiator                                  Responder
+//	AM1  HDR, SA, KE, Ni, IDii, VID...     -->
+//	                                       <--  AM2  HDR, SA, KE, Nr, IDir, HASH_R, VID..., NAT-D, NAT-D
+//	AM3  HDR, HASH_I, NAT-D, NAT-D         -->  (UDP 4500 if NAT)
+//
+// All transforms in AM1 share the DH group of its KE payload. AM3 is sent in
+// the clear as the RFC shows it; an encrypted AM3 (as some peers send) is
+// accepted too.
+
+func (t *tunnel) startAggressiveMode() *ikeSA {
+	sa := t.newInitiatorSA(AggressiveMode)
+	group := t.cfg.Phase1.Proposals[0].DHGroup
+	saP := phase1SA(t.cfg.Phase1.Proposals, t.cfg.Phase1.Lifetime, group)
+	sa.chosen.DHGroup = group
+	if !sa.makeKE(group, &sa.gxi) {
+		return nil
+	}
+	sa.ni = randomBytes(nonceLen)
+	id := isakmp.IDFromAddr(t.cfg.LocalID)
+	ps := sa.addVendorIDs([]isakmp.Payload{saP, &isakmp.KE{Data: sa.gxi}, &isakmp.Nonce{Data: sa.ni}, id})
+	b, err := (&isakmp.Message{Header: sa.header(isakmp.ExchangeAggressive, 0), Payloads: ps}).Encode()
+	if err != nil {
+		sa.fail("encoding AM1: "+err.Error(), false)
+		return nil
+	}
+	sa.saiB = saP.Body()
+	sa.idiB = id.Body()
+	sa.state = stateAM1Sent
+	sa.logger().WithField("id", id.String()).Info("aggressive mode: sending AM1 (SA, KE, nonce, ID)")
+	sa.sendPhase1(b, "AM1", true)
+	return sa
+}
+
+func (sa *ikeSA) handleAggressive(s *socket, from netip.AddrPort, m *isakmp.Message, raw []byte) {
+	dg := digest(raw)
+	if dg == sa.lastInHash {
+		if sa.e.resend(&sa.out) && sa.t != nil {
+			sa.t.counters.DuplicatesAnswered++
+		}
+		return
+	}
+	var ok bool
+	switch {
+	case sa.initiator && sa.state == stateAM1Sent:
+		ok = sa.processAM2(m)
+	case !sa.initiator && sa.state == stateAM2Sent:
+		sa.local, sa.remote = s.local, from
+		sa.floated = sa.floated || s.natt
+		ok = sa.processAM3(m)
+	default:
+		sa.logger().WithField("state", sa.state.String()).Debug("unexpected aggressive mode message: ignored")
+		return
+	}
+	if ok {
+		sa.lastInHash = dg
+	}
+}
+
+// processAM1 (responder).
+func (sa *ikeSA) processAM1(m *isakmp.Message) {
+	if !sa.t.cfg.Phase1.AllowAggressive {
+		sa.logger().Warn("aggressive mode is not allowed on this tunnel (allow_aggressive: false; AWS accepts main mode only): answering NO-PROPOSAL-CHOSEN")
+		sa.rejectPhase1(isakmp.NotifyNoProposalChosen, "aggressive mode refused by policy")
+		return
+	}
+	saP, _ := m.Find(isakmp.PayloadSA).(*isakmp.SA)
+	id, _ := m.Find(isakmp.PayloadID).(*isakmp.ID)
+	if saP == nil || id == nil {
+		sa.rejectPhase1(isakmp.NotifyPayloadMalformed, "AM1 lacks SA or ID")
+		return
+	}
+	if !sa.chooseProposal(saP) {
+		return
+	}
+	gxi, ni, ok := sa.readKENonce(m, "AM1")
+	if !ok {
+		return
+	}
+	if err := sa.checkPeerID(id); err != nil {
+		sa.rejectPhase1(isakmp.NotifyInvalidIDInformation, err.Error())
+		return
+	}
+	sa.gxi, sa.ni, sa.idiB = gxi, ni, id.Body()
+	sa.processVendorIDs(m.Payloads)
+	if !sa.makeKE(sa.chosen.DHGroup, &sa.gxr) {
+		return
+	}
+	sa.nr = randomBytes(nonceLen)
+	gxy, err := sa.dhKey.SharedSecret(gxi)
+	if err != nil {
+		sa.rejectPhase1(isakmp.NotifyInvalidKeyInformation, "peer's DH value is invalid: "+err.Error())
+		return
+	}
+	if err := sa.deriveKeys(sa.t.cfg.PSK, gxy); err != nil {
+		sa.fail("key derivation: "+err.Error(), false)
+		return
+	}
+	myID := isakmp.IDFromAddr(sa.t.cfg.LocalID)
+	hashR := keymat.HashR(sa.hash, sa.skeyid, sa.gxr, sa.gxi, sa.rCookie[:], sa.iCookie[:], sa.saiB, myID.Body())
+	ps := []isakmp.Payload{sa.replySA, &isakmp.KE{Data: sa.gxr}, &isakmp.Nonce{Data: sa.nr}, myID, &isakmp.Hash{Data: hashR}}
+	ps = sa.addVendorIDs(ps)
+	ps = sa.addNATD(ps)
+	b, err := (&isakmp.Message{Header: sa.header(isakmp.ExchangeAggressive, 0), Payloads: ps}).Encode()
+	if err != nil {
+		sa.fail("encoding AM2: "+err.Error(), false)
+		return
+	}
+	sa.state = stateAM2Sent
+	sa.logger().WithFields(logrus.Fields{"proposal": sa.chosen.String(), "peer_id": id.String()}).Info("aggressive mode: AM1 received, sending AM2")
+	sa.sendPhase1(b, "AM2", true)
+}
+
+// processAM2 (initiator).
+func (sa *ikeSA) processAM2(m *isakmp.Message) bool {
+	if sa.checkErrorNotify(m) {
+		return false
+	}
+	saP, _ := m.Find(isakmp.PayloadSA).(*isakmp.SA)
+	id, _ := m.Find(isakmp.PayloadID).(*isakmp.ID)
+	hp, _ := m.Find(isakmp.PayloadHash).(*isakmp.Hash)
+	if saP == nil || id == nil || hp == nil || len(saP.Proposals) != 1 || len(saP.Proposals[0].Transforms) != 1 {
+		sa.fail("AM2 must carry SA (one transform), ID and HASH", false)
+		return false
+	}
+	p, life, err := parsePhase1Transform(saP.Proposals[0].Transforms[0])
+	if err != nil || !containsP1(sa.t.cfg.Phase1.Proposals, p) || p.DHGroup != sa.chosen.DHGroup {
+		sa.rejectPhase1(isakmp.NotifyNoProposalChosen, fmt.Sprintf("the responder chose a transform we did not offer (%v)", err))
+		return false
+	}
+	sa.chosen, sa.hash = p, p.Hash
+	sa.lifetime = sa.t.cfg.Phase1.Lifetime
+	if life > 0 && life < sa.lifetime {
+		sa.lifetime = life
+	}
+	gxr, nr, ok := sa.readKENonce(m, "AM2")
+	if !ok {
+		return false
+	}
+	sa.gxr, sa.nr = gxr, nr
+	sa.processVendorIDs(m.Payloads)
+	gxy, err := sa.dhKey.SharedSecret(gxr)
+	if err != nil {
+		sa.rejectPhase1(isakmp.NotifyInvalidKeyInformation, "peer's DH value is invalid: "+err.Error())
+		return false
+	}
+	if err := sa.deriveKeys(sa.t.cfg.PSK, gxy); err != nil {
+		sa.fail("key derivation: "+err.Error(), false)
+		return false
+	}
+	want := keymat.HashR(sa.hash, sa.skeyid, sa.gxr, sa.gxi, sa.rCookie[:], sa.iCookie[:], sa.saiB, id.Body())
+	if !hmac.Equal(want, hp.Data) {
+		sa.rejectPhase1(isakmp.NotifyAuthenticationFailed, "HASH_R mismatch: pre-shared key mismatch")
+		return false
+	}
+	if err := sa.checkPeerID(id); err != nil {
+		sa.rejectPhase1(isakmp.NotifyInvalidIDInformation, err.Error())
+		return false
+	}
+	sa.processNATD(m.Payloads)
+	hashI := keymat.HashI(sa.hash, sa.skeyid, sa.gxi, sa.gxr, sa.iCookie[:], sa.rCookie[:], sa.saiB, sa.idiB)
+	ps := sa.addNATD([]isakmp.Payload{&isakmp.Hash{Data: hashI}})
+	if sa.natDetected() {
+		sa.float()
+	}
+	b, err := (&isakmp.Message{Header: sa.header(isakmp.ExchangeAggressive, 0), Payloads: ps}).Encode()
+	if err != nil {
+		sa.fail("encoding AM3: "+err.Error(), false)
+		return false
+	}
+	sa.out.answered()
+	sa.logger().WithFields(logrus.Fields{"proposal": p.String(), "peer_id": id.String(), "floated": sa.floated}).Info("aggressive mode: AM2 authenticated, sending AM3 (HASH_I)")
+	sa.sendPhase1(b, "AM3", false)
+	sa.establish(false)
+	return true
+}
+
+// processAM3 (responder).
+func (sa *ikeSA) processAM3(m *isakmp.Message) bool {
+	ps := m.Payloads
+	if m.Header.Flags&isakmp.FlagEncryption != 0 {
+		var err error
+		if ps, _, err = sa.openPhase1(m); err != nil {
+			sa.rejectPhase1(isakmp.NotifyAuthenticationFailed, "AM3 decryption failed: pre-shared key mismatch")
+			return false
+		}
+	}
+	hp, _ := findPayload(ps, isakmp.PayloadHash).(*isakmp.Hash)
+	if hp == nil {
+		sa.rejectPhase1(isakmp.NotifyPayloadMalformed, "AM3 lacks HASH")
+		return false
+	}
+	want := keymat.HashI(sa.hash, sa.skeyid, sa.gxi, sa.gxr, sa.iCookie[:], sa.rCookie[:], sa.saiB, sa.idiB)
+	if !hmac.Equal(want, hp.Data) {
+		sa.logger().Warn("HASH_I does not verify: the pre-shared keys differ")
+		sa.rejectPhase1(isakmp.NotifyAuthenticationFailed, "HASH_I mismatch: pre-shared key mismatch")
+		return false
+	}
+	sa.processNATD(ps)
+	sa.out.answered()
+	sa.logger().Info("aggressive mode: AM3 authenticated")
+	sa.establish(hasNotify(ps, isakmp.NotifyInitialContact))
+	return true
+}

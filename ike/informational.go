@@ -1,0 +1,217 @@
+package ike
+
+import (
+	"crypto/hmac"
+	"encoding/binary"
+	"encoding/hex"
+	"net/netip"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/keymat"
+)
+
+// Informational exchanges (RFC 2408 section 4.8, RFC 2409 section 5.7):
+//
+//	HDR*, HASH(1), N/D      HASH(1) = prf(SKEYID_a, M-ID | N/D)
+//
+// with a fresh message ID and IV = hash(last phase-1 block | M-ID). Before
+// keys exist, error notifies go out in the clear. R-U-THERE (RFC 3706) is
+// answered with R-U-THERE-ACK carrying the same sequence number.
+
+// sendInformational sends one protected informational message.
+func (sa *ikeSA) sendInformational(p isakmp.Payload, what string) {
+	if sa.skeyidA == nil {
+		if n, ok := p.(*isakmp.Notify); ok {
+			sa.e.sendPlainNotify(sa.local, sa.remote, sa.iCookie, sa.rCookie, n.NotifyType)
+		}
+		return
+	}
+	mid := newMessageID()
+	_, rest, err := isakmp.EncodePayloads([]isakmp.Payload{p})
+	if err != nil {
+		return
+	}
+	h := keymat.QMHash1(sa.hash, sa.skeyidA, mid, rest)
+	first, body, err := isakmp.EncodePayloads([]isakmp.Payload{&isakmp.Hash{Data: h}, p})
+	if err != nil {
+		return
+	}
+	b, err := sa.sealExchange(sa.header(isakmp.ExchangeInformational, mid), body, first)
+	delete(sa.ivs, mid)
+	if err != nil {
+		return
+	}
+	if sa.t != nil {
+		sa.t.counters.MessagesOut++
+	}
+	sa.e.sendLogged(sa.local, sa.remote, b, what)
+}
+
+// sendNotify sends a notify through this SA (encrypted once keys exist).
+func (sa *ikeSA) sendNotify(nt isakmp.NotifyType, proto uint8, spi, data []byte) {
+	if proto == isakmp.ProtoISAKMP && spi == nil && sa.skeyidA != nil {
+		spi = sa.cookiesSPI()
+	}
+	n := &isakmp.Notify{DOI: isakmp.DOIIPsec, ProtocolID: proto, SPI: spi, NotifyType: nt, Data: data}
+	if sa.t != nil {
+		sa.t.counters.NotifiesSent++
+	}
+	if nt < 16384 {
+		sa.logger().WithField("notify", nt.String()).Info("sending error notify")
+		sa.e.emit(Event{Tunnel: sa.tunnelName(), Type: "notify-sent", Detail: map[string]string{"notify": nt.String()}})
+	}
+	sa.sendInformational(n, "Informational "+nt.String())
+}
+
+// sendDelete tells the peer that SAs are gone. For IPsec SAs the SPI is our
+// inbound one; for the ISAKMP SA it is the cookie pair.
+func (sa *ikeSA) sendDelete(proto uint8, spis ...[]byte) {
+	if sa.skeyidA == nil || len(spis) == 0 {
+		return
+	}
+	d := &isakmp.Delete{DOI: isakmp.DOIIPsec, ProtocolID: proto, SPISize: uint8(len(spis[0])), SPIs: spis}
+	sa.logger().WithField("delete", isakmp.Describe(d)).Info("sending DELETE")
+	sa.sendInformational(d, "Informational DELETE")
+}
+
+func (sa *ikeSA) handleInformational(s *socket, from netip.AddrPort, m *isakmp.Message) {
+	var ps []isakmp.Payload
+	authenticated := false
+	if m.Header.Flags&isakmp.FlagEncryption != 0 {
+		if sa.block == nil {
+			sa.logger().Debug("encrypted informational before keys exist: dropped")
+			return
+		}
+		plain, commit, err := sa.openExchange(m)
+		delete(sa.ivs, m.Header.MessageID)
+		if err != nil {
+			sa.logger().WithError(err).Warn("informational message does not decrypt: dropped")
+			return
+		}
+		ps, err = isakmp.DecodePayloads(m.Header.NextPayload, plain, isakmp.HeaderLen)
+		if err != nil || len(ps) < 2 || ps[0].Type() != isakmp.PayloadHash {
+			sa.logger().WithError(err).Warn("informational message malformed or without HASH(1): dropped")
+			return
+		}
+		rest, err := chainAfterFirst(plain)
+		if err != nil || !hmac.Equal(ps[0].(*isakmp.Hash).Data, keymat.QMHash1(sa.hash, sa.skeyidA, m.Header.MessageID, rest)) {
+			sa.logger().Warn("informational HASH(1) does not verify: dropped")
+			return
+		}
+		commit()
+		if sa.seenInfo[m.Header.MessageID] {
+			return // a retransmitted informational
+		}
+		sa.seenInfo[m.Header.MessageID] = true
+		authenticated = true
+		ps = ps[1:]
+	} else {
+		ps = m.Payloads
+	}
+	for _, p := range ps {
+		switch v := p.(type) {
+		case *isakmp.Notify:
+			sa.processNotify(v, authenticated)
+		case *isakmp.Delete:
+			if !authenticated {
+				sa.logger().Warn("unauthenticated DELETE ignored")
+				continue
+			}
+			sa.processDelete(v)
+		}
+	}
+}
+
+func (sa *ikeSA) processNotify(n *isakmp.Notify, authenticated bool) {
+	if sa.t != nil {
+		sa.t.counters.NotifiesReceived++
+	}
+	log := sa.logger().WithFields(logrus.Fields{"notify": n.NotifyType.String(), "authenticated": authenticated})
+	switch n.NotifyType {
+	case isakmp.NotifyRUThere:
+		if !authenticated {
+			return
+		}
+		ack := &isakmp.Notify{DOI: isakmp.DOIIPsec, ProtocolID: isakmp.ProtoISAKMP, SPI: sa.cookiesSPI(), NotifyType: isakmp.NotifyRUThereAck, Data: n.Data}
+		log.WithField("seq", hex.EncodeToString(n.Data)).Debug("DPD: R-U-THERE received, answering R-U-THERE-ACK")
+		sa.sendInformational(ack, "Informational R-U-THERE-ACK")
+		return
+	case isakmp.NotifyRUThereAck:
+		log.Debug("DPD: R-U-THERE-ACK received")
+		return
+	case isakmp.NotifyInitialContact:
+		if authenticated && sa.t != nil {
+			sa.t.initialContact(sa)
+		}
+		return
+	}
+	if n.NotifyType < 16384 {
+		log.Warn("peer reported an error")
+		sa.peerError(n.NotifyType)
+		return
+	}
+	log.Info("notify received")
+}
+
+// peerError reacts to an error notify from the peer: an unfinished exchange
+// has failed.
+func (sa *ikeSA) peerError(nt isakmp.NotifyType) {
+	sa.e.emit(Event{Tunnel: sa.tunnelName(), Type: "notify-received", Detail: map[string]string{"notify": nt.String()}})
+	reason := "peer sent " + nt.String()
+	switch nt {
+	case isakmp.NotifyNoProposalChosen:
+		reason = "No Proposal Match Found: the peer answered NO-PROPOSAL-CHOSEN"
+	case isakmp.NotifyAuthenticationFailed, isakmp.NotifyInvalidHashInformation:
+		reason = "the peer reports " + nt.String() + ": pre-shared key mismatch"
+	case isakmp.NotifyInvalidIDInformation:
+		reason = "the peer reports INVALID-ID-INFORMATION: identities or traffic selectors do not match"
+	}
+	if sa.state != stateEstablished {
+		sa.fail(reason, false)
+		return
+	}
+	// Phase 2 failures: fail the pending quick modes.
+	for _, qm := range sa.quick {
+		if qm.state == qmQM1Sent {
+			qm.fail(reason)
+		}
+	}
+	if sa.t != nil {
+		sa.t.setError(reason)
+	}
+}
+
+func (sa *ikeSA) processDelete(d *isakmp.Delete) {
+	switch d.ProtocolID {
+	case isakmp.ProtoISAKMP:
+		sa.logger().Info("peer deleted the ISAKMP SA (received DELETE for IKE_SA)")
+		sa.e.emit(Event{Tunnel: sa.tunnelName(), Type: "delete-received", Detail: map[string]string{"protocol": "isakmp"}})
+		sa.delete("peer sent DELETE for the ISAKMP SA", false)
+	case isakmp.ProtoESP, isakmp.ProtoAH:
+		for _, spi := range d.SPIs {
+			if len(spi) != 4 {
+				continue
+			}
+			v := binary.BigEndian.Uint32(spi)
+			sa.logger().WithField("spi", hex.EncodeToString(spi)).Info("received DELETE for phase 2 SA")
+			sa.e.emit(Event{Tunnel: sa.tunnelName(), Type: "delete-received", Detail: map[string]string{"protocol": protoName(d.ProtocolID), "spi": hex.EncodeToString(spi)}})
+			if sa.t != nil {
+				sa.t.deleteChildByOutbound(d.ProtocolID, v, "peer sent DELETE")
+			}
+		}
+	}
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case isakmp.ProtoESP:
+		return "esp"
+	case isakmp.ProtoAH:
+		return "ah"
+	case isakmp.ProtoISAKMP:
+		return "isakmp"
+	}
+	return "unknown"
+}

@@ -1,0 +1,98 @@
+package ike
+
+import (
+	"crypto/sha256"
+	"math"
+	"net/netip"
+	"time"
+)
+
+// outbox holds the last message of an exchange that expects an answer, and
+// retransmits it with exponential backoff (timeout * base^n, strongSwan's
+// scheme) until answered or the tries run out. It also keeps the last reply
+// we sent so that a retransmitted request gets the cached reply.
+type outbox struct {
+	msg      []byte
+	local    netip.AddrPort
+	remote   netip.AddrPort
+	what     string
+	tries    int
+	timer    *time.Timer
+	onGiveUp func()
+}
+
+// transmit sends msg now and, if expectReply, arms retransmission.
+func (e *Engine) transmit(ob *outbox, local, remote netip.AddrPort, msg []byte, what string, expectReply bool, onGiveUp func()) {
+	ob.stop()
+	ob.msg, ob.local, ob.remote, ob.what, ob.tries, ob.onGiveUp = msg, local, remote, what, 0, onGiveUp
+	e.sendLogged(local, remote, msg, what)
+	if expectReply {
+		ob.arm(e)
+	}
+}
+
+func (e *Engine) sendLogged(local, remote netip.AddrPort, msg []byte, what string) {
+	if err := e.send(local, remote, msg); err != nil {
+		e.log.WithError(err).WithField("message", what).Warn("send failed")
+	}
+}
+
+func (ob *outbox) arm(e *Engine) {
+	d := time.Duration(float64(e.cfg.RetransmitTimeout) * math.Pow(e.cfg.RetransmitBase, float64(ob.tries)))
+	ob.timer = e.afterFunc(d, func() { ob.expired(e) })
+}
+
+// expired is called when no answer came in time.
+func (ob *outbox) expired(e *Engine) {
+	if ob.msg == nil {
+		return
+	}
+	if ob.tries >= e.cfg.RetransmitTries {
+		giveUp := ob.onGiveUp
+		ob.stop()
+		if giveUp != nil {
+			giveUp()
+		}
+		return
+	}
+	ob.tries++
+	e.log.WithField("message", ob.what).WithField("try", ob.tries).Info("no answer, retransmitting")
+	e.countRetransmit(ob.remote)
+	e.sendLogged(ob.local, ob.remote, ob.msg, ob.what)
+	ob.arm(e)
+}
+
+// answered stops retransmission but keeps the message for duplicates.
+func (ob *outbox) answered() {
+	if ob.timer != nil {
+		ob.timer.Stop()
+		ob.timer = nil
+	}
+	ob.onGiveUp = nil
+}
+
+// stop forgets the message entirely.
+func (ob *outbox) stop() {
+	ob.answered()
+	ob.msg = nil
+}
+
+// resend answers a duplicate request with the cached message.
+func (e *Engine) resend(ob *outbox) bool {
+	if ob.msg == nil {
+		return false
+	}
+	e.sendLogged(ob.local, ob.remote, ob.msg, ob.what+" (again, for a duplicate)")
+	return true
+}
+
+func digest(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func (e *Engine) countRetransmit(remote netip.AddrPort) {
+	for _, t := range e.tunnels {
+		if t.cfg.RemoteAddr == remote.Addr() {
+			t.counters.Retransmits++
+			return
+		}
+	}
+}

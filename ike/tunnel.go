@@ -1,0 +1,474 @@
+package ike
+
+import (
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/vpnlab/vpnlab/ike/isakmp"
+)
+
+var timeNow = time.Now
+
+// tunnel owns one configured peering: its current ISAKMP SA, the IPsec SA
+// pairs negotiated on it, and the AWS-style states reported for it.
+type tunnel struct {
+	e   *Engine
+	cfg *TunnelConfig
+	log logrus.FieldLogger
+
+	sa       *ikeSA     // current ISAKMP SA (negotiating or established)
+	children []*childSA // installed pairs, oldest first
+
+	phase1State string
+	phase2State string
+	lastChange  time.Time
+	lastError   string
+	counters    Counters
+	wantUp      bool // startup action start or an explicit initiate: keep trying
+	restart     *time.Timer
+}
+
+// childSA is one installed IPsec SA pair.
+type childSA struct {
+	pair        ChildSAPair
+	proposal    Phase2Proposal
+	initiator   bool
+	established time.Time
+	expires     time.Time
+	rekeyAt     time.Time
+	rekeyed     bool // a newer pair replaces it
+	timers      struct{ rekey, expire, mbb *time.Timer }
+}
+
+func newTunnel(e *Engine, cfg *TunnelConfig) *tunnel {
+	return &tunnel{e: e, cfg: cfg, log: e.log.WithField("tunnel", cfg.Name),
+		phase1State: "Down", phase2State: "Down", lastChange: timeNow()}
+}
+
+func (t *tunnel) setPhase1State(s string) {
+	if t.phase1State != s {
+		t.phase1State, t.lastChange = s, timeNow()
+		t.e.emit(Event{Tunnel: t.cfg.Name, Type: "phase1-state", Detail: map[string]string{"state": s}})
+	}
+}
+
+func (t *tunnel) setPhase2State(s string) {
+	if t.phase2State != s {
+		t.phase2State, t.lastChange = s, timeNow()
+		t.e.emit(Event{Tunnel: t.cfg.Name, Type: "phase2-state", Detail: map[string]string{"state": s}})
+	}
+}
+
+func (t *tunnel) setError(msg string) {
+	t.lastError = msg
+	t.log.WithField("error", msg).Warn("tunnel error")
+	t.e.emit(Event{Tunnel: t.cfg.Name, Type: "error", Detail: map[string]string{"message": msg}})
+}
+
+func (t *tunnel) newInitiatorSA(ex ExchangeMode) *ikeSA {
+	sa := &ikeSA{
+		e: t.e, t: t, initiator: true, exchange: ex, iCookie: randomCookie(),
+		local:   netip.AddrPortFrom(t.cfg.LocalAddr, t.e.cfg.Ports.IKE),
+		remote:  netip.AddrPortFrom(t.cfg.RemoteAddr, t.cfg.RemotePorts.IKE),
+		created: timeNow(), quick: map[uint32]*quickMode{}, ivs: map[uint32][]byte{}, seenInfo: map[uint32]bool{},
+	}
+	t.e.sas[sa.iCookie] = sa
+	if t.sa == nil || t.sa.state != stateEstablished {
+		t.sa = sa
+		t.setPhase1State("Negotiating")
+	} else {
+		t.setPhase1State("Rekeying")
+	}
+	return sa
+}
+
+// initiate brings the tunnel up: phase 1 if needed, then phase 2.
+func (t *tunnel) initiate(reason string) {
+	t.wantUp = true
+	if t.restart != nil {
+		t.restart.Stop()
+		t.restart = nil
+	}
+	if t.sa != nil && t.sa.state == stateEstablished {
+		if len(t.children) == 0 && !t.quickPending() {
+			t.startQuickMode(nil)
+		}
+		return
+	}
+	if t.sa != nil && t.sa.state != stateDeleted {
+		return // phase 1 under way
+	}
+	t.log.WithFields(logrus.Fields{"reason": reason, "exchange": t.cfg.Phase1.Exchange.String(), "peer": t.cfg.RemoteAddr.String()}).Info("initiating phase 1")
+	if t.cfg.Phase1.Exchange == AggressiveMode {
+		t.startAggressiveMode()
+	} else {
+		t.startMainMode()
+	}
+}
+
+func (t *tunnel) quickPending() bool {
+	if t.sa == nil {
+		return false
+	}
+	for _, qm := range t.sa.quick {
+		if qm.state == qmQM1Sent || qm.state == qmQM2Sent {
+			return true
+		}
+	}
+	return false
+}
+
+// terminate deletes everything and tells the peer.
+func (t *tunnel) terminate(reason string) {
+	t.wantUp = false
+	if t.restart != nil {
+		t.restart.Stop()
+		t.restart = nil
+	}
+	for len(t.children) > 0 {
+		t.deleteChild(t.children[0], reason, true)
+	}
+	for _, sa := range t.e.sas {
+		if sa.t == t {
+			sa.delete(reason, true)
+		}
+	}
+}
+
+// establish marks phase 1 complete.
+func (sa *ikeSA) establish(initialContact bool) {
+	e, t := sa.e, sa.t
+	sa.state = stateEstablished
+	sa.established = timeNow()
+	sa.expires = sa.established.Add(sa.lifetime)
+	if sa.halfOpen {
+		sa.halfOpen = false
+		e.halfOpen--
+	}
+	if sa.timers.halfOpen != nil {
+		sa.timers.halfOpen.Stop()
+	}
+	sa.dhKey = nil
+	if e.klog != nil {
+		e.klog.IKEv1Keys(sa.iCookie, sa.encKey)
+	}
+	t.counters.Phase1Established++
+	old := t.sa
+	t.sa = sa
+	t.lastError = ""
+	t.setPhase1State("Established")
+	t.log.WithFields(logrus.Fields{"role": sa.role(), "exchange": sa.exchange.String(), "proposal": sa.chosen.String(),
+		"lifetime": sa.lifetime.String(), "nat_detected": sa.natDetected(), "floated": sa.floated,
+		"icookie": hex.EncodeToString(sa.iCookie[:]), "rcookie": hex.EncodeToString(sa.rCookie[:])}).Info("phase 1 established (ISAKMP SA)")
+	e.emit(Event{Tunnel: t.cfg.Name, Type: "phase1-up", Detail: map[string]string{
+		"role": sa.role(), "proposal": sa.chosen.String(), "exchange": sa.exchange.String(), "nat_detected": boolStr(sa.natDetected())}})
+	// Phase 1 lifetime: the initiator rekeys (a new main mode) before
+	// expiry; at expiry the SA is deleted. IPsec SAs are independent of it.
+	if sa.initiator {
+		if at := rekeyDelay(sa.lifetime, t.cfg.RekeyMargin, t.cfg.RekeyFuzz); at > 0 {
+			sa.timers.rekey = e.afterFunc(at, func() {
+				if t.sa == sa && sa.state == stateEstablished {
+					t.log.Info("phase 1 lifetime almost over: rekeying (new ISAKMP SA)")
+					t.startPhase1Rekey()
+				}
+			})
+		}
+	}
+	sa.timers.expire = e.afterFunc(sa.lifetime, func() {
+		if sa.state == stateEstablished {
+			sa.logger().Info("phase 1 lifetime expired")
+			sa.delete("phase 1 lifetime expired", true)
+		}
+	})
+	if old != nil && old != sa && old.state == stateEstablished {
+		// Phase 1 rekey: retire the old ISAKMP SA.
+		old.delete("replaced by a new ISAKMP SA", true)
+	}
+	if initialContact {
+		t.initialContact(sa)
+	}
+	if sa.initiator && t.wantUp && len(t.children) == 0 {
+		t.startQuickMode(nil)
+	}
+}
+
+func (t *tunnel) startPhase1Rekey() {
+	if t.cfg.Phase1.Exchange == AggressiveMode {
+		t.startAggressiveMode()
+	} else {
+		t.startMainMode()
+	}
+}
+
+// initialContact drops state of earlier sessions with this peer (the peer
+// rebooted or reconnected: RFC 2407 section 4.6.3.3).
+func (t *tunnel) initialContact(current *ikeSA) {
+	for _, sa := range t.e.sas {
+		if sa.t == t && sa != current && sa.state == stateEstablished {
+			sa.logger().Info("INITIAL-CONTACT: deleting the older ISAKMP SA of this peer")
+			sa.delete("INITIAL-CONTACT from the peer", false)
+		}
+	}
+	for _, c := range append([]*childSA(nil), t.children...) {
+		t.deleteChild(c, "INITIAL-CONTACT from the peer", false)
+	}
+}
+
+// fail ends a negotiation that did not complete.
+func (sa *ikeSA) fail(reason string, tellPeer bool) {
+	if sa.t != nil {
+		sa.t.setError(reason)
+	}
+	sa.delete(reason, tellPeer)
+}
+
+// delete removes the ISAKMP SA.
+func (sa *ikeSA) delete(reason string, tellPeer bool) {
+	if sa.state == stateDeleted {
+		return
+	}
+	if tellPeer && sa.state == stateEstablished {
+		sa.sendDelete(isakmp.ProtoISAKMP, sa.cookiesSPI())
+	}
+	wasUp := sa.state == stateEstablished
+	sa.state = stateDeleted
+	sa.out.stop()
+	for _, qm := range sa.quick {
+		qm.out.stop()
+	}
+	for _, tm := range []*time.Timer{sa.timers.halfOpen, sa.timers.rekey, sa.timers.expire} {
+		if tm != nil {
+			tm.Stop()
+		}
+	}
+	if sa.halfOpen {
+		sa.halfOpen = false
+		sa.e.halfOpen--
+	}
+	if sa.e.sas[sa.iCookie] == sa {
+		delete(sa.e.sas, sa.iCookie)
+	}
+	t := sa.t
+	if t == nil || t.sa != sa {
+		return
+	}
+	t.sa = nil
+	// Another ISAKMP SA of this tunnel may still be usable (rekey overlap).
+	for _, other := range sa.e.sas {
+		if other.t == t && other.state == stateEstablished {
+			t.sa = other
+			return
+		}
+	}
+	t.setPhase1State("Down")
+	f := t.log.WithField("reason", reason)
+	if wasUp {
+		f.Info("phase 1 down")
+	} else {
+		f.Warn("phase 1 failed")
+	}
+	sa.e.emit(Event{Tunnel: t.cfg.Name, Type: "phase1-down", Detail: map[string]string{"reason": reason}})
+	if t.wantUp && sa.e.cfg.Tunnels != nil {
+		t.restart = sa.e.afterFunc(restartDelay, func() {
+			t.restart = nil
+			if t.wantUp && t.sa == nil {
+				t.initiate("retry after failure")
+			}
+		})
+	}
+}
+
+// rekeyDelay returns when to rekey an SA of the given lifetime: margin plus a
+// random share (fuzz percent) of the margin before expiry (AWS: rekey margin
+// time and rekey fuzz; strongSwan's margintime/rekeyfuzz).
+func rekeyDelay(life, margin time.Duration, fuzz int) time.Duration {
+	extra := time.Duration(0)
+	if fuzz > 0 && margin > 0 {
+		extra = time.Duration(rand.Int64N(int64(margin)*int64(fuzz)/100 + 1))
+	}
+	d := life - margin - extra
+	if d <= 0 {
+		d = life / 2
+	}
+	return d
+}
+
+// onChildUp records a new installed pair and schedules its rekey and expiry.
+func (t *tunnel) onChildUp(qm *quickMode, pair ChildSAPair) {
+	e := t.e
+	c := &childSA{pair: pair, proposal: qm.chosen, initiator: qm.initiator, established: timeNow()}
+	c.expires = c.established.Add(pair.Lifetime)
+	t.children = append(t.children, c)
+	t.counters.Phase2Established++
+	t.lastError = ""
+	t.setPhase2State("Established")
+	t.log.WithFields(logrus.Fields{"proposal": qm.chosen.String(), "mode": pair.Mode.String(), "udp_encap": pair.UDPEncap,
+		"spi_in": fmt.Sprintf("%08x", pair.Inbound.SPI), "spi_out": fmt.Sprintf("%08x", pair.Outbound.SPI),
+		"local_ts": pair.LocalTS.String(), "remote_ts": pair.RemoteTS.String(), "lifetime": pair.Lifetime.String()}).Info("phase 2 established (IPsec SA pair installed)")
+	e.emit(Event{Tunnel: t.cfg.Name, Type: "phase2-up", Detail: map[string]string{
+		"proposal": qm.chosen.String(), "spi_in": fmt.Sprintf("%08x", pair.Inbound.SPI), "spi_out": fmt.Sprintf("%08x", pair.Outbound.SPI)}})
+	// The initiator of a pair rekeys it at margin+fuzz before expiry; the
+	// responder only as a late safety net (half the margin), so that the two
+	// sides do not usually rekey at once.
+	at := rekeyDelay(pair.Lifetime, t.cfg.RekeyMargin, t.cfg.RekeyFuzz)
+	if !c.initiator {
+		at = pair.Lifetime - t.cfg.RekeyMargin/2
+	}
+	if t.cfg.RekeyMargin > 0 && at > 0 {
+		c.rekeyAt = c.established.Add(at)
+		c.timers.rekey = e.afterFunc(at, func() { t.rekeyChild(c, "lifetime") })
+	}
+	c.timers.expire = e.afterFunc(pair.Lifetime, func() {
+		t.log.WithField("spi_in", fmt.Sprintf("%08x", pair.Inbound.SPI)).Info("IPsec SA lifetime expired")
+		t.deleteChild(c, "lifetime expired", true)
+	})
+	if qm.replaces != nil {
+		qm.replaces.rekeyed = true
+		t.makeBeforeBreak(qm.replaces, c)
+	}
+	// A new pair of the same negotiation direction also supersedes older
+	// pairs the peer rekeyed (responder side of a rekey).
+	for _, old := range t.children {
+		if old != c && !old.rekeyed && old.pair.LocalTS == c.pair.LocalTS && old.pair.RemoteTS == c.pair.RemoteTS {
+			old.rekeyed = true
+			t.makeBeforeBreak(old, c)
+		}
+	}
+}
+
+// rekeyChild negotiates a replacement for c.
+func (t *tunnel) rekeyChild(c *childSA, why string) {
+	if c.rekeyed || !t.hasChild(c) {
+		return
+	}
+	if t.sa == nil || t.sa.state != stateEstablished {
+		if t.wantUp {
+			t.initiate("phase 2 rekey needs phase 1")
+		}
+		return
+	}
+	t.log.WithField("why", why).WithField("spi_in", fmt.Sprintf("%08x", c.pair.Inbound.SPI)).Info("rekeying phase 2")
+	t.setPhase2State("Rekeying")
+	t.startQuickMode(c)
+}
+
+// makeBeforeBreak keeps old until the new pair has carried inbound traffic
+// (or old expires), then deletes it and tells the peer.
+func (t *tunnel) makeBeforeBreak(old, nw *childSA) {
+	var check func()
+	check = func() {
+		if !t.hasChild(old) {
+			return
+		}
+		if !t.hasChild(nw) || !t.e.dp.LastInbound(nw.pair.Inbound.Protocol, nw.pair.Inbound.SPI).IsZero() {
+			t.log.WithField("spi_in", fmt.Sprintf("%08x", old.pair.Inbound.SPI)).Info("new IPsec SA carries traffic: deleting the old one")
+			t.deleteChild(old, "replaced by rekey", true)
+			return
+		}
+		old.timers.mbb = t.e.afterFunc(time.Second, check)
+	}
+	old.timers.mbb = t.e.afterFunc(100*time.Millisecond, check)
+}
+
+func (t *tunnel) hasChild(c *childSA) bool {
+	for _, x := range t.children {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// deleteChild removes a pair from the data path and optionally tells the peer.
+func (t *tunnel) deleteChild(c *childSA, reason string, tellPeer bool) {
+	for i, x := range t.children {
+		if x == c {
+			t.children = append(t.children[:i], t.children[i+1:]...)
+			break
+		}
+	}
+	for _, tm := range []*time.Timer{c.timers.rekey, c.timers.expire, c.timers.mbb} {
+		if tm != nil {
+			tm.Stop()
+		}
+	}
+	_ = t.e.dp.Delete(c.pair.Inbound.Protocol, c.pair.Inbound.SPI)
+	if tellPeer && t.sa != nil && t.sa.state == stateEstablished {
+		t.sa.sendDelete(c.pair.Inbound.Protocol, spiBytes(c.pair.Inbound.SPI))
+	}
+	t.log.WithFields(logrus.Fields{"reason": reason, "spi_in": fmt.Sprintf("%08x", c.pair.Inbound.SPI)}).Info("IPsec SA pair deleted")
+	t.e.emit(Event{Tunnel: t.cfg.Name, Type: "phase2-down", Detail: map[string]string{"reason": reason, "spi_in": fmt.Sprintf("%08x", c.pair.Inbound.SPI)}})
+	if len(t.children) == 0 && !t.quickPending() {
+		t.setPhase2State("Down")
+	}
+}
+
+func (t *tunnel) deleteChildByOutbound(proto uint8, spi uint32, reason string) {
+	for _, c := range t.children {
+		if c.pair.Outbound.Protocol == proto && c.pair.Outbound.SPI == spi {
+			t.deleteChild(c, reason, false)
+			return
+		}
+	}
+}
+
+func (t *tunnel) onChildFailed(qm *quickMode, reason string) {
+	t.setError("phase 2: " + reason)
+	t.e.emit(Event{Tunnel: t.cfg.Name, Type: "phase2-failed", Detail: map[string]string{"reason": reason}})
+	if len(t.children) == 0 {
+		t.setPhase2State("Down")
+	} else {
+		t.setPhase2State("Established")
+	}
+}
+
+// rekey forces a rekey of phase 1 or 2.
+func (t *tunnel) rekey(phase int, reason string) error {
+	if t.sa == nil || t.sa.state != stateEstablished {
+		return fmt.Errorf("tunnel %s: phase 1 is not established", t.cfg.Name)
+	}
+	if phase == 1 {
+		t.log.WithField("reason", reason).Info("rekeying phase 1")
+		t.startPhase1Rekey()
+		return nil
+	}
+	if len(t.children) == 0 {
+		t.startQuickMode(nil)
+		return nil
+	}
+	t.rekeyChild(t.children[len(t.children)-1], reason)
+	return nil
+}
+
+// status reports the tunnel for the control API.
+func (t *tunnel) status() TunnelStatus {
+	st := TunnelStatus{
+		Name: t.cfg.Name, LocalAddr: t.cfg.LocalAddr.String(), RemoteAddr: t.cfg.RemoteAddr.String(),
+		Phase1State: t.phase1State, Phase2State: t.phase2State, LastError: t.lastError, LastChange: t.lastChange,
+		Counters: t.counters, SAs: []SAStatus{},
+	}
+	if sa := t.sa; sa != nil {
+		st.Role, st.Exchange = sa.role(), sa.exchange.String()
+		st.ICookie, st.RCookie = hex.EncodeToString(sa.iCookie[:]), hex.EncodeToString(sa.rCookie[:])
+		if sa.state == stateEstablished {
+			st.Proposal = sa.chosen.String()
+			st.Phase1Expires = sa.expires
+		}
+		st.NATDetected = sa.natDetected()
+		st.LocalBehindNAT, st.RemoteBehindNAT, st.Floated = sa.localBehindNAT, sa.remoteBehindNAT, sa.floated
+	}
+	for _, c := range t.children {
+		st.SAs = append(st.SAs, SAStatus{
+			Protocol: protoName(c.pair.Inbound.Protocol), Mode: c.pair.Mode.String(), UDPEncap: c.pair.UDPEncap,
+			InboundSPI: fmt.Sprintf("%08x", c.pair.Inbound.SPI), OutboundSPI: fmt.Sprintf("%08x", c.pair.Outbound.SPI),
+			Proposal: c.proposal.String(), LocalTS: c.pair.LocalTS.String(), RemoteTS: c.pair.RemoteTS.String(),
+			Established: c.established, Expires: c.expires, RekeyAt: c.rekeyAt,
+		})
+	}
+	return st
+}

@@ -1,0 +1,300 @@
+// Package gateway is the main program shared by cmd/vgw and cmd/cgw: flags,
+// configuration loading, logging, the IKE engine's lifetime and signals.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"github.com/vpnlab/vpnlab/control"
+	"github.com/vpnlab/vpnlab/keylog"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/vpnlab/vpnlab/gwconfig"
+	"github.com/vpnlab/vpnlab/ike"
+)
+
+// The control API and the key logger are reached through these variables so
+// that tests can replace them; by default they are the real packages.
+
+// ControlHook starts the control API on listen ("unix:/path" or a loopback
+// "host:port") for eng. It opens its listener before returning, so that a
+// bind failure is a startup error, then serves until ctx is cancelled; wait
+// blocks until the server has stopped.
+var ControlHook = func(ctx context.Context, listen string, eng *ike.Engine, log logrus.FieldLogger) (func() error, error) {
+	ln, err := control.Listen(listen)
+	if err != nil {
+		return nil, err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- control.NewServer(eng, log).ServeListener(ctx, ln) }()
+	return func() error { return <-errc }, nil
+}
+
+// KeyLog is what KeyLogHook returns: the engine's key logger, closed at exit.
+type KeyLog interface {
+	ike.KeyLogger
+	io.Closer
+}
+
+// KeyLogHook opens the opt-in Wireshark key log at path.
+var KeyLogHook = func(path string) (KeyLog, error) {
+	w, err := keylog.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// ---------------------------------------------------------------------------
+
+// Exit codes.
+const (
+	ExitOK    = 0
+	ExitError = 1 // configuration error, bind failure, engine error
+	ExitUsage = 2 // bad command line
+)
+
+// Main is the whole program of a gateway binary: it runs until SIGINT or
+// SIGTERM and exits the process.
+func Main(profile gwconfig.Profile, name string) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Run(ctx, profile, name, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// options are the command-line flags.
+type options struct {
+	config    string
+	logFormat string
+	logLevel  string
+	keyLog    string
+	control   string
+	check     bool
+	set       map[string]bool
+}
+
+func parseFlags(name string, args []string, stderr io.Writer) (*options, int) {
+	o := &options{set: map[string]bool{}}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.config, "config", "", "configuration `file` (YAML; required)")
+	fs.StringVar(&o.logFormat, "log-format", "", "log format: text or json (overrides log.format)")
+	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn or error (overrides log.level)")
+	fs.StringVar(&o.keyLog, "key-log", "", "export keys for Wireshark to `file` (overrides key_log; opt-in, secret material)")
+	fs.StringVar(&o.control, "control", "", "control API `address`: unix:/path or loopback host:port (overrides control.listen)")
+	fs.BoolVar(&o.check, "check", false, "validate the configuration, print the effective settings (without secrets) and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: %s --config FILE [--check] [--log-format text|json] [--log-level LEVEL] [--key-log FILE] [--control ADDR]\n\n", name)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, ExitOK
+		}
+		return nil, ExitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", name, fs.Arg(0))
+		fs.Usage()
+		return nil, ExitUsage
+	}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	if o.config == "" {
+		fmt.Fprintf(stderr, "%s: --config is required\n", name)
+		fs.Usage()
+		return nil, ExitUsage
+	}
+	return o, -1
+}
+
+func oneOf(v string, allowed []string) bool {
+	for _, a := range allowed {
+		if a == v {
+			return true
+		}
+	}
+	return false
+}
+
+// applyFlags overrides the configuration with the command-line flags.
+func applyFlags(c *gwconfig.Config, o *options) error {
+	if o.set["log-format"] {
+		if !oneOf(o.logFormat, gwconfig.LogFormats) {
+			return fmt.Errorf("--log-format: %q is not allowed (allowed: %s)", o.logFormat, strings.Join(gwconfig.LogFormats, ", "))
+		}
+		c.Log.Format = o.logFormat
+	}
+	if o.set["log-level"] {
+		if !oneOf(o.logLevel, gwconfig.LogLevels) {
+			return fmt.Errorf("--log-level: %q is not allowed (allowed: %s)", o.logLevel, strings.Join(gwconfig.LogLevels, ", "))
+		}
+		c.Log.Level = o.logLevel
+	}
+	if o.set["control"] {
+		ctl, err := gwconfig.ParseControl(o.control)
+		if err != nil {
+			return fmt.Errorf("--control: %v", err)
+		}
+		c.Control = ctl
+	}
+	if o.set["key-log"] {
+		c.KeyLog = o.keyLog
+	}
+	return nil
+}
+
+// TimestampFormat is the log timestamp: RFC 3339 with milliseconds.
+const TimestampFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// NewLogger returns a logrus logger writing to w in format ("text" or
+// "json") at level ("debug", "info", "warn", "error").
+func NewLogger(format, level string, w io.Writer) (*logrus.Logger, error) {
+	l := logrus.New()
+	l.SetOutput(w)
+	switch format {
+	case "json":
+		l.SetFormatter(&logrus.JSONFormatter{TimestampFormat: TimestampFormat})
+	case "text", "":
+		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: TimestampFormat})
+	default:
+		return nil, fmt.Errorf("unknown log format %q", format)
+	}
+	if level == "" {
+		level = "info"
+	}
+	lv, err := logrus.ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	l.SetLevel(lv)
+	return l, nil
+}
+
+// Run is Main without the process: it parses args, loads the configuration
+// and runs the engine until ctx is cancelled. It returns the exit code;
+// errors go to stderr as one line each, without stack traces.
+func Run(ctx context.Context, profile gwconfig.Profile, name string, args []string, stdout, stderr io.Writer) int {
+	o, code := parseFlags(name, args, stderr)
+	if o == nil {
+		return code
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "%s: %s\n", name, fmt.Sprintf(format, a...))
+		return ExitError
+	}
+
+	c, err := gwconfig.Load(o.config, profile)
+	if err != nil {
+		var el gwconfig.ErrorList
+		if errors.As(err, &el) {
+			for _, e := range el {
+				fmt.Fprintf(stderr, "%s: %s\n", name, e)
+			}
+			if len(el) > 1 {
+				fmt.Fprintf(stderr, "%s: %d errors in %s\n", name, len(el), o.config)
+			}
+			return ExitError
+		}
+		return fail("%v", err)
+	}
+	if err := applyFlags(c, o); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return ExitUsage
+	}
+
+	if o.check {
+		fmt.Fprint(stdout, c.Summary())
+		fmt.Fprintf(stdout, "%s: configuration OK\n", o.config)
+		return ExitOK
+	}
+
+	logger, err := NewLogger(c.Log.Format, c.Log.Level, stderr)
+	if err != nil {
+		return fail("%v", err)
+	}
+	log := logger.WithField("gw", name)
+	for _, w := range c.Warnings {
+		log.Warn(w.String())
+	}
+	log.WithFields(logrus.Fields{"profile": c.Profile.String(), "config": o.config, "tunnels": len(c.IKE.Tunnels),
+		"ike_port": c.IKE.Ports.IKE, "natt_port": c.IKE.Ports.NATT, "control": c.Control.String()}).Info("starting")
+	for i := range c.IKE.Tunnels {
+		t := &c.IKE.Tunnels[i]
+		log.WithField("tunnel", t.Name).Info("configured: " + gwconfig.DescribeTunnel(t))
+	}
+
+	opts := []ike.Option{ike.WithLogger(log)}
+	if c.KeyLog != "" {
+		if KeyLogHook == nil {
+			log.WithField("key_log", c.KeyLog).Warn("key log requested but this build has no key logger; not exporting keys")
+		} else {
+			kl, err := KeyLogHook(c.KeyLog)
+			if err != nil {
+				return fail("key log: %v", err)
+			}
+			defer func() {
+				if err := kl.Close(); err != nil {
+					log.WithError(err).Warn("closing the key log")
+				}
+			}()
+			log.WithField("key_log", c.KeyLog).Warn("exporting IKE and ESP keys for Wireshark: anyone who reads this file can decrypt the traffic")
+			opts = append(opts, ike.WithKeyLogger(kl))
+		}
+	}
+
+	eng, err := ike.NewEngine(c.IKE, opts...)
+	if err != nil {
+		return fail("%v", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var controlDone chan error
+	if c.Control.Enabled() {
+		if ControlHook == nil {
+			log.WithField("control", c.Control.String()).Warn("control API requested but this build has none; not listening")
+		} else {
+			wait, err := ControlHook(ctx, c.Control.String(), eng, log.WithField("component", "control"))
+			if err != nil {
+				return fail("control API on %s: %v", c.Control, err)
+			}
+			log.WithField("control", c.Control.String()).Info("control API listening")
+			controlDone = make(chan error, 1)
+			go func() {
+				err := wait()
+				if err != nil && ctx.Err() == nil {
+					log.WithError(err).Error("control API stopped; shutting down")
+					cancel()
+				}
+				controlDone <- err
+			}()
+		}
+	}
+
+	runErr := eng.Run(ctx)
+	interrupted := ctx.Err() != nil
+	cancel()
+	var ctlErr error
+	if controlDone != nil {
+		ctlErr = <-controlDone
+	}
+	switch {
+	case runErr != nil && !errors.Is(runErr, context.Canceled):
+		return fail("%v", runErr)
+	case ctlErr != nil && !errors.Is(ctlErr, context.Canceled):
+		return fail("control API: %v", ctlErr)
+	}
+	if interrupted {
+		log.Info("stopped")
+	}
+	return ExitOK
+}
