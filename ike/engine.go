@@ -58,6 +58,7 @@ type Engine struct {
 	log  logrus.FieldLogger
 	dp   DataPath
 	klog KeyLogger
+	sink PacketSink
 
 	inbox chan func()
 	done  chan struct{}

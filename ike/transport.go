@@ -21,6 +21,16 @@ type socket struct {
 
 var nonESPMarker = []byte{0, 0, 0, 0}
 
+// PacketSink receives every UDP datagram the engine sends or receives on its
+// IKE and NAT-T sockets, exactly as on the wire (with the non-ESP marker on
+// NAT-T), for pcap capture. It is called from several goroutines.
+type PacketSink interface {
+	Packet(src, dst netip.AddrPort, payload []byte)
+}
+
+// WithPacketSink copies every datagram to s.
+func WithPacketSink(s PacketSink) Option { return func(e *Engine) { e.sink = s } }
+
 // bind opens one IKE and one NAT-T socket per distinct local address.
 func (e *Engine) bind() error {
 	seen := map[netip.Addr]bool{}
@@ -72,6 +82,9 @@ func (e *Engine) routineReceive(s *socket) {
 		}
 		data := buf[:n]
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		if e.sink != nil {
+			e.sink.Packet(from, s.local, data)
+		}
 		if s.natt {
 			switch {
 			case n == 1 && data[0] == 0xff:
@@ -101,6 +114,9 @@ func (e *Engine) send(local, remote netip.AddrPort, msg []byte) error {
 		out = make([]byte, 0, len(msg)+4)
 		out = append(out, nonESPMarker...)
 		out = append(out, msg...)
+	}
+	if e.sink != nil {
+		e.sink.Packet(local, remote, out)
 	}
 	_, err := s.conn.WriteToUDPAddrPort(out, remote)
 	return err

@@ -1,6 +1,7 @@
 // Command vpnlab is the vpnlab test harness CLI.
 //
-//	vpnlab vectors PATH...   run JSON known-answer test vectors (see docs/testvectors.md)
+//	vpnlab vectors PATH...          run JSON known-answer test vectors (see docs/testvectors.md)
+//	vpnlab status --control ADDR    show a running gateway's tunnels (see docs/control-api.md)
 package main
 
 import (
@@ -28,7 +29,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	// Subcommands register here; a future "run SCENARIO" command goes next
 	// to "vectors".
-	root.AddCommand(newVectorsCmd())
+	root.AddCommand(newVectorsCmd(), newStatusCmd())
 	return root
 }
 
