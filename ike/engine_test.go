@@ -722,3 +722,25 @@ func TestHalfOpenBound(t *testing.T) {
 		t.Fatalf("half-open not bounded: %+v", st.Counters)
 	}
 }
+
+// TestResponderLifetime: the cgw proposes 7200 s and 10 MB, the vgw allows
+// 3600 s and 5 MB: the vgw answers RESPONDER-LIFETIME and both install the
+// shorter values.
+func TestResponderLifetime(t *testing.T) {
+	t.Parallel()
+	cgw, vgw := newPair(t, pairOpts{
+		cgw: func(tc *TunnelConfig) { tc.Phase2.Lifetime = 7200 * time.Second; tc.Phase2.LifetimeKB = 10000 },
+		vgw: func(tc *TunnelConfig) { tc.Phase2.LifetimeKB = 5000 },
+	})
+	cgw.waitEvent(t, "phase2-up", 10*time.Second)
+	vgw.waitEvent(t, "phase2-up", 10*time.Second)
+	for name, g := range map[string]*gw{"cgw": cgw, "vgw": vgw} {
+		p := g.dp.Pairs()[0]
+		if p.Lifetime != 3600*time.Second || p.LifetimeKB != 5000 {
+			t.Fatalf("%s installed lifetime %v / %d KB, want 1h0m0s / 5000 KB", name, p.Lifetime, p.LifetimeKB)
+		}
+	}
+	if !strings.Contains(cgw.logs.String(), "responder lifetime adopted") {
+		t.Fatal("cgw did not log the RESPONDER-LIFETIME notify")
+	}
+}
