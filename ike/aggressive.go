@@ -2,7 +2,6 @@ package ike
 
 import (
 	"crypto/hmac"
-	"fmt"
 	"net/netip"
 
 	"github.com/sirupsen/logrus"
@@ -102,13 +101,7 @@ func (sa *ikeSA) processAM1(m *isakmp.Message) {
 		return
 	}
 	sa.nr = randomBytes(nonceLen)
-	gxy, err := sa.dhKey.SharedSecret(gxi)
-	if err != nil {
-		sa.rejectPhase1(isakmp.NotifyInvalidKeyInformation, "peer's DH value is invalid: "+err.Error())
-		return
-	}
-	if err := sa.deriveKeys(sa.t.cfg.PSK, gxy); err != nil {
-		sa.fail("key derivation: "+err.Error(), false)
+	if !sa.computeKeys(gxi) {
 		return
 	}
 	myID := isakmp.IDFromAddr(sa.t.cfg.LocalID)
@@ -138,29 +131,17 @@ func (sa *ikeSA) processAM2(m *isakmp.Message) bool {
 		sa.fail("AM2 must carry SA (one transform), ID and HASH", false)
 		return false
 	}
-	p, life, err := parsePhase1Transform(saP.Proposals[0].Transforms[0])
-	if err != nil || !containsP1(sa.t.cfg.Phase1.Proposals, p) || p.DHGroup != sa.chosen.DHGroup {
-		sa.rejectPhase1(isakmp.NotifyNoProposalChosen, fmt.Sprintf("the responder chose a transform we did not offer (%v)", err))
+	if !sa.acceptChosen(saP, sa.chosen.DHGroup) {
 		return false
 	}
-	sa.chosen, sa.hash = p, p.Hash
-	sa.lifetime = sa.t.cfg.Phase1.Lifetime
-	if life > 0 && life < sa.lifetime {
-		sa.lifetime = life
-	}
+	p := sa.chosen
 	gxr, nr, ok := sa.readKENonce(m, "AM2")
 	if !ok {
 		return false
 	}
 	sa.gxr, sa.nr = gxr, nr
 	sa.processVendorIDs(m.Payloads)
-	gxy, err := sa.dhKey.SharedSecret(gxr)
-	if err != nil {
-		sa.rejectPhase1(isakmp.NotifyInvalidKeyInformation, "peer's DH value is invalid: "+err.Error())
-		return false
-	}
-	if err := sa.deriveKeys(sa.t.cfg.PSK, gxy); err != nil {
-		sa.fail("key derivation: "+err.Error(), false)
+	if !sa.computeKeys(gxr) {
 		return false
 	}
 	want := keymat.HashR(sa.hash, sa.skeyid, sa.gxr, sa.gxi, sa.rCookie[:], sa.iCookie[:], sa.saiB, id.Body())

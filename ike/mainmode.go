@@ -155,16 +155,10 @@ func (sa *ikeSA) processMM2(m *isakmp.Message) bool {
 		sa.fail("MM2 must carry an SA payload with exactly one transform", false)
 		return false
 	}
-	p, life, err := parsePhase1Transform(saP.Proposals[0].Transforms[0])
-	if err != nil || !containsP1(sa.t.cfg.Phase1.Proposals, p) {
-		sa.rejectPhase1(isakmp.NotifyNoProposalChosen, fmt.Sprintf("the responder chose a transform we did not offer (%v)", err))
+	if !sa.acceptChosen(saP, 0) {
 		return false
 	}
-	sa.chosen, sa.hash = p, p.Hash
-	sa.lifetime = sa.t.cfg.Phase1.Lifetime
-	if life > 0 && life < sa.lifetime {
-		sa.lifetime = life
-	}
+	p := sa.chosen
 	sa.processVendorIDs(m.Payloads)
 	if !sa.makeKE(p.DHGroup, &sa.gxi) {
 		return false
@@ -231,13 +225,7 @@ func (sa *ikeSA) processMM4(m *isakmp.Message) bool {
 	}
 	sa.gxr, sa.nr = gxr, nr
 	sa.processNATD(m.Payloads)
-	gxy, err := sa.dhKey.SharedSecret(gxr)
-	if err != nil {
-		sa.rejectPhase1(isakmp.NotifyInvalidKeyInformation, "peer's DH value is invalid: "+err.Error())
-		return false
-	}
-	if err := sa.deriveKeys(sa.t.cfg.PSK, gxy); err != nil {
-		sa.fail("key derivation: "+err.Error(), false)
+	if !sa.computeKeys(gxr) {
 		return false
 	}
 	id := isakmp.IDFromAddr(sa.t.cfg.LocalID)
@@ -270,13 +258,7 @@ func (sa *ikeSA) processMM3(m *isakmp.Message) bool {
 	}
 	sa.nr = randomBytes(nonceLen)
 	sa.processNATD(m.Payloads)
-	gxy, err := sa.dhKey.SharedSecret(gxi)
-	if err != nil {
-		sa.rejectPhase1(isakmp.NotifyInvalidKeyInformation, "peer's DH value is invalid: "+err.Error())
-		return false
-	}
-	if err := sa.deriveKeys(sa.t.cfg.PSK, gxy); err != nil {
-		sa.fail("key derivation: "+err.Error(), false)
+	if !sa.computeKeys(gxi) {
 		return false
 	}
 	ps := sa.addNATD([]isakmp.Payload{&isakmp.KE{Data: sa.gxr}, &isakmp.Nonce{Data: sa.nr}})
@@ -436,4 +418,34 @@ func describeOffered(sa *isakmp.SA) string {
 		}
 	}
 	return out
+}
+
+// computeKeys derives g^xy from the peer's KE and then all phase 1 keys.
+func (sa *ikeSA) computeKeys(peerKE []byte) bool {
+	gxy, err := sa.dhKey.SharedSecret(peerKE)
+	if err != nil {
+		sa.rejectPhase1(isakmp.NotifyInvalidKeyInformation, "peer's DH value is invalid: "+err.Error())
+		return false
+	}
+	if err := sa.deriveKeys(sa.t.cfg.PSK, gxy); err != nil {
+		sa.fail("key derivation: "+err.Error(), false)
+		return false
+	}
+	return true
+}
+
+// acceptChosen (initiator) checks that the responder's one transform is one
+// we offered (with the given DH group, if non-zero) and adopts it.
+func (sa *ikeSA) acceptChosen(saP *isakmp.SA, group uint16) bool {
+	p, life, err := parsePhase1Transform(saP.Proposals[0].Transforms[0])
+	if err != nil || !containsP1(sa.t.cfg.Phase1.Proposals, p) || (group != 0 && p.DHGroup != group) {
+		sa.rejectPhase1(isakmp.NotifyNoProposalChosen, fmt.Sprintf("the responder chose a transform we did not offer (%v)", err))
+		return false
+	}
+	sa.chosen, sa.hash = p, p.Hash
+	sa.lifetime = sa.t.cfg.Phase1.Lifetime
+	if life > 0 && life < sa.lifetime {
+		sa.lifetime = life
+	}
+	return true
 }
