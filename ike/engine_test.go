@@ -490,14 +490,15 @@ func TestAutomaticRekeyFromLifetime(t *testing.T) {
 // relay forwards UDP between cgw and vgw through its own addresses (like a
 // NAT), and can drop packets.
 type relay struct {
+	dup   bool // send every cgw->vgw datagram twice
 	drop  func(dir string, n int, b []byte) bool
 	count map[string]*atomic.Int64
 	conns []*net.UDPConn
 }
 
 // newRelay: cgw talks to cgwSide; vgw sees packets from vgwSide.
-func newRelay(t *testing.T, cgwSide, vgwSide, cgwAddr, vgwAddr netip.Addr, ports Ports, drop func(dir string, n int, b []byte) bool) {
-	r := &relay{drop: drop, count: map[string]*atomic.Int64{"c2v": {}, "v2c": {}}}
+func newRelay(t *testing.T, cgwSide, vgwSide, cgwAddr, vgwAddr netip.Addr, ports Ports, drop func(dir string, n int, b []byte) bool, dup bool) {
+	r := &relay{drop: drop, dup: dup, count: map[string]*atomic.Int64{"c2v": {}, "v2c": {}}}
 	for _, p := range []uint16{ports.IKE, ports.NATT} {
 		a, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(cgwSide, p)))
 		if err != nil {
@@ -530,16 +531,23 @@ func (r *relay) pump(in, out *net.UDPConn, to netip.AddrPort, dir string) {
 			continue
 		}
 		out.WriteToUDPAddrPort(buf[:n], to)
+		if r.dup && dir == "c2v" {
+			out.WriteToUDPAddrPort(buf[:n], to)
+		}
 	}
 }
 
 // newRelayedPair runs cgw -> relay -> vgw; the relay changes addresses, so
 // NAT-D detects a NAT and IKE floats to the NAT-T port.
 func newRelayedPair(t *testing.T, drop func(dir string, n int, b []byte) bool) (cgw, vgw *gw) {
+	return newRelayedPairOpts(t, drop, false)
+}
+
+func newRelayedPairOpts(t *testing.T, drop func(dir string, n int, b []byte) bool, dup bool) (cgw, vgw *gw) {
 	c, v, ports := loopPair()
 	rc := netip.AddrFrom4([4]byte{127, c.As4()[1], c.As4()[2], 3})
 	rv := netip.AddrFrom4([4]byte{127, c.As4()[1], c.As4()[2], 4})
-	newRelay(t, rc, rv, c, v, ports, drop)
+	newRelay(t, rc, rv, c, v, ports, drop, dup)
 	vt := baseTunnel(v, rv, ports)
 	vt.RemoteID = c
 	vt.Phase1.Proposals, vt.Phase1.Selection = awsVGWPhase1(), SelectLowestValue
@@ -597,7 +605,7 @@ func TestLostPackets(t *testing.T) {
 // answer duplicates with the cached reply and still end with one SA pair.
 func TestDuplicateRequestAnswered(t *testing.T) {
 	t.Parallel()
-	cgw, vgw := newRelayedPairWith(t, true)
+	cgw, vgw := newRelayedPairOpts(t, nil, true)
 	cgw.waitEvent(t, "phase2-up", 10*time.Second)
 	vgw.waitEvent(t, "phase2-up", 10*time.Second)
 	time.Sleep(200 * time.Millisecond)
@@ -605,55 +613,6 @@ func TestDuplicateRequestAnswered(t *testing.T) {
 	if vgw.tunnel(t).Counters.DuplicatesAnswered == 0 {
 		t.Fatal("no duplicate answered")
 	}
-}
-
-func newRelayedPairWith(t *testing.T, dup bool) (cgw, vgw *gw) {
-	c, v, ports := loopPair()
-	rc := netip.AddrFrom4([4]byte{127, c.As4()[1], c.As4()[2], 3})
-	rv := netip.AddrFrom4([4]byte{127, c.As4()[1], c.As4()[2], 4})
-	for _, p := range []uint16{ports.IKE, ports.NATT} {
-		a, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(rc, p)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(rv, p)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { a.Close(); b.Close() })
-		go func(in, out *net.UDPConn, to netip.AddrPort) {
-			buf := make([]byte, 65536)
-			for {
-				n, _, err := in.ReadFromUDPAddrPort(buf)
-				if err != nil {
-					return
-				}
-				out.WriteToUDPAddrPort(buf[:n], to)
-				if dup {
-					out.WriteToUDPAddrPort(buf[:n], to)
-				}
-			}
-		}(a, b, netip.AddrPortFrom(v, p))
-		go func(in, out *net.UDPConn, to netip.AddrPort) {
-			buf := make([]byte, 65536)
-			for {
-				n, _, err := in.ReadFromUDPAddrPort(buf)
-				if err != nil {
-					return
-				}
-				out.WriteToUDPAddrPort(buf[:n], to)
-			}
-		}(b, a, netip.AddrPortFrom(c, p))
-	}
-	vt := baseTunnel(v, rv, ports)
-	vt.RemoteID = c
-	ct := baseTunnel(c, rc, ports)
-	ct.RemoteID = v
-	ct.StartupAction = StartupStart
-	vgw = startGW(t, "vgw", Config{Tunnels: []TunnelConfig{vt}, Ports: ports, RetransmitTimeout: 500 * time.Millisecond})
-	time.Sleep(20 * time.Millisecond)
-	cgw = startGW(t, "cgw", Config{Tunnels: []TunnelConfig{ct}, Ports: ports, RetransmitTimeout: 500 * time.Millisecond})
-	return cgw, vgw
 }
 
 // TestGarbageAndUnknownCookies sends truncated, garbled and unknown-cookie
