@@ -10,9 +10,9 @@
 // builds the IP and UDP headers (correct lengths and checksums; IPv4 with TTL
 // 64, DF and an incrementing identification).
 //
-// Timestamps are the time of the call. A capture may hold secrets in clear
-// (e.g. the first main mode messages) and, with a key log, everything else:
-// the file is created with mode 0600, and this package logs nothing.
+// Timestamps are the time of the call. Together with a key log (package
+// keylog) a capture can be decrypted entirely, so the file is created with
+// mode 0600, and this package logs nothing (errors never show payloads).
 package capture
 
 import (
