@@ -46,12 +46,12 @@ func TestVectorsFailures(t *testing.T) {
 	}
 
 	// Unknown kind and unreadable path: exit 1, clear message, no panic trace.
-	os.WriteFile(filepath.Join(dir, "u.json"), []byte(`{"kind":"esp","source":"x","vectors":[{"name":"a"}]}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "u.json"), []byte(`{"kind":"no-such-kind","source":"x","vectors":[{"name":"a"}]}`), 0o644)
 	code, out, errOut := runCLI("vectors", filepath.Join(dir, "u.json"), filepath.Join(dir, "missing"))
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	for _, s := range []string{`unknown vector kind "esp"`, "known kinds:", "missing: cannot read"} {
+	for _, s := range []string{`unknown vector kind "no-such-kind"`, "known kinds:", "missing: cannot read"} {
 		if !strings.Contains(errOut, s) {
 			t.Errorf("stderr lacks %q:\n%s", s, errOut)
 		}
