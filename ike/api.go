@@ -1,10 +1,5 @@
 package ike
 
-import (
-	"context"
-	"net/netip"
-)
-
 // KeyLogger receives key material for Wireshark export (opt-in). The engine
 // calls it once per established ISAKMP SA and once per installed SA pair.
 type KeyLogger interface {
@@ -23,14 +18,3 @@ type Ports struct {
 
 // DefaultPorts are the standard ports.
 var DefaultPorts = Ports{IKE: 500, NATT: 4500}
-
-// PeerPorts lets a tunnel reach a peer on non-standard ports (tests).
-type PeerPorts = Ports
-
-// Endpoint addresses used by a running engine, for tests.
-type Endpoint struct {
-	IKE  netip.AddrPort
-	NATT netip.AddrPort
-}
-
-var _ = context.Background

@@ -24,15 +24,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
-
-	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
 // ErrUnknownTunnel is returned (wrapped) by control calls naming a tunnel
@@ -386,17 +383,6 @@ func (e *Engine) Rekey(name string, phase int) error {
 	return err
 }
 
-// Endpoints returns the bound local sockets (for tests using port 0).
-func (e *Engine) Endpoints() []netip.AddrPort {
-	var out []netip.AddrPort
-	_ = e.call(func() {
-		for ap := range e.sockets {
-			out = append(out, ap)
-		}
-	})
-	return out
-}
-
 func randomCookie() (c [8]byte) {
 	if _, err := rand.Read(c[:]); err != nil {
 		panic(err) // crypto/rand never fails on Linux
@@ -414,6 +400,3 @@ func randomBytes(n int) []byte {
 
 // isNATT reports whether a local socket is a NAT-T (4500) socket.
 func (e *Engine) isNATTPort(p uint16) bool { return p == e.cfg.Ports.NATT }
-
-var _ = net.IPv4len
-var _ = isakmp.HeaderLen

@@ -46,10 +46,12 @@ func (t *tunnel) startMainMode() *ikeSA {
 
 // sendPhase1 transmits a phase 1 message through the SA's outbox.
 func (sa *ikeSA) sendPhase1(b []byte, what string, expectReply bool) {
+	var counters *Counters
 	if sa.t != nil {
 		sa.t.counters.MessagesOut++
+		counters = &sa.t.counters
 	}
-	sa.e.transmit(&sa.out, sa.local, sa.remote, b, what, expectReply, func() {
+	sa.e.transmit(&sa.out, counters, sa.local, sa.remote, b, what, expectReply, func() {
 		sa.logger().WithField("message", what).Warn("no answer after all retransmissions: phase 1 failed")
 		sa.fail(fmt.Sprintf("phase 1 timed out waiting for the answer to %s (peer not responding)", what), false)
 	})
@@ -394,11 +396,6 @@ func hasNotify(ps []isakmp.Payload, nt isakmp.NotifyType) bool {
 		}
 	}
 	return false
-}
-
-func mustEncode(m *isakmp.Message) []byte {
-	b, _ := m.Encode()
-	return b
 }
 
 // describeOffered summarises a peer's phase 1 SA payload for logs.

@@ -160,10 +160,12 @@ func (qm *quickMode) seal(ps []isakmp.Payload) ([]byte, error) {
 
 func (qm *quickMode) send(b []byte, what string, expectReply bool) {
 	sa := qm.sa
+	var counters *Counters
 	if sa.t != nil {
 		sa.t.counters.MessagesOut++
+		counters = &sa.t.counters
 	}
-	sa.e.transmit(&qm.out, sa.local, sa.remote, b, what, expectReply, func() {
+	sa.e.transmit(&qm.out, counters, sa.local, sa.remote, b, what, expectReply, func() {
 		qm.fail(fmt.Sprintf("quick mode timed out waiting for the answer to %s", what))
 	})
 }

@@ -17,14 +17,16 @@ type outbox struct {
 	remote   netip.AddrPort
 	what     string
 	tries    int
+	counters *Counters // the owning tunnel's counters (Retransmits)
 	timer    *time.Timer
 	onGiveUp func()
 }
 
 // transmit sends msg now and, if expectReply, arms retransmission.
-func (e *Engine) transmit(ob *outbox, local, remote netip.AddrPort, msg []byte, what string, expectReply bool, onGiveUp func()) {
+func (e *Engine) transmit(ob *outbox, counters *Counters, local, remote netip.AddrPort, msg []byte, what string, expectReply bool, onGiveUp func()) {
 	ob.stop()
 	ob.msg, ob.local, ob.remote, ob.what, ob.tries, ob.onGiveUp = msg, local, remote, what, 0, onGiveUp
+	ob.counters = counters
 	e.sendLogged(local, remote, msg, what)
 	if expectReply {
 		ob.arm(e)
@@ -57,7 +59,9 @@ func (ob *outbox) expired(e *Engine) {
 	}
 	ob.tries++
 	e.log.WithField("message", ob.what).WithField("try", ob.tries).Info("no answer, retransmitting")
-	e.countRetransmit(ob.remote)
+	if ob.counters != nil {
+		ob.counters.Retransmits++
+	}
 	e.sendLogged(ob.local, ob.remote, ob.msg, ob.what)
 	ob.arm(e)
 }
@@ -87,12 +91,3 @@ func (e *Engine) resend(ob *outbox) bool {
 }
 
 func digest(b []byte) [32]byte { return sha256.Sum256(b) }
-
-func (e *Engine) countRetransmit(remote netip.AddrPort) {
-	for _, t := range e.tunnels {
-		if t.cfg.RemoteAddr == remote.Addr() {
-			t.counters.Retransmits++
-			return
-		}
-	}
-}

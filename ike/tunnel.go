@@ -273,7 +273,7 @@ func (sa *ikeSA) delete(reason string, tellPeer bool) {
 		f.Warn("phase 1 failed")
 	}
 	sa.e.emit(Event{Tunnel: t.cfg.Name, Type: "phase1-down", Detail: map[string]string{"reason": reason}})
-	if t.wantUp && sa.e.cfg.Tunnels != nil {
+	if t.wantUp {
 		t.restart = sa.e.afterFunc(restartDelay, func() {
 			t.restart = nil
 			if t.wantUp && t.sa == nil {
