@@ -112,7 +112,7 @@ func TestFileErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("unknown kind accepted")
 	}
-	for _, s := range []string{unknown, `"esp-frobnicate"`, "known kinds: ah, dh, esp, ikev1-psk-skeyid, integrity, prf, replay"} {
+	for _, s := range []string{unknown, `"esp-frobnicate"`, "known kinds: ah, dh, esp, ikev1-keymat, ikev1-psk-skeyid, integrity, prf, replay"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q lacks %q", err, s)
 		}
@@ -155,7 +155,7 @@ func TestFileErrors(t *testing.T) {
 }
 
 func TestKinds(t *testing.T) {
-	want := []string{"ah", "dh", "esp", "ikev1-psk-skeyid", "integrity", "prf", "replay"}
+	want := []string{"ah", "dh", "esp", "ikev1-keymat", "ikev1-psk-skeyid", "integrity", "prf", "replay"}
 	got := Kinds()
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("Kinds() = %v", got)
