@@ -78,3 +78,10 @@ func (sa *SA) Stats() Stats {
 	}
 	return s
 }
+
+// Counts returns the packets and payload bytes protected (outbound) or
+// accepted (inbound) so far, without allocating: for byte lifetimes on the
+// packet path.
+func (sa *SA) Counts() (packets, bytes uint64) {
+	return sa.stats.packets.Load(), sa.stats.bytes.Load()
+}

@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"net"
 	"net/netip"
 	"time"
 )
@@ -46,4 +47,48 @@ type DataPath interface {
 	// LastInbound reports when the SA with this inbound SPI last
 	// authenticated a packet (zero if never), for make-before-break and DPD.
 	LastInbound(protocol uint8, inboundSPI uint32) time.Time
+}
+
+// SACounters are the data path's counters of one IPsec SA pair.
+type SACounters struct {
+	PacketsIn   uint64            `json:"packets_in"`
+	BytesIn     uint64            `json:"bytes_in"`
+	PacketsOut  uint64            `json:"packets_out"`
+	BytesOut    uint64            `json:"bytes_out"`
+	Drops       map[string]uint64 `json:"drops"` // by reason: icv, replay, padding, selector, malformed, no-sa, expired
+	LastInbound time.Time         `json:"last_inbound,omitzero"`
+}
+
+// DataPathCounters is implemented by data paths that count traffic. The
+// engine adds the counters to its Status (per SA pair, and data-path-wide
+// drops that belong to no SA, such as an unknown SPI).
+type DataPathCounters interface {
+	SACounters(protocol uint8, inboundSPI uint32) (SACounters, bool)
+	Drops() map[string]uint64
+}
+
+// NATTDataPath is implemented by data paths that carry ESP in UDP (RFC
+// 3948). The engine hands each bound NAT-T socket to ServeNATT, which reads
+// it until the socket is closed: ESP datagrams stay in the data path, NAT
+// keepalives are dropped, and IKE messages (non-ESP marker removed) go to
+// ike, which copies what it keeps. The data path sends its ESP-in-UDP
+// datagrams on the same socket, so NAT mappings are shared with IKE.
+type NATTDataPath interface {
+	ServeNATT(conn *net.UDPConn, local netip.AddrPort, ike func(from netip.AddrPort, msg []byte))
+}
+
+// SALimit is a lifetime event of the data path: the byte lifetime's soft
+// limit (rekey now) or hard limit (the SA no longer carries traffic), or
+// the outbound sequence number approaching 2^32.
+type SALimit struct {
+	Protocol   uint8
+	InboundSPI uint32
+	Hard       bool
+	Reason     string // e.g. "byte lifetime 90% used", "sequence number space"
+}
+
+// SALimitSource is implemented by data paths that enforce byte lifetimes
+// and sequence number limits; the engine installs its handler before Run.
+type SALimitSource interface {
+	OnLimit(func(SALimit))
 }

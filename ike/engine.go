@@ -236,6 +236,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.closeSockets()
 		return err
 	}
+	if ls, ok := e.dp.(SALimitSource); ok {
+		ls.OnLimit(func(l SALimit) { e.post(func() { e.handleSALimit(l) }) })
+	}
 	var wg sync.WaitGroup
 	for _, s := range e.sockets {
 		wg.Add(1)
@@ -286,6 +289,17 @@ func (e *Engine) Status() Status {
 		st.Counters = e.counters
 		st.Counters.HalfOpen = e.halfOpen
 	})
+	if dc, ok := e.dp.(DataPathCounters); ok && err == nil {
+		st.DataPathDrops = dc.Drops()
+		for i := range st.Tunnels {
+			for j := range st.Tunnels[i].SAs {
+				sa := &st.Tunnels[i].SAs[j]
+				if c, ok := dc.SACounters(sa.protocol, sa.inboundSPI); ok {
+					sa.Counters = &c
+				}
+			}
+		}
+	}
 	if err != nil {
 		for _, t := range e.tunnels {
 			st.Tunnels = append(st.Tunnels, TunnelStatus{Name: t.cfg.Name, Phase1State: "Down", Phase2State: "Down"})

@@ -24,6 +24,12 @@ type SAStatus struct {
 	Established time.Time `json:"established"`
 	Expires     time.Time `json:"expires"`
 	RekeyAt     time.Time `json:"rekey_at"`
+	// Counters come from the data path (absent with a data path that does
+	// not count, e.g. MemoryDataPath).
+	Counters *SACounters `json:"counters,omitempty"`
+
+	protocol   uint8
+	inboundSPI uint32
 }
 
 // TunnelStatus describes one tunnel as the control API reports it.
@@ -75,4 +81,7 @@ type EngineCounters struct {
 type Status struct {
 	Tunnels  []TunnelStatus `json:"tunnels"`
 	Counters EngineCounters `json:"counters"`
+	// DataPathDrops are data-path drops that belong to no SA (unknown SPI,
+	// no route, malformed before the SPI), by reason.
+	DataPathDrops map[string]uint64 `json:"data_path_drops,omitempty"`
 }

@@ -70,6 +70,13 @@ func (e *Engine) closeSockets() {
 // routineReceive reads datagrams from one socket and posts IKE messages to the
 // engine loop.
 func (e *Engine) routineReceive(s *socket) {
+	if nd, ok := e.dp.(NATTDataPath); ok && s.natt {
+		nd.ServeNATT(s.conn, s.local, func(from netip.AddrPort, data []byte) {
+			msg := append([]byte(nil), data...)
+			e.post(func() { e.handleDatagram(s, from, msg) })
+		})
+		return
+	}
 	buf := make([]byte, 65536)
 	for {
 		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
@@ -92,7 +99,7 @@ func (e *Engine) routineReceive(s *socket) {
 			case n >= 4 && bytes.Equal(data[:4], nonESPMarker):
 				data = data[4:]
 			default:
-				// ESP in UDP: the data path's business (issue: ESP data path).
+				// ESP in UDP, but this data path does not carry it.
 				e.post(func() { e.counters.Received++ })
 				continue
 			}

@@ -468,6 +468,7 @@ func (t *tunnel) status() TunnelStatus {
 			InboundSPI: fmt.Sprintf("%08x", c.pair.Inbound.SPI), OutboundSPI: fmt.Sprintf("%08x", c.pair.Outbound.SPI),
 			Proposal: c.proposal.String(), LocalTS: c.pair.LocalTS.String(), RemoteTS: c.pair.RemoteTS.String(),
 			Established: c.established, Expires: c.expires, RekeyAt: c.rekeyAt,
+			protocol: c.pair.Inbound.Protocol, inboundSPI: c.pair.Inbound.SPI,
 		})
 	}
 	return st

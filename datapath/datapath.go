@@ -1,0 +1,248 @@
+// Package datapath carries the traffic of the IPsec SAs that the IKE engine
+// negotiates: it is the engine's ike.DataPath.
+//
+// # Pipeline
+//
+// Outbound: the inside Device (a TUN device, or tuntest's channel device in
+// tests) is read in batches (GSO super-packets arrive already split); each
+// packet is looked up by destination in the route table (longest prefix,
+// built from the installed SAs' remote traffic selectors), the tunnel's
+// current outbound SA is taken, the packet is checked against the SA's
+// selectors (source in local TS, destination in remote TS), protected
+// (esp.AppendESP or esp.ProtectAH, tunnel or transport mode) and written to
+// the Wire: ESP in UDP on the IKE engine's NAT-T socket, or raw IPv4
+// (protocol 50/51).
+//
+// Inbound: the Wire's readers (raw sockets for protocol 50/51, the engine's
+// NAT-T sockets through ServeNATT) hand each packet to Receive*, which
+// looks the SA up by protocol and SPI, verifies it (ICV, then anti-replay,
+// then padding: esp.OpenESP / esp.VerifyAH), decapsulates it, checks the
+// inner packet against the selectors and writes it to the Device.
+//
+// # Ownership
+//
+// The SA database is an immutable snapshot behind an atomic pointer: the
+// packet path reads it without locks; Install and Delete (called from the
+// IKE engine's loop) copy it, change the copy and publish it. Each esp.SA
+// has a mutex because inbound packets of one SA can arrive on two sockets;
+// it is uncontended in practice. Per-goroutine buffers are reused: the
+// packet path allocates nothing per packet.
+//
+// # Lifetimes
+//
+// Time lifetimes are the IKE engine's (it rekeys and deletes on timers).
+// Byte lifetimes and the sequence number space are counted here: the soft
+// limit (90 % of the byte lifetime, or sequence number 2^32-2^20) asks the
+// engine to rekey, the hard limit stops the SA and asks the engine to
+// delete it (see OnLimit).
+package datapath
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/vpnlab/vpnlab/ike"
+)
+
+// PacketSink receives copies of what crosses the outside (for pcap). src and
+// dst carry ports for UDP; for raw IP, pkt is the whole IPv4 packet and the
+// ports are zero. Called from several goroutines.
+type PacketSink interface {
+	Packet(src, dst netip.AddrPort, payload []byte)
+	IP(pkt []byte)
+}
+
+// Config configures a DataPath.
+type Config struct {
+	// Device is the inside: where cleartext packets are read and written.
+	Device tun.Device
+	// Wire is the outside. Raw IP and ESP-in-UDP sending go through it.
+	Wire Wire
+	Log  logrus.FieldLogger
+	// Sink, if set, receives every outside packet (capture).
+	Sink PacketSink
+	// SoftBytesPercent is the share of the byte lifetime after which a
+	// rekey is requested (default 90).
+	SoftBytesPercent int
+}
+
+// DataPath is the ESP/AH data path. Create it with New, give it to the IKE
+// engine with ike.WithDataPath, and run it with Run.
+type DataPath struct {
+	dev  tun.Device
+	wire Wire
+	log  logrus.FieldLogger
+	sink PacketSink
+	soft int
+
+	table atomic.Pointer[table]
+	mu    sync.Mutex // serialises writers of table and spis
+	spis  map[uint64]bool
+
+	limitMu sync.Mutex
+	limitFn func(ike.SALimit)
+
+	workers sync.Pool // *worker for Receive* called by wires
+	ipID    atomic.Uint32
+
+	drops globalDrops
+	rl    rateLimiter
+
+	closed atomic.Bool
+}
+
+// New returns a data path over cfg.Device and cfg.Wire.
+func New(cfg Config) (*DataPath, error) {
+	if cfg.Device == nil {
+		return nil, errors.New("datapath: no inside device")
+	}
+	if cfg.Wire == nil {
+		return nil, errors.New("datapath: no wire")
+	}
+	d := &DataPath{dev: cfg.Device, wire: cfg.Wire, log: cfg.Log, sink: cfg.Sink, soft: cfg.SoftBytesPercent, spis: map[uint64]bool{}}
+	if d.log == nil {
+		l := logrus.New()
+		l.SetLevel(logrus.WarnLevel)
+		d.log = l
+	}
+	if d.soft <= 0 || d.soft > 100 {
+		d.soft = 90
+	}
+	d.table.Store(emptyTable())
+	cfg.Wire.Attach(d)
+	return d, nil
+}
+
+func spiKey(proto uint8, spi uint32) uint64 { return uint64(proto)<<32 | uint64(spi) }
+
+// AllocateSPI returns a random unused inbound SPI >= 256 (RFC 4303 section
+// 2.1 reserves 1-255).
+func (d *DataPath) AllocateSPI(proto uint8) (uint32, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for range 100 {
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, err
+		}
+		spi := binary.BigEndian.Uint32(b[:])
+		if spi < 256 || d.spis[spiKey(proto, spi)] {
+			continue
+		}
+		d.spis[spiKey(proto, spi)] = true
+		return spi, nil
+	}
+	return 0, errors.New("datapath: no free SPI")
+}
+
+// Install adds an SA pair; the tunnel's outbound traffic moves to it at
+// once, older pairs keep verifying inbound packets until deleted
+// (make-before-break).
+func (d *DataPath) Install(p ike.ChildSAPair) error {
+	pr, err := newPair(p, d.soft)
+	if err != nil {
+		return fmt.Errorf("datapath: install %s: %w", p.Tunnel, err)
+	}
+	if !p.UDPEncap && !d.wire.RawIP() {
+		return fmt.Errorf("datapath: install %s: %s without UDP encapsulation needs raw IP sockets, which are not available (%s)", p.Tunnel, protoName(p.Inbound.Protocol), d.wire.RawIPError())
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t := d.table.Load().clone()
+	t.add(pr)
+	d.table.Store(t)
+	d.spis[spiKey(p.Inbound.Protocol, p.Inbound.SPI)] = true
+	d.log.WithFields(logrus.Fields{"tunnel": p.Tunnel, "spi_in": fmt.Sprintf("%08x", p.Inbound.SPI),
+		"spi_out": fmt.Sprintf("%08x", p.Outbound.SPI), "proto": protoName(p.Inbound.Protocol), "mode": p.Mode.String(),
+		"udp_encap": p.UDPEncap, "local_ts": p.LocalTS.String(), "remote_ts": p.RemoteTS.String()}).Info("data path: SA pair installed")
+	return nil
+}
+
+// Delete removes the pair with this inbound SPI.
+func (d *DataPath) Delete(proto uint8, spi uint32) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t := d.table.Load().clone()
+	p := t.remove(spiKey(proto, spi))
+	d.table.Store(t)
+	delete(d.spis, spiKey(proto, spi))
+	if p == nil {
+		return nil
+	}
+	c := p.counters()
+	d.log.WithFields(logrus.Fields{"tunnel": p.tunnel, "spi_in": fmt.Sprintf("%08x", spi),
+		"packets_in": c.PacketsIn, "bytes_in": c.BytesIn, "packets_out": c.PacketsOut, "bytes_out": c.BytesOut}).Info("data path: SA pair removed")
+	return nil
+}
+
+// LastInbound reports when the pair last accepted an inbound packet.
+func (d *DataPath) LastInbound(proto uint8, spi uint32) time.Time {
+	p := d.table.Load().inbound[spiKey(proto, spi)]
+	if p == nil {
+		return time.Time{}
+	}
+	return p.lastInbound()
+}
+
+// SACounters returns the counters of the pair with this inbound SPI.
+func (d *DataPath) SACounters(proto uint8, spi uint32) (ike.SACounters, bool) {
+	p := d.table.Load().inbound[spiKey(proto, spi)]
+	if p == nil {
+		return ike.SACounters{}, false
+	}
+	return p.counters(), true
+}
+
+// Drops returns the drops that belong to no SA, by reason.
+func (d *DataPath) Drops() map[string]uint64 { return d.drops.snapshot() }
+
+// OnLimit sets the handler of lifetime events (the IKE engine's).
+func (d *DataPath) OnLimit(fn func(ike.SALimit)) {
+	d.limitMu.Lock()
+	d.limitFn = fn
+	d.limitMu.Unlock()
+}
+
+func (d *DataPath) signal(l ike.SALimit) {
+	d.limitMu.Lock()
+	fn := d.limitFn
+	d.limitMu.Unlock()
+	if fn != nil {
+		fn(l)
+	}
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case protoESP:
+		return "esp"
+	case protoAH:
+		return "ah"
+	}
+	return fmt.Sprintf("proto-%d", p)
+}
+
+var (
+	_ ike.DataPath         = (*DataPath)(nil)
+	_ ike.DataPathCounters = (*DataPath)(nil)
+	_ ike.SALimitSource    = (*DataPath)(nil)
+	_ ike.NATTDataPath     = (*DataPath)(nil)
+)
+
+// Close stops the data path: RunInside returns, the device is closed.
+// The wire is the caller's to close.
+func (d *DataPath) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	return d.dev.Close()
+}

@@ -1,0 +1,224 @@
+package datapath
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/vpnlab/vpnlab/esp"
+	"github.com/vpnlab/vpnlab/ike"
+)
+
+// ReceiveIP verifies and decapsulates an IPv4 packet carrying ESP or AH
+// (from a raw socket) and writes the inner packet to the device.
+func (d *DataPath) ReceiveIP(pkt []byte) {
+	w := d.getWorker()
+	d.receiveIP(w, pkt)
+	d.putWorker(w)
+}
+
+// ReceiveUDP verifies and decapsulates an ESP packet that arrived in UDP
+// (RFC 3948) and writes the inner packet to the device.
+func (d *DataPath) ReceiveUDP(local, from netip.AddrPort, espPkt []byte) {
+	w := d.getWorker()
+	d.receiveUDP(w, local, from, espPkt)
+	d.putWorker(w)
+}
+
+func (d *DataPath) receiveIP(w *worker, pkt []byte) {
+	if d.sink != nil {
+		d.sink.IP(pkt)
+	}
+	if len(pkt) < esp.IPv4HeaderLen || pkt[0]>>4 != 4 {
+		d.dropGlobal(dropMalformed, logrus.Fields{"len": len(pkt)})
+		return
+	}
+	ihl := int(pkt[0]&0x0f) * 4
+	if ihl < esp.IPv4HeaderLen || len(pkt) < ihl+12 {
+		d.dropGlobal(dropMalformed, logrus.Fields{"len": len(pkt)})
+		return
+	}
+	var proto uint8
+	var spi uint32
+	switch pkt[9] {
+	case esp.ProtoESP:
+		proto, spi = protoESP, binary.BigEndian.Uint32(pkt[ihl:ihl+4])
+	case esp.ProtoAH:
+		proto, spi = protoAH, binary.BigEndian.Uint32(pkt[ihl+4:ihl+8])
+	default:
+		d.dropGlobal(dropMalformed, logrus.Fields{"protocol": pkt[9]})
+		return
+	}
+	p := d.table.Load().inbound[spiKey(proto, spi)]
+	if p == nil {
+		d.noSA(proto, spi, netip.AddrFrom4([4]byte(pkt[12:16])))
+		return
+	}
+	if p.expired.Load() {
+		d.expiredDrop(p)
+		return
+	}
+	out := w.buf[writeOffset:writeOffset]
+	var inner []byte
+	var nh byte
+	var err error
+	p.inMu.Lock()
+	switch {
+	case proto == protoAH:
+		inner, nh, err = p.in.VerifyAH(out, pkt)
+	case p.mode == ike.ModeTunnel:
+		inner, nh, err = p.in.OpenESP(out, pkt[ihl:])
+	default: // ESP transport: the outer header becomes the packet's header again
+		out = append(out, pkt[:ihl]...)
+		inner, nh, err = p.in.OpenESP(out, pkt[ihl:])
+		if err == nil {
+			err = esp.RewriteIPv4(inner[:ihl], nh, len(inner))
+		}
+	}
+	p.inMu.Unlock()
+	if err != nil {
+		d.saDrop(p, err)
+		return
+	}
+	d.deliver(w, p, inner, nh, pkt[1])
+}
+
+func (d *DataPath) receiveUDP(w *worker, local, from netip.AddrPort, espPkt []byte) {
+	if len(espPkt) < 8 {
+		d.dropGlobal(dropMalformed, logrus.Fields{"len": len(espPkt), "from": from.String()})
+		return
+	}
+	spi := binary.BigEndian.Uint32(espPkt[0:4])
+	p := d.table.Load().inbound[spiKey(protoESP, spi)]
+	if p == nil {
+		d.noSA(protoESP, spi, from.Addr())
+		return
+	}
+	if p.expired.Load() {
+		d.expiredDrop(p)
+		return
+	}
+	out := w.buf[writeOffset:writeOffset]
+	var inner []byte
+	var nh byte
+	var err error
+	p.inMu.Lock()
+	if p.mode == ike.ModeTunnel {
+		inner, nh, err = p.in.OpenESP(out, espPkt)
+	} else {
+		// UDP-encapsulated transport: rebuild an IPv4 header from the
+		// datagram's addresses (RFC 3948 section 3.2).
+		out = out[:esp.IPv4HeaderLen]
+		putIPv4Header(out, from.Addr(), local.Addr(), 0)
+		inner, nh, err = p.in.OpenESP(out, espPkt)
+		if err == nil {
+			err = esp.RewriteIPv4(inner[:esp.IPv4HeaderLen], nh, len(inner))
+		}
+	}
+	p.inMu.Unlock()
+	if err != nil {
+		d.saDrop(p, err)
+		return
+	}
+	d.deliver(w, p, inner, nh, 0)
+}
+
+// deliver checks a verified inner packet against the selectors and writes it
+// to the device. inner lies at w.buf[writeOffset:].
+func (d *DataPath) deliver(w *worker, p *pair, inner []byte, nh byte, outerTOS byte) {
+	if nh == esp.NextHdrNone {
+		return // dummy packet (RFC 4303 section 2.6)
+	}
+	if p.mode == ike.ModeTunnel {
+		if nh != esp.ProtoIPv4 && nh != esp.ProtoIPv6 {
+			d.saDrop(p, esp.DropMalformed)
+			return
+		}
+		if !esp.DecapECN(outerTOS, inner) {
+			d.saDrop(p, esp.DropMalformed)
+			return
+		}
+	}
+	src, dst, ok := addrs(inner)
+	if !ok {
+		d.saDrop(p, esp.DropMalformed)
+		return
+	}
+	if !p.remoteTS.Contains(src) || !p.localTS.Contains(dst) {
+		d.selectorDrop(p, "inbound", src, dst)
+		return
+	}
+	p.last.Store(time.Now().UnixNano())
+	d.checkLimits(p, p.in)
+	w.wb[0] = w.buf[:writeOffset+len(inner)]
+	if _, err := d.dev.Write(w.wb, writeOffset); err != nil {
+		d.dropGlobal(dropTunWrite, logrus.Fields{"error": err.Error()})
+	}
+}
+
+// addrs returns the source and destination of an IPv4 or IPv6 packet.
+func addrs(pkt []byte) (src, dst netip.Addr, ok bool) {
+	switch {
+	case len(pkt) >= esp.IPv4HeaderLen && pkt[0]>>4 == 4:
+		return netip.AddrFrom4([4]byte(pkt[12:16])), netip.AddrFrom4([4]byte(pkt[16:20])), true
+	case len(pkt) >= 40 && pkt[0]>>4 == 6:
+		return netip.AddrFrom16([16]byte(pkt[8:24])), netip.AddrFrom16([16]byte(pkt[24:40])), true
+	}
+	return netip.Addr{}, netip.Addr{}, false
+}
+
+func (d *DataPath) noSA(proto uint8, spi uint32, from netip.Addr) {
+	d.drops.add(dropNoSA)
+	if d.rl.allow(int(dropNoSA)) {
+		d.log.WithFields(logrus.Fields{"proto": protoName(proto), "spi": fmt.Sprintf("%08x", spi), "from": from.String(),
+			"total": d.drops[dropNoSA].Load()}).Warn("data path: packet for an unknown SPI dropped (logged at most every 5 s)")
+	}
+}
+
+// saDrop logs (rate-limited) a drop the esp.SA has already counted.
+func (d *DataPath) saDrop(p *pair, err error) {
+	if d.rl.allow(slotSADrop) {
+		d.log.WithFields(logrus.Fields{"tunnel": p.tunnel, "spi_in": fmt.Sprintf("%08x", uint32(p.key)), "reason": reasonOf(err)}).
+			Warn("data path: inbound packet dropped (logged at most every 5 s; see the SA's drop counters)")
+	}
+}
+
+func reasonOf(err error) string {
+	if r, ok := err.(esp.DropReason); ok {
+		return r.String()
+	}
+	return err.Error()
+}
+
+func (d *DataPath) selectorDrop(p *pair, dir string, src, dst netip.Addr) {
+	p.selDrops.Add(1)
+	if d.rl.allow(slotSelector) {
+		d.log.WithFields(logrus.Fields{"tunnel": p.tunnel, "direction": dir, "src": src.String(), "dst": dst.String(),
+			"local_ts": p.localTS.String(), "remote_ts": p.remoteTS.String()}).
+			Warn("data path: packet outside the SA's traffic selectors dropped (logged at most every 5 s)")
+	}
+}
+
+func (d *DataPath) expiredDrop(p *pair) {
+	p.expDrops.Add(1)
+	if d.rl.allow(slotExpired) {
+		d.log.WithFields(logrus.Fields{"tunnel": p.tunnel, "spi_in": fmt.Sprintf("%08x", uint32(p.key))}).
+			Warn("data path: packet for an SA past its hard limit dropped (waiting for the rekey)")
+	}
+}
+
+// putIPv4Header writes a 20-byte IPv4 header (TTL 64, no options); the
+// protocol, length and checksum are set later with esp.RewriteIPv4.
+func putIPv4Header(h []byte, src, dst netip.Addr, proto uint8) {
+	h[0], h[1] = 0x45, 0
+	h[2], h[3], h[4], h[5] = 0, 0, 0, 0
+	h[6], h[7] = 0x40, 0
+	h[8], h[9] = 64, proto
+	h[10], h[11] = 0, 0
+	s, t := src.As4(), dst.As4()
+	copy(h[12:16], s[:])
+	copy(h[16:20], t[:])
+}

@@ -1,0 +1,144 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/vpnlab/vpnlab/esp"
+)
+
+// NetWire is the real outside: raw IPv4 sockets for ESP (protocol 50) and
+// AH (51), which work in a network namespace even without kernel IPsec,
+// and the IKE engine's NAT-T sockets for ESP in UDP (registered through
+// ServeNATT). Raw sockets need CAP_NET_RAW; without it NetWire still
+// carries ESP in UDP and RawIPError says why raw IP is missing.
+type NetWire struct {
+	log    logrus.FieldLogger
+	recv   atomic.Pointer[Receiver]
+	udpMu  sync.Mutex
+	udp    atomic.Pointer[map[netip.AddrPort]*net.UDPConn]
+	sendFD int
+	rawErr string
+	rx     []*os.File
+	addrs  sync.Pool // *unix.SockaddrInet4 for sendto
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+// NewNetWire opens the raw sockets (best effort: see RawIPError).
+func NewNetWire(log logrus.FieldLogger) *NetWire {
+	w := &NetWire{log: log, sendFD: -1}
+	w.addrs.New = func() any { return new(unix.SockaddrInet4) }
+	m := map[netip.AddrPort]*net.UDPConn{}
+	w.udp.Store(&m)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		w.rawErr = fmt.Sprintf("raw IP socket: %v (needs root or CAP_NET_RAW)", err)
+		return w
+	}
+	w.sendFD = fd
+	for _, proto := range []int{esp.ProtoESP, esp.ProtoAH} {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+		if err != nil {
+			w.rawErr = fmt.Sprintf("raw IP socket for protocol %d: %v", proto, err)
+			w.Close()
+			return w
+		}
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+		w.rx = append(w.rx, os.NewFile(uintptr(fd), fmt.Sprintf("raw-ip-%d", proto)))
+	}
+	return w
+}
+
+// Attach implements Wire and starts the raw socket readers.
+func (w *NetWire) Attach(r Receiver) {
+	w.recv.Store(&r)
+	for _, f := range w.rx {
+		w.wg.Add(1)
+		go w.routineReadRaw(f)
+	}
+}
+
+func (w *NetWire) routineReadRaw(f *os.File) {
+	defer w.wg.Done()
+	buf := make([]byte, 65536)
+	for {
+		n, err := f.Read(buf)
+		if err != nil {
+			if w.closed.Load() || errors.Is(err, os.ErrClosed) {
+				return
+			}
+			w.log.WithError(err).Warn("data path: raw IP receive failed")
+			continue
+		}
+		(*w.recv.Load()).ReceiveIP(buf[:n])
+	}
+}
+
+// AddNATT implements Wire.
+func (w *NetWire) AddNATT(local netip.AddrPort, conn *net.UDPConn) {
+	w.udpMu.Lock()
+	defer w.udpMu.Unlock()
+	old := *w.udp.Load()
+	m := make(map[netip.AddrPort]*net.UDPConn, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[local] = conn
+	w.udp.Store(&m)
+}
+
+// SendUDP implements Wire.
+func (w *NetWire) SendUDP(local, remote netip.AddrPort, esp []byte) error {
+	c := (*w.udp.Load())[local]
+	if c == nil {
+		return fmt.Errorf("no NAT-T socket on %s", local)
+	}
+	_, err := c.WriteToUDPAddrPort(esp, remote)
+	return err
+}
+
+// SendIP implements Wire.
+func (w *NetWire) SendIP(pkt []byte) error {
+	if w.sendFD < 0 {
+		return errors.New(w.rawErr)
+	}
+	if len(pkt) < 20 {
+		return errors.New("packet shorter than an IPv4 header")
+	}
+	sa := w.addrs.Get().(*unix.SockaddrInet4)
+	copy(sa.Addr[:], pkt[16:20])
+	err := unix.Sendto(w.sendFD, pkt, 0, sa)
+	w.addrs.Put(sa)
+	return err
+}
+
+// RawIP implements Wire.
+func (w *NetWire) RawIP() bool { return w.sendFD >= 0 && len(w.rx) == 2 }
+
+// RawIPError implements Wire.
+func (w *NetWire) RawIPError() string { return w.rawErr }
+
+// Close closes the raw sockets and waits for their readers.
+func (w *NetWire) Close() error {
+	if w.closed.Swap(true) {
+		return nil
+	}
+	for _, f := range w.rx {
+		f.Close()
+	}
+	if w.sendFD >= 0 {
+		unix.Close(w.sendFD)
+		w.sendFD = -1
+	}
+	w.wg.Wait()
+	return nil
+}

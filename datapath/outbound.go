@@ -1,0 +1,210 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/sirupsen/logrus"
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/vpnlab/vpnlab/esp"
+	"github.com/vpnlab/vpnlab/ike"
+)
+
+// Buffer layout: every worker buffer leaves writeOffset bytes in front for
+// the TUN device's virtio header, and holds the largest IP packet plus
+// headers.
+const (
+	writeOffset = 16
+	bufSize     = writeOffset + 65535 + 512
+)
+
+// worker is one goroutine's reusable buffers.
+type worker struct {
+	buf []byte   // output of a transform
+	tmp []byte   // AH tunnel mode: outer header + inner packet
+	wb  [][]byte // one-element batch for Device.Write
+}
+
+func newWorker() *worker {
+	return &worker{buf: make([]byte, bufSize), tmp: make([]byte, bufSize), wb: make([][]byte, 1)}
+}
+
+func (d *DataPath) getWorker() *worker {
+	if w, ok := d.workers.Get().(*worker); ok {
+		return w
+	}
+	return newWorker()
+}
+
+func (d *DataPath) putWorker(w *worker) { d.workers.Put(w) }
+
+// RunInside reads the inside device until it is closed, protecting and
+// sending every packet. It returns nil when the device is closed.
+func (d *DataPath) RunInside() error {
+	n := d.dev.BatchSize()
+	bufs := make([][]byte, n)
+	sizes := make([]int, n)
+	for i := range bufs {
+		bufs[i] = make([]byte, bufSize)
+	}
+	w := newWorker()
+	for {
+		k, err := d.dev.Read(bufs, sizes, writeOffset)
+		for i := 0; i < k; i++ {
+			d.sendInside(w, bufs[i][writeOffset:writeOffset+sizes[i]])
+		}
+		if err != nil {
+			if d.closed.Load() || errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			if errors.Is(err, tun.ErrTooManySegments) {
+				continue
+			}
+			d.log.WithError(err).Warn("data path: reading the inside device failed")
+			if k == 0 {
+				return fmt.Errorf("datapath: reading the inside device: %w", err)
+			}
+		}
+	}
+}
+
+// sendInside protects one inside packet and sends it.
+func (d *DataPath) sendInside(w *worker, pkt []byte) {
+	src, dst, ok := addrs(pkt)
+	if !ok {
+		d.dropGlobal(dropNotIP, logrus.Fields{"len": len(pkt)})
+		return
+	}
+	p := d.table.Load().lookup(dst)
+	if p == nil {
+		d.dropGlobal(dropNoRoute, logrus.Fields{"src": src.String(), "dst": dst.String()})
+		return
+	}
+	if p.expired.Load() {
+		d.expiredDrop(p)
+		return
+	}
+	if !p.localTS.Contains(src) || !p.remoteTS.Contains(dst) {
+		d.selectorDrop(p, "outbound", src, dst)
+		return
+	}
+	out, err := d.protect(w, p, pkt)
+	if err != nil {
+		if errors.Is(err, esp.ErrSeqExhausted) {
+			if !p.expired.Swap(true) {
+				d.signal(ike.SALimit{Protocol: p.proto, InboundSPI: uint32(p.key), Hard: true, Reason: "sequence number space exhausted"})
+			}
+			d.expiredDrop(p)
+			return
+		}
+		d.sendFailed(p, err)
+		return
+	}
+	d.checkLimits(p, p.out)
+	if p.udpEncap {
+		err = d.wire.SendUDP(p.local, p.remote, out)
+		if err == nil && d.sink != nil {
+			d.sink.Packet(p.local, p.remote, out)
+		}
+	} else {
+		err = d.wire.SendIP(out)
+		if err == nil && d.sink != nil {
+			d.sink.IP(out)
+		}
+	}
+	if err != nil {
+		d.sendFailed(p, err)
+	}
+}
+
+// protect applies the pair's outbound SA to pkt and returns the packet to
+// send: for ESP in UDP the ESP packet, otherwise a whole IPv4 packet.
+func (d *DataPath) protect(w *worker, p *pair, pkt []byte) ([]byte, error) {
+	p.outM.Lock()
+	defer p.outM.Unlock()
+	sa := p.out
+	tunnel := p.mode == ike.ModeTunnel
+	if !tunnel && pkt[0]>>4 != 4 {
+		return nil, errors.New("transport mode carries IPv4 only")
+	}
+	switch {
+	case p.proto == protoAH && tunnel:
+		nh := byte(esp.ProtoIPv4)
+		if pkt[0]>>4 == 6 {
+			nh = esp.ProtoIPv6
+		}
+		total := esp.IPv4HeaderLen + len(pkt)
+		if total > 0xffff {
+			return nil, errors.New("packet too long")
+		}
+		tmp := w.tmp[:total]
+		if err := esp.PutOuterIPv4(tmp, p.local.Addr(), p.remote.Addr(), uint16(d.ipID.Add(1)), nh, total, pkt); err != nil {
+			return nil, err
+		}
+		copy(tmp[esp.IPv4HeaderLen:], pkt)
+		return sa.ProtectAH(w.buf[:0], tmp)
+	case p.proto == protoAH:
+		return sa.ProtectAH(w.buf[:0], pkt)
+	case tunnel && p.udpEncap:
+		return sa.AppendESP(w.buf[:0], pkt, innerProto(pkt))
+	case tunnel:
+		out, err := sa.AppendESP(w.buf[:esp.IPv4HeaderLen], pkt, innerProto(pkt))
+		if err != nil {
+			return nil, err
+		}
+		return out, esp.PutOuterIPv4(out[:esp.IPv4HeaderLen], p.local.Addr(), p.remote.Addr(), uint16(d.ipID.Add(1)), esp.ProtoESP, len(out), pkt)
+	default: // ESP transport
+		ihl := int(pkt[0]&0x0f) * 4
+		if ihl < esp.IPv4HeaderLen || ihl > len(pkt) {
+			return nil, esp.DropMalformed
+		}
+		if p.udpEncap {
+			return sa.AppendESP(w.buf[:0], pkt[ihl:], pkt[9])
+		}
+		hdr := append(w.buf[:0], pkt[:ihl]...)
+		out, err := sa.AppendESP(hdr, pkt[ihl:], pkt[9])
+		if err != nil {
+			return nil, err
+		}
+		return out, esp.RewriteIPv4(out[:ihl], esp.ProtoESP, len(out))
+	}
+}
+
+func innerProto(pkt []byte) byte {
+	if pkt[0]>>4 == 6 {
+		return esp.ProtoIPv6
+	}
+	return esp.ProtoIPv4
+}
+
+func (d *DataPath) sendFailed(p *pair, err error) {
+	p.sendFails.Add(1)
+	if d.rl.allow(slotSend) {
+		d.log.WithFields(logrus.Fields{"tunnel": p.tunnel, "spi_out": fmt.Sprintf("%08x", p.out.SPI()), "error": err.Error()}).
+			Warn("data path: sending failed (logged at most every 5 s)")
+	}
+}
+
+// checkLimits signals the byte lifetime's soft and hard limits and the
+// outbound sequence number's soft limit, once each per pair.
+func (d *DataPath) checkLimits(p *pair, sa *esp.SA) {
+	if p.hardBytes > 0 {
+		_, b := sa.Counts()
+		if b >= p.hardBytes {
+			if !p.expired.Swap(true) {
+				d.signal(ike.SALimit{Protocol: p.proto, InboundSPI: uint32(p.key), Hard: true,
+					Reason: fmt.Sprintf("byte lifetime of %d KB used up (%s)", p.hardBytes/1024, sa.Direction())})
+			}
+			return
+		}
+		if b >= p.softBytes && !p.softSent.Swap(true) {
+			d.signal(ike.SALimit{Protocol: p.proto, InboundSPI: uint32(p.key),
+				Reason: fmt.Sprintf("byte lifetime %d%% used (%s)", d.soft, sa.Direction())})
+		}
+	}
+	if sa.Direction() == esp.Outbound && sa.SoftLimitReached() && !p.softSent.Swap(true) {
+		d.signal(ike.SALimit{Protocol: p.proto, InboundSPI: uint32(p.key), Reason: "outbound sequence number near 2^32"})
+	}
+}
