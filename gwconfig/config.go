@@ -142,6 +142,12 @@ type Config struct {
 
 	IKE ike.Config
 
+	// DataPath is the TUN data path; nil means IKE only.
+	DataPath *DataPath
+	// Capture is the path of a pcap file of everything crossing the
+	// outside sockets (IKE, NAT-T, ESP, AH); "" is off.
+	Capture string
+
 	// Warnings are problems that did not stop loading; log them.
 	Warnings []*Warning
 }
@@ -234,7 +240,7 @@ func (d *decoder) config(c *Config, root *yaml.Node, base string) {
 		d.errf(root, "", "empty configuration")
 		return
 	}
-	top := d.object(root, "", "log", "control", "key_log", "lab_timers", "ike", "tunnels")
+	top := d.object(root, "", "log", "control", "key_log", "capture", "lab_timers", "ike", "data_path", "tunnels")
 	if resolve(root).Kind != yaml.MappingNode {
 		return
 	}
@@ -252,6 +258,8 @@ func (d *decoder) config(c *Config, root *yaml.Node, base string) {
 		c.Control = cc
 	}
 	c.KeyLog = top.str("key_log", "")
+	c.Capture = top.str("capture", "")
+	d.dataPath(c, top)
 	c.LabTimers = top.boolean("lab_timers", false)
 
 	ik := d.object(top.get("ike"), "ike", "port", "natt_port", "retransmit_timeout", "retransmit_base", "retransmit_tries", "max_half_open")

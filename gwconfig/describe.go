@@ -77,6 +77,12 @@ func (c *Config) Summary() string {
 	fmt.Fprintf(&b, "log:                format=%s level=%s\n", c.Log.Format, c.Log.Level)
 	fmt.Fprintf(&b, "control:            %s\n", c.Control)
 	fmt.Fprintf(&b, "key_log:            %s\n", onOff(c.KeyLog))
+	fmt.Fprintf(&b, "capture:            %s\n", onOff(c.Capture))
+	if dp := c.DataPath; dp != nil {
+		fmt.Fprintf(&b, "data_path:          tun %s mtu %d addresses %v routes %t\n", dp.TUN, dp.MTU, dp.Addresses, dp.Routes)
+	} else {
+		fmt.Fprintf(&b, "data_path:          none (IKE only: SAs are negotiated but carry no traffic)\n")
+	}
 	fmt.Fprintf(&b, "lab_timers:         %t\n", c.LabTimers)
 	fmt.Fprintf(&b, "ike:                port=%d natt_port=%d retransmit=%s x%g tries=%d max_half_open=%d\n",
 		c.IKE.Ports.IKE, c.IKE.Ports.NATT, c.IKE.RetransmitTimeout, c.IKE.RetransmitBase, c.IKE.RetransmitTries, c.IKE.MaxHalfOpen)

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/vpnlab/vpnlab/control"
-	"github.com/vpnlab/vpnlab/keylog"
 	"io"
 	"os"
 	"os/signal"
@@ -17,8 +15,11 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/vpnlab/vpnlab/capture"
+	"github.com/vpnlab/vpnlab/control"
 	"github.com/vpnlab/vpnlab/gwconfig"
 	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/keylog"
 )
 
 // The control API and the key logger are reached through these variables so
@@ -77,6 +78,7 @@ type options struct {
 	logFormat string
 	logLevel  string
 	keyLog    string
+	capture   string
 	control   string
 	check     bool
 	set       map[string]bool
@@ -90,10 +92,11 @@ func parseFlags(name string, args []string, stderr io.Writer) (*options, int) {
 	fs.StringVar(&o.logFormat, "log-format", "", "log format: text or json (overrides log.format)")
 	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn or error (overrides log.level)")
 	fs.StringVar(&o.keyLog, "key-log", "", "export keys for Wireshark to `file` (overrides key_log; opt-in, secret material)")
+	fs.StringVar(&o.capture, "capture", "", "write a pcap of the outside traffic to `file` (overrides capture)")
 	fs.StringVar(&o.control, "control", "", "control API `address`: unix:/path or loopback host:port (overrides control.listen)")
 	fs.BoolVar(&o.check, "check", false, "validate the configuration, print the effective settings (without secrets) and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: %s --config FILE [--check] [--log-format text|json] [--log-level LEVEL] [--key-log FILE] [--control ADDR]\n\n", name)
+		fmt.Fprintf(stderr, "usage: %s --config FILE [--check] [--log-format text|json] [--log-level LEVEL] [--key-log FILE] [--capture FILE] [--control ADDR]\n\n", name)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -148,6 +151,9 @@ func applyFlags(c *gwconfig.Config, o *options) error {
 	}
 	if o.set["key-log"] {
 		c.KeyLog = o.keyLog
+	}
+	if o.set["capture"] {
+		c.Capture = o.capture
 	}
 	return nil
 }
@@ -249,6 +255,29 @@ func Run(ctx context.Context, profile gwconfig.Profile, name string, args []stri
 			log.WithField("key_log", c.KeyLog).Warn("exporting IKE and ESP keys for Wireshark: anyone who reads this file can decrypt the traffic")
 			opts = append(opts, ike.WithKeyLogger(kl))
 		}
+	}
+
+	var sink *capture.Writer
+	if c.Capture != "" {
+		sink, err = capture.Create(c.Capture)
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer func() {
+			if err := sink.Close(); err != nil {
+				log.WithError(err).Warn("closing the capture")
+			}
+		}()
+		log.WithField("capture", c.Capture).Info("writing a pcap of the outside traffic")
+		opts = append(opts, ike.WithPacketSink(sink))
+	}
+	if c.DataPath != nil {
+		dp, stop, err := startDataPath(c, sink, log)
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer stop()
+		opts = append(opts, ike.WithDataPath(dp))
 	}
 
 	eng, err := ike.NewEngine(c.IKE, opts...)

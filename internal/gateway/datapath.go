@@ -1,0 +1,63 @@
+package gateway
+
+import (
+	"fmt"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/vpnlab/vpnlab/capture"
+	"github.com/vpnlab/vpnlab/datapath"
+	"github.com/vpnlab/vpnlab/gwconfig"
+)
+
+// startDataPath creates the TUN device, the raw sockets and the data path,
+// installs the configured routes and starts reading the device. stop closes
+// everything (the kernel removes the device and its routes).
+func startDataPath(c *gwconfig.Config, sink *capture.Writer, log logrus.FieldLogger) (*datapath.DataPath, func(), error) {
+	cfg := c.DataPath
+	dev, err := datapath.OpenTUN(datapath.TUNConfig{Name: cfg.TUN, MTU: cfg.MTU, Addresses: cfg.Addresses})
+	if err != nil {
+		return nil, nil, err
+	}
+	dlog := log.WithField("component", "datapath")
+	wire := datapath.NewNetWire(dlog)
+	if !wire.RawIP() {
+		dlog.WithField("why", wire.RawIPError()).Warn("raw ESP/AH (IP protocols 50/51) unavailable: only ESP in UDP will work")
+	}
+	dc := datapath.Config{Device: dev, Wire: wire, Log: dlog}
+	if sink != nil {
+		dc.Sink = sink
+	}
+	dp, err := datapath.New(dc)
+	if err != nil {
+		dev.Close()
+		wire.Close()
+		return nil, nil, err
+	}
+	stop := func() {
+		dp.Close()
+		wire.Close()
+	}
+	dlog.WithFields(logrus.Fields{"tun": cfg.TUN, "mtu": cfg.MTU, "addresses": fmt.Sprint(cfg.Addresses), "raw_ip": wire.RawIP()}).Info("data path ready")
+	if cfg.Routes {
+		for _, t := range c.IKE.Tunnels {
+			ts := t.Phase2.RemoteTS
+			if ts.Contains(t.RemoteAddr) {
+				dlog.WithFields(logrus.Fields{"tunnel": t.Name, "prefix": ts.String(), "remote": t.RemoteAddr.String()}).
+					Warn("not routing the remote traffic selector into the TUN: it contains the peer's outside address (add narrower routes, or use BGP)")
+				continue
+			}
+			if err := datapath.AddRoute(cfg.TUN, ts); err != nil {
+				stop()
+				return nil, nil, err
+			}
+			dlog.WithFields(logrus.Fields{"tunnel": t.Name, "prefix": ts.String(), "dev": cfg.TUN}).Info("route installed")
+		}
+	}
+	go func() {
+		if err := dp.RunInside(); err != nil {
+			dlog.WithError(err).Error("data path stopped reading the TUN device")
+		}
+	}()
+	return dp, stop, nil
+}
