@@ -52,8 +52,8 @@ func (e *env) addHosts() (onprem, vpc *netlab.NS) {
 // ourConfig is a gateway configuration with a data path.
 func ourConfig(dir, name string, local, localID, remote netip.Addr, lts, rts netip.Prefix, start bool, extra string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "log: {format: json, level: debug}\ncontrol: {listen: \"unix:%s\"}\nkey_log: %s\ncapture: %s\nlab_timers: true\n",
-		filepath.Join(dir, name+".sock"), filepath.Join(dir, name+"-keys.log"), filepath.Join(dir, name+"-outside.pcap"))
+	fmt.Fprintf(&b, "log: {format: json, level: debug}\ncontrol: {listen: \"unix:%s\"}\nkey_log: %s\nlab_timers: true\n",
+		filepath.Join(dir, name+".sock"), filepath.Join(dir, name+"-keys.log"))
 	fmt.Fprintf(&b, "data_path: {tun: vpnlab0, mtu: 1400}\n")
 	fmt.Fprintf(&b, "tunnels:\n  - name: %s\n    local_address: %s\n    remote_address: %s\n    psk_env: %s\n    local_ts: %s\n    remote_ts: %s\n",
 		tunnelName, local, remote, pskEnv, lts, rts)
