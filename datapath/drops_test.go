@@ -150,7 +150,7 @@ func TestSelectorsAndRoutes(t *testing.T) {
 	p := a.dp.table.Load().outbound["tunnel1"]
 	w := newWorker()
 	bad := udpPacket(netip.MustParseAddr("10.99.0.1"), hostB, 10, 0)
-	out, err := a.dp.protect(w, p, bad)
+	out, err := a.dp.protect(w.buf[:0], w.tmp, p, bad)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,21 +87,30 @@ func (d *DataPath) receiveIP(w *worker, pkt []byte) {
 }
 
 func (d *DataPath) receiveUDP(w *worker, local, from netip.AddrPort, espPkt []byte) {
+	if inner := d.openUDP(w.buf, local, from, espPkt); inner != nil {
+		d.writeInside(w, inner)
+	}
+}
+
+// openUDP verifies and decapsulates one ESP-in-UDP packet into
+// buf[writeOffset:] and returns the inner packet, or nil if it was dropped
+// (counted) or was a dummy packet.
+func (d *DataPath) openUDP(buf []byte, local, from netip.AddrPort, espPkt []byte) []byte {
 	if len(espPkt) < 8 {
 		d.dropGlobal(dropMalformed, logrus.Fields{"len": len(espPkt), "from": from.String()})
-		return
+		return nil
 	}
 	spi := binary.BigEndian.Uint32(espPkt[0:4])
 	p := d.table.Load().inbound[spiKey(protoESP, spi)]
 	if p == nil {
 		d.noSA(protoESP, spi, from.Addr())
-		return
+		return nil
 	}
 	if p.expired.Load() {
 		d.expiredDrop(p)
-		return
+		return nil
 	}
-	out := w.buf[writeOffset:writeOffset]
+	out := buf[writeOffset:writeOffset]
 	var inner []byte
 	var nh byte
 	var err error
@@ -121,38 +130,54 @@ func (d *DataPath) receiveUDP(w *worker, local, from netip.AddrPort, espPkt []by
 	p.inMu.Unlock()
 	if err != nil {
 		d.saDrop(p, err)
-		return
+		return nil
 	}
-	d.deliver(w, p, inner, nh, 0)
+	if !d.accept(p, inner, nh, 0) {
+		return nil
+	}
+	return inner
 }
 
-// deliver checks a verified inner packet against the selectors and writes it
-// to the device. inner lies at w.buf[writeOffset:].
+// deliver checks a verified inner packet (at w.buf[writeOffset:]) and
+// writes it to the device.
 func (d *DataPath) deliver(w *worker, p *pair, inner []byte, nh byte, outerTOS byte) {
+	if d.accept(p, inner, nh, outerTOS) {
+		d.writeInside(w, inner)
+	}
+}
+
+// accept checks a verified inner packet against the selectors (and RFC 6040
+// for tunnel mode) and does the pair's bookkeeping. false: dropped.
+func (d *DataPath) accept(p *pair, inner []byte, nh byte, outerTOS byte) bool {
 	if nh == esp.NextHdrNone {
-		return // dummy packet (RFC 4303 section 2.6)
+		return false // dummy packet (RFC 4303 section 2.6)
 	}
 	if p.mode == ike.ModeTunnel {
 		if nh != esp.ProtoIPv4 && nh != esp.ProtoIPv6 {
 			d.saDrop(p, esp.DropMalformed)
-			return
+			return false
 		}
 		if !esp.DecapECN(outerTOS, inner) {
 			d.saDrop(p, esp.DropMalformed)
-			return
+			return false
 		}
 	}
 	src, dst, ok := addrs(inner)
 	if !ok {
 		d.saDrop(p, esp.DropMalformed)
-		return
+		return false
 	}
 	if !p.remoteTS.Contains(src) || !p.localTS.Contains(dst) {
 		d.selectorDrop(p, "inbound", src, dst)
-		return
+		return false
 	}
 	p.last.Store(time.Now().UnixNano())
 	d.checkLimits(p, p.in)
+	return true
+}
+
+// writeInside writes one packet that lies at w.buf[writeOffset:].
+func (d *DataPath) writeInside(w *worker, inner []byte) {
 	w.wb[0] = w.buf[:writeOffset+len(inner)]
 	if _, err := d.dev.Write(w.wb, writeOffset); err != nil {
 		d.dropGlobal(dropTunWrite, logrus.Fields{"error": err.Error()})

@@ -77,6 +77,16 @@ func (w *MemoryWire) SendUDP(local, remote netip.AddrPort, esp []byte) error {
 	return w.deliver(esp, func(r Receiver, p []byte) { r.ReceiveUDP(remote, local, p) })
 }
 
+// SendUDPSegments implements Wire: one delivery per segment.
+func (w *MemoryWire) SendUDPSegments(local, remote netip.AddrPort, buf []byte, seg int) error {
+	for off := 0; off < len(buf); off += seg {
+		if err := w.SendUDP(local, remote, buf[off:min(off+seg, len(buf))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // SendIP implements Wire.
 func (w *MemoryWire) SendIP(pkt []byte) error {
 	return w.deliver(pkt, func(r Receiver, p []byte) { r.ReceiveIP(p) })

@@ -1,12 +1,29 @@
 package datapath
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
+
+// maxGROSegments bounds the datagrams one UDP GRO read can carry (the
+// kernel's UDP_MAX_SEGMENTS is 64 or 128; each GRO batch is at most 64 KiB).
+const maxGROSegments = 128
+
+// nattReader is the state of one NAT-T socket's reader: a receive buffer
+// large enough for a UDP GRO batch, and one output buffer per datagram so
+// that a whole batch goes to the device in one Write (where the TUN device
+// coalesces TCP segments again).
+type nattReader struct {
+	buf  []byte
+	oob  []byte
+	outs [][]byte // each bufSize; outs[i][writeOffset:] receives a packet
+	wb   [][]byte
+}
 
 // ServeNATT reads a NAT-T socket of the IKE engine until it is closed
 // (ike.NATTDataPath). RFC 3948 section 2.2: a datagram starting with four
@@ -14,12 +31,22 @@ import (
 // marker; a single 0xff byte is a NAT keepalive (section 2.3) and is
 // dropped; anything else is ESP. Every datagram goes to the capture sink
 // as received.
+//
+// The socket has UDP GRO enabled where the kernel supports it: one read
+// may return many datagrams of one size (the last may be shorter), which
+// are split here; their inner packets are written to the device as one
+// batch.
 func (d *DataPath) ServeNATT(conn *net.UDPConn, local netip.AddrPort, ike func(from netip.AddrPort, msg []byte)) {
 	d.wire.AddNATT(local, conn)
-	w := newWorker()
-	buf := make([]byte, 65536)
+	gro := enableUDPGRO(conn)
+	d.log.WithFields(logrus.Fields{"addr": local.String(), "udp_gro": gro}).Debug("data path: serving NAT-T socket")
+	r := &nattReader{buf: make([]byte, 2*65536), oob: make([]byte, 128)}
+	for i := 0; i < maxGROSegments; i++ {
+		r.outs = append(r.outs, make([]byte, bufSize))
+	}
+	r.wb = make([][]byte, 0, maxGROSegments)
 	for {
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(r.buf, r.oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -28,19 +55,86 @@ func (d *DataPath) ServeNATT(conn *net.UDPConn, local netip.AddrPort, ike func(f
 			continue
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		data := buf[:n]
-		if d.sink != nil {
-			d.sink.Packet(from, local, data)
+		seg := groSegmentSize(r.oob[:oobn])
+		if seg <= 0 || seg > n {
+			seg = n
 		}
-		switch {
-		case n == 1 && data[0] == 0xff:
-			// NAT keepalive
-		case n >= 4 && data[0] == 0 && data[1] == 0 && data[2] == 0 && data[3] == 0:
-			ike(from, data[4:])
-		case n < 8:
-			d.dropGlobal(dropMalformed, logrus.Fields{"len": n, "from": from.String(), "what": "short datagram on the NAT-T port"})
-		default:
-			d.receiveUDP(w, local, from, data)
+		r.wb = r.wb[:0]
+		for off := 0; off < n; off += seg {
+			end := min(off+seg, n)
+			d.nattDatagram(r, local, from, r.buf[off:end], ike)
+		}
+		if len(r.wb) > 0 {
+			if _, err := d.dev.Write(r.wb, writeOffset); err != nil {
+				d.dropGlobal(dropTunWrite, logrus.Fields{"error": err.Error()})
+			}
 		}
 	}
+}
+
+// nattDatagram handles one datagram of a read; ESP packets that pass are
+// queued in r.wb.
+func (d *DataPath) nattDatagram(r *nattReader, local, from netip.AddrPort, data []byte, ike func(netip.AddrPort, []byte)) {
+	n := len(data)
+	if d.sink != nil {
+		d.sink.Packet(from, local, data)
+	}
+	switch {
+	case n == 1 && data[0] == 0xff:
+		// NAT keepalive
+	case n >= 4 && data[0] == 0 && data[1] == 0 && data[2] == 0 && data[3] == 0:
+		ike(from, data[4:])
+	case n < 8:
+		d.dropGlobal(dropMalformed, logrus.Fields{"len": n, "from": from.String(), "what": "short datagram on the NAT-T port"})
+	default:
+		out := r.outs[len(r.wb)]
+		if inner := d.openUDP(out, local, from, data); inner != nil {
+			r.wb = append(r.wb, out[:writeOffset+len(inner)])
+		}
+	}
+}
+
+// enableUDPGRO asks the kernel to coalesce datagrams (UDP_GRO, Linux 5.0)
+// and gives the socket a 4 MiB receive buffer (SO_RCVBUFFORCE as root,
+// beyond net.core.rmem_max), so that bursts of ESP are not dropped by the
+// socket while the data path writes to the TUN device.
+func enableUDPGRO(conn *net.UDPConn) bool {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok := false
+	_ = rc.Control(func(fd uintptr) {
+		ok = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+		}
+	})
+	return ok
+}
+
+// groSegmentSize finds the UDP_GRO control message (the size of each
+// coalesced datagram) without allocating; 0 if absent.
+func groSegmentSize(oob []byte) int {
+	const hdr = unix.SizeofCmsghdr
+	for len(oob) >= hdr {
+		l := int(binary.NativeEndian.Uint64(oob[0:8]))
+		level := int32(binary.NativeEndian.Uint32(oob[8:12]))
+		typ := int32(binary.NativeEndian.Uint32(oob[12:16]))
+		if l < hdr || l > len(oob) {
+			return 0
+		}
+		if level == unix.IPPROTO_UDP && typ == unix.UDP_GRO && l >= hdr+2 {
+			if l >= hdr+4 {
+				return int(binary.NativeEndian.Uint32(oob[hdr : hdr+4]))
+			}
+			return int(binary.NativeEndian.Uint16(oob[hdr : hdr+2]))
+		}
+		adv := (l + 7) &^ 7
+		if adv > len(oob) {
+			return 0
+		}
+		oob = oob[adv:]
+	}
+	return 0
 }

@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -29,6 +30,8 @@ type NetWire struct {
 	rawErr string
 	rx     []*os.File
 	addrs  sync.Pool // *unix.SockaddrInet4 for sendto
+	oobs   sync.Pool // *[]byte UDP_SEGMENT control messages
+	noGSO  atomic.Bool
 	wg     sync.WaitGroup
 	closed atomic.Bool
 }
@@ -37,6 +40,7 @@ type NetWire struct {
 func NewNetWire(log logrus.FieldLogger) *NetWire {
 	w := &NetWire{log: log, sendFD: -1}
 	w.addrs.New = func() any { return new(unix.SockaddrInet4) }
+	w.oobs.New = func() any { b := make([]byte, unix.CmsgSpace(2)); return &b }
 	m := map[netip.AddrPort]*net.UDPConn{}
 	w.udp.Store(&m)
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
@@ -104,6 +108,46 @@ func (w *NetWire) SendUDP(local, remote netip.AddrPort, esp []byte) error {
 	}
 	_, err := c.WriteToUDPAddrPort(esp, remote)
 	return err
+}
+
+// SendUDPSegments implements Wire with UDP_SEGMENT (Linux 4.18) when buf
+// holds more than one packet; if the kernel or the route refuses it, GSO is
+// turned off for good and the packets go one by one.
+func (w *NetWire) SendUDPSegments(local, remote netip.AddrPort, buf []byte, seg int) error {
+	c := (*w.udp.Load())[local]
+	if c == nil {
+		return fmt.Errorf("no NAT-T socket on %s", local)
+	}
+	if len(buf) > seg && !w.noGSO.Load() {
+		oob := w.oobs.Get().(*[]byte)
+		putSegmentCmsg(*oob, seg)
+		_, _, err := c.WriteMsgUDPAddrPort(buf, *oob, remote)
+		w.oobs.Put(oob)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EIO) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOPROTOOPT) {
+			return err
+		}
+		w.noGSO.Store(true)
+		w.log.WithError(err).Warn("data path: UDP segmentation offload refused; sending ESP-in-UDP datagrams one by one")
+	}
+	for off := 0; off < len(buf); off += seg {
+		if _, err := c.WriteToUDPAddrPort(buf[off:min(off+seg, len(buf))], remote); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putSegmentCmsg writes a UDP_SEGMENT control message with the segment
+// size into b (unix.CmsgSpace(2) bytes).
+func putSegmentCmsg(b []byte, seg int) {
+	clear(b)
+	binary.NativeEndian.PutUint64(b[0:8], uint64(unix.CmsgLen(2)))
+	binary.NativeEndian.PutUint32(b[8:12], uint32(unix.IPPROTO_UDP))
+	binary.NativeEndian.PutUint32(b[12:16], uint32(unix.UDP_SEGMENT))
+	binary.NativeEndian.PutUint16(b[unix.SizeofCmsghdr:], uint16(seg))
 }
 
 // SendIP implements Wire.

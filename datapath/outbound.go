@@ -42,6 +42,10 @@ func (d *DataPath) putWorker(w *worker) { d.workers.Put(w) }
 
 // RunInside reads the inside device until it is closed, protecting and
 // sending every packet. It returns nil when the device is closed.
+//
+// ESP-in-UDP packets of one read that go to the same peer are sent
+// together with UDP segmentation offload (one send for up to 64 datagrams)
+// where the kernel supports it.
 func (d *DataPath) RunInside() error {
 	n := d.dev.BatchSize()
 	bufs := make([][]byte, n)
@@ -50,11 +54,13 @@ func (d *DataPath) RunInside() error {
 		bufs[i] = make([]byte, bufSize)
 	}
 	w := newWorker()
+	b := &udpBatch{buf: make([]byte, 0, maxUDPBatchBytes+bufSize)}
 	for {
 		k, err := d.dev.Read(bufs, sizes, writeOffset)
 		for i := 0; i < k; i++ {
-			d.sendInside(w, bufs[i][writeOffset:writeOffset+sizes[i]])
+			d.sendInside(w, b, bufs[i][writeOffset:writeOffset+sizes[i]])
 		}
+		d.flushUDP(b)
 		if err != nil {
 			if d.closed.Load() || errors.Is(err, os.ErrClosed) {
 				return nil
@@ -70,8 +76,23 @@ func (d *DataPath) RunInside() error {
 	}
 }
 
-// sendInside protects one inside packet and sends it.
-func (d *DataPath) sendInside(w *worker, pkt []byte) {
+// udpBatch collects ESP packets for one peer: all of size seg except
+// possibly the last (the rule of UDP_SEGMENT).
+const (
+	maxUDPBatchBytes = 60000
+	maxUDPBatchCount = 64
+)
+
+type udpBatch struct {
+	p     *pair
+	buf   []byte
+	seg   int
+	count int
+	short bool // the last packet is shorter than seg: nothing may follow
+}
+
+// sendInside protects one inside packet and sends it (or queues it in b).
+func (d *DataPath) sendInside(w *worker, b *udpBatch, pkt []byte) {
 	src, dst, ok := addrs(pkt)
 	if !ok {
 		d.dropGlobal(dropNotIP, logrus.Fields{"len": len(pkt)})
@@ -90,7 +111,20 @@ func (d *DataPath) sendInside(w *worker, pkt []byte) {
 		d.selectorDrop(p, "outbound", src, dst)
 		return
 	}
-	out, err := d.protect(w, p, pkt)
+	var dstBuf []byte
+	if p.udpEncap {
+		sz := p.out.ESPLen(len(pkt))
+		if p.mode != ike.ModeTunnel {
+			sz = p.out.ESPLen(len(pkt) - int(pkt[0]&0x0f)*4)
+		}
+		if b.count > 0 && (b.p != p || b.short || sz > b.seg || b.count >= maxUDPBatchCount || len(b.buf)+sz > maxUDPBatchBytes) {
+			d.flushUDP(b)
+		}
+		dstBuf = b.buf
+	} else {
+		dstBuf = w.buf[:0]
+	}
+	out, err := d.protect(dstBuf, w.tmp, p, pkt)
 	if err != nil {
 		if errors.Is(err, esp.ErrSeqExhausted) {
 			if !p.expired.Swap(true) {
@@ -104,24 +138,46 @@ func (d *DataPath) sendInside(w *worker, pkt []byte) {
 	}
 	d.checkLimits(p, p.out)
 	if p.udpEncap {
-		err = d.wire.SendUDP(p.local, p.remote, out)
-		if err == nil && d.sink != nil {
-			d.sink.Packet(p.local, p.remote, out)
+		sz := len(out) - len(b.buf)
+		if b.count == 0 {
+			b.p, b.seg = p, sz
+		} else if sz < b.seg {
+			b.short = true
 		}
-	} else {
-		err = d.wire.SendIP(out)
-		if err == nil && d.sink != nil {
-			d.sink.IP(out)
-		}
+		b.buf = out
+		b.count++
+		return
+	}
+	err = d.wire.SendIP(out)
+	if err == nil && d.sink != nil {
+		d.sink.IP(out)
 	}
 	if err != nil {
 		d.sendFailed(p, err)
 	}
 }
 
-// protect applies the pair's outbound SA to pkt and returns the packet to
-// send: for ESP in UDP the ESP packet, otherwise a whole IPv4 packet.
-func (d *DataPath) protect(w *worker, p *pair, pkt []byte) ([]byte, error) {
+// flushUDP sends the queued ESP-in-UDP packets.
+func (d *DataPath) flushUDP(b *udpBatch) {
+	if b.count == 0 {
+		return
+	}
+	p := b.p
+	err := d.wire.SendUDPSegments(p.local, p.remote, b.buf, b.seg)
+	if err != nil {
+		d.sendFailed(p, err)
+	} else if d.sink != nil {
+		for off := 0; off < len(b.buf); off += b.seg {
+			d.sink.Packet(p.local, p.remote, b.buf[off:min(off+b.seg, len(b.buf))])
+		}
+	}
+	b.p, b.buf, b.seg, b.count, b.short = nil, b.buf[:0], 0, 0, false
+}
+
+// protect applies the pair's outbound SA to pkt and appends the packet to
+// send to dst: for ESP in UDP the ESP packet, otherwise a whole IPv4
+// packet. tmp is scratch space (AH tunnel mode).
+func (d *DataPath) protect(dst, tmp []byte, p *pair, pkt []byte) ([]byte, error) {
 	p.outM.Lock()
 	defer p.outM.Unlock()
 	sa := p.out
@@ -139,36 +195,37 @@ func (d *DataPath) protect(w *worker, p *pair, pkt []byte) ([]byte, error) {
 		if total > 0xffff {
 			return nil, errors.New("packet too long")
 		}
-		tmp := w.tmp[:total]
+		tmp = tmp[:total]
 		if err := esp.PutOuterIPv4(tmp, p.local.Addr(), p.remote.Addr(), uint16(d.ipID.Add(1)), nh, total, pkt); err != nil {
 			return nil, err
 		}
 		copy(tmp[esp.IPv4HeaderLen:], pkt)
-		return sa.ProtectAH(w.buf[:0], tmp)
+		return sa.ProtectAH(dst, tmp)
 	case p.proto == protoAH:
-		return sa.ProtectAH(w.buf[:0], pkt)
+		return sa.ProtectAH(dst, pkt)
 	case tunnel && p.udpEncap:
-		return sa.AppendESP(w.buf[:0], pkt, innerProto(pkt))
+		return sa.AppendESP(dst, pkt, innerProto(pkt))
 	case tunnel:
-		out, err := sa.AppendESP(w.buf[:esp.IPv4HeaderLen], pkt, innerProto(pkt))
+		start := len(dst)
+		out, err := sa.AppendESP(append(dst, make([]byte, esp.IPv4HeaderLen)...), pkt, innerProto(pkt))
 		if err != nil {
 			return nil, err
 		}
-		return out, esp.PutOuterIPv4(out[:esp.IPv4HeaderLen], p.local.Addr(), p.remote.Addr(), uint16(d.ipID.Add(1)), esp.ProtoESP, len(out), pkt)
+		return out, esp.PutOuterIPv4(out[start:start+esp.IPv4HeaderLen], p.local.Addr(), p.remote.Addr(), uint16(d.ipID.Add(1)), esp.ProtoESP, len(out)-start, pkt)
 	default: // ESP transport
 		ihl := int(pkt[0]&0x0f) * 4
 		if ihl < esp.IPv4HeaderLen || ihl > len(pkt) {
 			return nil, esp.DropMalformed
 		}
 		if p.udpEncap {
-			return sa.AppendESP(w.buf[:0], pkt[ihl:], pkt[9])
+			return sa.AppendESP(dst, pkt[ihl:], pkt[9])
 		}
-		hdr := append(w.buf[:0], pkt[:ihl]...)
-		out, err := sa.AppendESP(hdr, pkt[ihl:], pkt[9])
+		start := len(dst)
+		out, err := sa.AppendESP(append(dst, pkt[:ihl]...), pkt[ihl:], pkt[9])
 		if err != nil {
 			return nil, err
 		}
-		return out, esp.RewriteIPv4(out[:ihl], esp.ProtoESP, len(out))
+		return out, esp.RewriteIPv4(out[start:start+ihl], esp.ProtoESP, len(out)-start)
 	}
 }
 

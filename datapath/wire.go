@@ -26,6 +26,10 @@ type Wire interface {
 	AddNATT(local netip.AddrPort, conn *net.UDPConn)
 	// SendUDP sends one ESP packet in UDP from local to remote.
 	SendUDP(local, remote netip.AddrPort, esp []byte) error
+	// SendUDPSegments sends the ESP packets in buf, each seg bytes long
+	// except possibly the last, as separate datagrams from local to remote
+	// (with UDP segmentation offload where available).
+	SendUDPSegments(local, remote netip.AddrPort, buf []byte, seg int) error
 	// SendIP sends one complete IPv4 packet (header included).
 	SendIP(pkt []byte) error
 	// RawIP reports whether SendIP works; RawIPError says why it does not.

@@ -703,3 +703,23 @@ func TestResponderLifetime(t *testing.T) {
 		t.Fatal("cgw did not log the RESPONDER-LIFETIME notify")
 	}
 }
+
+// TestSimultaneousInitiation: both sides start (AWS startup action start
+// against a cgw that also initiates). Two ISAKMP SAs are negotiated at
+// once; the later one must not carry INITIAL-CONTACT and wipe the IPsec SAs
+// the earlier one made, so traffic keeps its SAs afterwards.
+func TestSimultaneousInitiation(t *testing.T) {
+	cgw, vgw := newPair(t, pairOpts{vgw: func(tc *TunnelConfig) { tc.StartupAction = StartupStart }})
+	cgw.waitEvent(t, "phase2-up", 5*time.Second)
+	vgw.waitEvent(t, "phase2-up", 5*time.Second)
+	time.Sleep(1500 * time.Millisecond) // several retransmission timeouts of the fast test config
+	for name, g := range map[string]*gw{"cgw": cgw, "vgw": vgw} {
+		st := g.e.Status()
+		if len(st.Tunnels) != 1 || st.Tunnels[0].Phase2State != "Established" || len(st.Tunnels[0].SAs) == 0 {
+			t.Fatalf("%s after simultaneous initiation: %+v", name, st.Tunnels)
+		}
+		if n := len(g.dp.Pairs()); n == 0 {
+			t.Fatalf("%s: no IPsec SA left in the data path\n%s", name, g.logs)
+		}
+	}
+}

@@ -232,8 +232,14 @@ func (sa *ikeSA) processMM4(m *isakmp.Message) bool {
 	}
 	id := isakmp.IDFromAddr(sa.t.cfg.LocalID)
 	hashI := keymat.HashI(sa.hash, sa.skeyid, sa.gxi, sa.gxr, sa.iCookie[:], sa.rCookie[:], sa.saiB, id.Body())
-	ps := []isakmp.Payload{id, &isakmp.Hash{Data: hashI},
-		&isakmp.Notify{DOI: isakmp.DOIIPsec, ProtocolID: isakmp.ProtoISAKMP, SPI: sa.cookiesSPI(), NotifyType: isakmp.NotifyInitialContact}}
+	ps := []isakmp.Payload{id, &isakmp.Hash{Data: hashI}}
+	// INITIAL-CONTACT (RFC 2407 section 4.6.3.3) tells the peer to drop
+	// everything it has with us: only true when we have nothing with it,
+	// not when this negotiation collides with another (both sides
+	// initiating) or rekeys.
+	if !sa.t.hasOtherState(sa) {
+		ps = append(ps, &isakmp.Notify{DOI: isakmp.DOIIPsec, ProtocolID: isakmp.ProtoISAKMP, SPI: sa.cookiesSPI(), NotifyType: isakmp.NotifyInitialContact})
+	}
 	if sa.natDetected() {
 		sa.float()
 	}

@@ -207,6 +207,20 @@ func (t *tunnel) startPhase1Rekey() {
 
 // initialContact drops state of earlier sessions with this peer (the peer
 // rebooted or reconnected: RFC 2407 section 4.6.3.3).
+// hasOtherState reports whether the tunnel has an established ISAKMP SA
+// other than current, or any IPsec SA.
+func (t *tunnel) hasOtherState(current *ikeSA) bool {
+	if len(t.children) > 0 {
+		return true
+	}
+	for _, sa := range t.e.sas {
+		if sa.t == t && sa != current && sa.state == stateEstablished {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *tunnel) initialContact(current *ikeSA) {
 	for _, sa := range t.e.sas {
 		if sa.t == t && sa != current && sa.state == stateEstablished {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -203,19 +204,23 @@ func iperf(t *testing.T, client, server *netlab.NS, dst netip.Addr, secs int) {
 		t.Fatal(err)
 	}
 	defer p.Stop(time.Second)
-	var out []byte
-	for i := 0; i < 50; i++ {
-		out, err = client.Run(ctx, "iperf3", "-c", dst.String(), "-p", "5302", "-t", fmt.Sprint(secs), "-J")
-		if err == nil || !strings.Contains(string(out), "refused") {
+	for i := 0; ; i++ {
+		ss, _ := server.Run(ctx, "ss", "-Hltn", "sport = :5302")
+		if strings.Contains(string(ss), "5302") {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		if i == 100 {
+			t.Fatalf("iperf3 server in %s not listening after 5 s: %s", server.Role(), p.Tail(5))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
+	out, err := client.Run(ctx, "iperf3", "-c", dst.String(), "-p", "5302", "-t", fmt.Sprint(secs), "-J")
 	if err != nil {
 		t.Fatalf("iperf3 %s -> %s: %v\n%s", client.Role(), dst, err, out)
 	}
 	var r struct {
-		End struct {
+		Error string `json:"error"`
+		End   struct {
 			SumReceived struct {
 				Bytes       float64 `json:"bytes"`
 				BitsPerSec  float64 `json:"bits_per_second"`
@@ -230,9 +235,18 @@ func iperf(t *testing.T, client, server *netlab.NS, dst netip.Addr, secs int) {
 		t.Fatalf("iperf3 JSON: %v", err)
 	}
 	if r.End.SumReceived.Bytes == 0 {
-		t.Fatalf("iperf3 %s -> %s: nothing received", client.Role(), dst)
+		t.Fatalf("iperf3 %s -> %s: nothing received (iperf3 error %q)", client.Role(), dst, r.Error)
 	}
 	t.Logf("iperf3 %s -> %s: %.0f Mbit/s over %d s, %d retransmits", client.Role(), dst, r.End.SumReceived.BitsPerSec/1e6, secs, r.End.SumSent.Retransmits)
+}
+
+// iperfSeconds is the iperf3 duration: 2 s, or VPNLAB_IPERF_SECONDS.
+func iperfSeconds() int {
+	var n int
+	if _, err := fmt.Sscan(os.Getenv("VPNLAB_IPERF_SECONDS"), &n); err == nil && n > 0 && n <= 60 {
+		return n
+	}
+	return 2
 }
 
 // checkCounters asks our gateway for its SA counters: traffic both ways and
@@ -310,7 +324,7 @@ func TestTrafficBetweenOurGateways(t *testing.T) {
 			pingUntil(t, vpc, onpremHost)
 			tcpTransfer(t, onprem, vpc, vpcHost, transferBytes)
 			tcpTransfer(t, vpc, onprem, onpremHost, transferBytes)
-			iperf(t, onprem, vpc, vpcHost, 2)
+			iperf(t, onprem, vpc, vpcHost, iperfSeconds())
 			checkCounters(t, cg)
 			checkCounters(t, vg)
 		})

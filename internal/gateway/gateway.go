@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -67,8 +69,23 @@ const (
 // SIGTERM and exits the process.
 func Main(profile gwconfig.Profile, name string) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// VPNLAB_CPUPROFILE=file writes a Go CPU profile of the whole run (for
+	// performance work: go tool pprof BINARY file); %p in the name is
+	// replaced by the process ID.
+	if path := os.Getenv("VPNLAB_CPUPROFILE"); path != "" {
+		path = strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid()))
+		if f, err := os.Create(path); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				defer f.Close()
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	code := Run(ctx, profile, name, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	if os.Getenv("VPNLAB_CPUPROFILE") != "" {
+		pprof.StopCPUProfile()
+	}
 	os.Exit(code)
 }
 
