@@ -92,6 +92,7 @@ type DataPath struct {
 	limitFn func(ike.SALimit)
 
 	workers sync.Pool // *worker for Receive* called by wires
+	batches sync.Pool // *inBatch for ReceiveIPs
 	ipID    atomic.Uint32
 
 	drops globalDrops

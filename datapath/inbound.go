@@ -28,18 +28,67 @@ func (d *DataPath) ReceiveUDP(local, from netip.AddrPort, espPkt []byte) {
 	d.putWorker(w)
 }
 
+// ReceiveIPs handles a batch of packets from a raw socket; their inner
+// packets go to the device in one Write (which coalesces TCP segments).
+func (d *DataPath) ReceiveIPs(pkts [][]byte) {
+	b := d.getBatch()
+	b.wb = b.wb[:0]
+	for _, pkt := range pkts {
+		out := b.outs[len(b.wb)]
+		if inner := d.openIP(out, pkt); inner != nil {
+			b.wb = append(b.wb, out[:writeOffset+len(inner)])
+		}
+	}
+	if len(b.wb) > 0 {
+		if _, err := d.dev.Write(b.wb, writeOffset); err != nil {
+			d.dropGlobal(dropTunWrite, logrus.Fields{"error": err.Error()})
+		}
+	}
+	d.batches.Put(b)
+}
+
+// inBatch is the output side of a batch of received packets: one buffer
+// per packet, so that the batch goes to the device in one Write.
+type inBatch struct {
+	outs [][]byte
+	wb   [][]byte
+}
+
+// MaxBatch is the largest batch ReceiveIPs accepts.
+const MaxBatch = 64
+
+func (d *DataPath) getBatch() *inBatch {
+	if b, ok := d.batches.Get().(*inBatch); ok {
+		return b
+	}
+	b := &inBatch{wb: make([][]byte, 0, MaxBatch)}
+	for i := 0; i < MaxBatch; i++ {
+		b.outs = append(b.outs, make([]byte, bufSize))
+	}
+	return b
+}
+
 func (d *DataPath) receiveIP(w *worker, pkt []byte) {
+	if inner := d.openIP(w.buf, pkt); inner != nil {
+		d.writeInside(w, inner)
+	}
+}
+
+// openIP verifies and decapsulates one raw ESP/AH packet into
+// buf[writeOffset:] and returns the inner packet, or nil if it was dropped
+// (counted) or was a dummy packet.
+func (d *DataPath) openIP(buf []byte, pkt []byte) []byte {
 	if d.sink != nil {
 		d.sink.IP(pkt)
 	}
 	if len(pkt) < esp.IPv4HeaderLen || pkt[0]>>4 != 4 {
 		d.dropGlobal(dropMalformed, logrus.Fields{"len": len(pkt)})
-		return
+		return nil
 	}
 	ihl := int(pkt[0]&0x0f) * 4
 	if ihl < esp.IPv4HeaderLen || len(pkt) < ihl+12 {
 		d.dropGlobal(dropMalformed, logrus.Fields{"len": len(pkt)})
-		return
+		return nil
 	}
 	var proto uint8
 	var spi uint32
@@ -50,18 +99,18 @@ func (d *DataPath) receiveIP(w *worker, pkt []byte) {
 		proto, spi = protoAH, binary.BigEndian.Uint32(pkt[ihl+4:ihl+8])
 	default:
 		d.dropGlobal(dropMalformed, logrus.Fields{"protocol": pkt[9]})
-		return
+		return nil
 	}
 	p := d.table.Load().inbound[spiKey(proto, spi)]
 	if p == nil {
 		d.noSA(proto, spi, netip.AddrFrom4([4]byte(pkt[12:16])))
-		return
+		return nil
 	}
 	if p.expired.Load() {
 		d.expiredDrop(p)
-		return
+		return nil
 	}
-	out := w.buf[writeOffset:writeOffset]
+	out := buf[writeOffset:writeOffset]
 	var inner []byte
 	var nh byte
 	var err error
@@ -81,9 +130,12 @@ func (d *DataPath) receiveIP(w *worker, pkt []byte) {
 	p.inMu.Unlock()
 	if err != nil {
 		d.saDrop(p, err)
-		return
+		return nil
 	}
-	d.deliver(w, p, inner, nh, pkt[1])
+	if !d.accept(p, inner, nh, pkt[1]) {
+		return nil
+	}
+	return inner
 }
 
 func (d *DataPath) receiveUDP(w *worker, local, from netip.AddrPort, espPkt []byte) {
@@ -136,14 +188,6 @@ func (d *DataPath) openUDP(buf []byte, local, from netip.AddrPort, espPkt []byte
 		return nil
 	}
 	return inner
-}
-
-// deliver checks a verified inner packet (at w.buf[writeOffset:]) and
-// writes it to the device.
-func (d *DataPath) deliver(w *worker, p *pair, inner []byte, nh byte, outerTOS byte) {
-	if d.accept(p, inner, nh, outerTOS) {
-		d.writeInside(w, inner)
-	}
 }
 
 // accept checks a verified inner packet against the selectors (and RFC 6040

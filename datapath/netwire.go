@@ -71,19 +71,53 @@ func (w *NetWire) Attach(r Receiver) {
 	}
 }
 
+// routineReadRaw reads a raw socket: after each wake-up it drains up to
+// MaxBatch packets without blocking and hands them over as one batch.
 func (w *NetWire) routineReadRaw(f *os.File) {
 	defer w.wg.Done()
-	buf := make([]byte, 65536)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		w.log.WithError(err).Error("data path: raw socket unusable")
+		return
+	}
+	bufs := make([][]byte, MaxBatch)
+	for i := range bufs {
+		bufs[i] = make([]byte, 65536)
+	}
+	pkts := make([][]byte, 0, MaxBatch)
+	var rerr error
+	drain := func(fd uintptr) bool {
+		pkts, rerr = pkts[:0], nil
+		for len(pkts) < MaxBatch {
+			n, err := unix.Read(int(fd), bufs[len(pkts)])
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				if err != unix.EAGAIN {
+					rerr = err
+					return true
+				}
+				return len(pkts) > 0 // nothing yet: wait for the poller
+			}
+			pkts = append(pkts, bufs[len(pkts)][:n])
+		}
+		return true
+	}
 	for {
-		n, err := f.Read(buf)
-		if err != nil {
+		if err := rc.Read(drain); err != nil {
 			if w.closed.Load() || errors.Is(err, os.ErrClosed) {
 				return
 			}
 			w.log.WithError(err).Warn("data path: raw IP receive failed")
 			continue
 		}
-		(*w.recv.Load()).ReceiveIP(buf[:n])
+		if len(pkts) > 0 {
+			(*w.recv.Load()).ReceiveIPs(pkts)
+		}
+		if rerr != nil && !w.closed.Load() {
+			w.log.WithError(rerr).Warn("data path: raw IP receive failed")
+		}
 	}
 }
 

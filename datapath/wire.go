@@ -9,6 +9,8 @@ import (
 type Receiver interface {
 	// ReceiveIP takes a whole IPv4 packet carrying ESP (50) or AH (51).
 	ReceiveIP(pkt []byte)
+	// ReceiveIPs takes up to MaxBatch such packets at once.
+	ReceiveIPs(pkts [][]byte)
 	// ReceiveUDP takes the payload of an ESP-in-UDP datagram (the ESP
 	// packet, starting with the SPI) that arrived on local from from.
 	ReceiveUDP(local, from netip.AddrPort, esp []byte)
