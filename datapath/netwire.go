@@ -36,8 +36,10 @@ type NetWire struct {
 	closed atomic.Bool
 }
 
-// NewNetWire opens the raw sockets (best effort: see RawIPError).
-func NewNetWire(log logrus.FieldLogger) *NetWire {
+// NewNetWire opens the raw sockets (best effort: see RawIPError). A
+// non-zero mark is set as SO_MARK on the sending socket (see
+// ike.WithSocketMark).
+func NewNetWire(log logrus.FieldLogger, mark uint32) *NetWire {
 	w := &NetWire{log: log, sendFD: -1}
 	w.addrs.New = func() any { return new(unix.SockaddrInet4) }
 	w.oobs.New = func() any { b := make([]byte, unix.CmsgSpace(2)); return &b }
@@ -49,6 +51,11 @@ func NewNetWire(log logrus.FieldLogger) *NetWire {
 		return w
 	}
 	w.sendFD = fd
+	if mark != 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(mark)); err != nil {
+			w.log.WithError(err).Warn("data path: cannot mark the raw socket (transport mode policy routing will not work)")
+		}
+	}
 	for _, proto := range []int{esp.ProtoESP, esp.ProtoAH} {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
 		if err != nil {

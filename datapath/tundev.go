@@ -75,3 +75,41 @@ func prefixToIPNet(p netip.Prefix) *net.IPNet {
 	}
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), bits)}
 }
+
+// Transport mode protects traffic to the peer's own outside address, which
+// is also where IKE and the protected packets go. The data path tells them
+// apart by a socket mark: its own sockets (IKE, NAT-T, raw) carry
+// OutsideMark, and a policy rule sends every unmarked packet to the peer
+// into the TUN device (table TransportTable).
+const (
+	OutsideMark    = 0x7670 // "vp"
+	TransportTable = 30320
+	transportPrio  = 1000
+)
+
+// AddTransportRoute routes unmarked packets to peer into the TUN device
+// called name, with source address local. The returned function removes
+// the rule (the route goes with the device).
+func AddTransportRoute(name string, local, peer netip.Addr) (func(), error) {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("transport route to %s: %w", peer, err)
+	}
+	dst := prefixToIPNet(netip.PrefixFrom(peer, peer.BitLen()))
+	r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Src: local.AsSlice(), Scope: netlink.SCOPE_LINK, Table: TransportTable}
+	if err := netlink.RouteReplace(r); err != nil {
+		return nil, fmt.Errorf("transport route to %s via %s: %w", peer, name, err)
+	}
+	rule := netlink.NewRule()
+	rule.Priority = transportPrio
+	rule.Table = TransportTable
+	rule.Mark = OutsideMark
+	mask := uint32(0xffffffff)
+	rule.Mask = &mask
+	rule.Invert = true
+	rule.Dst = dst
+	if err := netlink.RuleAdd(rule); err != nil {
+		return nil, fmt.Errorf("transport policy rule to %s: %w", peer, err)
+	}
+	return func() { _ = netlink.RuleDel(rule) }, nil
+}

@@ -56,6 +56,7 @@ type Engine struct {
 	dp   DataPath
 	klog KeyLogger
 	sink PacketSink
+	mark uint32 // SO_MARK of the UDP sockets (0: none)
 
 	inbox chan func()
 	done  chan struct{}

@@ -2,11 +2,13 @@ package ike
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 
 	"github.com/sirupsen/logrus"
 )
@@ -31,6 +33,33 @@ type PacketSink interface {
 // WithPacketSink copies every datagram to s.
 func WithPacketSink(s PacketSink) Option { return func(e *Engine) { e.sink = s } }
 
+// WithSocketMark sets SO_MARK on the engine's UDP sockets, so that policy
+// routing can tell our outside traffic from traffic that must enter the
+// tunnel (transport mode to the peer's own address).
+func WithSocketMark(mark uint32) Option { return func(e *Engine) { e.mark = mark } }
+
+func (e *Engine) listenUDP(ap netip.AddrPort) (*net.UDPConn, error) {
+	lc := net.ListenConfig{}
+	if e.mark != 0 {
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_MARK, int(e.mark)) })
+			if err != nil {
+				return err
+			}
+			if serr != nil {
+				return fmt.Errorf("SO_MARK: %w", serr)
+			}
+			return nil
+		}
+	}
+	pc, err := lc.ListenPacket(context.Background(), "udp", ap.String())
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
+}
+
 // bind opens one IKE and one NAT-T socket per distinct local address.
 func (e *Engine) bind() error {
 	seen := map[netip.Addr]bool{}
@@ -42,7 +71,7 @@ func (e *Engine) bind() error {
 		seen[a] = true
 		for _, p := range []uint16{e.cfg.Ports.IKE, e.cfg.Ports.NATT} {
 			ap := netip.AddrPortFrom(a, p)
-			c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+			c, err := e.listenUDP(ap)
 			if err != nil {
 				hint := ""
 				if strings.Contains(err.Error(), "address already in use") {

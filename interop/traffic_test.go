@@ -383,3 +383,36 @@ func TestTrafficWithStrongSwan(t *testing.T) {
 		})
 	}
 }
+
+// TestTransportModeBetweenOurGateways: transport mode protects traffic
+// between the gateways' own outside addresses (raw ESP and AH, which no
+// peer on this kernel speaks): a policy rule sends unmarked packets to the
+// peer into the TUN device, our sockets are marked and bypass it.
+func TestTransportModeBetweenOurGateways(t *testing.T) {
+	if err := netlab.Usable(); err != nil {
+		t.Skipf("traffic: %v", err)
+	}
+	cgwBin := buildGateway(t, "cgw") // the vgw profile allows tunnel mode only, as AWS
+	for _, p2 := range []string{"esp-aes128-sha256-modp2048", "ah-sha256"} {
+		t.Run(p2, func(t *testing.T) {
+			tp := topologies[0]
+			e := newEnv(t, tp)
+			psk := newPSK(t)
+			dir := e.lab.LogDir()
+			p := fmt.Sprintf("    phase1: {proposals: [aes256-sha256-modp2048]}\n    phase2: {mode: transport, proposals: [%s]}\n", p2)
+			c32, v32 := netip.PrefixFrom(tp.cgwLocal, 32), netip.PrefixFrom(tp.vgwAddr, 32)
+			vg := e.startGateway(cgwBin, "vgw", ourConfig(dir, "vgw", tp.vgwAddr, tp.vgwAddr, tp.cgwID, v32, c32, false, p), psk, e.vgw)
+			cg := e.startGateway(cgwBin, "cgw", ourConfig(dir, "cgw", tp.cgwLocal, tp.cgwID, tp.vgwAddr, c32, v32, true, p), psk, e.cgw)
+			tu := waitOurUp(t, cg)
+			if tu.SAs[0].Mode != "transport" {
+				t.Fatalf("SA mode %q, want transport", tu.SAs[0].Mode)
+			}
+			pingUntil(t, e.cgw, tp.vgwAddr)
+			pingUntil(t, e.vgw, tp.cgwLocal)
+			tcpTransfer(t, e.cgw, e.vgw, tp.vgwAddr, transferBytes)
+			tcpTransfer(t, e.vgw, e.cgw, tp.cgwLocal, transferBytes)
+			checkCounters(t, cg)
+			checkCounters(t, vg)
+		})
+	}
+}

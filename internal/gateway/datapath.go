@@ -8,6 +8,7 @@ import (
 	"github.com/vpnlab/vpnlab/capture"
 	"github.com/vpnlab/vpnlab/datapath"
 	"github.com/vpnlab/vpnlab/gwconfig"
+	"github.com/vpnlab/vpnlab/ike"
 )
 
 // startDataPath creates the TUN device, the raw sockets and the data path,
@@ -20,7 +21,7 @@ func startDataPath(c *gwconfig.Config, sink *capture.Writer, log logrus.FieldLog
 		return nil, nil, err
 	}
 	dlog := log.WithField("component", "datapath")
-	wire := datapath.NewNetWire(dlog)
+	wire := datapath.NewNetWire(dlog, datapath.OutsideMark)
 	if !wire.RawIP() {
 		dlog.WithField("why", wire.RawIPError()).Warn("raw ESP/AH (IP protocols 50/51) unavailable: only ESP in UDP will work")
 	}
@@ -34,13 +35,33 @@ func startDataPath(c *gwconfig.Config, sink *capture.Writer, log logrus.FieldLog
 		wire.Close()
 		return nil, nil, err
 	}
+	var undo []func()
 	stop := func() {
+		for _, u := range undo {
+			u()
+		}
 		dp.Close()
 		wire.Close()
 	}
 	dlog.WithFields(logrus.Fields{"tun": cfg.TUN, "mtu": cfg.MTU, "addresses": fmt.Sprint(cfg.Addresses), "raw_ip": wire.RawIP()}).Info("data path ready")
+	for _, t := range c.IKE.Tunnels {
+		if t.Phase2.Mode != ike.ModeTransport {
+			continue
+		}
+		u, err := datapath.AddTransportRoute(cfg.TUN, t.LocalAddr, t.RemoteAddr)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		undo = append(undo, u)
+		dlog.WithFields(logrus.Fields{"tunnel": t.Name, "peer": t.RemoteAddr.String(), "table": datapath.TransportTable}).
+			Info("transport mode: traffic to the peer's address goes through the TUN device (policy rule: packets without our socket mark)")
+	}
 	if cfg.Routes {
 		for _, t := range c.IKE.Tunnels {
+			if t.Phase2.Mode == ike.ModeTransport {
+				continue
+			}
 			ts := t.Phase2.RemoteTS
 			if ts.Contains(t.RemoteAddr) {
 				dlog.WithFields(logrus.Fields{"tunnel": t.Name, "prefix": ts.String(), "remote": t.RemoteAddr.String()}).

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vpnlab/vpnlab/capture"
 	"github.com/vpnlab/vpnlab/control"
+	"github.com/vpnlab/vpnlab/datapath"
 	"github.com/vpnlab/vpnlab/gwconfig"
 	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/keylog"
@@ -294,7 +295,7 @@ func Run(ctx context.Context, profile gwconfig.Profile, name string, args []stri
 			return fail("%v", err)
 		}
 		defer stop()
-		opts = append(opts, ike.WithDataPath(dp))
+		opts = append(opts, ike.WithDataPath(dp), ike.WithSocketMark(datapath.OutsideMark))
 	}
 
 	eng, err := ike.NewEngine(c.IKE, opts...)
