@@ -44,7 +44,7 @@ type loopWire struct {
 	ip  func(b []byte)
 }
 
-func (l *loopWire) Attach(Receiver)                       {}
+func (l *loopWire) Attach(Receiver)                      {}
 func (l *loopWire) AddNATT(netip.AddrPort, *net.UDPConn) {}
 func (l *loopWire) SendUDP(local, remote netip.AddrPort, b []byte) error {
 	l.udp(local, remote, b)

@@ -43,7 +43,9 @@ func (e *Engine) listenUDP(ap netip.AddrPort) (*net.UDPConn, error) {
 	if e.mark != 0 {
 		lc.Control = func(_, _ string, c syscall.RawConn) error {
 			var serr error
-			err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_MARK, int(e.mark)) })
+			err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_MARK, int(e.mark))
+			})
 			if err != nil {
 				return err
 			}
