@@ -723,3 +723,35 @@ func TestSimultaneousInitiation(t *testing.T) {
 		}
 	}
 }
+
+// TestDataPathLimits: the data path's hard limit (bytes or sequence
+// numbers) deletes the pair and, the tunnel being wanted up, negotiates a
+// new one; the soft limit rekeys the pair.
+func TestDataPathLimits(t *testing.T) {
+	cgw, vgw := newPair(t, pairOpts{})
+	cgw.waitEvent(t, "phase2-up", 5*time.Second)
+	vgw.waitEvent(t, "phase2-up", 5*time.Second)
+	first := cgw.dp.Pairs()[0]
+	cgw.dp.Limit(SALimit{Protocol: first.Inbound.Protocol, InboundSPI: first.Inbound.SPI, Hard: true, Reason: "byte lifetime used up (test)"})
+	ev := cgw.waitEvent(t, "phase2-down", 5*time.Second)
+	if ev.Detail["spi_in"] != fmt.Sprintf("%08x", first.Inbound.SPI) {
+		t.Fatalf("phase2-down for %v, want spi_in %08x", ev.Detail, first.Inbound.SPI)
+	}
+	cgw.waitEvent(t, "phase2-up", 5*time.Second)
+	ps := cgw.dp.Pairs()
+	if len(ps) != 1 || ps[0].Inbound.SPI == first.Inbound.SPI {
+		t.Fatalf("after the hard limit: pairs %+v, want one new pair", ps)
+	}
+	second := ps[0]
+	cgw.dp.Limit(SALimit{Protocol: second.Inbound.Protocol, InboundSPI: second.Inbound.SPI, Reason: "byte lifetime 90% used (test)"})
+	cgw.waitEvent(t, "phase2-up", 5*time.Second)
+	if n := len(cgw.dp.Pairs()); n != 2 {
+		t.Fatalf("after the soft limit: %d pairs, want the old and its replacement (make-before-break)", n)
+	}
+	// A second soft signal for the same pair starts no second rekey.
+	cgw.dp.Limit(SALimit{Protocol: second.Inbound.Protocol, InboundSPI: second.Inbound.SPI, Reason: "again"})
+	time.Sleep(200 * time.Millisecond)
+	if n := len(cgw.dp.Pairs()); n != 2 {
+		t.Fatalf("a repeated soft signal changed the pairs: %d", n)
+	}
+}

@@ -16,6 +16,25 @@ type MemoryDataPath struct {
 	allocated map[uint64]bool
 	last      map[uint64]time.Time
 	installs  int
+	limitFn   func(SALimit)
+}
+
+// OnLimit implements SALimitSource.
+func (m *MemoryDataPath) OnLimit(fn func(SALimit)) {
+	m.mu.Lock()
+	m.limitFn = fn
+	m.mu.Unlock()
+}
+
+// Limit simulates a lifetime event of the data path (byte lifetime or
+// sequence number space), as the real data path reports it.
+func (m *MemoryDataPath) Limit(l SALimit) {
+	m.mu.Lock()
+	fn := m.limitFn
+	m.mu.Unlock()
+	if fn != nil {
+		fn(l)
+	}
 }
 
 // NewMemoryDataPath returns an empty MemoryDataPath.
