@@ -87,6 +87,12 @@ func (d *DataPath) nattDatagram(r *nattReader, local, from netip.AddrPort, data 
 	case n < 8:
 		d.dropGlobal(dropMalformed, logrus.Fields{"len": n, "from": from.String(), "what": "short datagram on the NAT-T port"})
 	default:
+		if len(r.wb) == len(r.outs) { // more datagrams than buffers: write what we have
+			if _, err := d.dev.Write(r.wb, writeOffset); err != nil {
+				d.dropGlobal(dropTunWrite, logrus.Fields{"error": err.Error()})
+			}
+			r.wb = r.wb[:0]
+		}
 		out := r.outs[len(r.wb)]
 		if inner := d.openUDP(out, local, from, data); inner != nil {
 			r.wb = append(r.wb, out[:writeOffset+len(inner)])
