@@ -38,8 +38,6 @@
 package datapath
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -125,24 +123,16 @@ func New(cfg Config) (*DataPath, error) {
 
 func spiKey(proto uint8, spi uint32) uint64 { return uint64(proto)<<32 | uint64(spi) }
 
-// AllocateSPI returns a random unused inbound SPI >= 256 (RFC 4303 section
-// 2.1 reserves 1-255).
+// AllocateSPI returns a random unused inbound SPI >= 256.
 func (d *DataPath) AllocateSPI(proto uint8) (uint32, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for range 100 {
-		var b [4]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return 0, err
-		}
-		spi := binary.BigEndian.Uint32(b[:])
-		if spi < 256 || d.spis[spiKey(proto, spi)] {
-			continue
-		}
-		d.spis[spiKey(proto, spi)] = true
-		return spi, nil
+	spi, err := ike.RandomSPI(func(spi uint32) bool { return d.spis[spiKey(proto, spi)] })
+	if err != nil {
+		return 0, fmt.Errorf("datapath: %w", err)
 	}
-	return 0, errors.New("datapath: no free SPI")
+	d.spis[spiKey(proto, spi)] = true
+	return spi, nil
 }
 
 // Install adds an SA pair; the tunnel's outbound traffic moves to it at

@@ -17,16 +17,15 @@ var (
 type dropReason int
 
 const (
-	dropNoSA       dropReason = iota // unknown SPI
-	dropNoRoute                      // inside packet to a destination no SA covers
-	dropMalformed                    // too short to find an SPI, bad IP header
-	dropNotIP                        // inside packet that is neither IPv4 nor IPv6
-	dropWrongProto                   // ESP SPI arrived as AH or the reverse
-	dropTunWrite                     // the inside device refused a packet
+	dropNoSA      dropReason = iota // unknown SPI
+	dropNoRoute                     // inside packet to a destination no SA covers
+	dropMalformed                   // too short to find an SPI, bad IP header
+	dropNotIP                       // inside packet that is neither IPv4 nor IPv6
+	dropTunWrite                    // the inside device refused a packet
 	numGlobalDrops
 )
 
-var globalDropNames = [numGlobalDrops]string{"no-sa", "no-route", "malformed", "not-ip", "wrong-protocol", "tun-write"}
+var globalDropNames = [numGlobalDrops]string{"no-sa", "no-route", "malformed", "not-ip", "tun-write"}
 
 type globalDrops [numGlobalDrops]atomic.Uint64
 

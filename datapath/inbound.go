@@ -101,13 +101,8 @@ func (d *DataPath) openIP(buf []byte, pkt []byte) []byte {
 		d.dropGlobal(dropMalformed, logrus.Fields{"protocol": pkt[9]})
 		return nil
 	}
-	p := d.table.Load().inbound[spiKey(proto, spi)]
+	p := d.inboundPair(proto, spi, netip.AddrFrom4([4]byte(pkt[12:16])))
 	if p == nil {
-		d.noSA(proto, spi, netip.AddrFrom4([4]byte(pkt[12:16])))
-		return nil
-	}
-	if p.expired.Load() {
-		d.expiredDrop(p)
 		return nil
 	}
 	out := buf[writeOffset:writeOffset]
@@ -153,13 +148,8 @@ func (d *DataPath) openUDP(buf []byte, local, from netip.AddrPort, espPkt []byte
 		return nil
 	}
 	spi := binary.BigEndian.Uint32(espPkt[0:4])
-	p := d.table.Load().inbound[spiKey(protoESP, spi)]
+	p := d.inboundPair(protoESP, spi, from.Addr())
 	if p == nil {
-		d.noSA(protoESP, spi, from.Addr())
-		return nil
-	}
-	if p.expired.Load() {
-		d.expiredDrop(p)
 		return nil
 	}
 	out := buf[writeOffset:writeOffset]
@@ -188,6 +178,21 @@ func (d *DataPath) openUDP(buf []byte, local, from netip.AddrPort, espPkt []byte
 		return nil
 	}
 	return inner
+}
+
+// inboundPair finds the pair that verifies packets with this SPI; nil (the
+// drop counted) for an unknown SPI or an SA past its hard limit.
+func (d *DataPath) inboundPair(proto uint8, spi uint32, from netip.Addr) *pair {
+	p := d.table.Load().inbound[spiKey(proto, spi)]
+	if p == nil {
+		d.noSA(proto, spi, from)
+		return nil
+	}
+	if p.expired.Load() {
+		d.expiredDrop(p)
+		return nil
+	}
+	return p
 }
 
 // accept checks a verified inner packet against the selectors (and RFC 6040

@@ -1,6 +1,9 @@
 package ike
 
 import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"time"
@@ -91,4 +94,21 @@ type SALimit struct {
 // and sequence number limits; the engine installs its handler before Run.
 type SALimitSource interface {
 	OnLimit(func(SALimit))
+}
+
+// RandomSPI returns a random SPI >= 256 (RFC 4303 section 2.1 reserves
+// 1-255) for which inUse reports false: the allocator behind every
+// DataPath's AllocateSPI. The caller holds whatever lock guards inUse.
+func RandomSPI(inUse func(spi uint32) bool) (uint32, error) {
+	for range 100 {
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, err
+		}
+		spi := binary.BigEndian.Uint32(b[:])
+		if spi >= 256 && !inUse(spi) {
+			return spi, nil
+		}
+	}
+	return 0, errors.New("no free SPI")
 }

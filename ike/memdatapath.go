@@ -1,9 +1,6 @@
 package ike
 
 import (
-	"crypto/rand"
-	"encoding/binary"
-	"fmt"
 	"sync"
 	"time"
 )
@@ -44,23 +41,15 @@ func NewMemoryDataPath() *MemoryDataPath {
 
 func spiKey(proto uint8, spi uint32) uint64 { return uint64(proto)<<32 | uint64(spi) }
 
-// AllocateSPI returns a random unused SPI >= 256 (RFC 4303: 1..255 are reserved).
+// AllocateSPI returns a random unused SPI >= 256.
 func (m *MemoryDataPath) AllocateSPI(proto uint8) (uint32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for i := 0; i < 100; i++ {
-		var b [4]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return 0, err
-		}
-		spi := binary.BigEndian.Uint32(b[:])
-		if spi < 256 || m.allocated[spiKey(proto, spi)] {
-			continue
-		}
+	spi, err := RandomSPI(func(spi uint32) bool { return m.allocated[spiKey(proto, spi)] })
+	if err == nil {
 		m.allocated[spiKey(proto, spi)] = true
-		return spi, nil
 	}
-	return 0, fmt.Errorf("no free SPI")
+	return spi, err
 }
 
 // Install records a pair.

@@ -2,7 +2,6 @@ package interop
 
 import (
 	"context"
-	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -44,18 +43,13 @@ func TestWiresharkDecryptsOurESP(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, tc.tp)
 			onprem, vpc := e.addHosts()
-			psk := newPSK(t)
 			dir := e.lab.LogDir()
-			p := fmt.Sprintf("    phase1: {proposals: [aes256-sha256-modp2048]}\n    phase2: {proposals: [%s]}\n", tc.p2)
 			pcap := filepath.Join(dir, "cgw-outside.pcap")
-			ccfg := "capture: " + pcap + "\n" + ourConfig(dir, "cgw", tc.tp.cgwLocal, tc.tp.cgwID, tc.tp.vgwAddr, onpremNet, vpcNet, true, p+tc.extra)
-			vcfg := ourConfig(dir, "vgw", tc.tp.vgwAddr, tc.tp.vgwAddr, tc.tp.cgwID, vpcNet, onpremNet, false, p+tc.extra)
-			bin := vgwBin
+			vgw := vgwBin
 			if tc.ah || strings.Contains(tc.p2, "null") || strings.Contains(tc.p2, "aes192") {
-				bin = cgwBin // the vgw profile allows only AWS's algorithms
+				vgw = cgwBin // the vgw profile allows only AWS's algorithms
 			}
-			e.startGateway(bin, "vgw", vcfg, psk, e.vgw)
-			cg := e.startGateway(cgwBin, "cgw", ccfg, psk, e.cgw)
+			cg, _ := e.startOurGateways(vgw, cgwBin, tc.p2, tc.extra, "capture: "+pcap+"\n")
 			waitOurUp(t, cg)
 			pingUntil(t, onprem, vpcHost)
 			tcpTransfer(t, onprem, vpc, vpcHost, 256<<10)
