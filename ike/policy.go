@@ -161,8 +161,19 @@ type TunnelConfig struct {
 	RekeyMargin   time.Duration // rekey this long before expiry (AWS 270 s)
 	RekeyFuzz     int           // percent of RekeyMargin added at random (AWS 100)
 
+	// Dead-peer detection (RFC 3706): after DPDDelay without an inbound
+	// packet from the peer we send R-U-THERE, again every DPDDelay while the
+	// silence lasts; the peer is dead DPDTimeout after its last packet (AWS:
+	// delay 10 s, timeout 40 s = dead 30 s after the first unanswered
+	// probe). DPDTimeout 0 or DPDAction DPDNone: no probing.
+	DPDDelay   time.Duration
 	DPDTimeout time.Duration
 	DPDAction  DPDAction
+
+	// NATKeepalive is the interval of NAT-keepalive packets (RFC 3948
+	// section 2.3) sent while we are behind a NAT; 0 means the default,
+	// 20 s. Negative: none.
+	NATKeepalive time.Duration
 
 	// NATT enables NAT traversal (vendor ID, NAT-D, float to 4500).
 	NATT bool
