@@ -22,18 +22,26 @@ type ChildSA struct {
 // ChildSAPair is what quick mode hands to the data path: the inbound and the
 // outbound SA of one negotiation, with everything both share.
 type ChildSAPair struct {
-	Tunnel       string
-	Inbound      ChildSA
-	Outbound     ChildSA
-	Mode         Mode
-	UDPEncap     bool           // ESP in UDP (RFC 3948)
-	Local        netip.AddrPort // outer addresses (port is 4500 with UDPEncap)
-	Remote       netip.AddrPort
-	LocalTS      netip.Prefix
-	RemoteTS     netip.Prefix
-	Lifetime     time.Duration
-	LifetimeKB   uint64
-	ReplayWindow int
+	Tunnel   string
+	Inbound  ChildSA
+	Outbound ChildSA
+	Mode     Mode
+	UDPEncap bool           // ESP in UDP (RFC 3948)
+	Local    netip.AddrPort // outer addresses (port is 4500 with UDPEncap)
+	Remote   netip.AddrPort
+	LocalTS  netip.Prefix
+	RemoteTS netip.Prefix
+	// NAT-OA (RFC 3947 section 5.2), transport mode in UDP only: the
+	// original (pre-NAT) addresses of the two ends as each end knows itself.
+	// OriginalLocal is our own address as we sent it in NAT-OA, OriginalRemote
+	// the peer's from its NAT-OA. Invalid when not exchanged. The receiver
+	// uses them to fix TCP/UDP checksums after decapsulation (RFC 3948
+	// section 3.1.2).
+	OriginalLocal  netip.Addr
+	OriginalRemote netip.Addr
+	Lifetime       time.Duration
+	LifetimeKB     uint64
+	ReplayWindow   int
 }
 
 // DataPath is the narrow interface between quick mode and whatever carries the
