@@ -32,11 +32,11 @@ type ChildSAPair struct {
 	LocalTS  netip.Prefix
 	RemoteTS netip.Prefix
 	// NAT-OA (RFC 3947 section 5.2), transport mode in UDP only: the
-	// original (pre-NAT) addresses of the two ends as each end knows itself.
-	// OriginalLocal is our own address as we sent it in NAT-OA, OriginalRemote
-	// the peer's from its NAT-OA. Invalid when not exchanged. The receiver
-	// uses them to fix TCP/UDP checksums after decapsulation (RFC 3948
-	// section 3.1.2).
+	// addresses the peer put into its TCP/UDP pseudo-headers, from the
+	// peer's NAT-OA payloads: OriginalRemote is the peer's own (pre-NAT)
+	// address, OriginalLocal our address as the peer knows it. Invalid when
+	// not exchanged. The receiver uses them to fix TCP/UDP checksums after
+	// decapsulation (RFC 3948 section 3.1.2).
 	OriginalLocal  netip.Addr
 	OriginalRemote netip.Addr
 	Lifetime       time.Duration

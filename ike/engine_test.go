@@ -544,6 +544,12 @@ func newRelayedPair(t *testing.T, drop func(dir string, n int, b []byte) bool) (
 }
 
 func newRelayedPairOpts(t *testing.T, drop func(dir string, n int, b []byte) bool, dup bool) (cgw, vgw *gw) {
+	return newRelayedPairMod(t, drop, dup, nil)
+}
+
+// newRelayedPairMod is newRelayedPairOpts with a hook that changes both
+// tunnel configurations before the gateways start.
+func newRelayedPairMod(t *testing.T, drop func(dir string, n int, b []byte) bool, dup bool, mod func(ct, vt *TunnelConfig)) (cgw, vgw *gw) {
 	c, v, ports := loopPair()
 	rc := netip.AddrFrom4([4]byte{127, c.As4()[1], c.As4()[2], 3})
 	rv := netip.AddrFrom4([4]byte{127, c.As4()[1], c.As4()[2], 4})
@@ -555,6 +561,9 @@ func newRelayedPairOpts(t *testing.T, drop func(dir string, n int, b []byte) boo
 	ct := baseTunnel(c, rc, ports)
 	ct.RemoteID = v
 	ct.StartupAction = StartupStart
+	if mod != nil {
+		mod(&ct, &vt)
+	}
 	fast := func(cfg *Config) {
 		cfg.RetransmitTimeout = 300 * time.Millisecond
 		cfg.RetransmitBase = 1.5
@@ -584,6 +593,37 @@ func TestNATTraversalFloat(t *testing.T) {
 		t.Fatalf("SA not UDP-encapsulated: %+v", p)
 	}
 	checkPairsMatch(t, cgw, vgw)
+}
+
+// TestNATOATransportMode: transport mode through the relaying NAT carries
+// NAT-OA both ways (RFC 3947 section 5.2) and each side hands the peer's
+// original address and its own address as the peer knows it to the data
+// path, for the checksum fix-up of RFC 3948 section 3.1.2.
+func TestNATOATransportMode(t *testing.T) {
+	t.Parallel()
+	var c, v, rc, rv netip.Addr
+	cgw, vgw := newRelayedPairMod(t, nil, false, func(ct, vt *TunnelConfig) {
+		ct.Phase2.Mode, vt.Phase2.Mode = ModeTransport, ModeTransport
+		c, rc, v, rv = ct.LocalAddr, ct.RemoteAddr, vt.LocalAddr, vt.RemoteAddr
+		// Transport mode protects the gateways' own traffic: each side's
+		// selectors are the addresses it knows.
+		ct.Phase2.LocalTS, ct.Phase2.RemoteTS = netip.PrefixFrom(c, 32), netip.PrefixFrom(rc, 32)
+		vt.Phase2.LocalTS, vt.Phase2.RemoteTS = netip.PrefixFrom(rc, 32), netip.PrefixFrom(c, 32)
+	})
+	cgw.waitEvent(t, "phase2-up", 10*time.Second)
+	vgw.waitEvent(t, "phase2-up", 10*time.Second)
+	cp, vp := cgw.dp.Pairs()[0], vgw.dp.Pairs()[0]
+	if cp.Mode != ModeTransport || !cp.UDPEncap {
+		t.Fatalf("cgw pair: mode %v udp %v, want transport in UDP", cp.Mode, cp.UDPEncap)
+	}
+	// The vgw's peer (cgw) originally is c and believes the vgw is rc.
+	if vp.OriginalRemote != c || vp.OriginalLocal != rc {
+		t.Fatalf("vgw NAT-OA: original remote %v local %v, want %v %v", vp.OriginalRemote, vp.OriginalLocal, c, rc)
+	}
+	// The cgw's peer (vgw) originally is v and sees the cgw as rv.
+	if cp.OriginalRemote != v || cp.OriginalLocal != rv {
+		t.Fatalf("cgw NAT-OA: original remote %v local %v, want %v %v", cp.OriginalRemote, cp.OriginalLocal, v, rv)
+	}
 }
 
 // TestLostPackets drops the first MM3, the first MM4, the first QM1 and the

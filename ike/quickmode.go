@@ -57,6 +57,9 @@ type quickMode struct {
 	gi, gr        []byte
 	localTS       netip.Prefix
 	remoteTS      netip.Prefix
+	// From the peer's NAT-OA payloads (transport mode in UDP): the peer's
+	// original address and our address as the peer knows it.
+	oaRemote, oaLocal netip.Addr
 
 	out        outbox
 	lastInHash [32]byte
@@ -148,6 +151,35 @@ func (qm *quickMode) natOA() []isakmp.Payload {
 		return []isakmp.Payload{oa(qm.sa.local.Addr()), oa(qm.sa.remote.Addr())}
 	}
 	return []isakmp.Payload{oa(qm.sa.remote.Addr()), oa(qm.sa.local.Addr())}
+}
+
+// readNATOA takes the peer's NAT-OA payloads (RFC 3947 section 5.2): the
+// first is NAT-OAi (the initiator's address), the second NAT-OAr (the
+// responder's address), each as the sender of the message knows them. So the
+// peer's original address is NAT-OAi when the peer initiated, NAT-OAr
+// otherwise, and the other one is our address as the peer sees it. Both are
+// what the peer put into its TCP/UDP pseudo-header.
+func (qm *quickMode) readNATOA(ps []isakmp.Payload) {
+	var oas []netip.Addr
+	for _, p := range ps {
+		if n, ok := p.(*isakmp.NATOA); ok {
+			if a, ok := netip.AddrFromSlice(n.Addr); ok {
+				oas = append(oas, a)
+			}
+		}
+	}
+	if len(oas) != 2 {
+		if qm.mode == ModeTransport && qm.udp {
+			qm.logger().WithField("nat_oa", len(oas)).Info("transport mode in UDP without two NAT-OA payloads: TCP/UDP checksums are recomputed instead")
+		}
+		return
+	}
+	if qm.initiator { // the responder sent them: NAT-OAi is us as it sees us
+		qm.oaLocal, qm.oaRemote = oas[0], oas[1]
+	} else {
+		qm.oaRemote, qm.oaLocal = oas[0], oas[1]
+	}
+	qm.logger().WithFields(logrus.Fields{"peer_original": qm.oaRemote.String(), "local_as_seen": qm.oaLocal.String()}).Debug("NAT-OA received")
 }
 
 func (qm *quickMode) seal(ps []isakmp.Payload) ([]byte, error) {
@@ -326,6 +358,7 @@ func (sa *ikeSA) processQM1(mid uint32, ps []isakmp.Payload, dg [32]byte) {
 		return
 	}
 	qm.chosen, qm.mode, qm.udp, qm.encap, qm.spiOut = o.p, o.mode, o.udp, o.encap, o.spi
+	qm.readNATOA(ps)
 	qm.life, qm.lifeKB = pol.Lifetime, pol.LifetimeKB
 	var notifies []isakmp.Payload
 	if o.life > 0 && o.life < qm.life {
@@ -419,6 +452,7 @@ func (qm *quickMode) processQM2(ps []isakmp.Payload) {
 		}
 	}
 	qm.chosen, qm.spiOut, qm.nr = o.p, binary.BigEndian.Uint32(prop.SPI), nr.Data
+	qm.readNATOA(ps)
 	for _, p := range ps {
 		if n, ok := p.(*isakmp.Notify); ok && n.NotifyType == isakmp.NotifyResponderLifetime {
 			qm.applyResponderLifetime(n.Data)
@@ -497,6 +531,7 @@ func (qm *quickMode) install() {
 		Tunnel: sa.tunnelName(), Inbound: mk(qm.spiIn), Outbound: mk(qm.spiOut), Mode: qm.mode, UDPEncap: qm.udp,
 		Local: sa.local, Remote: sa.remote, LocalTS: qm.localTS, RemoteTS: qm.remoteTS,
 		Lifetime: qm.life, LifetimeKB: qm.lifeKB, ReplayWindow: sa.t.cfg.Phase2.ReplayWindow,
+		OriginalLocal: qm.oaLocal, OriginalRemote: qm.oaRemote,
 	}
 	if !qm.udp {
 		pair.Local = netip.AddrPortFrom(sa.local.Addr(), 0)
