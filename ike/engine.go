@@ -240,6 +240,15 @@ func (e *Engine) Run(ctx context.Context) error {
 	if ls, ok := e.dp.(SALimitSource); ok {
 		ls.OnLimit(func(l SALimit) { e.post(func() { e.handleSALimit(l) }) })
 	}
+	if pm, ok := e.dp.(PeerMover); ok {
+		pm.OnPeerMoved(func(tunnel string, from, to netip.AddrPort) {
+			e.post(func() {
+				if t := e.byName[tunnel]; t != nil {
+					t.peerMoved(from, to, "ESP")
+				}
+			})
+		})
+	}
 	var wg sync.WaitGroup
 	for _, s := range e.sockets {
 		wg.Add(1)

@@ -500,6 +500,9 @@ type relay struct {
 func newRelay(t *testing.T, cgwSide, vgwSide, cgwAddr, vgwAddr netip.Addr, ports Ports, drop func(dir string, n int, b []byte) bool, dup bool) {
 	r := &relay{drop: drop, dup: dup, count: map[string]*atomic.Int64{"c2v": {}, "v2c": {}}}
 	for _, p := range []uint16{ports.IKE, ports.NATT} {
+		if p == 0 {
+			continue // the caller relays this port itself
+		}
 		a, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(cgwSide, p)))
 		if err != nil {
 			t.Fatal(err)

@@ -122,6 +122,9 @@ func (sa *ikeSA) handleInformational(s *socket, from netip.AddrPort, m *isakmp.M
 			sa.processDelete(v)
 		}
 	}
+	if authenticated && sa.state == stateEstablished {
+		sa.authenticated(from)
+	}
 }
 
 func (sa *ikeSA) processNotify(n *isakmp.Notify, authenticated bool) {
@@ -139,7 +142,9 @@ func (sa *ikeSA) processNotify(n *isakmp.Notify, authenticated bool) {
 		sa.sendInformational(ack, "Informational R-U-THERE-ACK")
 		return
 	case isakmp.NotifyRUThereAck:
-		log.Debug("DPD: R-U-THERE-ACK received")
+		if authenticated {
+			sa.onDPDAck(n)
+		}
 		return
 	case isakmp.NotifyInitialContact:
 		if authenticated && sa.t != nil {

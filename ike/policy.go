@@ -165,7 +165,9 @@ type TunnelConfig struct {
 	// packet from the peer we send R-U-THERE, again every DPDDelay while the
 	// silence lasts; the peer is dead DPDTimeout after its last packet (AWS:
 	// delay 10 s, timeout 40 s = dead 30 s after the first unanswered
-	// probe). DPDTimeout 0 or DPDAction DPDNone: no probing.
+	// probe). DPDDelay 0 means 10 s, or a third of DPDTimeout when that is
+	// shorter. DPDTimeout 0: no probing. DPDAction DPDNone probes and
+	// reports a dead peer, but keeps the SAs.
 	DPDDelay   time.Duration
 	DPDTimeout time.Duration
 	DPDAction  DPDAction

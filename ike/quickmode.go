@@ -261,6 +261,7 @@ func (sa *ikeSA) handleQuickMode(s *socket, from netip.AddrPort, m *isakmp.Messa
 			return
 		}
 		commit()
+		sa.authenticated(from)
 		sa.processQM1(m.Header.MessageID, ps[1:], dg)
 	case qm.initiator && qm.state == qmQM1Sent:
 		if !hmac.Equal(hash, keymat.QMHash2(sa.hash, sa.skeyidA, qm.mid, qm.ni, rest)) {
@@ -269,6 +270,7 @@ func (sa *ikeSA) handleQuickMode(s *socket, from netip.AddrPort, m *isakmp.Messa
 			return
 		}
 		commit()
+		sa.authenticated(from)
 		qm.lastInHash = dg
 		qm.processQM2(ps[1:])
 	case !qm.initiator && qm.state == qmQM2Sent:
@@ -278,6 +280,7 @@ func (sa *ikeSA) handleQuickMode(s *socket, from netip.AddrPort, m *isakmp.Messa
 			return
 		}
 		commit()
+		sa.authenticated(from)
 		qm.lastInHash = dg
 		qm.out.answered()
 		qm.logger().Info("quick mode: QM3 received")

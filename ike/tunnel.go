@@ -9,6 +9,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/vpnlab/vpnlab/dpd"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
@@ -31,6 +32,10 @@ type tunnel struct {
 	counters    Counters
 	wantUp      bool // startup action start or an explicit initiate: keep trying
 	restart     *time.Timer
+
+	dpd       *dpd.Monitor // while phase 1 is up and both sides do DPD
+	dpdTimer  *time.Timer
+	keepalive *time.Timer // NAT-keepalives while behind a NAT
 }
 
 // childSA is one installed IPsec SA pair.
@@ -126,6 +131,8 @@ func (t *tunnel) quickPending() bool {
 // terminate deletes everything and tells the peer.
 func (t *tunnel) terminate(reason string) {
 	t.wantUp = false
+	t.stopDPD()
+	t.stopKeepalive()
 	if t.restart != nil {
 		t.restart.Stop()
 		t.restart = nil
@@ -192,6 +199,8 @@ func (sa *ikeSA) establish(initialContact bool) {
 	if initialContact {
 		t.initialContact(sa)
 	}
+	t.startDPD(sa)
+	t.startKeepalive(sa)
 	if sa.initiator && t.wantUp && len(t.children) == 0 {
 		t.startQuickMode(nil)
 	}
@@ -280,6 +289,8 @@ func (sa *ikeSA) delete(reason string, tellPeer bool) {
 		}
 	}
 	t.setPhase1State("Down")
+	t.stopDPD()
+	t.stopKeepalive()
 	f := t.log.WithField("reason", reason)
 	if wasUp {
 		f.Info("phase 1 down")
