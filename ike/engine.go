@@ -306,6 +306,8 @@ func (e *Engine) Status() Status {
 				sa := &st.Tunnels[i].SAs[j]
 				if c, ok := dc.SACounters(sa.protocol, sa.inboundSPI); ok {
 					sa.Counters = &c
+					st.Tunnels[i].DataIn += c.BytesIn
+					st.Tunnels[i].DataOut += c.BytesOut
 				}
 			}
 		}
@@ -317,6 +319,10 @@ func (e *Engine) Status() Status {
 	}
 	return st
 }
+
+// Publish adds an event from outside the engine (BGP, routes) to the
+// engine's event stream, so that subscribers see one ordered stream.
+func (e *Engine) Publish(ev Event) { e.emit(ev) }
 
 // Subscribe returns a channel of events and a function that ends the
 // subscription. Slow subscribers lose events (counted), never block the engine.

@@ -51,6 +51,24 @@ type TunnelStatus struct {
 	Phase1Expires   time.Time  `json:"phase1_expires,omitempty"`
 	LastError       string     `json:"last_error,omitempty"`
 	LastChange      time.Time  `json:"last_change"`
+	// AWS VgwTelemetry-style summary. Status is "UP" while an IPsec SA pair
+	// is installed (a gateway that runs BGP narrows it to "UP while the BGP
+	// session is established", as AWS's TunnelState does); StatusMessage
+	// says why it is DOWN; LastStatusChange is when Status last changed.
+	Status           string    `json:"status"`
+	StatusMessage    string    `json:"status_message,omitempty"`
+	LastStatusChange time.Time `json:"last_status_change"`
+	// AcceptedRouteCount and BGPState are filled in by a gateway that runs
+	// BGP (the engine leaves them empty).
+	AcceptedRouteCount int    `json:"accepted_route_count"`
+	BGPState           string `json:"bgp_state,omitempty"`
+	// DPDState: "off", "alive", "probing" or "dead" (RFC 3706 monitor).
+	DPDState string `json:"dpd_state"`
+	// DataIn and DataOut are AWS's TunnelDataIn/TunnelDataOut: bytes after
+	// decryption and before encryption, over every SA pair the tunnel had
+	// (needs a data path that counts).
+	DataIn  uint64 `json:"tunnel_data_in"`
+	DataOut uint64 `json:"tunnel_data_out"`
 	SAs             []SAStatus `json:"sas"`
 	Counters        Counters   `json:"counters"`
 }

@@ -36,6 +36,11 @@ type tunnel struct {
 	dpd       *dpd.Monitor // while phase 1 is up and both sides do DPD
 	dpdTimer  *time.Timer
 	keepalive *time.Timer // NAT-keepalives while behind a NAT
+
+	upDown           string // UP or DOWN (AWS VgwTelemetry)
+	lastStatusChange time.Time
+	retiredIn        uint64 // bytes of deleted pairs (TunnelDataIn/Out)
+	retiredOut       uint64
 }
 
 // childSA is one installed IPsec SA pair.
@@ -51,8 +56,9 @@ type childSA struct {
 }
 
 func newTunnel(e *Engine, cfg *TunnelConfig) *tunnel {
+	now := timeNow()
 	return &tunnel{e: e, cfg: cfg, log: e.log.WithField("tunnel", cfg.Name),
-		phase1State: "Down", phase2State: "Down", lastChange: timeNow()}
+		phase1State: "Down", phase2State: "Down", lastChange: now, upDown: "DOWN", lastStatusChange: now}
 }
 
 func (t *tunnel) setPhase1State(s string) {
@@ -66,6 +72,19 @@ func (t *tunnel) setPhase2State(s string) {
 	if t.phase2State != s {
 		t.phase2State, t.lastChange = s, timeNow()
 		t.e.emit(Event{Tunnel: t.cfg.Name, Type: "phase2-state", Detail: map[string]string{"state": s}})
+	}
+	t.updateUpDown()
+}
+
+// updateUpDown keeps AWS's UP/DOWN status: UP while a pair is installed.
+func (t *tunnel) updateUpDown() {
+	up := "DOWN"
+	if len(t.children) > 0 {
+		up = "UP"
+	}
+	if up != t.upDown {
+		t.upDown, t.lastStatusChange = up, timeNow()
+		t.e.emit(Event{Tunnel: t.cfg.Name, Type: "tunnel-status", Detail: map[string]string{"status": up}})
 	}
 }
 
@@ -422,6 +441,12 @@ func (t *tunnel) deleteChild(c *childSA, reason string, tellPeer bool) {
 			tm.Stop()
 		}
 	}
+	if dc, ok := t.e.dp.(DataPathCounters); ok {
+		if n, ok := dc.SACounters(c.pair.Inbound.Protocol, c.pair.Inbound.SPI); ok {
+			t.retiredIn += n.BytesIn
+			t.retiredOut += n.BytesOut
+		}
+	}
 	_ = t.e.dp.Delete(c.pair.Inbound.Protocol, c.pair.Inbound.SPI)
 	if tellPeer && t.sa != nil && t.sa.state == stateEstablished {
 		t.sa.sendDelete(c.pair.Inbound.Protocol, spiBytes(c.pair.Inbound.SPI))
@@ -431,6 +456,7 @@ func (t *tunnel) deleteChild(c *childSA, reason string, tellPeer bool) {
 	if len(t.children) == 0 && !t.quickPending() {
 		t.setPhase2State("Down")
 	}
+	t.updateUpDown()
 }
 
 func (t *tunnel) deleteChildByOutbound(proto uint8, spi uint32, reason string) {
@@ -476,6 +502,17 @@ func (t *tunnel) status() TunnelStatus {
 		Name: t.cfg.Name, LocalAddr: t.cfg.LocalAddr.String(), RemoteAddr: t.cfg.RemoteAddr.String(),
 		Phase1State: t.phase1State, Phase2State: t.phase2State, LastError: t.lastError, LastChange: t.lastChange,
 		Counters: t.counters, SAs: []SAStatus{},
+		Status: t.upDown, LastStatusChange: t.lastStatusChange, DPDState: "off",
+		DataIn: t.retiredIn, DataOut: t.retiredOut,
+	}
+	if t.upDown == "DOWN" {
+		st.StatusMessage = t.lastError
+		if st.StatusMessage == "" {
+			st.StatusMessage = "IPSEC IS DOWN"
+		}
+	}
+	if t.dpd != nil {
+		st.DPDState = t.dpd.State().String()
 	}
 	if sa := t.sa; sa != nil {
 		st.Role, st.Exchange = sa.role(), sa.exchange.String()
