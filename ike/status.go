@@ -34,23 +34,23 @@ type SAStatus struct {
 
 // TunnelStatus describes one tunnel as the control API reports it.
 type TunnelStatus struct {
-	Name            string     `json:"name"`
-	LocalAddr       string     `json:"local_addr"`
-	RemoteAddr      string     `json:"remote_addr"`
-	Phase1State     string     `json:"phase1_state"` // Established, Rekeying, Negotiating, Down (AWS wording)
-	Phase2State     string     `json:"phase2_state"`
-	Role            string     `json:"role,omitempty"` // initiator or responder of the current ISAKMP SA
-	Exchange        string     `json:"exchange,omitempty"`
-	Proposal        string     `json:"proposal,omitempty"` // e.g. "aes256-sha256-modp2048"
-	ICookie         string     `json:"icookie,omitempty"`
-	RCookie         string     `json:"rcookie,omitempty"`
-	NATDetected     bool       `json:"nat_detected"`
-	LocalBehindNAT  bool       `json:"local_behind_nat"`
-	RemoteBehindNAT bool       `json:"remote_behind_nat"`
-	Floated         bool       `json:"floated"` // IKE on port 4500
-	Phase1Expires   time.Time  `json:"phase1_expires,omitempty"`
-	LastError       string     `json:"last_error,omitempty"`
-	LastChange      time.Time  `json:"last_change"`
+	Name            string    `json:"name"`
+	LocalAddr       string    `json:"local_addr"`
+	RemoteAddr      string    `json:"remote_addr"`
+	Phase1State     string    `json:"phase1_state"` // Established, Rekeying, Negotiating, Down (AWS wording)
+	Phase2State     string    `json:"phase2_state"`
+	Role            string    `json:"role,omitempty"` // initiator or responder of the current ISAKMP SA
+	Exchange        string    `json:"exchange,omitempty"`
+	Proposal        string    `json:"proposal,omitempty"` // e.g. "aes256-sha256-modp2048"
+	ICookie         string    `json:"icookie,omitempty"`
+	RCookie         string    `json:"rcookie,omitempty"`
+	NATDetected     bool      `json:"nat_detected"`
+	LocalBehindNAT  bool      `json:"local_behind_nat"`
+	RemoteBehindNAT bool      `json:"remote_behind_nat"`
+	Floated         bool      `json:"floated"` // IKE on port 4500
+	Phase1Expires   time.Time `json:"phase1_expires,omitempty"`
+	LastError       string    `json:"last_error,omitempty"`
+	LastChange      time.Time `json:"last_change"`
 	// AWS VgwTelemetry-style summary. Status is "UP" while an IPsec SA pair
 	// is installed (a gateway that runs BGP narrows it to "UP while the BGP
 	// session is established", as AWS's TunnelState does); StatusMessage
@@ -67,10 +67,10 @@ type TunnelStatus struct {
 	// DataIn and DataOut are AWS's TunnelDataIn/TunnelDataOut: bytes after
 	// decryption and before encryption, over every SA pair the tunnel had
 	// (needs a data path that counts).
-	DataIn  uint64 `json:"tunnel_data_in"`
-	DataOut uint64 `json:"tunnel_data_out"`
-	SAs             []SAStatus `json:"sas"`
-	Counters        Counters   `json:"counters"`
+	DataIn   uint64     `json:"tunnel_data_in"`
+	DataOut  uint64     `json:"tunnel_data_out"`
+	SAs      []SAStatus `json:"sas"`
+	Counters Counters   `json:"counters"`
 }
 
 // Counters are per-tunnel IKE counters.
