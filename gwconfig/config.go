@@ -142,6 +142,16 @@ type Config struct {
 
 	IKE ike.Config
 
+	// Routing is the routing section: static or BGP.
+	Routing Routing
+	// BGP is the bgp section; non-nil exactly when Routing.Mode is
+	// RoutingBGP.
+	BGP *BGP
+	// Tunnels is parallel to IKE.Tunnels (same length, same order, same
+	// names): each tunnel's connection, inside addresses, BGP neighbor
+	// settings and static routes.
+	Tunnels []Tunnel
+
 	// DataPath is the TUN data path; nil means IKE only.
 	DataPath *DataPath
 	// Capture is the path of a pcap file of everything crossing the
@@ -240,7 +250,7 @@ func (d *decoder) config(c *Config, root *yaml.Node, base string) {
 		d.errf(root, "", "empty configuration")
 		return
 	}
-	top := d.object(root, "", "log", "control", "key_log", "capture", "lab_timers", "ike", "data_path", "tunnels")
+	top := d.object(root, "", "log", "control", "key_log", "capture", "lab_timers", "ike", "data_path", "routing", "bgp", "tunnels")
 	if resolve(root).Kind != yaml.MappingNode {
 		return
 	}
@@ -294,13 +304,15 @@ func (d *decoder) config(c *Config, root *yaml.Node, base string) {
 		d.errf(tn, "tunnels", "at least one tunnel is required")
 		return
 	}
-	names := map[string]int{}
+	names := make(map[string]int, len(tn.Content))
 	type pair struct{ l, r netip.Addr }
-	peers := map[pair]string{}
+	peers := make(map[pair]string, len(tn.Content))
+	raws := make([]*tunnelRaw, len(tn.Content))
 	for i, n := range tn.Content {
 		path := fmt.Sprintf("tunnels[%d]", i)
-		t, ok := d.tunnel(c, resolve(n), path, base)
-		if !ok {
+		raws[i] = &tunnelRaw{}
+		t := d.tunnel(c, resolve(n), path, base, raws[i])
+		if !raws[i].ok {
 			continue
 		}
 		if first, dup := names[t.Name]; dup {
@@ -316,4 +328,5 @@ func (d *decoder) config(c *Config, root *yaml.Node, base string) {
 		}
 		c.IKE.Tunnels = append(c.IKE.Tunnels, t)
 	}
+	d.routing(c, top, raws)
 }

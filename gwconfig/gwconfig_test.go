@@ -557,6 +557,45 @@ func TestPSKRules(t *testing.T) {
 	wantErr(t, CGW, strings.Replace(minimal(""), "VPNLAB_TEST_PSK", "VPNLAB_EMPTY", 1), `environment variable "VPNLAB_EMPTY" is empty`)
 }
 
+// Each AWS pre-shared key rule, at its boundary: an error naming the field
+// on the vgw, a warning on the cgw, never the key itself.
+func TestPSKRulesPerProfile(t *testing.T) {
+	for _, tc := range []struct{ psk, frag string }{
+		{"Abcdef1", "too short (AWS: 8-64 characters)"},
+		{"Abcdef12" + strings.Repeat("x", 57), "too long (AWS: 8-64 characters)"},
+		{"0bcdefgh", "starts with 0 (AWS rule)"},
+		{"abcd-efgh", "characters other than A-Z a-z 0-9 . _"},
+		{"abcd/efgh", "characters other than"},
+		{"abcd+efgh", "characters other than"},
+		{"abcdéfgh", "characters other than"},
+		{"Abcdefg1", ""},
+		{"Abcdef12" + strings.Repeat("x", 56), ""},
+		{"9._Ab_.z", ""},
+	} {
+		t.Setenv("VPNLAB_RULE_PSK", tc.psk)
+		yml := strings.Replace(minimal(""), "VPNLAB_TEST_PSK", "VPNLAB_RULE_PSK", 1)
+		_, verr := Parse([]byte(yml), VGW, "test.yaml")
+		c, cerr := Parse([]byte(yml), CGW, "test.yaml")
+		if cerr != nil {
+			t.Errorf("%q: cgw: %v", tc.psk, cerr)
+			continue
+		}
+		if tc.frag == "" {
+			if verr != nil || len(c.Warnings) != 0 {
+				t.Errorf("%q: want valid: vgw %v, cgw warnings %v", tc.psk, verr, c.Warnings)
+			}
+			continue
+		}
+		if verr == nil || !strings.Contains(verr.Error(), "test.yaml:5: tunnels[0].psk_env: pre-shared key ") || !strings.Contains(verr.Error(), tc.frag) || strings.Contains(verr.Error(), tc.psk) {
+			t.Errorf("%q: vgw error %v; want %q", tc.psk, verr, tc.frag)
+		}
+		if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].String(), tc.frag) ||
+			!strings.Contains(c.Warnings[0].String(), "an AWS virtual private gateway would refuse it") || strings.Contains(c.Warnings[0].String(), tc.psk) {
+			t.Errorf("%q: cgw warnings %v; want %q", tc.psk, c.Warnings, tc.frag)
+		}
+	}
+}
+
 func TestPSKFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) {
@@ -685,6 +724,28 @@ func TestExamplesLoad(t *testing.T) {
 	// The example cgw's first proposals are acceptable to the example vgw.
 	v, _ := LoadVGW("../examples/vgw.yaml")
 	c, _ := LoadCGW("../examples/cgw.yaml")
+
+	// One AWS-style connection with BGP: the two sides agree on the inside
+	// addresses and on each other's ASN.
+	if v.Routing.Mode != RoutingBGP || c.Routing.Mode != RoutingBGP || v.BGP == nil || c.BGP == nil {
+		t.Fatalf("examples are not in bgp mode: %+v %+v", v.Routing, c.Routing)
+	}
+	if v.BGP.ASN != c.BGP.PeerASN || c.BGP.ASN != v.BGP.PeerASN {
+		t.Errorf("ASNs: vgw %d/%d cgw %d/%d", v.BGP.ASN, v.BGP.PeerASN, c.BGP.ASN, c.BGP.PeerASN)
+	}
+	if !reflect.DeepEqual(v.BGP.Advertise, []netip.Prefix{netip.MustParsePrefix("172.31.0.0/16")}) ||
+		!reflect.DeepEqual(c.BGP.Advertise, []netip.Prefix{netip.MustParsePrefix("10.10.0.0/16")}) {
+		t.Errorf("advertise: vgw %v cgw %v", v.BGP.Advertise, c.BGP.Advertise)
+	}
+	for i, inside := range []string{"169.254.10.0/30", "169.254.11.0/30"} {
+		vt, ct := v.Tunnels[i], c.Tunnels[i]
+		if vt.Inside.String() != inside || ct.Inside != vt.Inside || vt.Connection == "" || ct.Connection != vt.Connection {
+			t.Errorf("tunnel %d: vgw %+v cgw %+v", i, vt, ct)
+		}
+		if vt.PeerInside != ct.LocalInside.Addr() || ct.PeerInside != vt.LocalInside.Addr() || vt.PeerASN != c.BGP.ASN || ct.PeerASN != v.BGP.ASN {
+			t.Errorf("tunnel %d: the sides disagree: vgw %+v cgw %+v", i, vt, ct)
+		}
+	}
 	for i := range c.IKE.Tunnels {
 		ct, vt := c.IKE.Tunnels[i], v.IKE.Tunnels[i]
 		if string(ct.PSK) != string(vt.PSK) {

@@ -32,6 +32,18 @@ const (
 	AWSReplayWindowMax   = 2048
 	AWSDPDTimeout        = 40 * time.Second
 	AWSDPDTimeoutMin     = 30 * time.Second
+	// AWSDPDDelay: AWS sends an R-U-THERE after 10 s without traffic from
+	// the peer (AWS knowledge center, vpn-tunnel-instability-inactivity).
+	AWSDPDDelay = 10 * time.Second
+)
+
+// NAT keepalive settings (ike.TunnelConfig.NATKeepalive).
+const (
+	// DefaultNATKeepalive is RFC 3948's and strongSwan's 20 s.
+	DefaultNATKeepalive = ike.DefaultNATKeepalive
+	// NATKeepaliveOff is the value for no NAT keepalives (nat_keepalive: 0
+	// or off): the engine takes a negative interval as none.
+	NATKeepaliveOff time.Duration = -1
 )
 
 // AWS tunnel-option value lists, in AWS's order. Phase 1 encryption lists
@@ -135,21 +147,26 @@ type tb struct {
 	path string
 }
 
-func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string) (ike.TunnelConfig, bool) {
+// tunnel reads one tunnel: its engine settings, and in r what the routing
+// checks need (r.ok reports whether the whole tunnel decoded without error).
+func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string, r *tunnelRaw) ike.TunnelConfig {
 	var t ike.TunnelConfig
 	before := len(d.errs)
 	b := &tb{d: d, c: c, vgw: c.Profile == VGW, lab: c.LabTimers, path: path}
+	r.path = path
 	if isNull(n) {
 		d.errf(n, path, "empty tunnel")
-		return t, false
+		return t
 	}
-	o := d.object(n, path, "name", "local_address", "local_id", "remote_address", "remote_id",
+	o := d.object(n, path, "name", "connection", "local_address", "local_id", "remote_address", "remote_id",
 		"remote_port", "remote_natt_port", "psk_file", "psk_env", "startup_action", "ike_mode",
 		"allow_aggressive", "phase1", "phase2", "local_ts", "remote_ts", "rekey_margin",
-		"rekey_fuzz", "replay_window", "dpd", "nat_traversal", "force_encap")
+		"rekey_fuzz", "replay_window", "dpd", "nat_traversal", "nat_keepalive", "force_encap",
+		"inside_cidr", "bgp", "static_routes")
 	if n.Kind != yaml.MappingNode {
-		return t, false
+		return t
 	}
+	r.node = n
 
 	if nn, ok := o.scalar("name"); !ok {
 		d.errf(o.line("name"), o.p("name"), "required")
@@ -219,14 +236,33 @@ func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string) (ike.Tunnel
 		t.Phase2.ReplayWindow = int(o.integer("replay_window", AWSReplayWindow, 0, math.MaxInt32))
 	}
 
-	b.dpd(&t, d.object(o.get("dpd"), o.p("dpd"), "timeout", "action"))
+	b.dpd(&t, d.object(o.get("dpd"), o.p("dpd"), "delay", "timeout", "action"))
 
 	t.NATT = o.boolean("nat_traversal", true)
+	t.NATKeepalive = b.natKeepalive(o)
 	t.ForceEncap = o.boolean("force_encap", false)
 	if t.ForceEncap && !t.NATT {
 		d.errf(o.line("force_encap"), o.p("force_encap"), "needs nat_traversal: true")
 	}
-	return t, len(d.errs) == before
+
+	b.tunnelRouting(o, r)
+	r.ext.Name = t.Name
+	r.remote = t.RemoteAddr
+	r.ok = len(d.errs) == before
+	return t
+}
+
+// natKeepalive reads nat_keepalive: a positive duration, or 0 / off for
+// none (ike.NATKeepaliveOff).
+func (b *tb) natKeepalive(o *object) time.Duration {
+	if n, ok := o.scalar("nat_keepalive"); ok && strings.EqualFold(strings.TrimSpace(n.Value), "off") {
+		return NATKeepaliveOff
+	}
+	v, set := o.duration("nat_keepalive", DefaultNATKeepalive)
+	if set && v == 0 {
+		return NATKeepaliveOff
+	}
+	return v
 }
 
 func (b *tb) addr(o *object, key string, required bool) netip.Addr {
@@ -767,14 +803,33 @@ func (b *tb) dpd(t *ike.TunnelConfig, o *object) {
 	}
 	v, set := o.duration("timeout", AWSDPDTimeout)
 	t.DPDTimeout = v
-	if !set {
+	if set {
+		n := o.line("timeout")
+		switch {
+		case b.vgw && !b.lab && v < AWSDPDTimeoutMin:
+			b.d.errf(n, o.p("timeout"), "%s is out of range (allowed: >= 30 s; set lab_timers: true for shorter test timers)", v)
+		case v == 0 && t.DPDAction != ike.DPDNone:
+			b.d.errf(n, o.p("timeout"), "must be positive (or set action: none)")
+		}
+	}
+
+	// The delay: 10 s, or a third of a timeout shorter than 30 s (as the
+	// engine's own default), so that short lab timeouts need no delay.
+	delay, dset := o.duration("delay", AWSDPDDelay)
+	if !dset && v > 0 {
+		delay = min(AWSDPDDelay, v/3)
+	}
+	t.DPDDelay = delay
+	if !dset {
 		return
 	}
-	n := o.line("timeout")
+	n := o.line("delay")
 	switch {
-	case b.vgw && !b.lab && v < AWSDPDTimeoutMin:
-		b.d.errf(n, o.p("timeout"), "%s is out of range (allowed: >= 30 s; set lab_timers: true for shorter test timers)", v)
-	case v == 0 && t.DPDAction != ike.DPDNone:
-		b.d.errf(n, o.p("timeout"), "must be positive (or set action: none)")
+	case delay == 0:
+		b.d.errf(n, o.p("delay"), "must be positive (to turn DPD off set action: none)")
+	case v > 0 && delay >= v:
+		b.d.errf(n, o.p("delay"), "%s must be less than dpd.timeout (%s)", delay, v)
+	case b.vgw && !b.lab && delay != AWSDPDDelay:
+		b.d.warnf(n, o.p("delay"), "AWS sends R-U-THERE after 10 s without traffic (its delay is not configurable)")
 	}
 }
