@@ -229,17 +229,22 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/tunnels/{name}/terminate", s.handleAction("terminate"))
 	m.HandleFunc("POST /v1/tunnels/{name}/rekey", s.handleAction("rekey"))
 	m.HandleFunc("GET /v1/events", s.handleEvents)
+	s.routingRoutes()
 
 	// The same paths without a method answer 405 with a JSON body (the
 	// mux's own 405 is plain text).
 	for path, allow := range map[string]string{
-		"/v1/health":                   "GET, HEAD",
-		"/v1/status":                   "GET, HEAD",
-		"/v1/tunnels/{name}":           "GET, HEAD",
-		"/v1/tunnels/{name}/initiate":  "POST",
-		"/v1/tunnels/{name}/terminate": "POST",
-		"/v1/tunnels/{name}/rekey":     "POST",
-		"/v1/events":                   "GET",
+		"/v1/health":                     "GET, HEAD",
+		"/v1/status":                     "GET, HEAD",
+		"/v1/tunnels/{name}":             "GET, HEAD",
+		"/v1/tunnels/{name}/initiate":    "POST",
+		"/v1/tunnels/{name}/terminate":   "POST",
+		"/v1/tunnels/{name}/rekey":       "POST",
+		"/v1/events":                     "GET",
+		"/v1/routing":                    "GET, HEAD",
+		"/v1/routing/advertise":          "POST",
+		"/v1/routing/withdraw":           "POST",
+		"/v1/routing/neighbors/{tunnel}": "POST",
 	} {
 		m.HandleFunc(path, methodNotAllowed(allow))
 	}
