@@ -1,0 +1,517 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/server"
+	"github.com/sirupsen/logrus"
+
+	"github.com/vpnlab/vpnlab/routes"
+)
+
+// ErrStopped is returned by calls on a stopped Speaker.
+var ErrStopped = errors.New("bgp: speaker stopped")
+
+// recentChanges is how many route changes Status keeps.
+const recentChanges = 256
+
+// Speaker is one gateway's BGP speaker and route decision.
+type Speaker struct {
+	cfg       Config
+	log       logrus.FieldLogger
+	neighbors []*neighbor
+	byTunnel  map[string]*neighbor
+	byPeer    map[string]*neighbor // by peer address, as GoBGP names peers
+	table     *routes.Table
+
+	// The loop goroutine runs every closure posted on inbox, in order, and
+	// then publishes the table's changes.
+	inbox    chan func()
+	done     chan struct{} // closed by Stop
+	loopDone chan struct{}
+
+	server      *server.BgpServer // nil until Start, and in static mode
+	cancelWatch context.CancelFunc
+	stopOnce    sync.Once
+	policyMu    sync.Mutex // serialises export-policy rebuilds
+
+	mu         sync.Mutex // guards what follows
+	started    bool
+	stopped    bool
+	routes     []routes.Route
+	recent     []routes.Change
+	advertised map[netip.Prefix][]byte // prefix -> GoBGP path UUID (nil until sent)
+	onChange   []func([]routes.Route, []routes.Change)
+	onSession  []func(SessionEvent)
+}
+
+// SessionEvent reports a neighbor's session state change.
+type SessionEvent struct {
+	Time   time.Time    `json:"time"`
+	Tunnel string       `json:"tunnel"`
+	Peer   netip.Addr   `json:"peer"`
+	From   SessionState `json:"from"`
+	To     SessionState `json:"to"`
+	// LimitExceeded: the session went down because the neighbor sent more
+	// prefixes than the route limit.
+	LimitExceeded bool `json:"limit_exceeded,omitempty"`
+}
+
+// New checks the configuration and returns a Speaker. tunnelOrder is the
+// final tie-break of route selection (nil: the neighbors' order) and must
+// name every neighbor's tunnel; with no neighbors (static routing) it names
+// the tunnels static routes may use. Call Stop to release it.
+func New(cfg Config, neighbors []Neighbor, tunnelOrder []string) (*Speaker, error) {
+	neighbors = slices.Clone(neighbors)
+	cfg.Advertise = slices.Clone(cfg.Advertise)
+	cfg.ListenAddresses = slices.Clone(cfg.ListenAddresses)
+	order, err := cfg.checked(neighbors, tunnelOrder)
+	if err != nil {
+		return nil, err
+	}
+	table, err := routes.New(order, routes.Config{ECMP: cfg.ECMP, Limit: cfg.RouteLimit})
+	if err != nil {
+		return nil, fmt.Errorf("bgp: %w", err)
+	}
+	s := &Speaker{
+		cfg:        cfg,
+		log:        cfg.Log,
+		byTunnel:   make(map[string]*neighbor),
+		byPeer:     make(map[string]*neighbor),
+		table:      table,
+		inbox:      make(chan func(), 1024),
+		done:       make(chan struct{}),
+		loopDone:   make(chan struct{}),
+		advertised: make(map[netip.Prefix][]byte),
+	}
+	for _, n := range neighbors {
+		nb := &neighbor{n: n, state: Idle}
+		s.neighbors = append(s.neighbors, nb)
+		s.byTunnel[n.Tunnel] = nb
+		s.byPeer[n.Peer.String()] = nb
+	}
+	for _, p := range cfg.Advertise {
+		s.advertised[p.Masked()] = nil
+	}
+	go s.loop()
+	return s, nil
+}
+
+// Start starts the BGP sessions (nothing to start in static mode). ctx
+// bounds the start-up; cancelling it later stops the speaker.
+func (s *Speaker) Start(ctx context.Context) error {
+	s.mu.Lock()
+	switch {
+	case s.stopped:
+		s.mu.Unlock()
+		return ErrStopped
+	case s.started:
+		s.mu.Unlock()
+		return errors.New("bgp: speaker already started")
+	}
+	s.started = true
+	s.mu.Unlock()
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.Stop()
+		case <-s.done:
+		}
+	}()
+	if len(s.neighbors) == 0 {
+		return nil
+	}
+	if err := s.startServer(ctx); err != nil {
+		s.Stop()
+		return err
+	}
+	return nil
+}
+
+func (s *Speaker) startServer(ctx context.Context) error {
+	// Hold policyMu so that SetNeighborPolicy waits for the whole set-up.
+	s.policyMu.Lock()
+	defer s.policyMu.Unlock()
+	srv := server.NewBgpServer(server.LoggerOption(&logAdapter{log: s.log, tunnelOf: s.tunnelOf}))
+	go srv.Serve()
+	s.mu.Lock()
+	s.server = srv
+	s.mu.Unlock()
+
+	listen := make([]string, len(s.cfg.ListenAddresses))
+	for i, a := range s.cfg.ListenAddresses {
+		listen[i] = a.String()
+	}
+	port := int32(s.cfg.ListenPort)
+	if port < 0 {
+		port = -1
+	}
+	err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+		Asn: s.cfg.ASN, RouterId: s.cfg.RouterID.String(), ListenPort: port, ListenAddresses: listen,
+	}})
+	if err != nil {
+		return fmt.Errorf("bgp: starting GoBGP: %w", err)
+	}
+
+	watchCtx, cancel := context.WithCancel(context.Background())
+	s.cancelWatch = cancel
+	err = srv.WatchEvent(watchCtx, &api.WatchEventRequest{
+		Peer: &api.WatchEventRequest_Peer{},
+		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
+			{Type: api.WatchEventRequest_Table_Filter_ADJIN, Init: true},
+		}},
+	}, func(r *api.WatchEventResponse) { s.post(func() { s.handleWatch(r) }) })
+	if err != nil {
+		return fmt.Errorf("bgp: watching GoBGP: %w", err)
+	}
+
+	if err := s.installPolicies(ctx); err != nil {
+		return err
+	}
+	for _, nb := range s.neighbors {
+		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerConfig(nb.n)}); err != nil {
+			return fmt.Errorf("bgp: neighbor %s: %w", nb.n.Tunnel, err)
+		}
+	}
+	s.mu.Lock()
+	prefixes := make([]netip.Prefix, 0, len(s.advertised))
+	for p := range s.advertised {
+		prefixes = append(prefixes, p)
+	}
+	s.mu.Unlock()
+	for _, p := range prefixes {
+		if err := s.Advertise(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// peerConfig is GoBGP's view of a neighbor.
+func (s *Speaker) peerConfig(n Neighbor) *api.Peer {
+	seconds := func(d time.Duration) uint64 { return uint64(d / time.Second) }
+	port := n.PeerPort
+	if port == 0 {
+		port = DefaultListenPort
+	}
+	afi := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: ipv4Unicast, Enabled: true}}
+	if s.cfg.RouteLimit > 0 {
+		afi.PrefixLimits = &api.PrefixLimit{Family: ipv4Unicast, MaxPrefixes: uint32(s.cfg.RouteLimit)}
+	}
+	return &api.Peer{
+		Conf: &api.PeerConf{NeighborAddress: n.Peer.String(), PeerAsn: n.PeerASN, Description: n.Tunnel},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			HoldTime:          seconds(s.cfg.HoldTime),
+			KeepaliveInterval: seconds(s.cfg.Keepalive),
+			ConnectRetry:      seconds(s.cfg.ConnectRetry),
+		}},
+		Transport: &api.Transport{LocalAddress: n.Local.String(), RemotePort: uint32(port)},
+		AfiSafis:  []*api.AfiSafi{afi},
+	}
+}
+
+// Stop closes every session (NOTIFICATION Cease), withdraws what they taught
+// us, reports that last change and ends the speaker. Not from a callback.
+func (s *Speaker) Stop() {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.stopped = true
+		srv := s.server
+		s.mu.Unlock()
+		if srv != nil {
+			srv.StopBgp(context.Background(), &api.StopBgpRequest{})
+			s.cancelWatch()
+		}
+		s.post(func() {
+			for _, nb := range s.neighbors {
+				nb.stopRestart()
+				s.table.WithdrawTunnel(nb.n.Tunnel)
+			}
+		})
+		close(s.done)
+		<-s.loopDone
+	})
+}
+
+func (s *Speaker) running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started && !s.stopped && s.server != nil
+}
+
+func (s *Speaker) tunnelOf(addr string) string {
+	if nb := s.byPeer[addr]; nb != nil {
+		return nb.n.Tunnel
+	}
+	return ""
+}
+
+// Advertise announces a prefix to every neighbor.
+func (s *Speaker) Advertise(prefix netip.Prefix) error {
+	if err := checkPrefix(prefix); err != nil {
+		return err
+	}
+	prefix = prefix.Masked()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return ErrStopped
+	}
+	if uuid := s.advertised[prefix]; uuid != nil || !s.started || s.server == nil {
+		if _, ok := s.advertised[prefix]; !ok {
+			s.advertised[prefix] = nil
+		}
+		return nil
+	}
+	path, err := localPath(prefix)
+	if err != nil {
+		return fmt.Errorf("bgp: %v: %w", prefix, err)
+	}
+	resp, err := s.server.AddPath(context.Background(), &api.AddPathRequest{Path: path})
+	if err != nil {
+		return fmt.Errorf("bgp: advertising %v: %w", prefix, err)
+	}
+	s.advertised[prefix] = resp.Uuid
+	s.log.WithField("prefix", prefix).Info("bgp: advertising")
+	return nil
+}
+
+// Withdraw stops announcing a prefix.
+func (s *Speaker) Withdraw(prefix netip.Prefix) error {
+	prefix = prefix.Masked()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return ErrStopped
+	}
+	uuid, ok := s.advertised[prefix]
+	if !ok {
+		return fmt.Errorf("bgp: %v is not advertised", prefix)
+	}
+	delete(s.advertised, prefix)
+	if uuid == nil {
+		return nil
+	}
+	if err := s.server.DeletePath(context.Background(), &api.DeletePathRequest{Family: ipv4Unicast, Uuid: uuid}); err != nil {
+		return fmt.Errorf("bgp: withdrawing %v: %w", prefix, err)
+	}
+	s.log.WithField("prefix", prefix).Info("bgp: withdrawn")
+	return nil
+}
+
+// AddStatic adds a static route for prefix through each of the tunnels. It
+// is preferred over BGP for the same prefix. Must not be called from an
+// OnChange or OnSession callback.
+func (s *Speaker) AddStatic(prefix netip.Prefix, tunnels ...string) error {
+	if !prefix.IsValid() {
+		return errors.New("bgp: invalid static prefix")
+	}
+	if len(tunnels) == 0 {
+		return fmt.Errorf("bgp: static route %v without a tunnel", prefix)
+	}
+	known := s.table.Tunnels()
+	for _, t := range tunnels {
+		if !slices.Contains(known, t) {
+			return fmt.Errorf("bgp: static route %v: unknown tunnel %q", prefix, t)
+		}
+	}
+	return s.call(func() error {
+		for _, t := range tunnels {
+			if err := s.table.Add(routes.Path{Prefix: prefix, Tunnel: t, Source: routes.Static}); err != nil {
+				return fmt.Errorf("bgp: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// RemoveStatic removes static routes for prefix through the tunnels (all
+// tunnels if none are named). Must not be called from a callback.
+func (s *Speaker) RemoveStatic(prefix netip.Prefix, tunnels ...string) error {
+	if len(tunnels) == 0 {
+		tunnels = s.table.Tunnels()
+	}
+	return s.call(func() error {
+		found := false
+		for _, t := range tunnels {
+			if s.table.Withdraw(prefix, t, routes.Static) {
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("bgp: no static route for %v", prefix)
+		}
+		return nil
+	})
+}
+
+// Routes returns the current decision, sorted by prefix.
+func (s *Speaker) Routes() []routes.Route {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.routes)
+}
+
+// OnChange registers fn to be called, on the speaker's goroutine and in
+// order, with all routes and the changes every time the decision changes.
+// fn must not block for long nor call AddStatic/RemoveStatic.
+func (s *Speaker) OnChange(fn func([]routes.Route, []routes.Change)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onChange = append(s.onChange, fn)
+}
+
+// OnSession registers fn to be called on every session state change, with
+// the same rules as OnChange. It runs before the route changes the state
+// change causes are published.
+func (s *Speaker) OnSession(fn func(SessionEvent)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onSession = append(s.onSession, fn)
+}
+
+// DisableNeighbor closes a tunnel's session (NOTIFICATION Cease,
+// administrative shutdown) and keeps it down until EnableNeighbor.
+func (s *Speaker) DisableNeighbor(tunnel, reason string) error {
+	nb := s.byTunnel[tunnel]
+	if nb == nil {
+		return fmt.Errorf("bgp: no neighbor for tunnel %s", tunnel)
+	}
+	if !s.running() {
+		return errors.New("bgp: speaker not running")
+	}
+	return s.server.DisablePeer(context.Background(), &api.DisablePeerRequest{Address: nb.n.Peer.String(), Communication: reason})
+}
+
+// EnableNeighbor lets a disabled (or over-limit) tunnel's session come back.
+func (s *Speaker) EnableNeighbor(tunnel string) error {
+	nb := s.byTunnel[tunnel]
+	if nb == nil {
+		return fmt.Errorf("bgp: no neighbor for tunnel %s", tunnel)
+	}
+	if !s.running() {
+		return errors.New("bgp: speaker not running")
+	}
+	nb.stopRestart()
+	return s.server.EnablePeer(context.Background(), &api.EnablePeerRequest{Address: nb.n.Peer.String()})
+}
+
+// post hands f to the loop; false once the speaker is stopped.
+func (s *Speaker) post(f func()) bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	select {
+	case s.inbox <- f:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+// call runs f on the loop and waits for it.
+func (s *Speaker) call(f func() error) error {
+	errc := make(chan error, 1)
+	if !s.post(func() { errc <- f() }) {
+		return ErrStopped
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-s.loopDone:
+		select {
+		case err := <-errc:
+			return err
+		default:
+			return ErrStopped
+		}
+	}
+}
+
+func (s *Speaker) loop() {
+	defer close(s.loopDone)
+	for {
+		select {
+		case f := <-s.inbox:
+			f()
+			s.publish()
+		case <-s.done:
+			// Run what was posted before Stop (its final withdrawals).
+			for {
+				select {
+				case f := <-s.inbox:
+					f()
+				default:
+					s.publish()
+					return
+				}
+			}
+		}
+	}
+}
+
+// publish decides, logs the changes and tells the subscribers.
+func (s *Speaker) publish() {
+	rs, changes := s.table.Decide()
+	if len(changes) == 0 {
+		return
+	}
+	for _, c := range changes {
+		s.logChange(c)
+	}
+	s.mu.Lock()
+	s.routes = rs
+	s.recent = append(s.recent, changes...)
+	if over := len(s.recent) - recentChanges; over > 0 {
+		s.recent = slices.Delete(s.recent, 0, over)
+	}
+	subs := slices.Clone(s.onChange)
+	s.mu.Unlock()
+	for _, fn := range subs {
+		fn(rs, changes)
+	}
+}
+
+func (s *Speaker) logChange(c routes.Change) {
+	f := logrus.Fields{"change": c.Kind.String()}
+	if c.Prefix.IsValid() {
+		f["prefix"] = c.Prefix.String()
+	}
+	if c.Tunnel != "" {
+		f["tunnel"] = c.Tunnel
+	}
+	if c.From != nil {
+		f["from"] = c.From
+	}
+	if c.To != nil {
+		f["to"] = c.To
+	}
+	if c.Reason != "" {
+		f["reason"] = c.Reason
+	}
+	e := s.log.WithFields(f)
+	switch c.Kind {
+	case routes.LimitExceeded:
+		e.Warn("bgp: route limit exceeded")
+	case routes.Updated:
+		e.Debug("bgp: route updated")
+	default:
+		e.Info("bgp: route " + c.Kind.String())
+	}
+}
+
+// limitDetail describes a limit event for the change log.
+func (s *Speaker) limitDetail(n Neighbor) string {
+	return "neighbor " + n.Peer.String() + " sent more than " + strconv.Itoa(s.cfg.RouteLimit) +
+		" prefixes: NOTIFICATION Cease/Maximum Number of Prefixes Reached, session reset"
+}
