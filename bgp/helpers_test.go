@@ -76,6 +76,16 @@ func testLogger(t *testing.T, name string) logrus.FieldLogger {
 	return l.WithField("gw", name)
 }
 
+// needServers skips a test that runs several GoBGP servers in one process
+// under the race detector: GoBGP v3.37.0's StartBgp writes package globals
+// (table.SelectionOptions, table.UseMultiplePaths) that every server reads,
+// a race outside our code. TestWire covers our code under -race.
+func needServers(t *testing.T) {
+	if raceEnabled {
+		t.Skip("several GoBGP servers in one process race on GoBGP's package globals; run without -race")
+	}
+}
+
 // side is one speaker under construction.
 type side struct {
 	name string

@@ -401,7 +401,11 @@ func (s *Speaker) EnableNeighbor(tunnel string) error {
 		return errors.New("bgp: speaker not running")
 	}
 	nb.stopRestart()
-	return s.server.EnablePeer(context.Background(), &api.EnablePeerRequest{Address: nb.n.Peer.String()})
+	if err := s.server.EnablePeer(context.Background(), &api.EnablePeerRequest{Address: nb.n.Peer.String()}); err != nil {
+		return err
+	}
+	nb.enabled()
+	return nil
 }
 
 // post hands f to the loop; false once the speaker is stopped.
@@ -419,10 +423,11 @@ func (s *Speaker) post(f func()) bool {
 	}
 }
 
-// call runs f on the loop and waits for it.
+// call runs f on the loop and waits for it and for the decision it causes,
+// so that Routes reflects f when call returns.
 func (s *Speaker) call(f func() error) error {
 	errc := make(chan error, 1)
-	if !s.post(func() { errc <- f() }) {
+	if !s.post(func() { err := f(); s.publish(); errc <- err }) {
 		return ErrStopped
 	}
 	select {

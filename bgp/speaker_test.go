@@ -37,6 +37,7 @@ func vgwAndCgw(t *testing.T, tunnels ...string) (vgw, cgw *side) {
 // AS_PATH, additions and withdrawals propagate, the status reports the
 // session, and stopping a speaker withdraws what it taught its peer.
 func TestExchange(t *testing.T) {
+	needServers(t)
 	t.Parallel()
 	vgwSide, cgwSide := vgwAndCgw(t, "tunnel1")
 	vgw, vgwRec := vgwSide.start(t)
@@ -109,6 +110,7 @@ func TestExchange(t *testing.T) {
 // tunnel1 moves it to tunnel2; MED moves it back; a static route beats BGP;
 // the vgw's own MED steers the cgw; disabling a session withdraws its paths.
 func TestTunnelPreference(t *testing.T) {
+	needServers(t)
 	t.Parallel()
 	vgwSide, cgwSide := vgwAndCgw(t, "tunnel1", "tunnel2")
 	vgw, vgwRec := vgwSide.start(t)
@@ -192,6 +194,7 @@ func TestTunnelPreference(t *testing.T) {
 
 // TestECMP: in Transit Gateway mode both tunnels carry the prefix.
 func TestECMP(t *testing.T) {
+	needServers(t)
 	t.Parallel()
 	vgwSide, cgwSide := vgwAndCgw(t, "tunnel1", "tunnel2")
 	vgwSide.cfg.ECMP = true
@@ -211,6 +214,7 @@ func TestECMP(t *testing.T) {
 // its session reset; its routes are withdrawn and the event is reported;
 // the session comes back after LimitRestart once the cgw sends fewer.
 func TestRouteLimit(t *testing.T) {
+	needServers(t)
 	t.Parallel()
 	vgwSide, cgwSide := vgwAndCgw(t, "tunnel1")
 	vgwSide.cfg.RouteLimit = 3
@@ -266,6 +270,7 @@ func TestRouteLimit(t *testing.T) {
 // TestCloudHub: a vgw with two customer gateways of different ASNs passes
 // each site's prefix on to the other (plain eBGP, nothing configured).
 func TestCloudHub(t *testing.T) {
+	needServers(t)
 	t.Parallel()
 	port := freePort(t, nextAddr(t))
 	hub := newSide(t, "vgw", 64512, port)

@@ -49,6 +49,14 @@ func (nb *neighbor) setPolicy(med uint32, prepend int) {
 	nb.n.MED, nb.n.Prepend = med, prepend
 }
 
+// enabled records that the session may come up again (GoBGP reports admin
+// state only with session state changes).
+func (nb *neighbor) enabled() {
+	nb.mu.Lock()
+	defer nb.mu.Unlock()
+	nb.admin = api.PeerState_UP
+}
+
 func (nb *neighbor) stopRestart() {
 	nb.mu.Lock()
 	defer nb.mu.Unlock()
@@ -147,7 +155,9 @@ func (s *Speaker) limitExceeded(nb *neighbor) {
 			}
 			if err := s.server.EnablePeer(context.Background(), &api.EnablePeerRequest{Address: addr}); err != nil {
 				s.log.WithError(err).WithField("tunnel", nb.n.Tunnel).Warn("bgp: re-enabling neighbor after limit reset")
+				return
 			}
+			nb.enabled()
 		})
 	})
 }
