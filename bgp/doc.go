@@ -16,13 +16,15 @@
 //
 // Files, one mechanism each:
 //
-//	config.go   Config and Neighbor, defaults and validation
-//	speaker.go  Speaker: lifecycle, the loop, advertisements, static routes
-//	watch.go    GoBGP events -> routes.Table; session state; the route limit
-//	policy.go   per-neighbor MED and AS_PATH prepending (export policy)
-//	paths.go    GoBGP paths <-> routes.Path
-//	status.go   per-neighbor status and the route table for the status API
-//	logger.go   GoBGP's logger interface on logrus
+//	config.go    Config and Neighbor, defaults and validation
+//	speaker.go   Speaker: construction, start and stop of GoBGP, neighbors on/off
+//	loop.go      the goroutine that owns the table; publishing changes
+//	advertise.go originated prefixes and static routes
+//	watch.go     GoBGP events -> routes.Table; session state; the route limit
+//	policy.go    per-neighbor MED and AS_PATH prepending (export policy)
+//	paths.go     GoBGP paths <-> routes.Path
+//	status.go    per-neighbor status and the route table for the status API
+//	logger.go    GoBGP's logger interface on logrus
 //
 // One goroutine, the loop, owns the routes.Table's mutations: GoBGP's event
 // callback and the static-route calls post closures to it, and after each one
@@ -41,5 +43,12 @@
 // its own peer address, since GoBGP matches an incoming connection to a
 // neighbor by its remote address only.
 //
-// Only IPv4 sessions carrying IPv4 unicast prefixes are supported.
+// Only IPv4 sessions carrying IPv4 unicast prefixes are supported (static
+// routes may be IPv6).
+//
+// GoBGP v3.37.0 quirks that show here: BgpServer.Serve never returns, so a
+// stopped speaker leaves one idle goroutine behind; and StartBgp writes
+// package globals (route-selection options), so several speakers in one
+// process are a data race inside GoBGP, harmless since all write the same
+// values (the tests that need several run only without -race).
 package bgp
