@@ -7,46 +7,29 @@ import (
 	"time"
 )
 
-// ChangeKind says what a Change is about.
-type ChangeKind int
+// ChangeKind says what a Change is about. Its value is the word used in logs
+// and JSON.
+type ChangeKind string
 
 const (
 	// Learned: a tunnel has a new path for a prefix.
-	Learned ChangeKind = iota + 1
+	Learned ChangeKind = "learned"
 	// Updated: a tunnel's path for a prefix changed attributes.
-	Updated
+	Updated ChangeKind = "updated"
 	// Withdrawn: a tunnel's path for a prefix is gone.
-	Withdrawn
+	Withdrawn ChangeKind = "withdrawn"
 	// Installed: a prefix got its first route (To = active tunnels).
-	Installed
+	Installed ChangeKind = "installed"
 	// Removed: a prefix lost its last path (From = previously active tunnels).
-	Removed
+	Removed ChangeKind = "removed"
 	// BestMoved: the active tunnels of a prefix changed (From -> To).
-	BestMoved
+	BestMoved ChangeKind = "best-moved"
 	// LimitExceeded: a tunnel sent more BGP prefixes than the limit; all of
 	// its BGP paths were dropped.
-	LimitExceeded
+	LimitExceeded ChangeKind = "limit-exceeded"
 )
 
-var changeKindNames = map[ChangeKind]string{
-	Learned:       "learned",
-	Updated:       "updated",
-	Withdrawn:     "withdrawn",
-	Installed:     "installed",
-	Removed:       "removed",
-	BestMoved:     "best-moved",
-	LimitExceeded: "limit-exceeded",
-}
-
-func (k ChangeKind) String() string {
-	if s, ok := changeKindNames[k]; ok {
-		return s
-	}
-	return fmt.Sprintf("change(%d)", int(k))
-}
-
-// MarshalText makes ChangeKind readable in JSON.
-func (k ChangeKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+func (k ChangeKind) String() string { return string(k) }
 
 // Change is one event of the route table.
 type Change struct {
