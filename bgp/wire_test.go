@@ -2,8 +2,10 @@ package bgp
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -90,6 +92,17 @@ func TestWire(t *testing.T) {
 	})
 	if ns := neighborStatus(s, "tunnel2"); ns.MED != 77 || ns.Prepend != 2 {
 		t.Errorf("status after SetNeighborPolicy: med %d prepend %d", ns.MED, ns.Prepend)
+	}
+
+	// The status API's JSON.
+	b, err := json.Marshal(s.Status())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"state":"Established"`, `"accepted_route_count":1`, `"kind":"best-moved"`, `"source":"bgp"`, `"advertised":["10.0.0.0/16"]`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("status JSON lacks %s: %s", want, b)
+		}
 	}
 
 	f1.withdraw(siteNet1)
