@@ -83,6 +83,10 @@ func New(delay, timeout time.Duration, now time.Time) *Monitor {
 // State returns the current state.
 func (m *Monitor) State() State { return m.state }
 
+// Late reports whether seq is one we sent in an earlier round (an ACK
+// that arrived after other traffic had already ended the round).
+func (m *Monitor) Late(seq uint32) bool { return m.seq-seq < 1<<16 }
+
 // LastSeen returns the last proof of life.
 func (m *Monitor) LastSeen() time.Time { return m.lastSeen }
 

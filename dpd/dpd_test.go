@@ -103,6 +103,9 @@ func TestAckEndsRound(t *testing.T) {
 	if ok, _, _ := m.Ack(seq2, at(23)); ok {
 		t.Fatal("an ACK of a finished round was accepted")
 	}
+	if !m.Late(seq2) || m.Late(seq2+1) {
+		t.Fatal("Late: an old sequence number must be late, a future one not")
+	}
 	run(t, m, []step{{25, Wait, 32, Alive}, {32, Probe, 42, Probing}, {52, DeclareDead, -1, Dead}})
 }
 

@@ -153,7 +153,11 @@ func (sa *ikeSA) onDPDAck(n *isakmp.Notify) {
 	seq := binary.BigEndian.Uint32(n.Data)
 	ok, from, changed := t.dpd.Ack(seq, timeNow())
 	if !ok {
-		sa.logger().WithField("seq", seq).Warn("DPD: R-U-THERE-ACK with a sequence number we did not send: ignored")
+		if t.dpd.Late(seq) {
+			sa.logger().WithField("seq", seq).Debug("DPD: late R-U-THERE-ACK (the round had already ended)")
+		} else {
+			sa.logger().WithField("seq", seq).Warn("DPD: R-U-THERE-ACK with a sequence number we did not send: ignored")
+		}
 		return
 	}
 	sa.logger().WithField("seq", seq).Debug("DPD: R-U-THERE-ACK received")
