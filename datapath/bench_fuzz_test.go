@@ -134,22 +134,29 @@ func itoa(n int) string {
 	return string(b)
 }
 
-// TestPipelineAllocs: the packet path allocates nothing per packet.
+// TestPipelineAllocs: the packet path allocates nothing per packet, with
+// selector routes and with explicit routes (ECMP over two tunnels, one of
+// them without a pair, so the flow hash runs).
 func TestPipelineAllocs(t *testing.T) {
 	for _, encap := range []bool{true, false} {
-		a, _, dev := benchPair(t, gcmSuite(), encap)
-		w := newWorker()
-		batch := &udpBatch{buf: make([]byte, 0, maxUDPBatchBytes+bufSize)}
-		pkt := udpPacket(hostA, hostB, 1000, 0)
-		n := testing.AllocsPerRun(200, func() {
-			a.sendInside(w, batch, pkt)
-			a.flushUDP(batch)
-		})
-		if n != 0 {
-			t.Errorf("encap=%v: %v allocations per packet", encap, n)
-		}
-		if dev.writes < 200 {
-			t.Fatalf("only %d packets delivered", dev.writes)
+		for _, explicit := range []bool{false, true} {
+			a, _, dev := benchPair(t, gcmSuite(), encap)
+			if explicit {
+				a.SetRoutes([]Route{{Prefix: netB, Tunnels: []string{"x", "t"}, ECMP: true}})
+			}
+			w := newWorker()
+			batch := &udpBatch{buf: make([]byte, 0, maxUDPBatchBytes+bufSize)}
+			pkt := udpPacket(hostA, hostB, 1000, 0)
+			n := testing.AllocsPerRun(200, func() {
+				a.sendInside(w, batch, pkt)
+				a.flushUDP(batch)
+			})
+			if n != 0 {
+				t.Errorf("encap=%v explicit=%v: %v allocations per packet", encap, explicit, n)
+			}
+			if dev.writes < 200 {
+				t.Fatalf("only %d packets delivered", dev.writes)
+			}
 		}
 	}
 }

@@ -5,25 +5,35 @@
 //
 // Outbound: the inside Device (a TUN device, or tuntest's channel device in
 // tests) is read in batches (GSO super-packets arrive already split); each
-// packet is looked up by destination in the route table (longest prefix,
-// built from the installed SAs' remote traffic selectors), the tunnel's
-// current outbound SA is taken, the packet is checked against the SA's
-// selectors (source in local TS, destination in remote TS), protected
+// packet is looked up by destination in the route table (longest prefix
+// over the explicit routes of SetRoutes, decided outside: BGP or static,
+// and, unless Config.ExplicitRoutesOnly, the routes derived from the
+// sending pairs' remote traffic selectors; an explicit route wins on an
+// identical prefix). A route names tunnels: the first one with an outbound
+// SA pair carries the packet, or with ECMP a hash of the flow picks among
+// those that have one. The packet is checked against that pair's selectors
+// (source in local TS, destination in remote TS), protected
 // (esp.AppendESP or esp.ProtectAH, tunnel or transport mode) and written to
 // the Wire: ESP in UDP on the IKE engine's NAT-T socket, or raw IPv4
-// (protocol 50/51).
+// (protocol 50/51), to the tunnel's current peer address.
 //
 // Inbound: the Wire's readers (raw sockets for protocol 50/51, the engine's
 // NAT-T sockets through ServeNATT) hand each packet to Receive*, which
 // looks the SA up by protocol and SPI, verifies it (ICV, then anti-replay,
 // then padding: esp.OpenESP / esp.VerifyAH), decapsulates it, checks the
-// inner packet against the selectors and writes it to the Device.
+// inner packet against the selectors and writes it to the Device. For ESP
+// in UDP, an authenticated packet from a new address:port moves the
+// tunnel's peer there (NAT rebinding, see OnPeerMoved); transport-mode
+// TCP/UDP checksums are fixed for the NAT (package natt, RFC 3948 section
+// 3.1.2); the outer TOS byte is read for ECN (RFC 6040).
 //
 // # Ownership
 //
 // The SA database is an immutable snapshot behind an atomic pointer: the
 // packet path reads it without locks; Install and Delete (called from the
-// IKE engine's loop) copy it, change the copy and publish it. Each esp.SA
+// IKE engine's loop) and SetRoutes (any goroutine) copy it, change the copy
+// and publish it. A tunnel's peer address is an atomic pointer of its own,
+// shared by the tunnel's pairs, replaced only when the peer moves. Each esp.SA
 // has a mutex because inbound packets of one SA can arrive on two sockets;
 // it is uncontended in practice. Per-goroutine buffers are reused: the
 // packet path allocates nothing per packet.
@@ -40,6 +50,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -71,6 +82,10 @@ type Config struct {
 	// SoftBytesPercent is the share of the byte lifetime after which a
 	// rekey is requested (default 90).
 	SoftBytesPercent int
+	// ExplicitRoutesOnly: route by SetRoutes' routes alone; the routes
+	// derived from the remote traffic selectors are not used. (The
+	// selectors are still checked.)
+	ExplicitRoutesOnly bool
 }
 
 // DataPath is the ESP/AH data path. Create it with New, give it to the IKE
@@ -83,8 +98,16 @@ type DataPath struct {
 	soft int
 
 	table atomic.Pointer[table]
-	mu    sync.Mutex // serialises writers of table and spis
+	mu    sync.Mutex // serialises writers of table; guards spis, slots, peers
 	spis  map[uint64]bool
+	slots map[string]int32      // tunnel -> index in table.senders (routes.go)
+	peers map[string]*peerState // tunnel -> current peer address (peer.go)
+	seed  uint64                // ECMP flow hash seed
+
+	moveMu      sync.Mutex // guards the OnPeerMoved handler and its queue
+	moveFn      func(tunnel string, from, to netip.AddrPort)
+	moveQ       []peerMove
+	moveRunning bool
 
 	limitMu sync.Mutex
 	limitFn func(ike.SALimit)
@@ -107,7 +130,8 @@ func New(cfg Config) (*DataPath, error) {
 	if cfg.Wire == nil {
 		return nil, errors.New("datapath: no wire")
 	}
-	d := &DataPath{dev: cfg.Device, wire: cfg.Wire, log: cfg.Log, sink: cfg.Sink, soft: cfg.SoftBytesPercent, spis: map[uint64]bool{}}
+	d := &DataPath{dev: cfg.Device, wire: cfg.Wire, log: cfg.Log, sink: cfg.Sink, soft: cfg.SoftBytesPercent,
+		spis: map[uint64]bool{}, slots: map[string]int32{}, peers: map[string]*peerState{}, seed: rand.Uint64()}
 	if d.log == nil {
 		l := logrus.New()
 		l.SetLevel(logrus.WarnLevel)
@@ -116,7 +140,7 @@ func New(cfg Config) (*DataPath, error) {
 	if d.soft <= 0 || d.soft > 100 {
 		d.soft = 90
 	}
-	d.table.Store(emptyTable())
+	d.table.Store(emptyTable(cfg.ExplicitRoutesOnly))
 	cfg.Wire.Attach(d)
 	return d, nil
 }
@@ -137,7 +161,8 @@ func (d *DataPath) AllocateSPI(proto uint8) (uint32, error) {
 
 // Install adds an SA pair; the tunnel's outbound traffic moves to it at
 // once, older pairs keep verifying inbound packets until deleted
-// (make-before-break).
+// (make-before-break). The pair's Remote becomes the tunnel's peer address
+// (for all its pairs): the engine's view is the newest.
 func (d *DataPath) Install(p ike.ChildSAPair) error {
 	pr, err := newPair(p, d.soft)
 	if err != nil {
@@ -148,9 +173,13 @@ func (d *DataPath) Install(p ike.ChildSAPair) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	pr.peer = d.peerLocked(p.Tunnel, p.Remote)
+	if from, moved := pr.peer.set(p.Remote); moved {
+		d.log.WithFields(logrus.Fields{"tunnel": p.Tunnel, "from": from.String(), "to": p.Remote.String()}).Info("data path: peer address set by the installed pair")
+	}
 	t := d.table.Load().clone()
 	t.add(pr)
-	d.table.Store(t)
+	d.publishLocked(t)
 	d.spis[spiKey(p.Inbound.Protocol, p.Inbound.SPI)] = true
 	d.log.WithFields(logrus.Fields{"tunnel": p.Tunnel, "spi_in": fmt.Sprintf("%08x", p.Inbound.SPI),
 		"spi_out": fmt.Sprintf("%08x", p.Outbound.SPI), "proto": protoName(p.Inbound.Protocol), "mode": p.Mode.String(),
@@ -164,7 +193,7 @@ func (d *DataPath) Delete(proto uint8, spi uint32) error {
 	defer d.mu.Unlock()
 	t := d.table.Load().clone()
 	p := t.remove(spiKey(proto, spi))
-	d.table.Store(t)
+	d.publishLocked(t)
 	delete(d.spis, spiKey(proto, spi))
 	if p == nil {
 		return nil

@@ -67,12 +67,17 @@ type gw struct {
 	done chan error
 }
 
-func newGWs(t *testing.T) (a, b *gw) {
+func newGWs(t *testing.T) (a, b *gw) { return newGWsWith(t, Config{}, Config{}) }
+
+// newGWsWith is newGWs with configurations for a and b (Device and Wire
+// are filled in).
+func newGWsWith(t *testing.T, cfgA, cfgB Config) (a, b *gw) {
 	t.Helper()
 	wa, wb := NewMemoryWires()
-	mk := func(w *MemoryWire) *gw {
+	mk := func(w *MemoryWire, cfg Config) *gw {
 		c := tuntest.NewChannelTUN()
-		dp, err := New(Config{Device: c.TUN(), Wire: w})
+		cfg.Device, cfg.Wire = c.TUN(), w
+		dp, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +96,7 @@ func newGWs(t *testing.T) (a, b *gw) {
 		})
 		return g
 	}
-	return mk(wa), mk(wb)
+	return mk(wa, cfgA), mk(wb, cfgB)
 }
 
 var (

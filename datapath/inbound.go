@@ -10,6 +10,7 @@ import (
 
 	"github.com/vpnlab/vpnlab/esp"
 	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/natt"
 )
 
 // ReceiveIP verifies and decapsulates an IPv4 packet carrying ESP or AH
@@ -134,20 +135,22 @@ func (d *DataPath) openIP(buf []byte, pkt []byte) []byte {
 }
 
 func (d *DataPath) receiveUDP(w *worker, local, from netip.AddrPort, espPkt []byte) {
-	if inner := d.openUDP(w.buf, local, from, espPkt); inner != nil {
+	if inner := d.openUDP(w.buf, local, from, espPkt, 0); inner != nil {
 		d.writeInside(w, inner)
 	}
 }
 
 // openUDP verifies and decapsulates one ESP-in-UDP packet into
 // buf[writeOffset:] and returns the inner packet, or nil if it was dropped
-// (counted) or was a dummy packet.
-func (d *DataPath) openUDP(buf []byte, local, from netip.AddrPort, espPkt []byte) []byte {
+// (counted) or was a dummy packet. tos is the outer IPv4 header's TOS byte
+// (0 if unknown).
+func (d *DataPath) openUDP(buf []byte, local, from netip.AddrPort, espPkt []byte, tos byte) []byte {
 	if len(espPkt) < 8 {
 		d.dropGlobal(dropMalformed, logrus.Fields{"len": len(espPkt), "from": from.String()})
 		return nil
 	}
 	spi := binary.BigEndian.Uint32(espPkt[0:4])
+	seq := binary.BigEndian.Uint32(espPkt[4:8])
 	p := d.inboundPair(protoESP, spi, from.Addr())
 	if p == nil {
 		return nil
@@ -156,25 +159,46 @@ func (d *DataPath) openUDP(buf []byte, local, from netip.AddrPort, espPkt []byte
 	var inner []byte
 	var nh byte
 	var err error
+	tunnel := p.mode == ike.ModeTunnel
 	p.inMu.Lock()
-	if p.mode == ike.ModeTunnel {
+	if tunnel {
 		inner, nh, err = p.in.OpenESP(out, espPkt)
 	} else {
 		// UDP-encapsulated transport: rebuild an IPv4 header from the
-		// datagram's addresses (RFC 3948 section 3.2).
+		// datagram's addresses (RFC 3948 section 3.2). It is the packet's
+		// own header, so it keeps the outer TOS (ECN marks included).
 		out = out[:esp.IPv4HeaderLen]
 		putIPv4Header(out, from.Addr(), local.Addr(), 0)
+		out[1] = tos
 		inner, nh, err = p.in.OpenESP(out, espPkt)
 		if err == nil {
 			err = esp.RewriteIPv4(inner[:esp.IPv4HeaderLen], nh, len(inner))
 		}
+	}
+	// Authentic and not a replay: does it carry the highest sequence
+	// number so far? Only such a packet may move the peer, so that a
+	// delayed packet from the old mapping does not move it back.
+	newest := err == nil && seq > p.inTop
+	if newest {
+		p.inTop = seq
 	}
 	p.inMu.Unlock()
 	if err != nil {
 		d.saDrop(p, err)
 		return nil
 	}
-	if !d.accept(p, inner, nh, 0) {
+	if newest && p.udpEncap {
+		d.checkPeer(p, from)
+	}
+	if !tunnel && (nh == natt.ProtoTCP || nh == natt.ProtoUDP) {
+		// RFC 3948 section 3.1.2: the sender computed its TCP/UDP checksum
+		// over its own pseudo-header (its original address, ours as it saw
+		// it: the NAT-OA payloads), the rebuilt header carries the NATed
+		// ones. With NAT-OA: incremental update (procedure 1); without:
+		// recomputed (procedure 2). A UDP checksum of 0 stays 0.
+		natt.FixTransport(inner[esp.IPv4HeaderLen:], nh, from.Addr(), local.Addr(), p.origRemote, p.origLocal)
+	}
+	if !d.accept(p, inner, nh, tos) {
 		return nil
 	}
 	return inner
@@ -203,17 +227,17 @@ func (d *DataPath) accept(p *pair, inner []byte, nh byte, outerTOS byte) bool {
 	}
 	if p.mode == ike.ModeTunnel {
 		if nh != esp.ProtoIPv4 && nh != esp.ProtoIPv6 {
-			d.saDrop(p, esp.DropMalformed)
+			d.innerDrop(p)
 			return false
 		}
 		if !esp.DecapECN(outerTOS, inner) {
-			d.saDrop(p, esp.DropMalformed)
+			d.innerDrop(p)
 			return false
 		}
 	}
 	src, dst, ok := addrs(inner)
 	if !ok {
-		d.saDrop(p, esp.DropMalformed)
+		d.innerDrop(p)
 		return false
 	}
 	if !p.remoteTS.Contains(src) || !p.localTS.Contains(dst) {
@@ -250,6 +274,14 @@ func (d *DataPath) noSA(proto uint8, spi uint32, from netip.Addr) {
 		d.log.WithFields(logrus.Fields{"proto": protoName(proto), "spi": fmt.Sprintf("%08x", spi), "from": from.String(),
 			"total": d.drops[dropNoSA].Load()}).Warn("data path: packet for an unknown SPI dropped (logged at most every 5 s)")
 	}
+}
+
+// innerDrop counts and logs (rate-limited) a packet that verified but whose
+// inner packet cannot be delivered: not IP, or ECN says drop (RFC 6040
+// section 4.2: outer CE over a Not-ECT inner packet).
+func (d *DataPath) innerDrop(p *pair) {
+	p.badInner.Add(1)
+	d.saDrop(p, esp.DropMalformed)
 }
 
 // saDrop logs (rate-limited) a drop the esp.SA has already counted.

@@ -10,13 +10,17 @@ import (
 // MemoryWire is an in-memory Wire: the test double of NetWire. Two of them,
 // made by NewMemoryWires, connect two data paths in one process: what one
 // sends, the other receives, synchronously on the sender's goroutine. A
-// Filter can drop, change or duplicate packets on the way.
+// Filter can drop, change or duplicate packets on the way, and SetNAT puts
+// a side behind a NAT for ESP in UDP.
 type MemoryWire struct {
 	mu     sync.Mutex
 	recv   Receiver
 	peer   *MemoryWire
 	filter func(pkt []byte) [][]byte
 	sent   uint64
+
+	natInside, natPublic netip.AddrPort // SetNAT
+	natDrops             uint64
 }
 
 // NewMemoryWires returns two connected wires.
@@ -48,6 +52,26 @@ func (w *MemoryWire) Attach(r Receiver) {
 	w.mu.Unlock()
 }
 
+// SetNAT puts w behind a NAT (a NAPT with one mapping) for ESP in UDP:
+// datagrams w sends from inside reach the peer from public; datagrams the
+// peer sends reach w only when addressed to public, and then arrive on
+// inside; datagrams to any other address are dropped (NATDropped). Calling
+// it again with another public address is a NAT rebinding. Two invalid
+// addresses remove the NAT.
+func (w *MemoryWire) SetNAT(inside, public netip.AddrPort) {
+	w.mu.Lock()
+	w.natInside, w.natPublic = inside, public
+	w.mu.Unlock()
+}
+
+// NATDropped returns the number of datagrams for w that w's NAT dropped
+// (addressed to a mapping that is not the current one).
+func (w *MemoryWire) NATDropped() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.natDrops
+}
+
 // AddNATT implements Wire; a MemoryWire needs no sockets.
 func (w *MemoryWire) AddNATT(netip.AddrPort, *net.UDPConn) {}
 
@@ -72,9 +96,30 @@ func (w *MemoryWire) deliver(pkt []byte, fn func(r Receiver, p []byte)) error {
 	return nil
 }
 
-// SendUDP implements Wire: the peer receives the ESP packet on remote.
+// SendUDP implements Wire: the peer receives the ESP packet on remote
+// (through the NATs set by SetNAT).
 func (w *MemoryWire) SendUDP(local, remote netip.AddrPort, esp []byte) error {
-	return w.deliver(esp, func(r Receiver, p []byte) { r.ReceiveUDP(remote, local, p) })
+	w.mu.Lock()
+	from := local
+	if w.natPublic.IsValid() && local == w.natInside {
+		from = w.natPublic
+	}
+	w.mu.Unlock()
+	to := remote
+	w.peer.mu.Lock()
+	if w.peer.natPublic.IsValid() {
+		if remote != w.peer.natPublic {
+			w.peer.natDrops++
+			w.peer.mu.Unlock()
+			w.mu.Lock()
+			w.sent++
+			w.mu.Unlock()
+			return nil // lost in the NAT, as on a real network
+		}
+		to = w.peer.natInside
+	}
+	w.peer.mu.Unlock()
+	return w.deliver(esp, func(r Receiver, p []byte) { r.ReceiveUDP(to, from, p) })
 }
 
 // SendUDPSegments implements Wire: one delivery per segment.

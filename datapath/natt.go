@@ -36,6 +36,11 @@ type nattReader struct {
 // may return many datagrams of one size (the last may be shorter), which
 // are split here; their inner packets are written to the device as one
 // batch.
+//
+// IP_RECVTOS is enabled too: each read carries the outer TOS byte, so that
+// ECN decapsulation (RFC 6040) sees CE marks on ESP in UDP as it does on
+// raw ESP. One TOS per read is right for a GRO batch: the kernel only
+// coalesces datagrams whose IPv4 headers have the same TOS (and TTL).
 func (d *DataPath) ServeNATT(conn *net.UDPConn, local netip.AddrPort, ike func(from netip.AddrPort, msg []byte)) {
 	d.wire.AddNATT(local, conn)
 	gro := enableUDPGRO(conn)
@@ -55,14 +60,14 @@ func (d *DataPath) ServeNATT(conn *net.UDPConn, local netip.AddrPort, ike func(f
 			continue
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		seg := groSegmentSize(r.oob[:oobn])
+		seg, tos := parseCmsgs(r.oob[:oobn])
 		if seg <= 0 || seg > n {
 			seg = n
 		}
 		r.wb = r.wb[:0]
 		for off := 0; off < n; off += seg {
 			end := min(off+seg, n)
-			d.nattDatagram(r, local, from, r.buf[off:end], ike)
+			d.nattDatagram(r, local, from, r.buf[off:end], tos, ike)
 		}
 		if len(r.wb) > 0 {
 			if _, err := d.dev.Write(r.wb, writeOffset); err != nil {
@@ -73,8 +78,8 @@ func (d *DataPath) ServeNATT(conn *net.UDPConn, local netip.AddrPort, ike func(f
 }
 
 // nattDatagram handles one datagram of a read; ESP packets that pass are
-// queued in r.wb.
-func (d *DataPath) nattDatagram(r *nattReader, local, from netip.AddrPort, data []byte, ike func(netip.AddrPort, []byte)) {
+// queued in r.wb. tos is the outer TOS byte of the read's datagrams.
+func (d *DataPath) nattDatagram(r *nattReader, local, from netip.AddrPort, data []byte, tos byte, ike func(netip.AddrPort, []byte)) {
 	n := len(data)
 	if d.sink != nil {
 		d.sink.Packet(from, local, data)
@@ -94,16 +99,17 @@ func (d *DataPath) nattDatagram(r *nattReader, local, from netip.AddrPort, data 
 			r.wb = r.wb[:0]
 		}
 		out := r.outs[len(r.wb)]
-		if inner := d.openUDP(out, local, from, data); inner != nil {
+		if inner := d.openUDP(out, local, from, data, tos); inner != nil {
 			r.wb = append(r.wb, out[:writeOffset+len(inner)])
 		}
 	}
 }
 
 // enableUDPGRO asks the kernel to coalesce datagrams (UDP_GRO, Linux 5.0)
-// and gives the socket a 4 MiB receive buffer (SO_RCVBUFFORCE as root,
-// beyond net.core.rmem_max), so that bursts of ESP are not dropped by the
-// socket while the data path writes to the TUN device.
+// and to report each read's TOS byte (IP_RECVTOS), and gives the socket a
+// 4 MiB receive buffer (SO_RCVBUFFORCE as root, beyond net.core.rmem_max),
+// so that bursts of ESP are not dropped by the socket while the data path
+// writes to the TUN device. It reports whether GRO is on.
 func enableUDPGRO(conn *net.UDPConn) bool {
 	rc, err := conn.SyscallConn()
 	if err != nil {
@@ -112,6 +118,7 @@ func enableUDPGRO(conn *net.UDPConn) bool {
 	ok := false
 	_ = rc.Control(func(fd uintptr) {
 		ok = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+		_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVTOS, 1) // best effort: without it the TOS reads as 0
 		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) != nil {
 			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
 		}
@@ -119,28 +126,31 @@ func enableUDPGRO(conn *net.UDPConn) bool {
 	return ok
 }
 
-// groSegmentSize finds the UDP_GRO control message (the size of each
-// coalesced datagram) without allocating; 0 if absent.
-func groSegmentSize(oob []byte) int {
+// parseCmsgs finds, without allocating, the UDP_GRO control message (the
+// size of each coalesced datagram; 0 if absent) and the IP_TOS one (the
+// outer TOS byte; 0 if absent).
+func parseCmsgs(oob []byte) (seg int, tos byte) {
 	const hdr = unix.SizeofCmsghdr
 	for len(oob) >= hdr {
 		l := int(binary.NativeEndian.Uint64(oob[0:8]))
 		level := int32(binary.NativeEndian.Uint32(oob[8:12]))
 		typ := int32(binary.NativeEndian.Uint32(oob[12:16]))
 		if l < hdr || l > len(oob) {
-			return 0
+			return seg, tos
 		}
-		if level == unix.IPPROTO_UDP && typ == unix.UDP_GRO && l >= hdr+2 {
-			if l >= hdr+4 {
-				return int(binary.NativeEndian.Uint32(oob[hdr : hdr+4]))
-			}
-			return int(binary.NativeEndian.Uint16(oob[hdr : hdr+2]))
+		switch {
+		case level == unix.IPPROTO_UDP && typ == unix.UDP_GRO && l >= hdr+4:
+			seg = int(binary.NativeEndian.Uint32(oob[hdr : hdr+4]))
+		case level == unix.IPPROTO_UDP && typ == unix.UDP_GRO && l >= hdr+2:
+			seg = int(binary.NativeEndian.Uint16(oob[hdr : hdr+2]))
+		case level == unix.IPPROTO_IP && typ == unix.IP_TOS && l >= hdr+1:
+			tos = oob[hdr]
 		}
 		adv := (l + 7) &^ 7
 		if adv > len(oob) {
-			return 0
+			return seg, tos
 		}
 		oob = oob[adv:]
 	}
-	return 0
+	return seg, tos
 }

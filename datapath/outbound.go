@@ -98,7 +98,7 @@ func (d *DataPath) sendInside(w *worker, b *udpBatch, pkt []byte) {
 		d.dropGlobal(dropNotIP, logrus.Fields{"len": len(pkt)})
 		return
 	}
-	p := d.table.Load().lookup(dst)
+	p := d.table.Load().sender(pkt, dst, d.seed)
 	if p == nil {
 		d.dropGlobal(dropNoRoute, logrus.Fields{"src": src.String(), "dst": dst.String()})
 		return
@@ -163,12 +163,13 @@ func (d *DataPath) flushUDP(b *udpBatch) {
 		return
 	}
 	p := b.p
-	err := d.wire.SendUDPSegments(p.local, p.remote, b.buf, b.seg)
+	remote := p.peer.get()
+	err := d.wire.SendUDPSegments(p.local, remote, b.buf, b.seg)
 	if err != nil {
 		d.sendFailed(p, err)
 	} else if d.sink != nil {
 		for off := 0; off < len(b.buf); off += b.seg {
-			d.sink.Packet(p.local, p.remote, b.buf[off:min(off+b.seg, len(b.buf))])
+			d.sink.Packet(p.local, remote, b.buf[off:min(off+b.seg, len(b.buf))])
 		}
 	}
 	b.p, b.buf, b.seg, b.count, b.short = nil, b.buf[:0], 0, 0, false
@@ -196,7 +197,7 @@ func (d *DataPath) protect(dst, tmp []byte, p *pair, pkt []byte) ([]byte, error)
 			return nil, errors.New("packet too long")
 		}
 		tmp = tmp[:total]
-		if err := esp.PutOuterIPv4(tmp, p.local.Addr(), p.remote.Addr(), uint16(d.ipID.Add(1)), nh, total, pkt); err != nil {
+		if err := esp.PutOuterIPv4(tmp, p.local.Addr(), p.peer.get().Addr(), uint16(d.ipID.Add(1)), nh, total, pkt); err != nil {
 			return nil, err
 		}
 		copy(tmp[esp.IPv4HeaderLen:], pkt)
@@ -211,7 +212,7 @@ func (d *DataPath) protect(dst, tmp []byte, p *pair, pkt []byte) ([]byte, error)
 		if err != nil {
 			return nil, err
 		}
-		return out, esp.PutOuterIPv4(out[start:start+esp.IPv4HeaderLen], p.local.Addr(), p.remote.Addr(), uint16(d.ipID.Add(1)), esp.ProtoESP, len(out)-start, pkt)
+		return out, esp.PutOuterIPv4(out[start:start+esp.IPv4HeaderLen], p.local.Addr(), p.peer.get().Addr(), uint16(d.ipID.Add(1)), esp.ProtoESP, len(out)-start, pkt)
 	default: // ESP transport
 		ihl := int(pkt[0]&0x0f) * 4
 		if ihl < esp.IPv4HeaderLen || ihl > len(pkt) {

@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"net/netip"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,29 +19,38 @@ const (
 )
 
 // pair is one installed SA pair: the inbound and outbound esp.SA with what
-// both share. Its fields are set once at install; counters are atomic.
+// both share. Its fields are set once at install (peer before the pair is
+// published), except inTop (under inMu); counters are atomic. The peer
+// address itself lives in peer, shared with the tunnel's other pairs.
 type pair struct {
-	tunnel     string
-	key        uint64 // protocol<<32 | inbound SPI
-	proto      uint8
-	mode       ike.Mode
-	udpEncap   bool
-	local      netip.AddrPort
-	remote     netip.AddrPort
-	localTS    netip.Prefix
-	remoteTS   netip.Prefix
-	installed  time.Time
-	seq        uint64 // install order: the newest pair of a tunnel sends
-	hardBytes  uint64 // 0: no byte lifetime
-	softBytes  uint64
-	inMu, outM sync.Mutex
-	in, out    *esp.SA
+	tunnel    string
+	key       uint64 // protocol<<32 | inbound SPI
+	proto     uint8
+	mode      ike.Mode
+	udpEncap  bool
+	local     netip.AddrPort
+	remote    netip.AddrPort // as installed; the current peer is peer's
+	peer      *peerState     // the tunnel's peer address, shared by its pairs (NAT rebinding)
+	localTS   netip.Prefix
+	remoteTS  netip.Prefix
+	installed time.Time
+	seq       uint64 // install order: the newest pair of a tunnel sends
+	hardBytes uint64 // 0: no byte lifetime
+	softBytes uint64
+	// NAT-OA (transport mode in UDP): the addresses the peer put into its
+	// TCP/UDP pseudo-header, its own and ours as it saw it. Invalid if
+	// not exchanged.
+	origRemote, origLocal netip.Addr
+	inMu, outM            sync.Mutex
+	in, out               *esp.SA
+	inTop                 uint32 // highest sequence number accepted (under inMu)
 
 	last      atomic.Int64 // unix nanoseconds of the last accepted inbound packet
 	softSent  atomic.Bool
 	hardSent  atomic.Bool
 	expired   atomic.Bool
 	selDrops  atomic.Uint64 // inner packet outside the selectors (either way)
+	badInner  atomic.Uint64 // verified, but the inner packet is unusable (not IP, RFC 6040 drop): counted as malformed
 	expDrops  atomic.Uint64 // packets refused because the SA is past its hard limit
 	sendFails atomic.Uint64 // outside write errors
 }
@@ -65,6 +73,9 @@ func newPair(p ike.ChildSAPair, softPercent int) (*pair, error) {
 	pr := &pair{tunnel: p.Tunnel, key: spiKey(p.Inbound.Protocol, p.Inbound.SPI), proto: p.Inbound.Protocol,
 		mode: p.Mode, udpEncap: p.UDPEncap, local: p.Local, remote: p.Remote, localTS: p.LocalTS.Masked(),
 		remoteTS: p.RemoteTS.Masked(), installed: time.Now(), in: in, out: out}
+	if p.UDPEncap && p.Mode == ike.ModeTransport {
+		pr.origRemote, pr.origLocal = p.OriginalRemote, p.OriginalLocal
+	}
 	if p.LifetimeKB > 0 {
 		pr.hardBytes = p.LifetimeKB * 1024
 		pr.softBytes = pr.hardBytes / 100 * uint64(softPercent)
@@ -88,6 +99,7 @@ func (p *pair) counters() ike.SACounters {
 	for r, n := range si.Drops {
 		c.Drops[r.String()] = n
 	}
+	c.Drops[esp.DropMalformed.String()] += p.badInner.Load()
 	c.Drops["selector"] = p.selDrops.Load()
 	c.Drops["expired"] = p.expDrops.Load()
 	c.Drops["send-failed"] = p.sendFails.Load()
@@ -98,16 +110,27 @@ func (p *pair) counters() ike.SACounters {
 type table struct {
 	inbound  map[uint64]*pair // by protocol<<32 | inbound SPI
 	outbound map[string]*pair // by tunnel: the pair that sends
-	routes   routeTable
 	nextSeq  uint64
+
+	// Routing (routes.go). explicit is SetRoutes' table, shared by the
+	// snapshots until the next SetRoutes; selector is derived from the
+	// senders' remote traffic selectors; senders holds each tunnel's
+	// sending pair by tunnel slot (nil: none).
+	explicit     *routeTable
+	selector     routeTable
+	explicitOnly bool
+	senders      []*pair
 }
 
-func emptyTable() *table {
-	return &table{inbound: map[uint64]*pair{}, outbound: map[string]*pair{}}
+func emptyTable(explicitOnly bool) *table {
+	return &table{inbound: map[uint64]*pair{}, outbound: map[string]*pair{}, explicitOnly: explicitOnly}
 }
 
+// clone copies the SA maps; the caller changes the copy and publishes it
+// with DataPath.publishLocked, which derives the routes.
 func (t *table) clone() *table {
-	n := &table{inbound: make(map[uint64]*pair, len(t.inbound)+1), outbound: make(map[string]*pair, len(t.outbound)+1), nextSeq: t.nextSeq}
+	n := &table{inbound: make(map[uint64]*pair, len(t.inbound)+1), outbound: make(map[string]*pair, len(t.outbound)+1),
+		nextSeq: t.nextSeq, explicit: t.explicit, explicitOnly: t.explicitOnly}
 	for k, v := range t.inbound {
 		n.inbound[k] = v
 	}
@@ -122,7 +145,6 @@ func (t *table) add(p *pair) {
 	p.seq = t.nextSeq
 	t.inbound[p.key] = p
 	t.outbound[p.tunnel] = p
-	t.rebuildRoutes()
 }
 
 // remove deletes the pair; if it was its tunnel's sender, the newest
@@ -145,80 +167,5 @@ func (t *table) remove(key uint64) *pair {
 			t.outbound[p.tunnel] = best
 		}
 	}
-	t.rebuildRoutes()
 	return p
-}
-
-// rebuildRoutes derives the route table from the senders' remote traffic
-// selectors. With several tunnels claiming the same prefix, the most
-// recently installed pair wins (BGP-driven choice comes with issue 4's
-// routing layer).
-func (t *table) rebuildRoutes() {
-	var ps []*pair
-	for _, p := range t.outbound {
-		ps = append(ps, p)
-	}
-	sort.Slice(ps, func(i, j int) bool { return ps[i].seq < ps[j].seq })
-	t.routes = routeTable{}
-	for _, p := range ps {
-		t.routes.set(p.remoteTS, p.tunnel)
-	}
-}
-
-// lookup returns the sending pair for a destination.
-func (t *table) lookup(dst netip.Addr) *pair {
-	tunnel, ok := t.routes.lookup(dst)
-	if !ok {
-		return nil
-	}
-	return t.outbound[tunnel]
-}
-
-// routeTable is a longest-prefix-match table: one map per prefix length in
-// use, probed from the longest. Lookups allocate nothing.
-type routeTable struct {
-	lens4 []int // prefix lengths in use, longest first
-	lens6 []int
-	m     map[netip.Prefix]string
-}
-
-func (r *routeTable) set(p netip.Prefix, tunnel string) {
-	if r.m == nil {
-		r.m = map[netip.Prefix]string{}
-	}
-	p = p.Masked()
-	if _, ok := r.m[p]; !ok {
-		lens := &r.lens4
-		if p.Addr().Is6() {
-			lens = &r.lens6
-		}
-		found := false
-		for _, l := range *lens {
-			if l == p.Bits() {
-				found = true
-			}
-		}
-		if !found {
-			*lens = append(*lens, p.Bits())
-			sort.Sort(sort.Reverse(sort.IntSlice(*lens)))
-		}
-	}
-	r.m[p] = tunnel
-}
-
-func (r *routeTable) lookup(a netip.Addr) (string, bool) {
-	lens := r.lens4
-	if a.Is6() {
-		lens = r.lens6
-	}
-	for _, l := range lens {
-		p, err := a.Prefix(l)
-		if err != nil {
-			continue
-		}
-		if t, ok := r.m[p]; ok {
-			return t, true
-		}
-	}
-	return "", false
 }
