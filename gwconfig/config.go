@@ -64,7 +64,7 @@ type Log struct {
 
 // LogFormats and LogLevels are the allowed values of Log.
 var (
-	LogFormats = []string{"text", "json"}
+	LogFormats = []string{"text", "json", "aws"}
 	LogLevels  = []string{"debug", "info", "warn", "error"}
 )
 

@@ -447,7 +447,7 @@ func TestValidationErrors(t *testing.T) {
 		{"ports equal", VGW, "ike:\n  port: 500\n  natt_port: 500\n" + minimal(""), []string{"ike.natt_port: must differ from ike.port"}},
 		{"port range", VGW, "ike:\n  port: 70000\n" + minimal(""), []string{"test.yaml:2: ike.port: 70000 is out of range (allowed: 1-65535)"}},
 		{"control non-loopback", VGW, "control:\n  listen: 0.0.0.0:9500\n" + minimal(""), []string{"test.yaml:2: control.listen:", "non-loopback"}},
-		{"log format", VGW, "log:\n  format: xml\n" + minimal(""), []string{`log.format: "xml" is not allowed (allowed: text, json)`}},
+		{"log format", VGW, "log:\n  format: xml\n" + minimal(""), []string{`log.format: "xml" is not allowed (allowed: text, json, aws)`}},
 		{"tunnel not mapping", VGW, "tunnels:\n  - tunnel1\n", []string{"tunnels[0]: expected a mapping, got a string"}},
 		{"list of mappings", VGW, minimal("    phase1:\n      dh_groups: [{a: 1}]\n"), []string{"phase1.dh_groups: expected a list of values"}},
 		{"duplicate list entry", VGW, minimal("    phase1:\n      dh_groups: [14, 14]\n"), []string{"dh_groups: 14 is listed twice"}},

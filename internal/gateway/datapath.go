@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 
 	"github.com/sirupsen/logrus"
 
@@ -16,7 +18,13 @@ import (
 // everything (the kernel removes the device and its routes).
 func startDataPath(c *gwconfig.Config, sink *capture.Writer, log logrus.FieldLogger) (*datapath.DataPath, func(), error) {
 	cfg := c.DataPath
-	dev, err := datapath.OpenTUN(datapath.TUNConfig{Name: cfg.TUN, MTU: cfg.MTU, Addresses: cfg.Addresses})
+	addrs := append([]netip.Prefix(nil), cfg.Addresses...)
+	for _, t := range c.Tunnels {
+		if t.LocalInside.IsValid() && !slices.Contains(addrs, t.LocalInside) {
+			addrs = append(addrs, t.LocalInside) // BGP runs over the inside addresses
+		}
+	}
+	dev, err := datapath.OpenTUN(datapath.TUNConfig{Name: cfg.TUN, MTU: cfg.MTU, Addresses: addrs})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -25,7 +33,9 @@ func startDataPath(c *gwconfig.Config, sink *capture.Writer, log logrus.FieldLog
 	if !wire.RawIP() {
 		dlog.WithField("why", wire.RawIPError()).Warn("raw ESP/AH (IP protocols 50/51) unavailable: only ESP in UDP will work")
 	}
-	dc := datapath.Config{Device: dev, Wire: wire, Log: dlog}
+	// With BGP or static routes the route decision says where each prefix
+	// goes; the traffic selectors (AWS: 0.0.0.0/0 on both tunnels) do not.
+	dc := datapath.Config{Device: dev, Wire: wire, Log: dlog, ExplicitRoutesOnly: routingWanted(c)}
 	if sink != nil {
 		dc.Sink = sink
 	}
@@ -43,7 +53,7 @@ func startDataPath(c *gwconfig.Config, sink *capture.Writer, log logrus.FieldLog
 		dp.Close()
 		wire.Close()
 	}
-	dlog.WithFields(logrus.Fields{"tun": cfg.TUN, "mtu": cfg.MTU, "addresses": fmt.Sprint(cfg.Addresses), "raw_ip": wire.RawIP()}).Info("data path ready")
+	dlog.WithFields(logrus.Fields{"tun": cfg.TUN, "mtu": cfg.MTU, "addresses": fmt.Sprint(addrs), "raw_ip": wire.RawIP()}).Info("data path ready")
 	for _, t := range c.IKE.Tunnels {
 		if t.Phase2.Mode != ike.ModeTransport {
 			continue

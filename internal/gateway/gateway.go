@@ -32,7 +32,7 @@ import (
 // "host:port") for eng. It opens its listener before returning, so that a
 // bind failure is a startup error, then serves until ctx is cancelled; wait
 // blocks until the server has stopped.
-var ControlHook = func(ctx context.Context, listen string, eng *ike.Engine, log logrus.FieldLogger) (func() error, error) {
+var ControlHook = func(ctx context.Context, listen string, eng control.Backend, log logrus.FieldLogger) (func() error, error) {
 	ln, err := control.Listen(listen)
 	if err != nil {
 		return nil, err
@@ -107,14 +107,14 @@ func parseFlags(name string, args []string, stderr io.Writer) (*options, int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.config, "config", "", "configuration `file` (YAML; required)")
-	fs.StringVar(&o.logFormat, "log-format", "", "log format: text or json (overrides log.format)")
+	fs.StringVar(&o.logFormat, "log-format", "", "log format: text, json or aws (overrides log.format)")
 	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn or error (overrides log.level)")
 	fs.StringVar(&o.keyLog, "key-log", "", "export keys for Wireshark to `file` (overrides key_log; opt-in, secret material)")
 	fs.StringVar(&o.capture, "capture", "", "write a pcap of the outside traffic to `file` (overrides capture)")
 	fs.StringVar(&o.control, "control", "", "control API `address`: unix:/path or loopback host:port (overrides control.listen)")
 	fs.BoolVar(&o.check, "check", false, "validate the configuration, print the effective settings (without secrets) and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: %s --config FILE [--check] [--log-format text|json] [--log-level LEVEL] [--key-log FILE] [--capture FILE] [--control ADDR]\n\n", name)
+		fmt.Fprintf(stderr, "usage: %s --config FILE [--check] [--log-format text|json|aws] [--log-level LEVEL] [--key-log FILE] [--capture FILE] [--control ADDR]\n\n", name)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -187,6 +187,8 @@ func NewLogger(format, level string, w io.Writer) (*logrus.Logger, error) {
 	switch format {
 	case "json":
 		l.SetFormatter(&logrus.JSONFormatter{TimestampFormat: TimestampFormat})
+	case "aws":
+		l.SetFormatter(awsFormatter{})
 	case "text", "":
 		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: TimestampFormat})
 	default:
@@ -254,6 +256,9 @@ func Run(ctx context.Context, profile gwconfig.Profile, name string, args []stri
 	for i := range c.IKE.Tunnels {
 		t := &c.IKE.Tunnels[i]
 		log.WithField("tunnel", t.Name).Info("configured: " + gwconfig.DescribeTunnel(t))
+		if i < len(c.Tunnels) {
+			log.WithField("tunnel", t.Name).Info("routing: " + c.Tunnels[i].Describe())
+		}
 	}
 
 	opts := []ike.Option{ike.WithLogger(log)}
@@ -289,8 +294,10 @@ func Run(ctx context.Context, profile gwconfig.Profile, name string, args []stri
 		log.WithField("capture", c.Capture).Info("writing a pcap of the outside traffic")
 		opts = append(opts, ike.WithPacketSink(sink))
 	}
+	var dp *datapath.DataPath
 	if c.DataPath != nil {
-		dp, stop, err := startDataPath(c, sink, log)
+		var stop func()
+		dp, stop, err = startDataPath(c, sink, log)
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -303,14 +310,40 @@ func Run(ctx context.Context, profile gwconfig.Profile, name string, args []stri
 		return fail("%v", err)
 	}
 
+	if c.Log.Format == "aws" {
+		// AWS's log fields need each tunnel's phase states: follow them
+		// from the engine's events.
+		states := newAWSTunnelStates(c)
+		logger.SetFormatter(awsFormatter{states: states})
+		evs, unsub := eng.Subscribe()
+		defer unsub()
+		go states.follow(evs)
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	be := backend{Engine: eng}
+	if routingWanted(c) {
+		if dp == nil {
+			log.Warn("routing (BGP or static routes) is configured but there is no data_path: routes are decided and reported, but carry no traffic")
+		}
+		r, err := newRouting(c, dp, log)
+		if err != nil {
+			return fail("%v", err)
+		}
+		if err := r.start(ctx, eng); err != nil {
+			r.stop()
+			return fail("%v", err)
+		}
+		defer r.stop()
+		be.r = r
+	}
 	var controlDone chan error
 	if c.Control.Enabled() {
 		if ControlHook == nil {
 			log.WithField("control", c.Control.String()).Warn("control API requested but this build has none; not listening")
 		} else {
-			wait, err := ControlHook(ctx, c.Control.String(), eng, log.WithField("component", "control"))
+			wait, err := ControlHook(ctx, c.Control.String(), be, log.WithField("component", "control"))
 			if err != nil {
 				return fail("control API on %s: %v", c.Control, err)
 			}

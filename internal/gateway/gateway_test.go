@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/vpnlab/vpnlab/control"
 	"github.com/vpnlab/vpnlab/gwconfig"
 	"github.com/vpnlab/vpnlab/ike"
 )
@@ -116,7 +117,7 @@ func TestRunHooksAndLogs(t *testing.T) {
 	kl := &fakeKeyLog{}
 	var gotListen, gotKeyPath string
 	KeyLogHook = func(path string) (KeyLog, error) { gotKeyPath = path; return kl, nil }
-	ControlHook = func(ctx context.Context, listen string, eng *ike.Engine, log logrus.FieldLogger) (func() error, error) {
+	ControlHook = func(ctx context.Context, listen string, eng control.Backend, log logrus.FieldLogger) (func() error, error) {
 		gotListen = listen
 		return func() error { <-ctx.Done(); return nil }, nil
 	}
@@ -165,7 +166,7 @@ func TestRunHookFailures(t *testing.T) {
 		t.Errorf("key log failure: %d %q", code, errs)
 	}
 	KeyLogHook = nil
-	ControlHook = func(context.Context, string, *ike.Engine, logrus.FieldLogger) (func() error, error) {
+	ControlHook = func(context.Context, string, control.Backend, logrus.FieldLogger) (func() error, error) {
 		return nil, errors.New("address already in use")
 	}
 	code, _, errs = run(context.Background(), "--config", p, "--control", "127.0.0.1:9599")

@@ -1,0 +1,291 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"github.com/sirupsen/logrus"
+	"github.com/vishvananda/netlink"
+
+	"github.com/vpnlab/vpnlab/bgp"
+	"github.com/vpnlab/vpnlab/control"
+	"github.com/vpnlab/vpnlab/datapath"
+	"github.com/vpnlab/vpnlab/gwconfig"
+	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/routes"
+)
+
+// routing connects the route decision (bgp.Speaker: BGP sessions over the
+// tunnels' inside addresses, static routes, AWS's preference order) to the
+// data path (which tunnel carries each prefix) and to the kernel (which
+// prefixes enter the TUN device at all). Route and session changes become
+// engine events, so the control API's event stream shows them in order
+// with the IKE events.
+type routing struct {
+	cfg     *gwconfig.Config
+	sp      *bgp.Speaker
+	dp      *datapath.DataPath // nil without a data path
+	eng     *ike.Engine
+	log     logrus.FieldLogger
+	inside  []datapath.Route // each tunnel's inside /30 stays on its tunnel
+	outside []netip.Addr     // peers' outside addresses: never routed into the TUN
+
+	mu     sync.Mutex
+	kernel map[netip.Prefix]bool // prefixes we routed into the TUN device
+}
+
+// routingWanted reports whether the configuration asks for route decisions
+// (BGP, or static routes on some tunnel).
+func routingWanted(c *gwconfig.Config) bool {
+	if c.Routing.Mode == gwconfig.RoutingBGP {
+		return true
+	}
+	for _, t := range c.Tunnels {
+		if len(t.StaticRoutes) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// newRouting builds the speaker from the configuration; Start runs it.
+func newRouting(c *gwconfig.Config, dp *datapath.DataPath, log logrus.FieldLogger) (*routing, error) {
+	r := &routing{cfg: c, dp: dp, log: log.WithField("component", "routing"), kernel: map[netip.Prefix]bool{}}
+	var order []string
+	var neighbors []bgp.Neighbor
+	for i, t := range c.Tunnels {
+		order = append(order, t.Name)
+		r.outside = append(r.outside, c.IKE.Tunnels[i].RemoteAddr)
+		if t.Inside.IsValid() {
+			r.inside = append(r.inside, datapath.Route{Prefix: t.Inside, Tunnels: []string{t.Name}})
+		}
+		if c.Routing.Mode == gwconfig.RoutingBGP && t.PeerASN != 0 {
+			neighbors = append(neighbors, bgp.Neighbor{Tunnel: t.Name, Local: t.LocalInside.Addr(), Peer: t.PeerInside,
+				PeerASN: t.PeerASN, PeerPort: int(c.BGP.Port), MED: t.MED, Prepend: t.Prepend})
+		}
+	}
+	bc := bgp.Config{ECMP: c.Routing.ECMP, RouteLimit: c.Routing.RouteLimit, Log: r.log}
+	if b := c.BGP; b != nil && len(neighbors) > 0 {
+		bc.ASN, bc.RouterID, bc.ListenPort = b.ASN, b.RouterID, int(b.Port)
+		bc.HoldTime, bc.Keepalive, bc.ConnectRetry = b.HoldTime, b.Keepalive, b.ConnectRetry
+		bc.Advertise = b.Advertise
+	}
+	sp, err := bgp.New(bc, neighbors, order)
+	if err != nil {
+		return nil, fmt.Errorf("bgp: %w", err)
+	}
+	r.sp = sp
+	for _, t := range c.Tunnels {
+		for _, p := range t.StaticRoutes {
+			if err := sp.AddStatic(p, t.Name); err != nil {
+				sp.Stop()
+				return nil, fmt.Errorf("static route %s via %s: %w", p, t.Name, err)
+			}
+		}
+	}
+	if dp != nil {
+		dp.SetRoutes(r.inside)
+	}
+	return r, nil
+}
+
+// start runs the speaker; eng receives the events.
+func (r *routing) start(ctx context.Context, eng *ike.Engine) error {
+	r.eng = eng
+	r.sp.OnChange(r.apply)
+	r.sp.OnSession(r.onSession)
+	if err := r.sp.Start(ctx); err != nil {
+		return fmt.Errorf("bgp: %w", err)
+	}
+	r.apply(r.sp.Routes(), nil)
+	return nil
+}
+
+// stop ends the speaker and removes the kernel routes it added.
+func (r *routing) stop() {
+	r.sp.Stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p := range r.kernel {
+		_ = r.kernelRoute(p, false)
+	}
+	r.kernel = map[netip.Prefix]bool{}
+}
+
+// apply pushes the decided routes into the data path and the kernel, and
+// publishes the changes.
+func (r *routing) apply(rs []routes.Route, changes []routes.Change) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	want := map[netip.Prefix]bool{}
+	dr := append([]datapath.Route(nil), r.inside...)
+	for _, x := range rs {
+		if len(x.Tunnels) == 0 {
+			continue
+		}
+		t := x.Tunnels
+		if x.ECMP && x.Active > 1 && x.Active <= len(t) {
+			t = t[:x.Active]
+		}
+		dr = append(dr, datapath.Route{Prefix: x.Prefix, Tunnels: append([]string(nil), t...), ECMP: x.ECMP && x.Active > 1})
+		want[x.Prefix] = true
+	}
+	if r.dp != nil {
+		r.dp.SetRoutes(dr)
+		for p := range want {
+			if !r.kernel[p] {
+				if err := r.kernelRoute(p, true); err != nil {
+					r.log.WithError(err).WithField("prefix", p.String()).Warn("route not installed in the kernel")
+					continue
+				}
+				r.kernel[p] = true
+			}
+		}
+		for p := range r.kernel {
+			if !want[p] {
+				if err := r.kernelRoute(p, false); err != nil {
+					r.log.WithError(err).WithField("prefix", p.String()).Warn("kernel route not removed")
+				}
+				delete(r.kernel, p)
+			}
+		}
+	}
+	if r.eng == nil {
+		return
+	}
+	for _, c := range changes {
+		d := map[string]string{"kind": string(c.Kind), "prefix": c.Prefix.String()}
+		if len(c.From) > 0 || len(c.To) > 0 {
+			d["from"], d["to"] = strings.Join(c.From, ","), strings.Join(c.To, ",")
+		}
+		if c.Reason != "" {
+			d["reason"] = c.Reason
+		}
+		if c.Source != 0 {
+			d["source"] = fmt.Sprint(c.Source)
+		}
+		r.eng.Publish(ike.Event{Time: c.Time, Tunnel: c.Tunnel, Type: "route", Detail: d})
+	}
+}
+
+func (r *routing) onSession(ev bgp.SessionEvent) {
+	if r.eng == nil {
+		return
+	}
+	d := map[string]string{"from": string(ev.From), "state": string(ev.To), "peer": ev.Peer.String()}
+	if ev.LimitExceeded {
+		d["limit_exceeded"] = "true"
+	}
+	r.eng.Publish(ike.Event{Time: ev.Time, Tunnel: ev.Tunnel, Type: "bgp-state", Detail: d})
+}
+
+// kernelRoute routes prefix into the TUN device (or removes the route). A
+// prefix that contains a peer's outside address is not routed: it would
+// carry IKE and ESP into the tunnel itself.
+func (r *routing) kernelRoute(p netip.Prefix, add bool) error {
+	for _, a := range r.outside {
+		if p.Contains(a) {
+			if add {
+				return fmt.Errorf("%s contains the peer's outside address %s: the data path carries it, but the kernel routes it elsewhere (add narrower routes)", p, a)
+			}
+			return nil
+		}
+	}
+	link, err := netlink.LinkByName(r.cfg.DataPath.TUN)
+	if err != nil {
+		return err
+	}
+	bits := 32
+	if p.Addr().Is6() {
+		bits = 128
+	}
+	rt := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), bits)}, Scope: netlink.SCOPE_LINK}
+	if add {
+		return netlink.RouteReplace(rt)
+	}
+	if err := netlink.RouteDel(rt); err != nil && !errors.Is(err, netlink.ErrNotImplemented) {
+		return err
+	}
+	return nil
+}
+
+// backend is what the control API drives: the engine plus routing. It
+// merges the BGP session state into each tunnel's AWS-style status.
+type backend struct {
+	*ike.Engine
+	r *routing
+}
+
+var _ control.RoutingBackend = backend{}
+
+func (b backend) Status() ike.Status {
+	st := b.Engine.Status()
+	if b.r == nil {
+		return st
+	}
+	nbs := map[string]bgp.NeighborStatus{}
+	for _, n := range b.r.sp.Status().Neighbors {
+		nbs[n.Tunnel] = n
+	}
+	for i := range st.Tunnels {
+		tu := &st.Tunnels[i]
+		n, ok := nbs[tu.Name]
+		if !ok {
+			continue
+		}
+		tu.BGPState, tu.AcceptedRouteCount = string(n.State), n.AcceptedRouteCount
+		// AWS TunnelState with BGP: UP only while the BGP session is
+		// established; lastStatusChange follows IKE, IPsec and BGP changes.
+		if tu.Status == "UP" && n.State != bgp.Established {
+			tu.Status, tu.StatusMessage = "DOWN", "IPSEC IS UP, BGP IS "+strings.ToUpper(string(n.State))
+		}
+		if n.LastChange.After(tu.LastStatusChange) {
+			tu.LastStatusChange = n.LastChange
+		}
+	}
+	return st
+}
+
+func (b backend) RoutingStatus() any {
+	if b.r == nil {
+		return nil
+	}
+	type view struct {
+		Mode string `json:"mode"`
+		bgp.Status
+	}
+	return view{Mode: string(b.r.cfg.Routing.Mode), Status: b.r.sp.Status()}
+}
+
+func (b backend) Advertise(p netip.Prefix) error {
+	if b.r == nil {
+		return control.ErrNoRouting
+	}
+	return b.r.sp.Advertise(p)
+}
+
+func (b backend) Withdraw(p netip.Prefix) error {
+	if b.r == nil {
+		return control.ErrNoRouting
+	}
+	return b.r.sp.Withdraw(p)
+}
+
+func (b backend) SetNeighborPolicy(tunnel string, med uint32, prepend int) error {
+	if b.r == nil {
+		return control.ErrNoRouting
+	}
+	known := false
+	for _, t := range b.r.cfg.Tunnels {
+		known = known || t.Name == tunnel
+	}
+	if !known {
+		return fmt.Errorf("%w %q", ike.ErrUnknownTunnel, tunnel)
+	}
+	return b.r.sp.SetNeighborPolicy(tunnel, med, prepend)
+}
