@@ -256,6 +256,7 @@ var (
 	_ ike.DataPathCounters = (*DataPath)(nil)
 	_ ike.SALimitSource    = (*DataPath)(nil)
 	_ ike.NATTDataPath     = (*DataPath)(nil)
+	_ ike.PeerMover        = (*DataPath)(nil)
 )
 
 // Close stops the data path: RunInside returns, the device is closed.
@@ -266,3 +267,4 @@ func (d *DataPath) Close() error {
 	}
 	return d.dev.Close()
 }
+
