@@ -267,4 +267,3 @@ func (d *DataPath) Close() error {
 	}
 	return d.dev.Close()
 }
-
