@@ -87,6 +87,23 @@ func (m *Monitor) State() State { return m.state }
 // that arrived after other traffic had already ended the round).
 func (m *Monitor) Late(seq uint32) bool { return m.seq-seq < 1<<16 }
 
+// Revive undoes a Dead verdict that the caller chose not to act on yet
+// (it will ask Next again after handling queued input).
+func (m *Monitor) Revive() {
+	if m.state == Dead {
+		m.state = Probing
+	}
+}
+
+// Reprobe returns the sequence number for another R-U-THERE to a peer
+// already declared dead whose SAs are kept (DPD action none): its ACK
+// (Ack) or any traffic (Seen) makes it alive again.
+func (m *Monitor) Reprobe(now time.Time) uint32 {
+	m.seq++
+	m.firstSeq, m.probes, m.lastProbe = m.seq, 1, now
+	return m.seq
+}
+
 // LastSeen returns the last proof of life.
 func (m *Monitor) LastSeen() time.Time { return m.lastSeen }
 

@@ -128,3 +128,17 @@ func TestDeadlineBeforeNextProbe(t *testing.T) {
 	m := New(10*time.Second, 25*time.Second, at(0))
 	run(t, m, []step{{10, Probe, 20, Probing}, {20, Probe, 25, Probing}, {25, DeclareDead, -1, Dead}})
 }
+
+// TestReprobeRevives: a dead peer (action none) is probed again; the ACK of
+// that probe makes it alive.
+func TestReprobeRevives(t *testing.T) {
+	m := New(time.Second, 3*time.Second, at(0))
+	run(t, m, []step{{1, Probe, 2, Probing}, {2, Probe, 3, Probing}, {3, DeclareDead, -1, Dead}})
+	seq := m.Reprobe(at(4))
+	if m.State() != Dead {
+		t.Fatal("Reprobe changed the state")
+	}
+	if ok, from, changed := m.Ack(seq, at(4.1)); !ok || from != Dead || !changed || m.State() != Alive {
+		t.Fatalf("Ack of the reprobe = %v %v %v, state %v", ok, from, changed, m.State())
+	}
+}

@@ -3,6 +3,7 @@ package ike
 import (
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -70,7 +71,10 @@ func (t *tunnel) dpdTimerAt(at time.Time) {
 	if t.dpdTimer != nil {
 		t.dpdTimer.Stop()
 	}
+	// Up to 2 % jitter so that thousands of tunnels established together
+	// do not all probe in the same instant.
 	d := max(at.Sub(timeNow()), time.Millisecond)
+	d += time.Duration(rand.Int64N(int64(d)/50 + 1))
 	t.dpdTimer = t.e.afterFunc(d, t.dpdCheck)
 }
 
@@ -96,6 +100,15 @@ func (t *tunnel) dpdCheck() {
 		t.dpdSeen(l, "traffic")
 	}
 	now := timeNow()
+	if m.State() == dpd.Dead {
+		// Action none: the SAs stay; keep asking so that the peer's
+		// return is noticed even without traffic.
+		if sa := t.sa; sa != nil && sa.state == stateEstablished {
+			sa.sendDPD(isakmp.NotifyRUThere, m.Reprobe(now))
+		}
+		t.dpdTimerAt(now.Add(t.dpdDelay()))
+		return
+	}
 	action, seq, next := m.Next(now)
 	switch action {
 	case dpd.Probe:
@@ -111,6 +124,17 @@ func (t *tunnel) dpdCheck() {
 			Info("DPD: peer silent, sending R-U-THERE")
 		sa.sendDPD(isakmp.NotifyRUThere, seq)
 	case dpd.DeclareDead:
+		if n := len(t.e.inbox); n > 0 && !t.dpdDeferred {
+			// The loop is behind: messages from the peer may be queued.
+			// Decide once they are handled (once: a loop that is never
+			// idle must not keep a dead peer alive), not on a starved
+			// loop's idea of silence.
+			t.dpdDeferred = true
+			m.Revive()
+			t.e.post(t.dpdCheck)
+			return
+		}
+		t.dpdDeferred = false
 		t.peerDead(now.Sub(m.LastSeen()))
 		return
 	}
@@ -185,12 +209,9 @@ func (t *tunnel) peerDead(silent time.Duration) {
 		"state": "dead", "message": peerDeadMessage, "action": action.String(), "silent_for": silent.Round(time.Millisecond).String()}})
 	switch action {
 	case DPDNone:
-		// Keep everything; watch again from now so that a returning peer is
-		// noticed and a still-dead one is reported once per timeout.
-		t.dpd = nil
-		if t.sa != nil && t.sa.state == stateEstablished {
-			t.startDPD(t.sa)
-		}
+		// Keep everything; the monitor stays dead (reported as such) and
+		// keeps probing until the peer answers or sends traffic.
+		t.dpdTimerAt(timeNow().Add(t.dpdDelay()))
 	case DPDClear:
 		t.stopDPD()
 		t.clearAll(peerDeadMessage)

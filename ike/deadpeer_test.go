@@ -291,3 +291,39 @@ func (n *rebindingNAT) rebind(t *testing.T) uint16 {
 	go n.pumpBack(c, true)
 	return uint16(c.LocalAddr().(*net.UDPAddr).Port)
 }
+
+// TestSeenInformationalsBounded: an SA that answers a DPD probe every few
+// seconds for hours must not remember every message ID (nor keep an IV per
+// informational).
+func TestSeenInformationalsBounded(t *testing.T) {
+	sa := &ikeSA{seenInfo: map[uint32]bool{}, ivs: map[uint32][]byte{}}
+	for mid := uint32(1); mid <= 10000; mid++ {
+		sa.rememberInfo(mid)
+	}
+	if len(sa.seenInfo) != seenInfoKept || len(sa.seenInfoOrder) != seenInfoKept {
+		t.Fatalf("remembered %d/%d message IDs, want %d", len(sa.seenInfo), len(sa.seenInfoOrder), seenInfoKept)
+	}
+	if !sa.seenInfo[10000] || sa.seenInfo[10000-seenInfoKept] {
+		t.Fatal("the window must hold the newest IDs")
+	}
+}
+
+// TestDPDKeepsSAsSmall: after many DPD rounds the ISAKMP SAs hold no IV
+// per informational exchange.
+func TestDPDKeepsSAsSmall(t *testing.T) {
+	t.Parallel()
+	cgw, _, _ := dpdPair(t, DPDRestart, DPDClear, nil)
+	cgw.noEventWith(t, "dpd-state", "state", "dead", 2*time.Second)
+	var ivs, seen int
+	if err := cgw.e.call(func() {
+		for _, sa := range cgw.e.sas {
+			ivs += len(sa.ivs)
+			seen += len(sa.seenInfo)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ivs > 4 || seen > seenInfoKept {
+		t.Fatalf("after 2 s of DPD every 200 ms: %d IVs and %d remembered informationals kept", ivs, seen)
+	}
+}

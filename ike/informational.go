@@ -100,11 +100,13 @@ func (sa *ikeSA) handleInformational(s *socket, from netip.AddrPort, m *isakmp.M
 			sa.logger().Warn("informational HASH(1) does not verify: dropped")
 			return
 		}
-		commit()
+		// An informational's IV is derived afresh from its message ID
+		// (RFC 2409 appendix B): nothing to keep, so commit is not called.
+		_ = commit
 		if sa.seenInfo[m.Header.MessageID] {
 			return // a retransmitted informational
 		}
-		sa.seenInfo[m.Header.MessageID] = true
+		sa.rememberInfo(m.Header.MessageID)
 		authenticated = true
 		ps = ps[1:]
 	} else {
@@ -124,6 +126,20 @@ func (sa *ikeSA) handleInformational(s *socket, from netip.AddrPort, m *isakmp.M
 	}
 	if authenticated && sa.state == stateEstablished {
 		sa.authenticated(from)
+	}
+}
+
+// seenInfoKept bounds how many informational message IDs an SA remembers
+// to recognise retransmissions: a DPD probe every 10 s for 8 hours must not
+// grow the SA without bound.
+const seenInfoKept = 64
+
+func (sa *ikeSA) rememberInfo(mid uint32) {
+	sa.seenInfo[mid] = true
+	sa.seenInfoOrder = append(sa.seenInfoOrder, mid)
+	if len(sa.seenInfoOrder) > seenInfoKept {
+		delete(sa.seenInfo, sa.seenInfoOrder[0])
+		sa.seenInfoOrder = append(sa.seenInfoOrder[:0], sa.seenInfoOrder[1:]...)
 	}
 }
 

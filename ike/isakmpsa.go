@@ -87,9 +87,10 @@ type ikeSA struct {
 	lastInHash [32]byte
 
 	// Phase 2 and informational exchanges by message ID.
-	quick    map[uint32]*quickMode
-	ivs      map[uint32][]byte // IV chain per informational/quick message ID
-	seenInfo map[uint32]bool
+	quick         map[uint32]*quickMode
+	ivs           map[uint32][]byte // IV chain per informational/quick message ID
+	seenInfo      map[uint32]bool
+	seenInfoOrder []uint32 // oldest first, at most seenInfoKept
 
 	timers struct {
 		halfOpen *time.Timer

@@ -554,6 +554,7 @@ func (qm *quickMode) install() {
 		if sa.quick[qm.mid] == qm {
 			qm.out.stop()
 			delete(sa.quick, qm.mid)
+			delete(sa.ivs, qm.mid)
 		}
 	})
 }

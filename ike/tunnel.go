@@ -33,9 +33,12 @@ type tunnel struct {
 	wantUp      bool // startup action start or an explicit initiate: keep trying
 	restart     *time.Timer
 
-	dpd       *dpd.Monitor // while phase 1 is up and both sides do DPD
-	dpdTimer  *time.Timer
-	keepalive *time.Timer // NAT-keepalives while behind a NAT
+	dpd      *dpd.Monitor // while phase 1 is up and both sides do DPD
+	dpdTimer *time.Timer
+	// dpdDeferred: a dead verdict was put off once because the loop had
+	// queued input (deadpeer.go).
+	dpdDeferred bool
+	keepalive   *time.Timer // NAT-keepalives while behind a NAT
 
 	upDown           string // UP or DOWN (AWS VgwTelemetry)
 	lastStatusChange time.Time

@@ -506,3 +506,76 @@ func TestConnectionRouteLimit(t *testing.T) {
 		t.Fatal("no route limit message in the vgw log")
 	}
 }
+
+// TestConnectionDPDActions: tunnel 1's path is blackholed until both sides
+// declare the peer dead, then restored. clear: the tunnel stays down (a
+// vgw with startup action add waits for the customer gateway, which also
+// cleared). none: the peer is reported dead but the SAs stay, and the
+// tunnel carries traffic again when the path returns. (restart is
+// TestConnectionFailover.)
+func TestConnectionDPDActions(t *testing.T) {
+	connRequirements(t)
+	for _, action := range []string{"clear", "none"} {
+		t.Run(action, func(t *testing.T) {
+			e := newConnEnv(t)
+			dpd := fmt.Sprintf("{delay: 1s, timeout: 3s, action: %s}", action)
+			cg, vg := e.start(connOpts{vgwDPD: dpd, cgwDPD: dpd, holdTime: "9s"})
+			waitTunnels(t, cg, 30*time.Second, "tunnel1", "tunnel2")
+			waitTunnels(t, vg, 30*time.Second, "tunnel1", "tunnel2")
+			if err := e.wan.Blackhole(connVGW1); err != nil {
+				t.Fatal(err)
+			}
+			tu := waitDPD(t, cg, "tunnel1", "dead", 15*time.Second)
+			if tu.LastError != "Peer is not responsive - Declaring peer dead" && action == "clear" {
+				t.Fatalf("cgw tunnel1 after DPD: last error %q", tu.LastError)
+			}
+			waitDPD(t, vg, "tunnel1", "dead", 15*time.Second)
+			if err := e.wan.Unblackhole(connVGW1); err != nil {
+				t.Fatal(err)
+			}
+			switch action {
+			case "clear":
+				time.Sleep(3 * time.Second)
+				st, err := control.Dial(cg.control).Tunnel(context.Background(), "tunnel1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Phase1State != "Down" || len(st.SAs) != 0 || st.Status != "DOWN" {
+					t.Fatalf("after clear tunnel1 should stay down: %+v", st)
+				}
+				waitRoute(t, vg, onpremNet.String(), []string{"tunnel2"}, 40*time.Second)
+			case "none":
+				st, _ := control.Dial(cg.control).Tunnel(context.Background(), "tunnel1")
+				if len(st.SAs) == 0 {
+					t.Fatalf("action none removed tunnel1's SAs: %+v", st)
+				}
+				waitDPD(t, cg, "tunnel1", "alive", 15*time.Second)
+			}
+			pingUntil(t, e.onprem, vpcHost)
+		})
+	}
+}
+
+// waitDPD waits until the tunnel's dpd_state is want.
+func waitDPD(t *testing.T, g *gateway, tunnel, want string, d time.Duration) ike.TunnelStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cl := control.Dial(g.control)
+	var last ike.TunnelStatus
+	for {
+		if st, err := cl.Tunnel(ctx, tunnel); err == nil {
+			last = st
+			// clear and restart remove the monitor with the SAs: a dead
+			// verdict then shows as the AWS message.
+			if st.DPDState == want || (want == "dead" && st.StatusMessage == "Peer is not responsive - Declaring peer dead") {
+				return st
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("our %s: %s DPD state not %q within %v: %+v", g.name, tunnel, want, d, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
