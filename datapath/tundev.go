@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"golang.zx2c4.com/wireguard/tun"
@@ -64,6 +65,20 @@ func AddRoute(name string, prefix netip.Prefix) error {
 	r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: prefixToIPNet(prefix.Masked()), Scope: netlink.SCOPE_LINK}
 	if err := netlink.RouteReplace(r); err != nil {
 		return fmt.Errorf("route %s via %s: %w", prefix, name, err)
+	}
+	return nil
+}
+
+// DelRoute removes the route of prefix into the TUN device called name; a
+// route or device that is already gone is not an error.
+func DelRoute(name string, prefix netip.Prefix) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil // the device is gone, and its routes with it
+	}
+	r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: prefixToIPNet(prefix.Masked()), Scope: netlink.SCOPE_LINK}
+	if err := netlink.RouteDel(r); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("removing route %s via %s: %w", prefix, name, err)
 	}
 	return nil
 }

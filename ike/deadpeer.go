@@ -78,7 +78,7 @@ func (t *tunnel) dpdTimerAt(at time.Time) {
 	t.dpdTimer = t.e.afterFunc(d, t.dpdCheck)
 }
 
-// lastInbound is the newest proof of life from the data path.
+// lastDataInbound is the newest proof of life from the data path.
 func (t *tunnel) lastDataInbound() time.Time {
 	var last time.Time
 	for _, c := range t.children {

@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -305,8 +304,6 @@ func (p *probe) stop(t *testing.T) probeResult {
 	return r
 }
 
-var connBuildOnce sync.Once
-
 func connRequirements(t *testing.T) {
 	t.Helper()
 	if err := netlab.Usable(); err != nil {
@@ -356,7 +353,7 @@ func TestConnectionBGPOverBothTunnels(t *testing.T) {
 	step("MED 200 on tunnel2", "tunnel2", 200, 0, "tunnel1")
 }
 
-// gaps lists the silences longer than min in the probe's replies.
+// String summarises the probe for test logs.
 func (r probeResult) String() string {
 	return fmt.Sprintf("%d probes, %d answered, %d lost, longest silence %v", r.Sent, r.Received, r.Lost, r.MaxGap.Round(time.Millisecond))
 }

@@ -2,15 +2,12 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
 
 	"github.com/sirupsen/logrus"
-	"github.com/vishvananda/netlink"
 
 	"github.com/vpnlab/vpnlab/bgp"
 	"github.com/vpnlab/vpnlab/control"
@@ -196,22 +193,10 @@ func (r *routing) kernelRoute(p netip.Prefix, add bool) error {
 			return nil
 		}
 	}
-	link, err := netlink.LinkByName(r.cfg.DataPath.TUN)
-	if err != nil {
-		return err
-	}
-	bits := 32
-	if p.Addr().Is6() {
-		bits = 128
-	}
-	rt := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), bits)}, Scope: netlink.SCOPE_LINK}
 	if add {
-		return netlink.RouteReplace(rt)
+		return datapath.AddRoute(r.cfg.DataPath.TUN, p)
 	}
-	if err := netlink.RouteDel(rt); err != nil && !errors.Is(err, netlink.ErrNotImplemented) {
-		return err
-	}
-	return nil
+	return datapath.DelRoute(r.cfg.DataPath.TUN, p)
 }
 
 // backend is what the control API drives: the engine plus routing. It
