@@ -114,24 +114,39 @@ func (r *routing) stop() {
 	r.kernel = map[netip.Prefix]bool{}
 }
 
+// dataPathRoutes turns the decided routes into the data path's: each
+// tunnel's inside /30 first and pinned to its tunnel (a learned or static
+// route on exactly that prefix must not move the tunnel's own BGP session
+// elsewhere), then every decided prefix with its tunnels, only the active
+// ones for an ECMP set. want lists the prefixes to route into the kernel.
+func dataPathRoutes(inside []datapath.Route, rs []routes.Route) (dr []datapath.Route, want map[netip.Prefix]bool) {
+	want = map[netip.Prefix]bool{}
+	pinned := map[netip.Prefix]bool{}
+	dr = append(dr, inside...)
+	for _, x := range inside {
+		pinned[x.Prefix] = true
+	}
+	for _, x := range rs {
+		if len(x.Tunnels) == 0 || pinned[x.Prefix] {
+			continue
+		}
+		t := x.Tunnels
+		ecmp := x.ECMP && x.Active > 1 && x.Active <= len(t)
+		if ecmp {
+			t = t[:x.Active]
+		}
+		dr = append(dr, datapath.Route{Prefix: x.Prefix, Tunnels: append([]string(nil), t...), ECMP: ecmp})
+		want[x.Prefix] = true
+	}
+	return dr, want
+}
+
 // apply pushes the decided routes into the data path and the kernel, and
 // publishes the changes.
 func (r *routing) apply(rs []routes.Route, changes []routes.Change) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	want := map[netip.Prefix]bool{}
-	dr := append([]datapath.Route(nil), r.inside...)
-	for _, x := range rs {
-		if len(x.Tunnels) == 0 {
-			continue
-		}
-		t := x.Tunnels
-		if x.ECMP && x.Active > 1 && x.Active <= len(t) {
-			t = t[:x.Active]
-		}
-		dr = append(dr, datapath.Route{Prefix: x.Prefix, Tunnels: append([]string(nil), t...), ECMP: x.ECMP && x.Active > 1})
-		want[x.Prefix] = true
-	}
+	dr, want := dataPathRoutes(r.inside, rs)
 	if r.dp != nil {
 		r.dp.SetRoutes(dr)
 		for p := range want {
