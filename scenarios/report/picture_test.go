@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"math"
 	"regexp"
 	"slices"
@@ -419,5 +420,56 @@ func TestNiceTicks(t *testing.T) {
 		if got := niceStep(c.total.Seconds()); got != c.step {
 			t.Errorf("%v: step %v, want %v", c.total, got, c.step)
 		}
+	}
+}
+
+// A long flow at a fine interval is drawn with a bounded number of bars,
+// and its outage still shows.
+func TestSVGLongSeries(t *testing.T) {
+	r := &Run{Scenario: "soak", Start: t0, End: at(600), Passed: true}
+	f := Flow{Name: "ping", Start: t0, End: at(600), MaxGap: 3 * time.Second, MaxGapFrom: at(300), MaxGapTo: at(303)}
+	for i := range 6000 {
+		b := Bucket{Start: at(float64(i) / 10), Sent: 1, Received: 1}
+		if i >= 3000 && i < 3030 {
+			b.Received = 0
+		}
+		f.Series = append(f.Series, b)
+	}
+	r.Flows = []Flow{f}
+	root, raw := svgOf(t, r)
+	green, red := 0, 0
+	var sent, received uint64
+	bars := map[string]bool{} // a bar is one or two rects with one title
+	root.walk(func(n *node) {
+		if n.XMLName.Local != "rect" || !strings.HasPrefix(n.title(), "ping +") {
+			return
+		}
+		switch n.attr("fill") {
+		case "#43a047":
+			green++
+		case "#e53935":
+			red++
+		}
+		if !bars[n.title()] {
+			bars[n.title()] = true
+			var s, rcv uint64
+			i := strings.Index(n.title(), ": sent ")
+			if _, err := fmt.Sscanf(n.title()[i:], ": sent %d, received %d", &s, &rcv); err != nil {
+				t.Fatal(err)
+			}
+			sent, received = sent+s, received+rcv
+		}
+	})
+	if green > 500 || red == 0 || red > 5 {
+		t.Errorf("%d green and %d red bars", green, red)
+	}
+	if sent != 6000 || received != 6000-30 {
+		t.Errorf("the bars add up to %d sent, %d received", sent, received)
+	}
+	if len(raw) > 200_000 {
+		t.Errorf("SVG of %d bytes", len(raw))
+	}
+	if !slices.Contains(texts(root), "outage 3.0 s") || !slices.Contains(texts(root), "PASS") {
+		t.Errorf("texts %v", texts(root))
 	}
 }

@@ -343,14 +343,14 @@ func (p *picture) step(s Step, y float64) {
 	if end.IsZero() || end.Before(s.Start) {
 		end = p.end
 	}
-	fill, stroke, text := "#e8f5e9", "#2e9d4f", "#1b5e20"
+	fill, stroke, text := "#f5f5f5", "#9e9e9e", "#616161" // skipped, or not finished
 	switch s.Status {
+	case StatusPass:
+		fill, stroke, text = "#e8f5e9", "#2e9d4f", "#1b5e20"
 	case StatusFail:
 		fill, stroke, text = "#ffcdd2", "#c62828", "#b71c1c"
 	case StatusError:
 		fill, stroke, text = "#ffe0b2", "#e65100", "#bf360c"
-	case StatusSkipped:
-		fill, stroke, text = "#f5f5f5", "#9e9e9e", "#616161"
 	}
 	title := fmt.Sprintf("step %d %s: %s — %s, %s", s.Index, s.Name, s.Action, s.Status, p.span(s.Start, end))
 	if s.Failed() {
@@ -497,22 +497,21 @@ func (p *picture) flowBars(f Flow, top float64) {
 	inner := flowHeight - 4
 	base := top + flowHeight - 2
 	p.printf("<g class=\"vl-flow-bars\">\n")
-	for i, b := range f.Series {
-		if b.Sent == 0 && b.Received == 0 {
-			continue
-		}
-		end := b.Start.Add(bucketWidth(f, i))
-		x0, x1 := p.x(b.Start), p.x(end)
+	for _, b := range p.bars(f) {
+		x0, x1 := p.x(b.from), p.x(b.to)
 		w := x1 - x0
 		if w > 3 {
 			w -= 1 // a gap between bars
 		}
 		w = math.Max(w, 0.5)
 		ratio := 1.0
-		if b.Sent > 0 {
-			ratio = math.Min(float64(b.Received)/float64(b.Sent), 1)
+		if b.sent > 0 {
+			ratio = math.Min(float64(b.received)/float64(b.sent), 1)
 		}
-		title := fmt.Sprintf("%s %s: sent %d, received %d", f.Name, offset(p.r, b.Start), b.Sent, b.Received)
+		title := fmt.Sprintf("%s %s: sent %d, received %d", f.Name, offset(p.r, b.from), b.sent, b.received)
+		if b.n > 1 {
+			title = fmt.Sprintf("%s %s .. %s: sent %d, received %d", f.Name, offset(p.r, b.from), offset(p.r, b.to), b.sent, b.received)
+		}
 		okH := inner * ratio
 		if okH > 0 {
 			p.printf("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#43a047\"><title>%s</title></rect>\n",
@@ -524,6 +523,37 @@ func (p *picture) flowBars(f Flow, top float64) {
 		}
 	}
 	p.printf("</g>\n")
+}
+
+// bar is one or more consecutive buckets drawn as one bar.
+type bar struct {
+	from, to       time.Time
+	sent, received uint64
+	n              int
+}
+
+// bars merges the buckets that fall into the same 2-pixel column, so that a
+// long series at a fine interval stays a picture of bounded size. Empty
+// buckets (nothing sent or received) are left out.
+func (p *picture) bars(f Flow) []bar {
+	var out []bar
+	col := func(t time.Time) int { return int(math.Floor((p.x(t) - plotLeft) / 2)) }
+	last := math.MinInt
+	for i, b := range f.Series {
+		if b.Sent == 0 && b.Received == 0 {
+			last = math.MinInt
+			continue
+		}
+		end := b.Start.Add(bucketWidth(f, i))
+		if c := col(b.Start); c == last && len(out) > 0 {
+			o := &out[len(out)-1]
+			o.to, o.sent, o.received, o.n = end, o.sent+b.Sent, o.received+b.Received, o.n+1
+			continue
+		}
+		last = col(b.Start)
+		out = append(out, bar{from: b.Start, to: end, sent: b.Sent, received: b.Received, n: 1})
+	}
+	return out
 }
 
 // outage shades the flow's longest gap and labels it above the chart.
