@@ -91,10 +91,14 @@ func DescribeEvent(e Event) string {
 		if t := target(e); t != "" {
 			s += " " + t
 		}
-		if w := firstOf(d, "what", "impairment", "spec", "kind"); w != "" {
+		w := firstOf(d, "what", "fault", "impairment", "spec", "kind")
+		if p := d["percent"]; p != "" && p != "0" {
+			w = join(" ", w, strings.TrimSuffix(p, "%")+"%")
+		}
+		if w != "" {
 			s += ": " + w
 		}
-		return s + detailRest(d, "what", "impairment", "spec", "kind", "target", "gateway")
+		return s + detailRest(d, "what", "fault", "percent", "impairment", "spec", "kind", "tunnel", "target", "gateway")
 	case "flow-start", "flow-stop":
 		return strings.Replace(e.Type, "-", " ", 1) + prefixed(" ", get("flow")) + detailRest(d, "flow")
 	case "gateway-start", "gateway-stop", "gateway-kill":
@@ -235,11 +239,22 @@ func spoken(d time.Duration) string {
 	return fmt.Sprintf("%.1f s", d.Seconds())
 }
 
+// eventTunnel is the tunnel an event is about: its Tunnel, or for a runner
+// event the tunnel in its detail; "-" if none.
+func eventTunnel(e Event) string {
+	if e.Tunnel == "" && e.Source == "runner" {
+		return orDash(e.Detail["tunnel"])
+	}
+	return orDash(e.Tunnel)
+}
+
+// target is what an impair or restore applies to: a tunnel ("all" for every
+// tunnel) or a gateway.
 func target(e Event) string {
 	if e.Tunnel != "" {
 		return e.Tunnel
 	}
-	return firstOf(e.Detail, "target", "gateway")
+	return firstOf(e.Detail, "tunnel", "target", "gateway")
 }
 
 // gatewayOf is the gateway a runner event is about.

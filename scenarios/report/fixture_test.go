@@ -69,7 +69,7 @@ func failoverRun() *Run {
 	ev(1.0, "vgw", "", "route", "kind", "installed", "prefix", "10.10.0.0/16", "to", "tunnel1", "reason", "tunnel order")
 	ev(1.0, "runner", "", "step-end", "step", "1")
 	ev(1.0, "runner", "", "flow-start", "flow", "ping")
-	ev(5.0, "runner", "tunnel1", "impair", "what", "blackhole")
+	ev(5.0, "runner", "", "impair", "tunnel", "tunnel1", "fault", "blackhole", "percent", "0") // as the runner has it
 	for _, gw := range r.Gateways {
 		d := 0.0
 		if gw == "vgw" {
@@ -88,7 +88,7 @@ func failoverRun() *Run {
 		ev(8.1+d, gw, "", "route", "kind", "best-moved", "prefix", map[string]string{"cgw": "172.31.0.0/16", "vgw": "10.10.0.0/16"}[gw],
 			"from", "tunnel1", "to", "tunnel2", "reason", "only path")
 	}
-	ev(15.0, "runner", "tunnel1", "restore", "what", "blackhole")
+	ev(15.0, "runner", "", "restore", "tunnel", "tunnel1")
 	ev(15.0, "runner", "", "flow-stop", "flow", "ping")
 	for _, gw := range r.Gateways {
 		ev(15.5, gw, "tunnel1", "phase1-up", "role", "initiator", "proposal", "aes256-sha256-modp2048", "exchange", "main")

@@ -56,7 +56,7 @@ func WriteHTML(w io.Writer, r *Run) error {
 	page.Omitted = omitted
 	for _, e := range shown {
 		page.Events = append(page.Events, htmlEvent{Offset: offset(r, e.Time), Source: orDash(e.Source),
-			Tunnel: orDash(e.Tunnel), Text: DescribeEvent(e), Runner: e.Source == "runner"})
+			Tunnel: eventTunnel(e), Text: DescribeEvent(e), Runner: e.Source == "runner"})
 	}
 	keys := make([]string, 0, len(r.Vars))
 	for k := range r.Vars {

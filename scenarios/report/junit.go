@@ -197,7 +197,7 @@ func stepEvents(r *Run, s Step, events []Event) string {
 		if e.Time.Before(s.Start) || e.Time.After(s.End) {
 			continue
 		}
-		fmt.Fprintf(&b, "%s %s %s %s\n", offset(r, e.Time), orDash(e.Source), orDash(e.Tunnel), DescribeEvent(e))
+		fmt.Fprintf(&b, "%s %s %s %s\n", offset(r, e.Time), orDash(e.Source), eventTunnel(e), DescribeEvent(e))
 	}
 	return b.String()
 }

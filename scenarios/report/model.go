@@ -57,10 +57,11 @@ type Assert struct {
 // "impair", "restore", "flow-start", "flow-stop", "gateway-start",
 // "gateway-stop" and "gateway-kill". The writers read these Detail keys of
 // them when present: "gateway" (the gateway a gateway-* event is about; the
-// tunnel bands of that gateway show "stopped" after a stop or kill), "what"
-// (or "impairment", "spec", "kind": what an impairment does, e.g.
-// "blackhole"), "target" (what it applies to when not Tunnel), "flow" and
-// "step". Other keys are shown as key=value.
+// tunnel bands of that gateway show "stopped" after a stop or kill),
+// "tunnel" (what an impair or restore applies to when Tunnel is empty;
+// "target" for something else), "fault" (or "what": what an impairment
+// does, e.g. "blackhole", "loss") with "percent", "flow" and "step". Other
+// keys are shown as key=value.
 type Event struct {
 	Time   time.Time
 	Source string // "cgw", "vgw" or "runner"

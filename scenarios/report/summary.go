@@ -223,7 +223,7 @@ func (s *summary) events() {
 	}
 	var rows [][]string
 	for _, e := range shown {
-		rows = append(rows, []string{offset(r, e.Time), orDash(e.Source), orDash(e.Tunnel), DescribeEvent(e)})
+		rows = append(rows, []string{offset(r, e.Time), orDash(e.Source), eventTunnel(e), DescribeEvent(e)})
 	}
 	s.grid([]string{"TIME", "GW", "TUNNEL", "EVENT"}, rows, nil)
 }

@@ -144,6 +144,9 @@ func TestDescribeEvent(t *testing.T) {
 		{Event{Type: "notify-received", Detail: map[string]string{"notify": "NO-PROPOSAL-CHOSEN"}}, "notify received: NO-PROPOSAL-CHOSEN"},
 		{Event{Type: "error", Detail: map[string]string{"message": "phase 2: no proposal chosen"}}, "error: phase 2: no proposal chosen"},
 		{Event{Source: "runner", Type: "impair", Tunnel: "tunnel1", Detail: map[string]string{"what": "loss 30%"}}, "impair tunnel1: loss 30%"},
+		{Event{Source: "runner", Type: "impair", Detail: map[string]string{"tunnel": "tunnel2", "fault": "loss", "percent": "30"}}, "impair tunnel2: loss 30%"},
+		{Event{Source: "runner", Type: "impair", Detail: map[string]string{"tunnel": "tunnel1", "fault": "blackhole", "percent": "0"}}, "impair tunnel1: blackhole"},
+		{Event{Source: "runner", Type: "restore", Detail: map[string]string{"tunnel": "all"}}, "restore all"},
 		{Event{Source: "runner", Type: "gateway-kill", Detail: map[string]string{"gateway": "cgw", "signal": "KILL"}}, "kill cgw (signal=KILL)"},
 		{Event{Type: "something-new", Detail: map[string]string{"b": "2", "a": "1"}}, "something-new (a=1, b=2)"},
 	} {
