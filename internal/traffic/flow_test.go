@@ -171,6 +171,12 @@ func TestDuration(t *testing.T) {
 	if got := r.End.Sub(r.Start); got >= 500*time.Millisecond {
 		t.Fatalf("last send %v after the first, Duration is 500ms", got)
 	}
+	// 1s/3 is not a whole number of nanoseconds: still 3 probes, no error.
+	f = startFlow(t, Spec{Proto: "udp", Dst: loop4, Rate: 3, Duration: time.Second})
+	waitDone(t, f, 30*time.Second)
+	if r = f.Stop(2 * time.Second); r.Sent != 3 || r.LastError != "" {
+		t.Fatalf("3/s for 1s: sent %d, last error %q", r.Sent, r.LastError)
+	}
 }
 
 // Probes that never arrive: Stop waits out the grace period (and no

@@ -70,6 +70,7 @@ func (f *Flow) startICMP() error {
 		return nil
 	})
 	if err != nil {
+		t.close()
 		return err
 	}
 	switch a := t.conn.LocalAddr().(type) {
@@ -191,7 +192,7 @@ func (t *icmpTransport) recvLoop() {
 	}
 }
 
-func (t *icmpTransport) interrupt() {}
+func (t *icmpTransport) interrupt() { _ = t.conn.SetWriteDeadline(time.Now()) }
 
 func (t *icmpTransport) close() {
 	if t.conn != nil {

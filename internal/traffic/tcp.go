@@ -36,14 +36,19 @@ type tcpTransport struct {
 func (f *Flow) startTCP() error {
 	t := &tcpTransport{f: f, pkt: make([]byte, f.spec.Size), broken: make(chan struct{}, 1)}
 	err := f.bindPort(func(port uint16) error {
-		return netlab.Do(f.spec.DstNS, func() error {
-			ln, err := net.ListenTCP(network("tcp", f.spec.Dst), net.TCPAddrFromAddrPort(netip.AddrPortFrom(f.spec.Dst, port)))
-			if err != nil {
-				return err
-			}
-			t.ln = ln
-			return nil
+		var ln *net.TCPListener
+		err := netlab.Do(f.spec.DstNS, func() (err error) {
+			ln, err = net.ListenTCP(network("tcp", f.spec.Dst), net.TCPAddrFromAddrPort(netip.AddrPortFrom(f.spec.Dst, port)))
+			return err
 		})
+		if err != nil {
+			if ln != nil {
+				ln.Close()
+			}
+			return err
+		}
+		t.ln = ln
+		return nil
 	})
 	if err != nil {
 		return err

@@ -70,7 +70,7 @@ const (
 type transport interface {
 	// send sends probe seq with send time ts; called by one goroutine.
 	send(seq uint64, ts int64) error
-	// interrupt makes a blocked send return soon (sending is stopping).
+	// interrupt makes a blocked send return (sending is stopping).
 	interrupt()
 	// close closes every socket; the flow's goroutines then end.
 	close()
@@ -300,7 +300,9 @@ func (f *Flow) sendLoop() {
 		}
 		now := time.Now()
 		if !f.sendOne(now) {
-			f.tr.note(errProbeLimit)
+			if f.spec.Count == 0 && f.spec.Duration == 0 {
+				f.tr.note(errProbeLimit)
+			} // else: the planned number of probes (rounding of Rate × Duration)
 			return
 		}
 		next = next.Add(interval)
@@ -376,8 +378,12 @@ func (f *Flow) Stop(grace time.Duration) Result {
 		f.stopCtxFn()
 	}
 	f.cancelSend()
-	f.tx.interrupt()
-	<-f.done
+	select {
+	case <-f.done:
+	case <-time.After(200 * time.Millisecond): // a send is blocked
+		f.tx.interrupt()
+		<-f.done
+	}
 	f.tr.waitAll(grace)
 	f.tx.close()
 	f.wg.Wait()

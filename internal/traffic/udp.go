@@ -30,7 +30,7 @@ func network(udpOrTCP string, a netip.Addr) string {
 	return udpOrTCP + "6"
 }
 
-// localAddr returns the bind address for the sender (nil: any).
+// localUDP returns the bind address for the sender (nil: any).
 func (f *Flow) localUDP() *net.UDPAddr {
 	if !f.spec.Src.IsValid() {
 		return nil
@@ -42,29 +42,30 @@ func (f *Flow) startUDP() error {
 	s := f.spec
 	t := &udpTransport{f: f, pkt: make([]byte, s.Size), rbuf: make([]byte, 65536)}
 	err := f.bindPort(func(port uint16) error {
-		return netlab.Do(s.DstNS, func() error {
-			c, err := net.ListenUDP(network("udp", s.Dst), net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.Dst, port)))
-			if err != nil {
-				return err
-			}
-			t.rx = c
-			return nil
+		var c *net.UDPConn
+		err := netlab.Do(s.DstNS, func() (err error) {
+			c, err = net.ListenUDP(network("udp", s.Dst), net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.Dst, port)))
+			return err
 		})
+		if err != nil {
+			if c != nil {
+				c.Close()
+			}
+			return err
+		}
+		t.rx = c
+		return nil
 	})
 	if err != nil {
 		return err
 	}
 	_ = t.rx.SetReadBuffer(rcvBuf)
-	err = netlab.Do(s.SrcNS, func() error {
-		c, err := net.DialUDP(network("udp", s.Dst), f.localUDP(), net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.Dst, f.spec.Port)))
-		if err != nil {
-			return err
-		}
-		t.tx = c
-		return nil
+	err = netlab.Do(s.SrcNS, func() (err error) {
+		t.tx, err = net.DialUDP(network("udp", s.Dst), f.localUDP(), net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.Dst, f.spec.Port)))
+		return err
 	})
 	if err != nil {
-		t.rx.Close()
+		t.close()
 		return err
 	}
 	f.setSrc(t.tx.LocalAddr().(*net.UDPAddr).AddrPort().Addr())
@@ -108,7 +109,7 @@ func pause(errs *int) {
 	}
 }
 
-func (t *udpTransport) interrupt() {}
+func (t *udpTransport) interrupt() { _ = t.tx.SetWriteDeadline(time.Now()) }
 
 func (t *udpTransport) close() {
 	if t.tx != nil {
