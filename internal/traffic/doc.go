@@ -61,9 +61,10 @@
 //     with Start and End, in send order; MaxGap is the largest difference
 //     between two neighbours and MaxGapFrom, MaxGapTo are its ends. Between
 //     two received probes a < b with everything in between lost, the gap is
-//     sendtime(b) − sendtime(a) = (lost in between + 1) × interval, an upper
-//     bound of the outage accurate to one interval; with no loss MaxGap is
-//     one interval (plus sender jitter). Lost probes at the beginning give
+//     sendtime(b) − sendtime(a) = (lost in between + 1) × interval: an upper
+//     bound of the outage, which lasted at least sendtime(b−1) −
+//     sendtime(a+1), two intervals less. With no loss MaxGap is one interval
+//     (plus sender jitter). Lost probes at the beginning give
 //     the gap Start → first success, lost probes at the end the gap last
 //     success → End, and when nothing arrived MaxGap = End − Start. Because
 //     it is measured in send time, a sender stall (no probes sent) is a gap

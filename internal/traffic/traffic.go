@@ -78,13 +78,12 @@ type transport interface {
 
 // Flow is a running flow.
 type Flow struct {
-	spec   Spec // with defaults
-	id     uint32
-	srcMu  sync.Mutex
-	src    netip.Addr // Spec.Src, or the source address the sender got
-	tr     *tracker
-	tx     transport
-	manual bool // tests: no send loop
+	spec  Spec // with defaults
+	id    uint32
+	srcMu sync.Mutex
+	src   netip.Addr // Spec.Src, or the source address the sender got
+	tr    *tracker
+	tx    transport
 
 	sendCtx    context.Context // done when sending stops
 	cancelSend context.CancelFunc
@@ -189,6 +188,8 @@ func Start(ctx context.Context, s Spec) (*Flow, error) {
 	return start(ctx, s, false)
 }
 
+// start is Start; with manual there is no send loop (tests and benchmarks
+// call sendOne) and Done is closed at once.
 func start(ctx context.Context, s Spec, manual bool) (*Flow, error) {
 	s, err := normalize(s)
 	if err != nil {
@@ -208,13 +209,12 @@ func start(ctx context.Context, s Spec, manual bool) (*Flow, error) {
 		expect = time.Duration(float64(s.Count) / s.Rate * float64(time.Second))
 	}
 	f := &Flow{
-		spec:   s,
-		id:     newFlowID(),
-		src:    s.Src,
-		tr:     newTracker(limit, s.Bucket, expect),
-		manual: manual,
-		done:   make(chan struct{}),
-		ready:  make(chan struct{}),
+		spec:  s,
+		id:    newFlowID(),
+		src:   s.Src,
+		tr:    newTracker(limit, s.Bucket, expect),
+		done:  make(chan struct{}),
+		ready: make(chan struct{}),
 	}
 	f.sendCtx, f.cancelSend = context.WithCancel(context.Background())
 	switch s.Proto {
