@@ -49,6 +49,11 @@ func (t *tunnel) startAggressiveMode() *ikeSA {
 func (sa *ikeSA) handleAggressive(s *socket, from netip.AddrPort, m *isakmp.Message, raw []byte) {
 	dg := digest(raw)
 	if dg == sa.lastInHash {
+		// AM3 ends the exchange: a duplicate of it gets no answer (AM2 again
+		// would make the initiator send AM3 again, and so on forever).
+		if !sa.initiator && sa.state == stateEstablished {
+			return
+		}
 		if sa.e.resend(&sa.out) && sa.t != nil {
 			sa.t.counters.DuplicatesAnswered++
 		}

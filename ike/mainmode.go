@@ -60,6 +60,11 @@ func (sa *ikeSA) sendPhase1(b []byte, what string, expectReply bool) {
 func (sa *ikeSA) handleMainMode(s *socket, from netip.AddrPort, m *isakmp.Message, raw []byte) {
 	dg := digest(raw)
 	if dg == sa.lastInHash {
+		// MM6 ends the exchange: a duplicate of it gets no answer (MM5 again
+		// would make the responder send MM6 again, and so on forever).
+		if sa.initiator && sa.state == stateEstablished {
+			return
+		}
 		if sa.e.resend(&sa.out) && sa.t != nil {
 			sa.t.counters.DuplicatesAnswered++
 		}

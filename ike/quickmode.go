@@ -231,6 +231,11 @@ func (sa *ikeSA) handleQuickMode(s *socket, from netip.AddrPort, m *isakmp.Messa
 	dg := digest(raw)
 	qm := sa.quick[m.Header.MessageID]
 	if qm != nil && qm.lastInHash == dg {
+		// QM3 ends the exchange: a duplicate of it gets no answer (QM2 again
+		// would make the initiator send QM3 again, and so on forever).
+		if !qm.initiator && qm.state == qmDone {
+			return
+		}
 		if sa.e.resend(&qm.out) {
 			sa.t.counters.DuplicatesAnswered++
 		}
