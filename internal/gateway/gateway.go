@@ -98,6 +98,7 @@ type options struct {
 	keyLog    string
 	capture   string
 	control   string
+	events    string
 	check     bool
 	set       map[string]bool
 }
@@ -112,9 +113,10 @@ func parseFlags(name string, args []string, stderr io.Writer) (*options, int) {
 	fs.StringVar(&o.keyLog, "key-log", "", "export keys for Wireshark to `file` (overrides key_log; opt-in, secret material)")
 	fs.StringVar(&o.capture, "capture", "", "write a pcap of the outside traffic to `file` (overrides capture)")
 	fs.StringVar(&o.control, "control", "", "control API `address`: unix:/path or loopback host:port (overrides control.listen)")
+	fs.StringVar(&o.events, "events", "", "append every engine event to `file` as JSON lines, from the start (the scenario runner reads it)")
 	fs.BoolVar(&o.check, "check", false, "validate the configuration, print the effective settings (without secrets) and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: %s --config FILE [--check] [--log-format text|json|aws] [--log-level LEVEL] [--key-log FILE] [--capture FILE] [--control ADDR]\n\n", name)
+		fmt.Fprintf(stderr, "usage: %s --config FILE [--check] [--log-format text|json|aws] [--log-level LEVEL] [--key-log FILE] [--capture FILE] [--control ADDR] [--events FILE]\n\n", name)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -308,6 +310,14 @@ func Run(ctx context.Context, profile gwconfig.Profile, name string, args []stri
 	eng, err := ike.NewEngine(c.IKE, opts...)
 	if err != nil {
 		return fail("%v", err)
+	}
+
+	if o.events != "" {
+		stopEvents, err := writeEvents(eng, o.events)
+		if err != nil {
+			return fail("--events: %v", err)
+		}
+		defer stopEvents()
 	}
 
 	if c.Log.Format == "aws" {

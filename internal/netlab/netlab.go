@@ -39,8 +39,8 @@ import (
 
 // Lab is a set of network namespaces and the processes running in them.
 type Lab struct {
-	tb     testing.TB
-	id     string // "vl" + 6 hex digits
+	logf   func(format string, args ...any) // notes about slow teardown
+	id     string                           // "vl" + 6 hex digits
 	logDir string
 
 	mu     sync.Mutex
@@ -83,11 +83,10 @@ func New(tb testing.TB) (*Lab, error) {
 	if err := Usable(); err != nil {
 		tb.Skipf("netlab: %v", err)
 	}
-	var b [3]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	l, err := Open(tb.TempDir(), tb.Logf)
+	if err != nil {
 		return nil, err
 	}
-	l := &Lab{tb: tb, id: "vl" + hex.EncodeToString(b[:]), logDir: tb.TempDir()}
 	// Registered after TempDir: cleanups run last-in first-out, so the lab is
 	// torn down before its log directory is removed.
 	tb.Cleanup(func() {
@@ -96,6 +95,21 @@ func New(tb testing.TB) (*Lab, error) {
 		}
 	})
 	return l, nil
+}
+
+// Open creates an empty lab outside of a test (the scenario runner): the
+// caller checks Usable first and must call Close (on every path: errors,
+// signals, panics). Logs of background processes go to logDir, which must
+// exist. logf receives notes about a slow teardown (nil: discarded).
+func Open(logDir string, logf func(format string, args ...any)) (*Lab, error) {
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	return &Lab{logf: logf, id: "vl" + hex.EncodeToString(b[:]), logDir: logDir}, nil
 }
 
 // Usable reports why network namespaces cannot be used here (nil if they can).
@@ -218,7 +232,7 @@ func (l *Lab) Close() error {
 		t0 := time.Now()
 		p.Stop(3 * time.Second)
 		if d := time.Since(t0); d > time.Second {
-			l.tb.Logf("netlab: %s (pid %d) took %v to stop", p.name, p.Pid(), d.Round(time.Millisecond))
+			l.logf("netlab: %s (pid %d) took %v to stop", p.name, p.Pid(), d.Round(time.Millisecond))
 		}
 	}
 	for _, ns := range nss {
