@@ -97,7 +97,8 @@ func validatePolicy(tunnel string, _ uint32, prepend int) error {
 // checked validates the configuration, fills in defaults and returns the
 // tunnel order (tunnelOrder, or the neighbors' order when empty).
 func (c *Config) checked(neighbors []Neighbor, tunnelOrder []string) ([]string, error) {
-	if c.ASN == 0 {
+	// Static routes alone need no ASN (no session is run).
+	if c.ASN == 0 && len(neighbors) > 0 {
 		return nil, errors.New("bgp: ASN 0")
 	}
 	if c.ListenPort > 65535 {

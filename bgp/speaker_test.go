@@ -302,9 +302,10 @@ func TestCloudHub(t *testing.T) {
 	}
 }
 
-// TestStaticMode: no neighbors, static routes only, no sockets.
+// TestStaticMode: no neighbors, static routes only, no sockets, and no
+// ASN (a gateway in static mode has no bgp section).
 func TestStaticMode(t *testing.T) {
-	s, err := New(Config{ASN: 64512, ListenPort: 179}, nil, []string{"tunnel1", "tunnel2"})
+	s, err := New(Config{ListenPort: 179}, nil, []string{"tunnel1", "tunnel2"})
 	if err != nil {
 		t.Fatal(err)
 	}
