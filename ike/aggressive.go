@@ -33,6 +33,7 @@ func (t *tunnel) startAggressiveMode() *ikeSA {
 	sa.ni = randomBytes(nonceLen)
 	id := isakmp.IDFromAddr(t.cfg.LocalID)
 	ps := sa.addVendorIDs([]isakmp.Payload{saP, &isakmp.KE{Data: sa.gxi}, &isakmp.Nonce{Data: sa.ni}, id})
+	ps = sa.impairPayloads(sa.msgRef("AM1"), ps)
 	b, err := (&isakmp.Message{Header: sa.header(isakmp.ExchangeAggressive, 0), Payloads: ps}).Encode()
 	if err != nil {
 		sa.fail("encoding AM1: "+err.Error(), false)
@@ -113,7 +114,7 @@ func (sa *ikeSA) processAM1(m *isakmp.Message) {
 	hashR := keymat.HashR(sa.hash, sa.skeyid, sa.gxr, sa.gxi, sa.rCookie[:], sa.iCookie[:], sa.saiB, myID.Body())
 	ps := []isakmp.Payload{sa.replySA, &isakmp.KE{Data: sa.gxr}, &isakmp.Nonce{Data: sa.nr}, myID, &isakmp.Hash{Data: hashR}}
 	ps = sa.addVendorIDs(ps)
-	ps = sa.addNATD(ps)
+	ps = sa.impairPayloads(sa.msgRef("AM2"), sa.addNATD(ps))
 	b, err := (&isakmp.Message{Header: sa.header(isakmp.ExchangeAggressive, 0), Payloads: ps}).Encode()
 	if err != nil {
 		sa.fail("encoding AM2: "+err.Error(), false)
@@ -160,7 +161,7 @@ func (sa *ikeSA) processAM2(m *isakmp.Message) bool {
 	}
 	sa.processNATD(m.Payloads)
 	hashI := keymat.HashI(sa.hash, sa.skeyid, sa.gxi, sa.gxr, sa.iCookie[:], sa.rCookie[:], sa.saiB, sa.idiB)
-	ps := sa.addNATD([]isakmp.Payload{&isakmp.Hash{Data: hashI}})
+	ps := sa.impairPayloads(sa.msgRef("AM3"), sa.addNATD([]isakmp.Payload{&isakmp.Hash{Data: hashI}}))
 	if sa.natDetected() {
 		sa.float()
 	}

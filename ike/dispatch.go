@@ -71,15 +71,20 @@ func (e *Engine) handleDatagram(s *socket, from netip.AddrPort, b []byte) {
 // sendPlainNotify sends an unencrypted Informational with one Notify; used
 // before any keys exist (NO-PROPOSAL-CHOSEN for an unknown peer, INVALID-COOKIE).
 func (e *Engine) sendPlainNotify(local, remote netip.AddrPort, icky, rcky [8]byte, nt isakmp.NotifyType) {
-	m := &isakmp.Message{
-		Header:   isakmp.Header{ICookie: icky, RCookie: rcky, Version: isakmp.Version, Exchange: isakmp.ExchangeInformational},
-		Payloads: []isakmp.Payload{&isakmp.Notify{DOI: isakmp.DOIIPsec, ProtocolID: isakmp.ProtoISAKMP, NotifyType: nt}},
-	}
-	b, err := m.Encode()
+	b, err := plainNotify(icky, rcky, nt)
 	if err != nil {
 		return
 	}
 	e.sendLogged(local, remote, b, "Informational "+nt.String())
+}
+
+// plainNotify encodes an unencrypted Informational with one Notify.
+func plainNotify(icky, rcky [8]byte, nt isakmp.NotifyType) ([]byte, error) {
+	m := &isakmp.Message{
+		Header:   isakmp.Header{ICookie: icky, RCookie: rcky, Version: isakmp.Version, Exchange: isakmp.ExchangeInformational},
+		Payloads: []isakmp.Payload{&isakmp.Notify{DOI: isakmp.DOIIPsec, ProtocolID: isakmp.ProtoISAKMP, NotifyType: nt}},
+	}
+	return m.Encode()
 }
 
 // respondFirst handles the first message of a phase 1 exchange from a peer:

@@ -68,6 +68,7 @@ type Engine struct {
 	sockets  map[netip.AddrPort]*socket
 	halfOpen int
 	counters EngineCounters
+	impairs  []Impairment // impair.go
 
 	subsMu  sync.Mutex
 	subs    map[int]chan Event
@@ -134,6 +135,12 @@ func NewEngine(cfg Config, opts ...Option) (*Engine, error) {
 		t := newTunnel(e, tc)
 		e.tunnels = append(e.tunnels, t)
 		e.byName[tc.Name] = t
+	}
+	for _, imp := range cfg.Impairments {
+		if err := e.checkImpairment(imp); err != nil {
+			return nil, err
+		}
+		e.addImpairment(imp, "configuration")
 	}
 	return e, nil
 }

@@ -24,7 +24,7 @@ import (
 func (sa *ikeSA) sendInformational(p isakmp.Payload, what string) {
 	if sa.skeyidA == nil {
 		if n, ok := p.(*isakmp.Notify); ok {
-			sa.e.sendPlainNotify(sa.local, sa.remote, sa.iCookie, sa.rCookie, n.NotifyType)
+			sa.sendPlainNotify(n.NotifyType)
 		}
 		return
 	}
@@ -34,7 +34,8 @@ func (sa *ikeSA) sendInformational(p isakmp.Payload, what string) {
 		return
 	}
 	h := keymat.QMHash1(sa.hash, sa.skeyidA, mid, rest)
-	first, body, err := isakmp.EncodePayloads([]isakmp.Payload{&isakmp.Hash{Data: h}, p})
+	ref := sa.nextInfoRef(what)
+	first, body, err := isakmp.EncodePayloads(sa.impairPayloads(ref, []isakmp.Payload{&isakmp.Hash{Data: h}, p}))
 	if err != nil {
 		return
 	}
@@ -46,7 +47,18 @@ func (sa *ikeSA) sendInformational(p isakmp.Payload, what string) {
 	if sa.t != nil {
 		sa.t.counters.MessagesOut++
 	}
-	sa.e.sendLogged(sa.local, sa.remote, b, what)
+	sa.e.sendOut(ref, sendFirst, sa.local, sa.remote, b, what)
+}
+
+// sendPlainNotify sends an unencrypted error notify of this SA, before keys
+// exist.
+func (sa *ikeSA) sendPlainNotify(nt isakmp.NotifyType) {
+	b, err := plainNotify(sa.iCookie, sa.rCookie, nt)
+	if err != nil {
+		return
+	}
+	what := "Informational " + nt.String()
+	sa.e.sendOut(sa.nextInfoRef(what), sendFirst, sa.local, sa.remote, b, what)
 }
 
 // sendNotify sends a notify through this SA (encrypted once keys exist).
@@ -72,6 +84,9 @@ func (sa *ikeSA) sendDelete(proto uint8, spis ...[]byte) {
 		return
 	}
 	d := &isakmp.Delete{DOI: isakmp.DOIIPsec, ProtocolID: proto, SPISize: uint8(len(spis[0])), SPIs: spis}
+	if sa.suppressDelete(d) {
+		return
+	}
 	sa.logger().WithField("delete", isakmp.Describe(d)).Info("sending DELETE")
 	sa.sendInformational(d, "Informational DELETE")
 }

@@ -91,6 +91,7 @@ type ikeSA struct {
 	ivs           map[uint32][]byte // IV chain per informational/quick message ID
 	seenInfo      map[uint32]bool
 	seenInfoOrder []uint32 // oldest first, at most seenInfoKept
+	infoSent      int      // informational messages we sent (impairments count them)
 
 	timers struct {
 		halfOpen *time.Timer

@@ -51,7 +51,7 @@ func (sa *ikeSA) sendPhase1(b []byte, what string, expectReply bool) {
 		sa.t.counters.MessagesOut++
 		counters = &sa.t.counters
 	}
-	sa.e.transmit(&sa.out, counters, sa.local, sa.remote, b, what, expectReply, func() {
+	sa.e.transmit(&sa.out, counters, sa.msgRef(what), sa.local, sa.remote, b, what, expectReply, func() {
 		sa.logger().WithField("message", what).Warn("no answer after all retransmissions: phase 1 failed")
 		sa.fail(fmt.Sprintf("phase 1 timed out waiting for the answer to %s (peer not responding)", what), false)
 	})
@@ -145,7 +145,7 @@ func (sa *ikeSA) chooseProposal(saP *isakmp.SA) bool {
 
 // rejectPhase1 sends a plaintext notify and drops the SA.
 func (sa *ikeSA) rejectPhase1(nt isakmp.NotifyType, reason string) {
-	sa.e.sendPlainNotify(sa.local, sa.remote, sa.iCookie, sa.rCookie, nt)
+	sa.sendPlainNotify(nt)
 	if sa.t != nil {
 		sa.t.counters.NotifiesSent++
 	}
@@ -172,7 +172,7 @@ func (sa *ikeSA) processMM2(m *isakmp.Message) bool {
 	}
 	sa.ni = randomBytes(nonceLen)
 	ps := []isakmp.Payload{&isakmp.KE{Data: sa.gxi}, &isakmp.Nonce{Data: sa.ni}}
-	ps = sa.addNATD(ps)
+	ps = sa.impairPayloads(sa.msgRef("MM3"), sa.addNATD(ps))
 	b, err := (&isakmp.Message{Header: sa.header(isakmp.ExchangeIdentityProtection, 0), Payloads: ps}).Encode()
 	if err != nil {
 		sa.fail("encoding MM3: "+err.Error(), false)
@@ -248,7 +248,7 @@ func (sa *ikeSA) processMM4(m *isakmp.Message) bool {
 	if sa.natDetected() {
 		sa.float()
 	}
-	b, err := sa.sealPhase1(sa.header(isakmp.ExchangeIdentityProtection, 0), ps)
+	b, err := sa.sealPhase1(sa.header(isakmp.ExchangeIdentityProtection, 0), sa.impairPayloads(sa.msgRef("MM5"), ps))
 	if err != nil {
 		sa.fail("encoding MM5: "+err.Error(), false)
 		return false
@@ -275,6 +275,7 @@ func (sa *ikeSA) processMM3(m *isakmp.Message) bool {
 		return false
 	}
 	ps := sa.addNATD([]isakmp.Payload{&isakmp.KE{Data: sa.gxr}, &isakmp.Nonce{Data: sa.nr}})
+	ps = sa.impairPayloads(sa.msgRef("MM4"), ps)
 	b, err := (&isakmp.Message{Header: sa.header(isakmp.ExchangeIdentityProtection, 0), Payloads: ps}).Encode()
 	if err != nil {
 		sa.fail("encoding MM4: "+err.Error(), false)
@@ -320,7 +321,7 @@ func (sa *ikeSA) processMM5(m *isakmp.Message) bool {
 	initialContact := hasNotify(ps, isakmp.NotifyInitialContact)
 	myID := isakmp.IDFromAddr(sa.t.cfg.LocalID)
 	hashR := keymat.HashR(sa.hash, sa.skeyid, sa.gxr, sa.gxi, sa.rCookie[:], sa.iCookie[:], sa.saiB, myID.Body())
-	b, err := sa.sealPhase1(sa.header(isakmp.ExchangeIdentityProtection, 0), []isakmp.Payload{myID, &isakmp.Hash{Data: hashR}})
+	b, err := sa.sealPhase1(sa.header(isakmp.ExchangeIdentityProtection, 0), sa.impairPayloads(sa.msgRef("MM6"), []isakmp.Payload{myID, &isakmp.Hash{Data: hashR}}))
 	if err != nil {
 		sa.fail("encoding MM6: "+err.Error(), false)
 		return false

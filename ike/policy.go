@@ -197,4 +197,7 @@ type Config struct {
 	RetransmitTries   int
 	// MaxHalfOpen bounds responder state created by first messages.
 	MaxHalfOpen int
+	// Impairments make the engine misbehave on purpose, for tests
+	// (impair.go); they are in force before any tunnel starts.
+	Impairments []Impairment
 }

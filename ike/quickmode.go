@@ -114,13 +114,15 @@ func (t *tunnel) startQuickMode(replaces *childSA) {
 	}
 	after = append(after, isakmp.IDFromPrefix(qm.localTS), isakmp.IDFromPrefix(qm.remoteTS))
 	after = append(after, qm.natOA()...)
+	ref := sa.msgRef("QM1")
+	after = sa.impairPayloads(ref, after)
 	_, rest, err := isakmp.EncodePayloads(after)
 	if err != nil {
 		t.setError("encoding QM1: " + err.Error())
 		return
 	}
 	h1 := keymat.QMHash1(sa.hash, sa.skeyidA, qm.mid, rest)
-	b, err := qm.seal(append([]isakmp.Payload{&isakmp.Hash{Data: h1}}, after...))
+	b, err := qm.seal(sa.impairPayloads(ref, append([]isakmp.Payload{&isakmp.Hash{Data: h1}}, after...)))
 	if err != nil {
 		t.setError("encoding QM1: " + err.Error())
 		return
@@ -197,7 +199,7 @@ func (qm *quickMode) send(b []byte, what string, expectReply bool) {
 		sa.t.counters.MessagesOut++
 		counters = &sa.t.counters
 	}
-	sa.e.transmit(&qm.out, counters, sa.local, sa.remote, b, what, expectReply, func() {
+	sa.e.transmit(&qm.out, counters, sa.msgRef(what), sa.local, sa.remote, b, what, expectReply, func() {
 		qm.fail(fmt.Sprintf("quick mode timed out waiting for the answer to %s", what))
 	})
 }
@@ -408,12 +410,14 @@ func (sa *ikeSA) processQM1(mid uint32, ps []isakmp.Payload, dg [32]byte) {
 	}
 	after = append(after, qm.natOA()...)
 	after = append(after, notifies...)
+	ref := sa.msgRef("QM2")
+	after = sa.impairPayloads(ref, after)
 	_, rest, err := isakmp.EncodePayloads(after)
 	if err != nil {
 		return
 	}
 	h2 := keymat.QMHash2(sa.hash, sa.skeyidA, mid, qm.ni, rest)
-	b, err := qm.seal(append([]isakmp.Payload{&isakmp.Hash{Data: h2}}, after...))
+	b, err := qm.seal(sa.impairPayloads(ref, append([]isakmp.Payload{&isakmp.Hash{Data: h2}}, after...)))
 	if err != nil {
 		return
 	}
@@ -478,7 +482,7 @@ func (qm *quickMode) processQM2(ps []isakmp.Payload) {
 		qm.gr = ke.Data
 	}
 	h3 := keymat.QMHash3(sa.hash, sa.skeyidA, qm.mid, qm.ni, qm.nr)
-	b, err := qm.seal([]isakmp.Payload{&isakmp.Hash{Data: h3}})
+	b, err := qm.seal(sa.impairPayloads(sa.msgRef("QM3"), []isakmp.Payload{&isakmp.Hash{Data: h3}}))
 	if err != nil {
 		qm.fail("encoding QM3: " + err.Error())
 		return

@@ -2,6 +2,7 @@ package ike
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"math"
 	"net/netip"
 	"time"
@@ -16,6 +17,7 @@ type outbox struct {
 	local    netip.AddrPort
 	remote   netip.AddrPort
 	what     string
+	ref      msgRef // which message, for impairments
 	tries    int
 	counters *Counters // the owning tunnel's counters (Retransmits)
 	timer    *time.Timer
@@ -23,11 +25,11 @@ type outbox struct {
 }
 
 // transmit sends msg now and, if expectReply, arms retransmission.
-func (e *Engine) transmit(ob *outbox, counters *Counters, local, remote netip.AddrPort, msg []byte, what string, expectReply bool, onGiveUp func()) {
+func (e *Engine) transmit(ob *outbox, counters *Counters, ref msgRef, local, remote netip.AddrPort, msg []byte, what string, expectReply bool, onGiveUp func()) {
 	ob.stop()
 	ob.msg, ob.local, ob.remote, ob.what, ob.tries, ob.onGiveUp = msg, local, remote, what, 0, onGiveUp
-	ob.counters = counters
-	e.sendLogged(local, remote, msg, what)
+	ob.counters, ob.ref = counters, ref
+	e.sendOut(ref, sendFirst, local, remote, msg, what)
 	if expectReply {
 		ob.arm(e)
 	}
@@ -58,11 +60,17 @@ func (ob *outbox) expired(e *Engine) {
 		return
 	}
 	ob.tries++
+	if imp, ok := e.findImpair(ImpairNoRetransmit, ob.ref); ok {
+		// Keep the schedule, so the exchange gives up when it would have.
+		e.impaired(imp, ob.ref, fmt.Sprintf("retransmission %d suppressed", ob.tries))
+		ob.arm(e)
+		return
+	}
 	e.log.WithField("message", ob.what).WithField("try", ob.tries).Info("no answer, retransmitting")
 	if ob.counters != nil {
 		ob.counters.Retransmits++
 	}
-	e.sendLogged(ob.local, ob.remote, ob.msg, ob.what)
+	e.sendOut(ob.ref, sendRetransmit, ob.local, ob.remote, ob.msg, ob.what)
 	ob.arm(e)
 }
 
@@ -86,7 +94,7 @@ func (e *Engine) resend(ob *outbox) bool {
 	if ob.msg == nil {
 		return false
 	}
-	e.sendLogged(ob.local, ob.remote, ob.msg, ob.what+" (again, for a duplicate)")
+	e.sendOut(ob.ref, sendCached, ob.local, ob.remote, ob.msg, ob.what+" (again, for a duplicate)")
 	return true
 }
 
