@@ -230,6 +230,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/tunnels/{name}/rekey", s.handleAction("rekey"))
 	m.HandleFunc("GET /v1/events", s.handleEvents)
 	s.routingRoutes()
+	s.impairRoutes()
 
 	// The same paths without a method answer 405 with a JSON body (the
 	// mux's own 405 is plain text).
@@ -245,6 +246,7 @@ func (s *Server) routes() {
 		"/v1/routing/advertise":          "POST",
 		"/v1/routing/withdraw":           "POST",
 		"/v1/routing/neighbors/{tunnel}": "POST",
+		"/v1/impair":                     "GET, HEAD, POST, DELETE",
 	} {
 		m.HandleFunc(path, methodNotAllowed(allow))
 	}
