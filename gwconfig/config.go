@@ -250,7 +250,7 @@ func (d *decoder) config(c *Config, root *yaml.Node, base string) {
 		d.errf(root, "", "empty configuration")
 		return
 	}
-	top := d.object(root, "", "log", "control", "key_log", "capture", "lab_timers", "ike", "data_path", "routing", "bgp", "tunnels")
+	top := d.object(root, "", "log", "control", "key_log", "capture", "lab_timers", "ike", "data_path", "routing", "bgp", "tunnels", "impair")
 	if resolve(root).Kind != yaml.MappingNode {
 		return
 	}
@@ -271,6 +271,7 @@ func (d *decoder) config(c *Config, root *yaml.Node, base string) {
 	c.Capture = top.str("capture", "")
 	d.dataPath(c, top)
 	c.LabTimers = top.boolean("lab_timers", false)
+	impairs := d.impair(top)
 
 	ik := d.object(top.get("ike"), "ike", "port", "natt_port", "retransmit_timeout", "retransmit_base", "retransmit_tries", "max_half_open")
 	c.IKE.Ports.IKE = uint16(ik.integer("port", 500, 1, 65535))
@@ -328,5 +329,6 @@ func (d *decoder) config(c *Config, root *yaml.Node, base string) {
 		}
 		c.IKE.Tunnels = append(c.IKE.Tunnels, t)
 	}
+	d.impairTunnels(c, impairs)
 	d.routing(c, top, raws)
 }

@@ -107,6 +107,9 @@ func addrOrNone(a netip.Addr) string {
 func (c *Config) Describe() string {
 	parts := []string{fmt.Sprintf("profile=%s ike_port=%d natt_port=%d control=%s key_log=%s lab_timers=%t tunnels=%d %s",
 		c.Profile, c.IKE.Ports.IKE, c.IKE.Ports.NATT, c.Control, onOff(c.KeyLog), c.LabTimers, len(c.IKE.Tunnels), c.Routing.describe(c.BGP))}
+	if imps := c.impairSpecs(); len(imps) > 0 {
+		parts[0] += " impair=" + strings.Join(imps, ",")
+	}
 	for i := range c.IKE.Tunnels {
 		s := DescribeTunnel(&c.IKE.Tunnels[i])
 		if i < len(c.Tunnels) {
@@ -147,6 +150,9 @@ func (c *Config) Summary() string {
 	fmt.Fprintf(&b, "lab_timers:         %t\n", c.LabTimers)
 	fmt.Fprintf(&b, "ike:                port=%d natt_port=%d retransmit=%s x%g tries=%d max_half_open=%d\n",
 		c.IKE.Ports.IKE, c.IKE.Ports.NATT, c.IKE.RetransmitTimeout, c.IKE.RetransmitBase, c.IKE.RetransmitTries, c.IKE.MaxHalfOpen)
+	if imps := c.impairSpecs(); len(imps) > 0 {
+		fmt.Fprintf(&b, "impair:             %s\n", strings.Join(imps, ", "))
+	}
 	fmt.Fprintf(&b, "routing:            mode %s, ecmp %t, route_limit %d\n", c.Routing.Mode, c.Routing.ECMP, c.Routing.RouteLimit)
 	if g := c.BGP; g != nil {
 		fmt.Fprintf(&b, "bgp:                asn %d, peer_asn %d, router_id %s, port %d\n", g.ASN, g.PeerASN, addrOrNone(g.RouterID), g.Port)
