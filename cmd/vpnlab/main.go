@@ -29,7 +29,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	// Subcommands register here; a future "run SCENARIO" command goes next
 	// to "vectors".
-	root.AddCommand(newVectorsCmd(), newStatusCmd())
+	root.AddCommand(newVectorsCmd(), newStatusCmd(), newRunCmd(), newGatewayCmd())
 	return root
 }
 
