@@ -798,3 +798,26 @@ func TestDataPathLimits(t *testing.T) {
 		t.Fatalf("a repeated soft signal changed the pairs: %d", n)
 	}
 }
+
+// TestRekeyByResponderOffersTheNegotiatedProposal: the vgw (AWS's list,
+// DH group 2 first) rekeys phase 2 of an SA the cgw negotiated with group
+// 14 only; the rekey must offer group 14, or the cgw refuses it
+// (NO-PROPOSAL-CHOSEN; found by the rekey scenario).
+func TestRekeyByResponderOffersTheNegotiatedProposal(t *testing.T) {
+	t.Parallel()
+	only14 := Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 128, Integrity: isakmp.AuthHMACSHA1, PFSGroup: 14}
+	cgw, vgw := newPair(t, pairOpts{cgw: func(c *TunnelConfig) { c.Phase2.Proposals = []Phase2Proposal{only14} }})
+	cgw.waitEvent(t, "phase2-up", 10*time.Second)
+	vgw.waitEvent(t, "phase2-up", 10*time.Second)
+	if err := vgw.e.Rekey("tunnel1", 2); err != nil {
+		t.Fatal(err)
+	}
+	ev := vgw.waitEvent(t, "phase2-up", 10*time.Second)
+	if got := ev.Detail["proposal"]; got != "esp-aes128-sha1-modp2048" {
+		t.Fatalf("rekeyed with %q, want esp-aes128-sha1-modp2048", got)
+	}
+	cgw.waitEvent(t, "phase2-up", 10*time.Second)
+	if n := vgw.tunnel(t).Counters.Phase2Established; n != 2 {
+		t.Fatalf("vgw phase2_established %d, want 2", n)
+	}
+}

@@ -90,13 +90,14 @@ func (t *tunnel) startQuickMode(replaces *childSA) {
 		t.setError("cannot allocate an SPI: " + err.Error())
 		return
 	}
-	qm := &quickMode{sa: sa, mid: newMessageID(), initiator: true, offered: pol.Proposals, spiIn: spi,
+	offered := rekeyOffer(pol.Proposals, replaces)
+	qm := &quickMode{sa: sa, mid: newMessageID(), initiator: true, offered: offered, spiIn: spi,
 		life: pol.Lifetime, lifeKB: pol.LifetimeKB, mode: pol.Mode, localTS: pol.LocalTS, remoteTS: pol.RemoteTS,
 		replaces: replaces, started: timeNow()}
 	qm.udp = sa.natDetected()
 	qm.encap = encapMode(qm.mode, qm.udp, sa.nattVersion)
-	pfs := pol.Proposals[0].PFSGroup
-	saP := phase2SA(pol.Proposals, spi, qm.life, qm.lifeKB, qm.encap, pfs)
+	pfs := offered[0].PFSGroup
+	saP := phase2SA(offered, spi, qm.life, qm.lifeKB, qm.encap, pfs)
 	qm.ni = randomBytes(nonceLen)
 	after := []isakmp.Payload{saP, &isakmp.Nonce{Data: qm.ni}}
 	if pfs != 0 {
@@ -137,6 +138,27 @@ func (t *tunnel) startQuickMode(replaces *childSA) {
 
 // natOA returns NAT-OA payloads for transport mode behind NAT (RFC 3947
 // section 5.2): the original addresses, for the transport checksum fix-up.
+// rekeyOffer is what a quick mode offers: our proposals, and for a rekey
+// the one the SA being replaced uses first, so that its PFS group is the
+// one offered (one KE payload carries one group). Without it a responder
+// that had picked the peer's choice would, when it rekeys, offer only the
+// first group of its own list: a VGW's full AWS list starts with group 2,
+// which a customer gateway that allows only group 14 refuses.
+func rekeyOffer(ps []Phase2Proposal, replaces *childSA) []Phase2Proposal {
+	if replaces == nil {
+		return ps
+	}
+	for i, p := range ps {
+		if p == replaces.proposal {
+			out := make([]Phase2Proposal, 0, len(ps))
+			out = append(out, p)
+			out = append(out, ps[:i]...)
+			return append(out, ps[i+1:]...)
+		}
+	}
+	return ps
+}
+
 func (qm *quickMode) natOA() []isakmp.Payload {
 	if qm.mode != ModeTransport || !qm.udp {
 		return nil
