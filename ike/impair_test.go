@@ -669,7 +669,10 @@ func TestImpairQuickMode(t *testing.T) {
 				vgw.evs.wait(t, "error", detail("message", tc.vgwErr), time.Second)
 			}
 			cgw.evs.wait(t, "notify-received", detail("notify", tc.notify), 5*time.Second)
-			cgw.evs.wait(t, "phase2-failed", nil, 5*time.Second)
+			failed := cgw.evs.wait(t, "phase2-failed", nil, 5*time.Second)
+			if tc.notify == "INVALID-HASH-INFORMATION" && strings.Contains(failed.Detail["reason"], "pre-shared key") {
+				t.Errorf("phase 2 failure blamed on the key (phase 1 proved it): %q", failed.Detail["reason"])
+			}
 			cgw.evs.wait(t, "impaired", impairedEvent("quick", 1), time.Second)
 			for name, g := range map[string]*igw{"cgw": cgw, "vgw": vgw} {
 				ts := g.tunnel(t, "tunnel1")

@@ -201,6 +201,11 @@ func (sa *ikeSA) peerError(nt isakmp.NotifyType) {
 		reason = "No Proposal Match Found: the peer answered NO-PROPOSAL-CHOSEN"
 	case isakmp.NotifyAuthenticationFailed, isakmp.NotifyInvalidHashInformation:
 		reason = "the peer reports " + nt.String() + ": pre-shared key mismatch"
+		if sa.state == stateEstablished {
+			// Phase 1 authenticated both keys: a phase 2 HASH the peer
+			// refuses is a corrupted or forged message, not a wrong key.
+			reason = "the peer reports " + nt.String() + ": it could not verify our quick mode HASH (the message was altered; phase 1 keys match)"
+		}
 	case isakmp.NotifyInvalidIDInformation:
 		reason = "the peer reports INVALID-ID-INFORMATION: identities or traffic selectors do not match"
 	}
