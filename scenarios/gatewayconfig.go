@@ -161,7 +161,12 @@ func (p *plan) buildConfig(g *planGateway, f gatewayFiles) ([]byte, []string, er
 		}
 	}
 	base["tunnels"] = tunnels
-	// A BGP speaker advertises its side's host networks unless told.
+	// A BGP speaker advertises its side's host networks unless told (a
+	// gateway runs BGP on its inside addresses unless routing.mode is
+	// static, with or without a bgp section).
+	if _, ok := base["bgp"]; !ok && !staticMode(base) {
+		base["bgp"] = map[string]any{}
+	}
 	if b, ok := base["bgp"].(map[string]any); ok {
 		if _, ok := b["advertise"]; !ok {
 			var adv []any
@@ -266,4 +271,9 @@ func (s *Scenario) Check() error {
 		}
 	}
 	return nil
+}
+
+func staticMode(cfg map[string]any) bool {
+	r, _ := cfg["routing"].(map[string]any)
+	return r != nil && r["mode"] == "static"
 }

@@ -178,3 +178,34 @@ func TestShippedScenariosValidate(t *testing.T) {
 		}
 	}
 }
+
+// Findings of the documentation review, each a validation now.
+func TestParseMoreErrors(t *testing.T) {
+	hosts := strings.Replace(minimal, "  wan: {nat: masquerade}\n", "  wan: {nat: masquerade}\n  customer:\n    hosts: [{name: h1, address: 10.10.1.10/24}, {name: long-host-name, address: 10.10.2.10/24}]\n", 1)
+	s, err := Parse([]byte(hosts), "x.yaml", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r0, r1 := s.plan.hosts[0].role, s.plan.hosts[1].role; r0 != "h1" || r1 != "h2" {
+		t.Errorf("roles %q %q, want h1 h2", r0, r1)
+	}
+	for _, c := range []struct{ src, want string }{
+		{minimal + "  - flow: {name: f, from: onprem, to: vpc, size: 10}\n", "size 24-1400 bytes"},
+		{minimal + "  - flow: {name: f, from: onprem, to: vpc, dst: \"::1\"}\n", `dst "::1" is not an IPv4 address`},
+		{minimal + "  - ike_impair: {gateway: cgw, spec: tunnel7/drop:main:3}\n", `no tunnel "tunnel7"`},
+		{strings.Replace(minimal, "  wan: {nat: masquerade}\n", "  wan: {nat: masquerade}\n  connections: [{name: vpn-1}, {name: VPN_1}]\n", 1), `connections "vpn-1" and "VPN_1": names must differ`},
+	} {
+		if got := parseErr(t, c.src, Options{}); !strings.Contains(got, c.want) {
+			t.Errorf("error\n%s\nlacks %q", got, c.want)
+		}
+	}
+	// No bgp section and no static mode: BGP still advertises the hosts.
+	s, err = Parse([]byte(minimal), "x.yaml", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _, err := s.plan.buildConfig(s.plan.gateways["cgw"], gatewayFiles{Config: "c", Control: "s", KeyLog: "k", Events: "e"})
+	if err != nil || !strings.Contains(string(data), "advertise:\n        - 10.10.1.0/24") {
+		t.Errorf("cgw config without a bgp section (%v):\n%s", err, data)
+	}
+}

@@ -55,6 +55,7 @@ func Run(ctx context.Context, s *Scenario, o RunOptions) (r *report.Run, err err
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return r, err
 	}
+	clearOutDir(o.OutDir)
 	ru := &runner{s: s, o: o, r: r}
 	defer func() {
 		if p := recover(); p != nil {
@@ -210,7 +211,7 @@ func (ru *runner) steps(ctx context.Context) {
 		} else if isAction {
 			sctx, scancel = context.WithTimeout(ctx, 60*time.Second)
 		}
-		err := ru.step(sctx, st, &rs, lastAction)
+		err := ru.step(sctx, ctx, st, &rs, lastAction)
 		scancel()
 		if isAction {
 			lastAction = rs.Start
@@ -297,7 +298,7 @@ func describe(st *Step) string {
 
 // step runs one step. Failures of waits and asserts set rs.Status "fail"
 // with the expected and seen values; other problems are returned.
-func (ru *runner) step(ctx context.Context, st *Step, rs *report.Step, lastAction time.Time) error {
+func (ru *runner) step(ctx, parent context.Context, st *Step, rs *report.Step, lastAction time.Time) error {
 	w := ru.w
 	switch {
 	case st.Start != "":
@@ -354,7 +355,7 @@ func (ru *runner) step(ctx context.Context, st *Step, rs *report.Step, lastActio
 			return nil
 		}
 	case len(st.Wait.Items) > 0:
-		return ru.wait(ctx, st, rs, lastAction)
+		return ru.wait(ctx, parent, st, rs, lastAction)
 	case len(st.Assert.Items) > 0:
 		w.refresh(ctx)
 		for _, c := range st.asserts {
@@ -376,7 +377,7 @@ func (ru *runner) step(ctx context.Context, st *Step, rs *report.Step, lastActio
 
 // wait polls until every condition holds or the step's timeout ends; then
 // it says, per condition that did not hold, what it saw last.
-func (ru *runner) wait(ctx context.Context, st *Step, rs *report.Step, since time.Time) error {
+func (ru *runner) wait(ctx, parent context.Context, st *Step, rs *report.Step, since time.Time) error {
 	w := ru.w
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
@@ -397,7 +398,11 @@ func (ru *runner) wait(ctx context.Context, st *Step, rs *report.Step, since tim
 		select {
 		case <-ctx.Done():
 			rs.Status = "fail"
-			rs.Message = fmt.Sprintf("not reached within %v: ", st.Timeout.D()) + strings.Join(seen, "; ")
+			why := fmt.Sprintf("not reached within %v", st.Timeout.D())
+			if parent.Err() != nil {
+				why = "not reached before the run ended (" + context.Cause(parent).Error() + ")"
+			}
+			rs.Message = why + ": " + strings.Join(seen, "; ")
 			return nil
 		case <-t.C:
 		}
@@ -629,5 +634,16 @@ func (ru *runner) writeKeys() {
 	os.RemoveAll(prof)
 	if err := keylog.WriteWiresharkUAT(keys, prof); err == nil {
 		ru.r.Artifacts = append(ru.r.Artifacts, report.Artifact{Name: "wireshark/", Path: "wireshark", What: "Wireshark profile with the keys: WIRESHARK_CONFIG_DIR=" + prof + " wireshark " + filepath.Join(out, "wan.pcap")})
+	}
+}
+
+// clearOutDir removes what an earlier run of the scenario left in its
+// output folder (only files a run writes).
+func clearOutDir(dir string) {
+	for _, pat := range []string{"*.log", "*.ndjson", "*.yaml", "wan.pcap", "failover.html", "failover.svg", "junit.xml", "timeline.json", "summary.txt", "wireshark"} {
+		m, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, f := range m {
+			os.RemoveAll(f)
+		}
 	}
 }

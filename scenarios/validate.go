@@ -206,6 +206,11 @@ func validate(s *Scenario, root *yaml.Node, el *errList) {
 			c.Name = fmt.Sprintf("vpn-%d", ci+1)
 		}
 		pc := &planConn{Name: c.Name, PSK: c.PSK, CustomerPSK: c.CustomerPSK}
+		for _, o := range p.conns {
+			if pskEnv("x", o) == pskEnv("x", pc) {
+				el.add(cl, "connections %q and %q: names must differ (also in case and - vs _)", o.Name, c.Name)
+			}
+		}
 		if pc.PSK == "" {
 			pc.PSK = randomPSK()
 		}
@@ -267,6 +272,19 @@ func validate(s *Scenario, root *yaml.Node, el *errList) {
 	}
 	// hosts
 	seenH := map[string]bool{"cgw": true, "vgw": true, "wan": true}
+	// Namespace roles: a host whose name fits netlab's 6 characters uses
+	// it; the others get h1, h2, ... not taken by any host.
+	roles := map[string]bool{"cgw": true, "vgw": true, "wan": true}
+	fits := func(n string) bool {
+		return len(n) <= 6 && n != "" && strings.Trim(n, "abcdefghijklmnopqrstuvwxyz0123456789") == ""
+	}
+	for _, hs := range [][]Host{t.Customer.Hosts, t.AWS.Hosts} {
+		for _, h := range hs {
+			if fits(h.Name) {
+				roles[h.Name] = true
+			}
+		}
+	}
 	var nets []netip.Prefix
 	for _, side := range []struct {
 		name  string
@@ -302,10 +320,16 @@ func validate(s *Scenario, root *yaml.Node, el *errList) {
 			if gw == pf.Addr() {
 				gw = gw.Next()
 			}
-			role := "h" + fmt.Sprint(len(p.hosts)+1)
-			if len(h.Name) <= 6 && strings.Trim(h.Name, "abcdefghijklmnopqrstuvwxyz0123456789") == "" {
-				role = h.Name
+			role := h.Name
+			if !fits(role) {
+				for n := 1; ; n++ {
+					if r := fmt.Sprintf("h%d", n); !roles[r] {
+						role = r
+						break
+					}
+				}
 			}
+			roles[role] = true
 			p.hosts = append(p.hosts, &planHost{Name: h.Name, Side: side.name, Addr: pf, GW: gw, role: role})
 		}
 	}
@@ -449,12 +473,12 @@ func validateSteps(s *Scenario, p *plan, el *errList) {
 			nodeOK(st.Line, what+" from", f.From)
 			nodeOK(st.Line, what+" to", f.To)
 			if f.Dst != "" {
-				if _, err := netip.ParseAddr(f.Dst); err != nil {
+				if a, err := netip.ParseAddr(f.Dst); err != nil || !a.Is4() {
 					el.add(st.Line, "%s: dst %q is not an IPv4 address", what, f.Dst)
 				}
 			}
-			if f.Rate < 0 || f.Rate > 10000 || f.Size < 0 || f.Size > 1400 || f.Count < 0 || f.Port < 0 || f.Port > 65535 {
-				el.add(st.Line, "%s: rate must be 0-10000/s, size 0-1400 bytes, count >= 0, port 0-65535", what)
+			if f.Rate < 0 || f.Rate > 10000 || (f.Size != 0 && (f.Size < 24 || f.Size > 1400)) || f.Count < 0 || f.Port < 0 || f.Port > 65535 {
+				el.add(st.Line, "%s: rate must be 0-10000/s, size 24-1400 bytes (a probe carries a 24-byte header), count >= 0, port 0-65535", what)
 			}
 		case "stop_flow":
 			for j, n := range st.StopFlow.Items {
@@ -468,8 +492,11 @@ func validateSteps(s *Scenario, p *plan, el *errList) {
 				el.add(st.Line, "%s: spec is required (e.g. drop:main:3; none clears)", what)
 			}
 			for j, sp := range st.IKEImpair.Spec.Items {
-				if err := checkIKEImpair(sp); err != nil {
+				imp, err := ike.ParseImpairment(sp)
+				if err != nil {
 					el.add(st.IKEImpair.Spec.Lines[j], "%s: %v", what, err)
+				} else if imp.Tunnel != "" && p.tunnel(imp.Tunnel) == nil {
+					el.add(st.IKEImpair.Spec.Lines[j], "%s: %q: no tunnel %q (tunnels: %s)", what, sp, imp.Tunnel, strings.Join(p.tunnelNames(), ", "))
 				}
 			}
 		case "flood":
@@ -563,12 +590,6 @@ func checkCondRefs(c *Cond, p *plan, flows map[string]bool, el *errList, what st
 			el.add(c.Line, "%s: %q: no flow %q started before this step", what, c.Text, c.Name)
 		}
 	}
-}
-
-// checkIKEImpair checks an ike_impair spec with the engine's own parser.
-func checkIKEImpair(spec string) error {
-	_, err := ike.ParseImpairment(spec)
-	return err
 }
 
 func contains(l []string, s string) bool {
