@@ -124,17 +124,9 @@ func property(nodes []map[string]any, key string) []any {
 	return out
 }
 
-// yamlKeys are the keys a struct accepts (its yaml tags).
-func yamlKeys(t reflect.Type) []string {
-	var l []string
-	for i := 0; i < t.NumField(); i++ {
-		name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
-		if name != "" && name != "-" {
-			l = append(l, name)
-		}
-	}
-	return l
-}
+// yamlKeys are the keys a struct accepts (its yaml tags), as the key
+// check sees them.
+func yamlKeys(t reflect.Type) []string { return fieldNames(t) }
 
 // structType is the struct a field holds (through pointers and slices),
 // or nil for values the key check does not descend into.

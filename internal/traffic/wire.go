@@ -1,6 +1,10 @@
 package traffic
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/vpnlab/vpnlab/natt"
+)
 
 // Probe header, at the start of every probe payload (big endian):
 //
@@ -30,18 +34,6 @@ func parseHeader(b []byte, flow uint32) (seq uint64, ts int64, ok bool) {
 	return binary.BigEndian.Uint64(b[8:]), int64(binary.BigEndian.Uint64(b[16:])), true
 }
 
-// checksum is the Internet checksum (RFC 1071) of b.
-func checksum(b []byte) uint16 {
-	var s uint32
-	for len(b) >= 2 {
-		s += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		s += uint32(b[0]) << 8
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
-}
+// checksum is the Internet checksum (RFC 1071) of b: natt's ones'
+// complement sum, complemented.
+func checksum(b []byte) uint16 { return ^natt.Sum(b) }
