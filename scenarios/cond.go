@@ -127,7 +127,7 @@ func parseCond(text string, line int, wait bool) (*Cond, error) {
 			return nil, fmt.Errorf("counter: name the gateway (cgw counter ... or vgw counter ...)")
 		}
 		if len(toks) != 4 || counterFields[toks[1]] == "" {
-			return nil, fmt.Errorf("expected GW counter NAME OP VALUE with NAME one of %s", names(counterFields))
+			return nil, fmt.Errorf("expected GW counter NAME OP VALUE with NAME one of %s", keys(counterFields))
 		}
 		c.Name = toks[1]
 		return c, c.setOp(toks[2], toks[3])
@@ -158,11 +158,11 @@ func (c *Cond) parseFlow(t []string, wait bool) error {
 		return nil
 	}
 	if len(t) != 4 {
-		return fmt.Errorf("expected flow NAME FIELD OP VALUE (FIELD one of %s)%s", names(flowFields), map[bool]string{true: " or flow NAME done", false: ""}[wait])
+		return fmt.Errorf("expected flow NAME FIELD OP VALUE (FIELD one of %s)%s", keys(flowFields), map[bool]string{true: " or flow NAME done", false: ""}[wait])
 	}
 	c.Name, c.Field = t[0], t[1]
 	if flowFields[c.Field] == "" {
-		return fmt.Errorf("flow %s: unknown field %q (allowed: %s)", c.Name, c.Field, names(flowFields))
+		return fmt.Errorf("flow %s: unknown field %q (allowed: %s)", c.Name, c.Field, keys(flowFields))
 	}
 	if c.Field == "outage" {
 		c.Field = "max_gap"
@@ -248,7 +248,7 @@ func (c *Cond) parseTunnel(t []string) error {
 		return set("nat", "==", "true")
 	case len(t) == 3:
 		if tunnelFields[t[0]] == "" {
-			return fmt.Errorf("%s: unknown field %q (allowed: %s)", c.Tunnel, t[0], names(tunnelFields))
+			return fmt.Errorf("%s: unknown field %q (allowed: %s)", c.Tunnel, t[0], keys(tunnelFields))
 		}
 		c.Field = t[0]
 		return c.setOp(t[1], t[2])
@@ -354,8 +354,6 @@ func tokens(s string) ([]string, error) {
 	}
 	return out, nil
 }
-
-func names(m map[string]string) string { return keys(m) }
 
 // Expected describes what the condition wants, for "expected X, seen Y".
 func (c *Cond) Expected() string {

@@ -105,6 +105,8 @@ func (p *plan) buildConfig(g *planGateway, f gatewayFiles) ([]byte, []string, er
 		tm["psk_env"] = ev
 		env = appendEnv(env, ev+"="+key)
 		if g.TunnelOptions != nil {
+			// Decoded per tunnel: merge shares src's nested maps with
+			// dst, and each tunnel's own entry is merged into them next.
 			var o map[string]any
 			if err := g.TunnelOptions.Decode(&o); err != nil {
 				return nil, nil, err

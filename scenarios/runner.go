@@ -588,27 +588,9 @@ func (ru *runner) finish() {
 		}
 		ru.writeKeys()
 	}
-	write := func(name, what string, f func(io.Writer) error) {
-		fh, err := os.Create(filepath.Join(out, name))
-		if err != nil {
-			r.Error = strings.TrimSpace(r.Error + "\n" + err.Error())
-			return
-		}
-		err = f(fh)
-		if cerr := fh.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			r.Error = strings.TrimSpace(r.Error + "\n" + name + ": " + err.Error())
-			return
-		}
-		r.Artifacts = append(r.Artifacts, report.Artifact{Name: name, Path: name, What: what})
+	if err := report.WriteFiles(out, r); err != nil {
+		r.Error = strings.TrimSpace(r.Error + "\n" + err.Error())
 	}
-	write("failover.html", "the picture: tunnel states, BGP path, flow loss over time (open in a browser)", func(w io.Writer) error { return report.WriteHTML(w, r) })
-	write("failover.svg", "the same picture as SVG", func(w io.Writer) error { return report.WriteSVG(w, r) })
-	write("junit.xml", "JUnit XML for CI", func(w io.Writer) error { return report.WriteJUnit(w, r) })
-	write("timeline.json", "every step, event and flow as JSON", func(w io.Writer) error { return report.WriteJSON(w, r) })
-	write("summary.txt", "this summary", func(w io.Writer) error { return report.WriteSummary(w, r) })
 }
 
 // writeKeys merges both gateways' key logs into keys.log and a Wireshark

@@ -2,6 +2,8 @@
 //
 //	vpnlab vectors PATH...          run JSON known-answer test vectors (see docs/testvectors.md)
 //	vpnlab status --control ADDR    show a running gateway's tunnels (see docs/control-api.md)
+//	vpnlab run SCENARIO.yaml...     run scenario files end to end (see docs/scenarios.md)
+//	vpnlab gateway cgw|vgw ...      run a gateway (as the cgw and vgw binaries; used by run)
 package main
 
 import (
@@ -27,8 +29,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	// Subcommands register here; a future "run SCENARIO" command goes next
-	// to "vectors".
 	root.AddCommand(newVectorsCmd(), newStatusCmd(), newRunCmd(), newGatewayCmd())
 	return root
 }

@@ -73,7 +73,7 @@
 //	    "max_gap_from": "...", "max_gap_to": "...", "max_gap_from_offset_s": 5.1, "max_gap_to_offset_s": 9.1,
 //	    "series": [{"start": "...", "offset_s": 1.0, "sent": 10, "received": 10}]
 //	  }],
-//	  "artifacts": [{"name": "...", "path": "report.html", "what": "..."}]
+//	  "artifacts": [{"name": "...", "path": "failover.html", "what": "..."}]
 //	}
 //
 // Arrays are always present ([] when empty); optional strings are left out

@@ -10,25 +10,25 @@ import (
 // The files WriteFiles writes, relative to the output folder.
 const (
 	FileSummary = "summary.txt"
-	FileJSON    = "report.json"
+	FileJSON    = "timeline.json"
 	FileJUnit   = "junit.xml"
-	FileHTML    = "report.html"
-	FileSVG     = "timeline.svg"
+	FileHTML    = "failover.html"
+	FileSVG     = "failover.svg"
 )
 
-// WriteFiles writes every report into dir: summary.txt, report.json,
-// junit.xml, report.html and timeline.svg. It first adds them to
+// WriteFiles writes every report into dir: summary.txt, timeline.json,
+// junit.xml, failover.html and failover.svg (what vpnlab run leaves). It first adds them to
 // r.Artifacts (those not listed yet), so each report lists all files.
 func WriteFiles(dir string, r *Run) error {
 	files := []struct {
 		name, what string
 		write      func(io.Writer, *Run) error
 	}{
-		{FileSummary, "summary (text)", WriteSummary},
-		{FileJSON, "the run as a JSON timeline", WriteJSON},
+		{FileSummary, "this summary", WriteSummary},
+		{FileJSON, "every step, event and flow as JSON", WriteJSON},
 		{FileJUnit, "JUnit XML for CI", WriteJUnit},
-		{FileHTML, "report with the failover picture", WriteHTML},
-		{FileSVG, "the failover picture", WriteSVG},
+		{FileHTML, "the picture: tunnel states, BGP path, flow loss over time (open in a browser)", WriteHTML},
+		{FileSVG, "the same picture as SVG", WriteSVG},
 	}
 	for _, f := range files {
 		listed := false

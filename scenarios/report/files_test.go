@@ -11,7 +11,7 @@ import (
 func TestWriteFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "out")
 	r := failoverRun()
-	r.Artifacts = append(r.Artifacts, Artifact{Name: "report.html", Path: "./report.html", What: "listed by the runner"})
+	r.Artifacts = append(r.Artifacts, Artifact{Name: "failover.html", Path: "./failover.html", What: "listed by the runner"})
 	if err := WriteFiles(dir, r); err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +19,7 @@ func TestWriteFiles(t *testing.T) {
 	for _, a := range r.Artifacts {
 		paths = append(paths, a.Path)
 	}
-	if got := strings.Join(paths, " "); got != "cgw.log captures/outside.pcap ./report.html summary.txt report.json junit.xml timeline.svg" {
+	if got := strings.Join(paths, " "); got != "cgw.log captures/outside.pcap ./failover.html summary.txt timeline.json junit.xml failover.svg" {
 		t.Errorf("artifacts: %s", got)
 	}
 	read := func(name string) string {
@@ -29,7 +29,7 @@ func TestWriteFiles(t *testing.T) {
 		}
 		return string(b)
 	}
-	if s := read(FileSummary); !strings.Contains(s, "timeline.svg") || !strings.HasPrefix(s, "FAIL  failover-dpd") {
+	if s := read(FileSummary); !strings.Contains(s, "failover.svg") || !strings.HasPrefix(s, "FAIL  failover-dpd") {
 		t.Errorf("summary.txt:\n%s", s)
 	}
 	if _, err := ReadJSON(strings.NewReader(read(FileJSON))); err != nil {
