@@ -93,6 +93,13 @@ type EngineCounters struct {
 	UnknownPeer     uint64 `json:"unknown_peer"`
 	HalfOpen        int    `json:"half_open"`
 	HalfOpenRefused uint64 `json:"half_open_refused"`
+	// Panics counts handler panics the loop recovered (recover.go): any
+	// value above zero is a bug to report.
+	Panics uint64 `json:"panics"`
+	// Drops counts messages dropped on purpose without an answer, by
+	// reason (docs/hostile-input.md): e.g. stale-quick-mode,
+	// quick-mode-replay, internal-error.
+	Drops map[string]uint64 `json:"drops,omitempty"`
 }
 
 // Status is the whole engine's status.
