@@ -93,7 +93,16 @@ func (sa *ikeSA) staleQuick(m *isakmp.Message, qm *quickMode) bool {
 }
 
 // dropQuick logs and counts a quick mode message dropped without an answer.
+// Anyone who saw the cookies can replay old messages, so the warning is
+// rate-limited: the first drop of a reason and every 100th are warnings
+// (with the count so far), the others debug lines.
 func (sa *ikeSA) dropQuick(reason string, mid uint32, msg string) {
 	sa.e.countDrop(reason)
-	sa.logger().WithFields(logrus.Fields{"msgid": fmt.Sprintf("%08x", mid), "drop": reason}).Warn(msg)
+	n := sa.e.counters.Drops[reason]
+	log := sa.logger().WithFields(logrus.Fields{"msgid": fmt.Sprintf("%08x", mid), "drop": reason, "count": n})
+	if n == 1 || n%100 == 0 {
+		log.Warn(msg)
+		return
+	}
+	log.Debug(msg)
 }

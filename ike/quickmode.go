@@ -273,8 +273,7 @@ func (sa *ikeSA) handleQuickMode(s *socket, from netip.AddrPort, m *isakmp.Messa
 	}
 	plain, commit, err := sa.openExchange(m)
 	if err != nil {
-		sa.e.countDrop(dropQuickUndecrypted)
-		sa.logger().WithError(err).WithField("msgid", fmt.Sprintf("%08x", mid)).Warn("quick mode message does not decrypt: dropped")
+		sa.dropQuick(dropQuickUndecrypted, mid, "quick mode message does not decrypt ("+err.Error()+"): dropped")
 		return
 	}
 	ps, rest, err := quickPayloads(m, plain)
