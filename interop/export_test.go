@@ -217,3 +217,31 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 	checkCounters(t, vg)
 	t.Logf("timings: BGP established on both %v after loading, whole test %v", tBGP.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 }
+
+// TestExportedVPNLabCustomerGateway: `vpnlab export --format vpnlab` of
+// our vgw's configuration, run as it is (plus a control socket for the
+// test) by our cgw behind the NAT: both tunnels come up with BGP
+// Established on both sides, the pre-shared keys come through the exported
+// psk_env references, and the hosts ping each other.
+func TestExportedVPNLabCustomerGateway(t *testing.T) {
+	requirements(t)
+	vgwBin, cgwBin, vpnlabBin := buildGateway(t, "vgw"), buildGateway(t, "cgw"), buildGateway(t, "vpnlab")
+	e := newConnEnv(t)
+	vcfg, _ := e.configs(connOpts{})
+	vg := e.startGateway(vgwBin, "vgw", vcfg, e.psk, e.vgw)
+	out := runExport(t, vpnlabBin, e.psk, "--format", "vpnlab", "--customer-address", connCGWLocal.String(),
+		"--advertise", onpremNet.String(), filepath.Join(e.lab.LogDir(), "vgw.yaml"))
+	ccfg, ok := strings.CutPrefix(out, "==> cgw.yaml <==\n")
+	if !ok || strings.Contains(ccfg, e.psk) || !strings.Contains(ccfg, "psk_env: \""+pskEnv+"\"") {
+		t.Fatalf("exported cgw.yaml (want one file, the key by reference):\n%s", out)
+	}
+	ccfg += fmt.Sprintf("control: {listen: \"unix:%s\"}\n", filepath.Join(e.lab.LogDir(), "cgw.sock"))
+	cg := e.startGateway(cgwBin, "cgw", ccfg, e.psk, e.cgw)
+	waitTunnels(t, vg, 30*time.Second, "tunnel1", "tunnel2")
+	waitTunnels(t, cg, 10*time.Second, "tunnel1", "tunnel2")
+	waitRoute(t, vg, onpremNet.String(), []string{"tunnel1"}, 15*time.Second)
+	pingUntil(t, e.onprem, vpcHost)
+	pingUntil(t, e.vpc, onpremHost)
+	checkCounters(t, vg)
+	checkCounters(t, cg)
+}
