@@ -56,7 +56,7 @@ func TestStrongSwan(t *testing.T) {
 	// One charon per tunnel: its own ports, routing table, vici socket.
 	hasLines(t, "a1/strongswan.conf", string(fs["a1/strongswan.conf"].Data),
 		"port = 500", "port_nat_t = 4500", "routing_table = 220", "routing_table_prio = 32800",
-		"socket = unix:///var/run/charon-a1.vici", "install_routes = yes")
+		"socket = unix:///etc/swanctl/a1/charon.vici", "install_routes = yes")
 	s2 := string(fs["a2/strongswan.conf"].Data)
 	hasLines(t, "a2/strongswan.conf", s2, "port = 1500", "port_nat_t = 14500", "routing_table = 221", "routing_table_prio = 32801")
 	if l := lineValue(s2, "load"); !strings.Contains(l, "kernel-libipsec kernel-netlink") || !strings.Contains(l, "updown") {
