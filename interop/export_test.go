@@ -48,7 +48,7 @@ func runExport(t *testing.T, bin, psk string, args ...string) string {
 // are by a stock charon (kernel-libipsec, one instance per tunnel, its
 // strongswan.conf included, swanctl.conf loaded from the exported
 // directory, which is bind-mounted over /etc/swanctl so the updown paths
-// resolve) and BIRD 2 in the cgw namespace behind the NAT. Tunnel 1 keeps
+// resolve, and its vici socket is the exported one) and BIRD 2 in the cgw namespace behind the NAT. Tunnel 1 keeps
 // all of AWS's default proposals (the export offers every one, the vgw
 // picks the lowest values), tunnel 2 is narrowed to one proposal. Both
 // tunnels come up (initiated by start_action = start at load), the exported
@@ -80,7 +80,12 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 	vg := e.startGateway(vgwBin, "vgw", vcfg, e.psk, e.vgw)
 	vgwYAML := filepath.Join(e.lab.LogDir(), "vgw.yaml")
 
-	dir := filepath.Join(e.lab.LogDir(), "export")
+	// Short: the vici socket in it must fit a unix socket address.
+	dir, err := os.MkdirTemp("", "vpnlab-exp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	swanDir, birdDir := filepath.Join(dir, "strongswan"), filepath.Join(dir, "bird")
 	runExport(t, vpnlabBin, e.psk, "--format", "strongswan", "--include-secrets", "--customer-address", connCGWLocal.String(), "--out", swanDir, vgwYAML)
 	runExport(t, vpnlabBin, e.psk, "--format", "bird", "--advertise", onpremNet.String(), "--out", birdDir, vgwYAML)
@@ -112,7 +117,9 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 		c, err := strongswan.Start(ctx, e.cgw, strongswan.Options{
 			Name:    "charon-" + tu.name,
 			Include: filepath.Join(swanDir, tu.name, "strongswan.conf"),
-			Mounts:  []strongswan.Mount{{Source: swanDir, Target: "/etc/swanctl"}},
+			// the exported socket /etc/swanctl/TUNNEL/charon.vici, seen from here
+			Vici:   filepath.Join(swanDir, tu.name, "charon.vici"),
+			Mounts: []strongswan.Mount{{Source: swanDir, Target: "/etc/swanctl"}},
 		})
 		if err != nil {
 			t.Fatal(err)
