@@ -80,6 +80,8 @@ func genStrongSwan(m *model) ([]File, error) {
 func swanCheck(m *model, t *tunnel) error {
 	v := t.vgw
 	switch {
+	case t.name == "." || t.name == "..":
+		return fmt.Errorf("tunnel %q: the name is a directory of its files; rename the tunnel", t.name)
 	case !v.NATT:
 		return fmt.Errorf("tunnel %s: nat_traversal is off on the vgw, but kernel-libipsec sends ESP in UDP only", t.name)
 	case t.awsPorts.NATT != 4500:

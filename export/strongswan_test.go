@@ -98,6 +98,7 @@ func TestStrongSwanRefuses(t *testing.T) {
 	for _, c := range []struct{ extra, want string }{
 		{"    nat_traversal: false\n", "nat_traversal is off"},
 		{"    phase2: {protocol: AH}\n", "ESP only"},
+		{"  - name: ..\n    local_address: 203.0.113.40\n    remote_address: 198.51.100.2\n    psk_file: a1.psk\n", `tunnel "..": the name is a directory`},
 	} {
 		p := writeVGW(t, staticVGW+c.extra)
 		if _, err := Export("strongswan", p, Options{}); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vpnlab/vpnlab/control"
 	"github.com/vpnlab/vpnlab/internal/bird"
+	"github.com/vpnlab/vpnlab/internal/netlab"
 	"github.com/vpnlab/vpnlab/internal/strongswan"
 )
 
@@ -168,10 +169,7 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 
 	// The exported updown script put each inside address on its charon's TUN.
 	for _, tu := range tunnels {
-		out, err := e.cgw.Run(ctx, "ip", "-4", "-o", "addr", "show", "dev", tu.charon.TUN())
-		if err != nil || !strings.Contains(string(out), "inet "+tu.inside+" ") {
-			t.Fatalf("%s: %s has no %s (updown.sh): %v\n%s", tu.name, tu.charon.TUN(), tu.inside, err, out)
-		}
+		waitAddr(ctx, t, e.cgw, tu.charon.TUN(), tu.inside, true)
 	}
 
 	waitTunnels(t, vg, 30*time.Second, "tunnel1", "tunnel2")
@@ -222,7 +220,44 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 	pingUntil(t, e.onprem, vpcHost)
 	pingUntil(t, e.vpc, onpremHost)
 	checkCounters(t, vg)
-	t.Logf("timings: BGP established on both %v after loading, whole test %v", tBGP.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+
+	// Down and up again: terminating tunnel2 runs the updown script's
+	// down-client (the inside address leaves the TUN, so BIRD's session
+	// drops at once); initiating it again brings address and session back.
+	tu := tunnels[1]
+	if out, err := tu.charon.Terminate(ctx, tu.name, upTimeout); err != nil {
+		t.Fatalf("terminate %s: %v\n%s", tu.name, err, out)
+	}
+	waitAddr(ctx, t, e.cgw, tu.charon.TUN(), tu.inside, false)
+	tDown := time.Now()
+	if _, err := bd.WaitEstablished(ctx, 10*time.Second, "aws_tunnel1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tu.charon.Initiate(ctx, tu.name, upTimeout); err != nil {
+		t.Fatalf("initiate %s again: %v", tu.name, err)
+	}
+	waitAddr(ctx, t, e.cgw, tu.charon.TUN(), tu.inside, true)
+	if _, err := bd.WaitEstablished(ctx, 30*time.Second, "aws_tunnel1", "aws_tunnel2"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("timings: BGP established on both %v after loading; %s down and up again, BGP back %v after the terminate; whole test %v",
+		tBGP.Round(time.Millisecond), tu.name, time.Since(tDown).Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+}
+
+// waitAddr waits until prefix is (present) or is not on dev in ns.
+func waitAddr(ctx context.Context, t *testing.T, ns *netlab.NS, dev, prefix string, present bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := ns.Run(ctx, "ip", "-4", "-o", "addr", "show", "dev", dev)
+		if err == nil && strings.Contains(string(out), "inet "+prefix+" ") == present {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s on %s: want present=%v (updown.sh) after 5 s: %v\n%s", prefix, dev, present, err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestExportedVPNLabCustomerGateway: `vpnlab export --format vpnlab` of
