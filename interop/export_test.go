@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,13 +20,11 @@ import (
 
 // exportedTunnel is one tunnel of the exported strongSwan customer gateway.
 type exportedTunnel struct {
-	name      string // tunnel, IKE_SA and CHILD_SA name (the vgw's)
-	bgp       string // BIRD protocol name in the exported bird.conf
-	inside    string // the customer's inside address with /30
-	vgwInside string
-	wantIKE   string
-	wantESP   string
-	charon    *strongswan.Charon
+	name    string // tunnel, IKE_SA and CHILD_SA name (the vgw's)
+	inside  string // the customer's inside address with /30
+	wantIKE string
+	wantESP string
+	charon  *strongswan.Charon
 }
 
 // runExport runs `vpnlab export ARGS...` with the PSK in the environment
@@ -95,25 +92,65 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 	}
 
 	tunnels := []*exportedTunnel{
-		{name: "tunnel1", bgp: "aws_tunnel1", inside: "169.254.10.2/30", vgwInside: "169.254.10.1",
+		{name: "tunnel1", inside: "169.254.10.2/30",
 			wantIKE: "AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024", wantESP: "AES_CBC-128/HMAC_SHA1_96/MODP_1024"},
-		{name: "tunnel2", bgp: "aws_tunnel2", inside: "169.254.11.2/30", vgwInside: "169.254.11.1",
+		{name: "tunnel2", inside: "169.254.11.2/30",
 			wantIKE: wantIKEChosen, wantESP: "AES_GCM_16-128/MODP_2048"},
 	}
-	var (
-		loadMu  sync.Mutex
-		loadOut = map[string]string{}
-	)
+	tLoad := time.Now()
+	startExportedCharons(ctx, t, e, swanDir, tunnels)
+
+	bcfg, err := os.ReadFile(filepath.Join(birdDir, "bird.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bd, err := bird.Start(ctx, e.cgw, bird.Options{Name: "bird-cgw", Config: string(bcfg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bd.Stop() })
+	e.onFailure("BIRD log "+bd.LogPath(), func() string { return bd.LogTail(logTailLines) })
+
+	checkExportedSAs(ctx, t, tunnels, tLoad)
+
+	// The exported updown script put each inside address on its charon's TUN.
+	for _, tu := range tunnels {
+		waitAddr(ctx, t, e.cgw, tu.charon.TUN(), tu.inside, true)
+	}
+
+	waitTunnels(t, vg, 30*time.Second, "tunnel1", "tunnel2")
+	ps, err := bd.WaitEstablished(ctx, 30*time.Second, "aws_tunnel1", "aws_tunnel2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tBGP := time.Since(tLoad)
+	t.Logf("BIRD `show protocols`:\n%s", bird.FormatProtocols(ps))
+
+	waitRoutesBothWays(ctx, t, vg, bd)
+	pingUntil(t, e.onprem, vpcHost)
+	pingUntil(t, e.vpc, onpremHost)
+	checkCounters(t, vg)
+
+	tu := tunnels[1]
+	dDown := downAndUp(ctx, t, e, bd, tu)
+	t.Logf("timings: BGP established on both %v after loading; %s down and up again, BGP back %v after the terminate; whole test %v",
+		tBGP.Round(time.Millisecond), tu.name, dDown.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+}
+
+// startExportedCharons starts one charon per tunnel with the exported
+// strongswan.conf included, the export directory bind-mounted over
+// /etc/swanctl (the updown paths) and the exported vici socket, and loads
+// the exported swanctl.conf (start_action = start: loading initiates).
+func startExportedCharons(ctx context.Context, t *testing.T, e *connEnv, swanDir string, tunnels []*exportedTunnel) {
+	t.Helper()
+	loadOut := map[string]string{}
 	e.onFailure("swanctl --load-all output", func() string {
-		loadMu.Lock()
-		defer loadMu.Unlock()
 		var b strings.Builder
 		for k, v := range loadOut {
 			fmt.Fprintf(&b, "--- %s:\n%s\n", k, v)
 		}
 		return b.String()
 	})
-	tLoad := time.Now()
 	for _, tu := range tunnels {
 		c, err := strongswan.Start(ctx, e.cgw, strongswan.Options{
 			Name:    "charon-" + tu.name,
@@ -128,27 +165,18 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 		tu.charon = c
 		t.Cleanup(func() { c.Stop() })
 		e.onFailure(tu.name+" charon log "+c.LogPath(), func() string { return c.LogTail(logTailLines) })
-		// start_action = start: loading initiates the tunnel.
 		out, err := c.LoadFile(ctx, filepath.Join(swanDir, tu.name, "swanctl.conf"))
-		loadMu.Lock()
 		loadOut[tu.name] = string(out)
-		loadMu.Unlock()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
+}
 
-	bcfg, err := os.ReadFile(filepath.Join(birdDir, "bird.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bd, err := bird.Start(ctx, e.cgw, bird.Options{Name: "bird-cgw", Config: string(bcfg)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bd.Stop() })
-	e.onFailure("BIRD log "+bd.LogPath(), func() string { return bd.LogTail(logTailLines) })
-
+// checkExportedSAs waits for each tunnel's IKE_SA and CHILD_SA and checks
+// what was negotiated.
+func checkExportedSAs(ctx context.Context, t *testing.T, tunnels []*exportedTunnel, tLoad time.Time) {
+	t.Helper()
 	for _, tu := range tunnels {
 		sa, csa, err := tu.charon.WaitEstablished(ctx, tu.name, tu.name, upTimeout)
 		if err != nil {
@@ -167,21 +195,12 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 		}
 	}
 
-	// The exported updown script put each inside address on its charon's TUN.
-	for _, tu := range tunnels {
-		waitAddr(ctx, t, e.cgw, tu.charon.TUN(), tu.inside, true)
-	}
+}
 
-	waitTunnels(t, vg, 30*time.Second, "tunnel1", "tunnel2")
-	ps, err := bd.WaitEstablished(ctx, 30*time.Second, "aws_tunnel1", "aws_tunnel2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tBGP := time.Since(tLoad)
-	t.Logf("BIRD `show protocols`:\n%s", bird.FormatProtocols(ps))
-
-	// Routes both ways: the vgw learns the exported --advertise prefix from
-	// AS 65000 over both tunnels, BIRD learns the VPC from AS 64512 over both.
+// waitRoutesBothWays: the vgw learns the exported --advertise prefix from
+// AS 65000 over both tunnels, BIRD learns the VPC from AS 64512 over both.
+func waitRoutesBothWays(ctx context.Context, t *testing.T, vg *gateway, bd *bird.BIRD) {
+	t.Helper()
 	var rv vgwRoutingView
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -216,15 +235,14 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
 
-	pingUntil(t, e.onprem, vpcHost)
-	pingUntil(t, e.vpc, onpremHost)
-	checkCounters(t, vg)
-
-	// Down and up again: terminating tunnel2 runs the updown script's
-	// down-client (the inside address leaves the TUN, so BIRD's session
-	// drops at once); initiating it again brings address and session back.
-	tu := tunnels[1]
+// Down and up again: terminating tunnel2 runs the updown script's
+// down-client (the inside address leaves the TUN, so BIRD's session
+// drops at once); initiating it again brings address and session back.
+// It returns how long BGP took to be Established again.
+func downAndUp(ctx context.Context, t *testing.T, e *connEnv, bd *bird.BIRD, tu *exportedTunnel) time.Duration {
+	t.Helper()
 	if out, err := tu.charon.Terminate(ctx, tu.name, upTimeout); err != nil {
 		t.Fatalf("terminate %s: %v\n%s", tu.name, err, out)
 	}
@@ -240,8 +258,7 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 	if _, err := bd.WaitEstablished(ctx, 30*time.Second, "aws_tunnel1", "aws_tunnel2"); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("timings: BGP established on both %v after loading; %s down and up again, BGP back %v after the terminate; whole test %v",
-		tBGP.Round(time.Millisecond), tu.name, time.Since(tDown).Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+	return time.Since(tDown)
 }
 
 // waitAddr waits until prefix is (present) or is not on dev in ns.
