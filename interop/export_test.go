@@ -201,6 +201,14 @@ func checkExportedSAs(ctx context.Context, t *testing.T, tunnels []*exportedTunn
 // AS 65000 over both tunnels, BIRD learns the VPC from AS 64512 over both.
 func waitRoutesBothWays(ctx context.Context, t *testing.T, vg *gateway, bd *bird.BIRD) {
 	t.Helper()
+	waitVGWLearns(ctx, t, vg)
+	waitBIRDLearns(ctx, t, bd)
+}
+
+// waitVGWLearns waits until the vgw has the exported --advertise prefix
+// from AS 65000 over both tunnels.
+func waitVGWLearns(ctx context.Context, t *testing.T, vg *gateway) {
+	t.Helper()
 	var rv vgwRoutingView
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -210,14 +218,20 @@ func waitRoutesBothWays(ctx context.Context, t *testing.T, vg *gateway, bd *bird
 			err = json.Unmarshal(b, &rv)
 		}
 		if err == nil && slices.Equal(rv.bgpPathTunnels(onpremNet.String(), []uint32{65000}), []string{"tunnel1", "tunnel2"}) {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("our vgw did not learn %s from AS 65000 over both tunnels (error %v):%s", onpremNet, err, rv.summary())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	deadline = time.Now().Add(15 * time.Second)
+}
+
+// waitBIRDLearns waits until BIRD has the VPC from AS 64512 over both
+// sessions.
+func waitBIRDLearns(ctx context.Context, t *testing.T, bd *bird.BIRD) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		brs, err := bd.Routes(ctx, vpcNet.String())
 		var from []string
