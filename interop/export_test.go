@@ -318,3 +318,103 @@ func TestExportedVPNLabCustomerGateway(t *testing.T) {
 	checkCounters(t, vg)
 	checkCounters(t, cg)
 }
+
+// TestExportedStrongSwanStaticCustomerGateway: a static-routing vgw (AWS
+// "static": selectors 10.10.0.0/16 === 172.31.0.0/16, the customer prefix
+// as static route of both tunnels) and the strongswan export alone: the
+// exported updown scripts route the VPC prefix into each charon's TUN
+// (tunnel1 metric 100, tunnel2 101), the hosts ping each other, and when
+// tunnel1 is terminated its route goes and the pings go over tunnel2.
+func TestExportedStrongSwanStaticCustomerGateway(t *testing.T) {
+	requirements(t)
+	if err := strongswan.Available(append(slices.Clone(strongswan.DefaultPlugins), "updown")); err != nil {
+		t.Skip(err)
+	}
+	vgwBin, vpnlabBin := buildGateway(t, "vgw"), buildGateway(t, "vpnlab")
+	e := newConnEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	vcfg, _ := e.configs(connOpts{vgwTop: "routing: {mode: static}\n"})
+	for n := 1; n <= 2; n++ {
+		in := fmt.Sprintf("    inside_cidr: 169.254.%d.0/30\n", 9+n)
+		if !strings.Contains(vcfg, in) {
+			t.Fatalf("vgw configuration without %q:\n%s", in, vcfg)
+		}
+		vcfg = strings.Replace(vcfg, in, in+fmt.Sprintf("    local_ts: %s\n    remote_ts: %s\n    static_routes: [%s]\n", vpcNet, onpremNet, onpremNet), 1)
+	}
+	vcfg = strings.Replace(vcfg, "bgp: {", "# bgp: {", 1) // static: no bgp section
+	vg := e.startGateway(vgwBin, "vgw", vcfg, e.psk, e.vgw)
+	dir, err := os.MkdirTemp("", "vpnlab-exp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	swanDir := filepath.Join(dir, "strongswan")
+	runExport(t, vpnlabBin, e.psk, "--format", "strongswan", "--include-secrets", "--customer-address", connCGWLocal.String(),
+		"--out", swanDir, filepath.Join(e.lab.LogDir(), "vgw.yaml"))
+	tunnels := []*exportedTunnel{
+		{name: "tunnel1", inside: "169.254.10.2/30", wantIKE: wantIKEChosen, wantESP: "AES_GCM_16-128/MODP_2048"},
+		{name: "tunnel2", inside: "169.254.11.2/30", wantIKE: wantIKEChosen, wantESP: "AES_GCM_16-128/MODP_2048"},
+	}
+	startExportedCharons(ctx, t, e, swanDir, tunnels)
+	checkExportedSAs(ctx, t, tunnels, time.Now())
+	for i, tu := range tunnels {
+		waitRouteVia(ctx, t, e.cgw, tu.charon.TUN(), 100+i, true)
+	}
+	pingUntil(t, e.onprem, vpcHost)
+	pingUntil(t, e.vpc, onpremHost)
+	if in, out := vgwPackets(ctx, t, vg, "tunnel1"); in == 0 || out == 0 {
+		t.Errorf("our vgw tunnel1 (the first static route) carried %d packets in, %d out", in, out)
+	}
+
+	t1 := tunnels[0]
+	if out, err := t1.charon.Terminate(ctx, t1.name, upTimeout); err != nil {
+		t.Fatalf("terminate %s: %v\n%s", t1.name, err, out)
+	}
+	waitRouteVia(ctx, t, e.cgw, t1.charon.TUN(), 100, false)
+	in0, out0 := vgwPackets(ctx, t, vg, "tunnel2")
+	pingUntil(t, e.onprem, vpcHost)
+	pingUntil(t, e.vpc, onpremHost)
+	if in, out := vgwPackets(ctx, t, vg, "tunnel2"); in <= in0 || out <= out0 {
+		t.Errorf("our vgw tunnel2 after tunnel1 went: packets in %d -> %d, out %d -> %d", in0, in, out0, out)
+	}
+}
+
+// vgwPackets sums the packet counters of a tunnel's SA pairs on our vgw.
+func vgwPackets(ctx context.Context, t *testing.T, vg *gateway, tunnel string) (in, out uint64) {
+	t.Helper()
+	st, err := control.Dial(vg.control).Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tu := range st.Tunnels {
+		if tu.Name != tunnel {
+			continue
+		}
+		for _, sa := range tu.SAs {
+			if sa.Counters != nil {
+				in += sa.Counters.PacketsIn
+				out += sa.Counters.PacketsOut
+			}
+		}
+	}
+	return in, out
+}
+
+// waitRouteVia waits until the cgw's route for the VPC via dev with metric
+// is there (present) or gone.
+func waitRouteVia(ctx context.Context, t *testing.T, ns *netlab.NS, dev string, metric int, present bool) {
+	t.Helper()
+	want := fmt.Sprintf("%s dev %s scope link metric %d", vpcNet, dev, metric)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := ns.Run(ctx, "ip", "route", "show", vpcNet.String())
+		if err == nil && strings.Contains(string(out), want) == present {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cgw route %q: want present=%v (updown.sh) after 5 s: %v\n%s", want, present, err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
