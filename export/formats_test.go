@@ -5,12 +5,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/vpnlab/vpnlab/gwconfig"
 	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/internal/libreswan"
 )
 
 func TestFormats(t *testing.T) {
@@ -35,74 +35,19 @@ func needTool(t *testing.T, why string, paths ...string) string {
 	return ""
 }
 
-var (
-	lsOnce sync.Once
-	lsRoot string
-	lsErr  error
-)
-
-// libreswanTools returns the directory of Libreswan's addconn and algparse.
-// Debian's libreswan conflicts with strongSwan's packages, so it is not
-// installed: $VPNLAB_LIBRESWAN_ROOT is a tree extracted with dpkg-deb -x
-// (.ci/run), else the package is fetched with apt-get download and
-// extracted into a cache directory.
+// libreswanTools returns the directory of Libreswan's addconn and algparse
+// (internal/libreswan: installed, or the package extracted).
 func libreswanTools(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat("/usr/libexec/ipsec/addconn"); err == nil {
-		return "/usr/libexec/ipsec"
-	}
-	lsOnce.Do(func() {
-		root := os.Getenv("VPNLAB_LIBRESWAN_ROOT")
-		if root == "" {
-			root = filepath.Join(os.TempDir(), "vpnlab-libreswan")
-			if _, err := os.Stat(filepath.Join(root, "usr/libexec/ipsec/addconn")); err != nil {
-				lsErr = extractLibreswan(root)
-			}
-		}
-		lsRoot = filepath.Join(root, "usr/libexec/ipsec")
-	})
-	if lsErr == nil {
-		if _, err := os.Stat(filepath.Join(lsRoot, "addconn")); err != nil {
-			lsErr = err
-		}
-	}
-	if lsErr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Libreswan's parser: %v", lsErr)
-		}
-		t.Skipf("Libreswan's parser: %v", lsErr)
-	}
-	return lsRoot
-}
-
-func extractLibreswan(root string) error {
-	dl, err := os.MkdirTemp("", "vpnlab-libreswan-deb-")
+	bin, err := libreswan.Bin("addconn")
 	if err != nil {
-		return err
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Libreswan's parser: %v", err)
+		}
+		t.Skipf("Libreswan's parser: %v", err)
 	}
-	defer os.RemoveAll(dl)
-	cmd := exec.Command("apt-get", "download", "libreswan")
-	cmd.Dir = dl
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return &toolError{"apt-get download libreswan", err, out}
-	}
-	debs, _ := filepath.Glob(filepath.Join(dl, "libreswan_*.deb"))
-	if len(debs) != 1 {
-		return &toolError{"apt-get download libreswan", os.ErrNotExist, nil}
-	}
-	if out, err := exec.Command("dpkg-deb", "-x", debs[0], root).CombinedOutput(); err != nil {
-		return &toolError{"dpkg-deb -x", err, out}
-	}
-	return nil
+	return filepath.Dir(bin)
 }
-
-type toolError struct {
-	what string
-	err  error
-	out  []byte
-}
-
-func (e *toolError) Error() string { return e.what + ": " + e.err.Error() + ": " + string(e.out) }
 
 func TestLibreswan(t *testing.T) {
 	p := writeVGW(t, testVGW)
