@@ -64,9 +64,11 @@ func find() (string, error) {
 }
 
 // extract fetches the package with apt-get download and unpacks it into
-// root.
+// root: into a temporary directory beside it first, renamed into place, so
+// that test binaries running at the same time never see half a tree (the
+// one that loses the rename uses the winner's).
 func extract(root string) error {
-	dl, err := os.MkdirTemp("", "vpnlab-libreswan-deb-")
+	dl, err := os.MkdirTemp(filepath.Dir(root), "vpnlab-libreswan-deb-")
 	if err != nil {
 		return err
 	}
@@ -80,8 +82,15 @@ func extract(root string) error {
 	if len(debs) != 1 {
 		return fmt.Errorf("apt-get download libreswan: %d .deb files", len(debs))
 	}
-	if out, err := exec.Command("dpkg-deb", "-x", debs[0], root).CombinedOutput(); err != nil {
+	tree := filepath.Join(dl, "tree")
+	if out, err := exec.Command("dpkg-deb", "-x", debs[0], tree).CombinedOutput(); err != nil {
 		return fmt.Errorf("dpkg-deb -x %s: %v: %s", debs[0], err, out)
+	}
+	if err := os.Rename(tree, root); err != nil {
+		if _, serr := os.Stat(filepath.Join(root, "usr/libexec/ipsec/addconn")); serr == nil {
+			return nil // another test binary was first
+		}
+		return err
 	}
 	return nil
 }
