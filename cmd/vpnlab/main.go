@@ -4,6 +4,9 @@
 //	vpnlab status --control ADDR    show a running gateway's tunnels (see docs/control-api.md)
 //	vpnlab run SCENARIO.yaml...     run scenario files end to end (see docs/scenarios.md)
 //	vpnlab gateway cgw|vgw ...      run a gateway (as the cgw and vgw binaries; used by run)
+//	vpnlab clean [--dry-run]        remove what killed runs left behind: namespaces (with their
+//	                                nft rules), processes in them, run state; only labs whose
+//	                                marker (/run/vpnlab/labs/ID) names a dead owner
 package main
 
 import (
@@ -30,6 +33,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newVectorsCmd(), newStatusCmd(), newRunCmd(), newGatewayCmd())
+	root.AddCommand(newCleanCmd())
 	return root
 }
 
