@@ -4,6 +4,7 @@
 //	vpnlab status --control ADDR    show a running gateway's tunnels (see docs/control-api.md)
 //	vpnlab run SCENARIO.yaml...     run scenario files end to end (see docs/scenarios.md)
 //	vpnlab gateway cgw|vgw ...      run a gateway (as the cgw and vgw binaries; used by run)
+//	vpnlab decode CAPTURE [--keys F]  explain the IKEv1/IPsec traffic of a capture (see docs/decode.md)
 package main
 
 import (
@@ -30,6 +31,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newVectorsCmd(), newStatusCmd(), newRunCmd(), newGatewayCmd())
+	root.AddCommand(newDecodeCmd())
 	return root
 }
 
