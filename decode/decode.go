@@ -39,6 +39,12 @@ type KeySummary struct {
 // Decode reads a capture and builds its report. An error means the input
 // is not a capture at all; damage inside the file is in the report.
 func Decode(r io.Reader, name string, keys *Keys) (*Report, error) {
+	return DecodeWithPolicy(r, name, keys, nil)
+}
+
+// DecodeWithPolicy is Decode with the gateways' configurations, so that a
+// refused proposal is set against what the refusing side allows.
+func DecodeWithPolicy(r io.Reader, name string, keys *Keys, pol *Policy) (*Report, error) {
 	if keys == nil {
 		keys = NewKeys()
 	}
@@ -66,7 +72,7 @@ func Decode(r io.Reader, name string, keys *Keys) (*Report, error) {
 		rep.Counts["incomplete fragments"] = n
 	}
 	for _, c := range ikes.order {
-		rep.IKE = append(rep.IKE, ikes.sas[c].report(keys.PSKs))
+		rep.IKE = append(rep.IKE, ikes.sas[c].report(keys.PSKs, pol))
 	}
 	rep.Counts["isakmp undecodable"] = ikes.bad
 	rep.Damaged = append(rep.Damaged, ikes.badAt...)

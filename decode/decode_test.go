@@ -126,13 +126,33 @@ func TestAggressiveScenario(t *testing.T) {
 	checkEstablished(t, rep, "aggressive mode", "ESP-in-UDP")
 }
 
+// scenarios/proposal-mismatch.yaml: tunnel 1 offers a phase 1 proposal
+// the vgw does not allow, tunnel 2 a phase 2 proposal. With the run's
+// vgw.yaml the reason says what the vgw allows.
 func TestProposalMismatchScenario(t *testing.T) {
-	rep := decodeFile(t, "scenarios/proposal-mismatch.pcap", []string{"scenarios/proposal-mismatch.keys.log"}, nil)
-	if r := rep.IKE[0].Reason; !strings.Contains(r, "no proposal in common: the initiator offered AES-CBC-128/SHA/modp2048") {
+	keys := NewKeys()
+	if err := keys.LoadKeyFile("testdata/scenarios/proposal-mismatch.keys.log"); err != nil {
+		t.Fatal(err)
+	}
+	pol := &Policy{}
+	if err := pol.LoadPolicyFile("testdata/scenarios/proposal-mismatch.vgw.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile("testdata/scenarios/proposal-mismatch.pcap")
+	rep, err := DecodeWithPolicy(bytes.NewReader(b), "proposal-mismatch", keys, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rep.IKE[0].Reason; !strings.Contains(r, "no proposal in common: the initiator offered AES-CBC-128/SHA/modp2048") ||
+		!strings.Contains(r, "we allow (testdata/scenarios/proposal-mismatch.vgw.yaml tunnel tunnel1): aes256-sha256-modp2048") {
 		t.Errorf("tunnel 1 reason %q", r)
 	}
+	if rep.IKE[1].Status != "established" {
+		t.Errorf("tunnel 2 phase 1 %s %q", rep.IKE[1].Status, rep.IKE[1].Reason)
+	}
 	q := rep.IKE[1].Quick
-	if len(q) != 1 || q[0].Status != "failed" || !strings.Contains(q[0].Reason, "no phase 2 proposal in common") {
+	if len(q) != 1 || q[0].Status != "failed" || !strings.Contains(q[0].Reason, "no phase 2 proposal in common") ||
+		!strings.Contains(q[0].Reason, "we allow (testdata/scenarios/proposal-mismatch.vgw.yaml tunnel tunnel2): esp-aes256gcm16-modp2048") {
 		t.Errorf("tunnel 2 quick modes %+v", q)
 	}
 	if rep.ExitCode() != 1 {

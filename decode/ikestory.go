@@ -194,7 +194,7 @@ func (dec *ikeDecoder) open(sa *ikeSA, m *ikeMsg, ivFor func(bs int) []byte) (st
 		}
 	}
 	if m.plain {
-		if len(fails) > 0 && m.fromI && !sa.p1Done {
+		if len(fails) > 0 && m.fromI && (m.label == "MM5" || m.label == "AM3") {
 			sa.split = append(sa.split, splitKey{good: m.keySrc, bad: fails, msg: m.label, frame: m.p.d.Frame})
 		}
 		if len(fails) > 0 {
@@ -263,6 +263,9 @@ func (dec *ikeDecoder) phase1(sa *ikeSA, m *ikeMsg) {
 	if encrypted {
 		sa.p1Last = append([]byte(nil), m.p.data[isakmp.HeaderLen:m.h.Length]...)
 	}
+	if m.label == "MM6" || m.label == "AM3" {
+		sa.p1Done = true // the responder answered MM5 / the initiator completed aggressive mode
+	}
 	if !ok {
 		sa.addEvent(m, why)
 		return
@@ -277,9 +280,6 @@ func (dec *ikeDecoder) phase1(sa *ikeSA, m *ikeMsg) {
 	parts = append(parts, sa.readPhase1(m)...)
 	parts = append(parts, describeNotifies(m.payloads)...)
 	sa.addEvent(m, strings.Join(parts, "; "))
-	if m.label == "MM6" || m.label == "AM3" {
-		sa.p1Done = true
-	}
 }
 
 func (sa *ikeSA) phase1Label(m *ikeMsg) string {

@@ -39,7 +39,7 @@ type QuickReport struct {
 	Reason    string   `json:"reason,omitempty"`
 }
 
-func (sa *ikeSA) report(psks []PSK) IKEReport {
+func (sa *ikeSA) report(psks []PSK, pol *Policy) IKEReport {
 	r := IKEReport{ICookie: fmt.Sprintf("%x", sa.icookie), RCookie: fmt.Sprintf("%x", sa.rcookie),
 		Initiator: sa.init.String(), Responder: sa.resp.String(), Exchange: exchangeName(sa.exchange), Story: sa.story}
 	if sa.offered != nil {
@@ -60,9 +60,13 @@ func (sa *ikeSA) report(psks []PSK) IKEReport {
 		}
 	}
 	r.Hashes = sa.verifyAuth(psks)
-	r.Status, r.Reason = sa.phase1Verdict(r.Hashes)
+	r.Status, r.Reason = sa.phase1Verdict(r.Hashes, pol)
 	for _, mid := range sa.qmOrd {
-		r.Quick = append(r.Quick, sa.qms[mid].report())
+		q := sa.qms[mid].report()
+		if t := pol.forLocal(sa.resp.Addr()); t != nil && q.Status == "failed" && strings.Contains(q.Reason, "NO-PROPOSAL-CHOSEN") {
+			q.Reason += "; we allow (" + t.Source + "): " + t.Phase2
+		}
+		r.Quick = append(r.Quick, q)
 	}
 	return r
 }
@@ -109,29 +113,38 @@ func (sa *ikeSA) errorNotify() (isakmp.NotifyType, *ikeMsg) {
 }
 
 // phase1Verdict says in plain words how phase 1 ended.
-func (sa *ikeSA) phase1Verdict(hc []HashCheck) (string, string) {
+func (sa *ikeSA) phase1Verdict(hc []HashCheck, pol *Policy) (string, string) {
 	for _, c := range hc {
 		if c.Result == "mismatch" {
 			return "failed", fmt.Sprintf("%s does not verify with the given pre-shared key(s): pre-shared key mismatch", c.Hash)
 		}
 	}
-	if len(sa.split) > 0 && !sa.p1Done {
-		s := sa.split[0]
+	nt, nm := sa.errorNotify()
+	if len(sa.split) > 0 {
+		sp := sa.split[0]
+		answer := ""
+		if nm != nil {
+			answer = fmt.Sprintf(" (the %s answered %s, frame %d)", sideName(nm.fromI), nt, nm.p.d.Frame)
+		}
 		return "failed", fmt.Sprintf("pre-shared key mismatch: the two sides derived different encryption keys for this SA. "+
 			"The initiator's %s (frame %d) decrypts with the key of %s but not with %s. With the same nonces and "+
-			"DH values the keys differ only when SKEYID = prf(PSK, Ni|Nr) differs, i.e. the pre-shared keys differ",
-			s.msg, s.frame, s.good, strings.Join(s.bad, "; "))
+			"DH values the keys differ only when SKEYID = prf(PSK, Ni|Nr) differs, i.e. the pre-shared keys differ%s",
+			sp.msg, sp.frame, sp.good, strings.Join(sp.bad, "; "), answer)
 	}
-	nt, nm := sa.errorNotify()
 	last, n, retrans := sa.lastPhase1()
 	if sa.p1Done {
+		// Main mode: MM6 is only sent after MM5 authenticated. Aggressive
+		// mode: the responder may still refuse AM3.
+		if sa.exchange == isakmp.ExchangeAggressive && nm != nil && authNotify(nt) {
+			return "failed", notifyReason(sa, nt, nm, "AM3", pol)
+		}
 		return "established", ""
 	}
 	if n == 0 {
 		return "incomplete", "the phase 1 exchange of this SA is not in the capture"
 	}
 	if nm != nil {
-		return "failed", notifyReason(sa, nt, nm, last)
+		return "failed", notifyReason(sa, nt, nm, last, pol)
 	}
 	again := ""
 	if retrans > 0 {
@@ -146,7 +159,18 @@ func (sa *ikeSA) phase1Verdict(hc []HashCheck) (string, string) {
 	return "incomplete", "the exchange stops after " + last + again
 }
 
-func notifyReason(sa *ikeSA, nt isakmp.NotifyType, m *ikeMsg, last string) string {
+// authNotify is a notify that refuses authentication (or the decryption
+// that precedes it).
+func authNotify(nt isakmp.NotifyType) bool {
+	switch nt {
+	case isakmp.NotifyAuthenticationFailed, isakmp.NotifyInvalidHashInformation, isakmp.NotifyPayloadMalformed,
+		isakmp.NotifyInvalidPayloadType, isakmp.NotifyInvalidIDInformation:
+		return true
+	}
+	return false
+}
+
+func notifyReason(sa *ikeSA, nt isakmp.NotifyType, m *ikeMsg, last string, pol *Policy) string {
 	who := sideName(m.fromI)
 	switch nt {
 	case isakmp.NotifyNoProposalChosen:
@@ -154,7 +178,11 @@ func notifyReason(sa *ikeSA, nt isakmp.NotifyType, m *ikeMsg, last string) strin
 		if sa.offered != nil {
 			offered = describeP1Offer(sa.offered)
 		}
-		return fmt.Sprintf("no proposal in common: the initiator offered %s; the %s (frame %d) accepted none of them (NO-PROPOSAL-CHOSEN; its allowed set is not in the capture)", offered, who, m.p.d.Frame)
+		allowed := "its allowed set is not in the capture; --config with its configuration shows it"
+		if t := pol.forLocal(m.p.src.Addr()); t != nil {
+			allowed = "we allow (" + t.Source + "): " + t.Phase1
+		}
+		return fmt.Sprintf("no proposal in common: the initiator offered %s; the %s (frame %d) accepted none of them (NO-PROPOSAL-CHOSEN); %s", offered, who, m.p.d.Frame, allowed)
 	case isakmp.NotifyAuthenticationFailed, isakmp.NotifyInvalidHashInformation, isakmp.NotifyPayloadMalformed, isakmp.NotifyInvalidPayloadType:
 		if last == "MM5" || last == "MM6" || last == "AM3" || last == "AM2" {
 			return fmt.Sprintf("the %s rejected %s with %s (frame %d): it could not decrypt or authenticate it, which is almost always a pre-shared key mismatch; the key logs of both sides or --psk prove it", who, last, nt, m.p.d.Frame)

@@ -10,7 +10,7 @@ import (
 )
 
 func newDecodeCmd() *cobra.Command {
-	var keyFiles, pskFiles []string
+	var keyFiles, pskFiles, configFiles []string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "decode CAPTURE",
@@ -25,6 +25,8 @@ cgw-keys.log/vgw-keys.log), strongSwan's save-keys files or Wireshark's
 ikev1_decryption_table / esp_sa UAT files.
 --psk FILE (repeatable): candidate pre-shared keys, one per line, to verify
 HASH_I/HASH_R. Keys are never printed; they are named by file:line.
+--config FILE (repeatable): a gateway configuration (a run's vgw.yaml or
+cgw.yaml): a refused proposal is set against what that side allows.
 
 Exit status: 0 everything decoded and no negotiation failed; 1 a failed
 negotiation, an encrypted message or ESP packet that could not be
@@ -44,12 +46,18 @@ decrypted, or damaged packets (the report lists them under Verdict);
 					return fmt.Errorf("--psk: %w", err)
 				}
 			}
+			pol := &decode.Policy{}
+			for _, f := range configFiles {
+				if err := pol.LoadPolicyFile(f); err != nil {
+					return fmt.Errorf("--config: %w", err)
+				}
+			}
 			f, err := os.Open(args[0])
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			rep, err := decode.Decode(f, args[0], keys)
+			rep, err := decode.DecodeWithPolicy(f, args[0], keys, pol)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -69,6 +77,7 @@ decrypted, or damaged packets (the report lists them under Verdict);
 	}
 	cmd.Flags().StringArrayVar(&keyFiles, "keys", nil, "key file (key log, strongSwan save-keys or Wireshark UAT file); repeatable")
 	cmd.Flags().StringArrayVar(&pskFiles, "psk", nil, "file of candidate pre-shared keys, one per line; repeatable")
+	cmd.Flags().StringArrayVar(&configFiles, "config", nil, "a gateway configuration (vgw.yaml, cgw.yaml): what it allows is set against a refused proposal; repeatable")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "write the report as JSON")
 	return cmd
 }
