@@ -2,10 +2,13 @@ package decode
 
 import (
 	"bytes"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
 // decodeFile decodes a testdata capture with the given key and PSK files.
@@ -308,5 +311,20 @@ func TestKeyFormats(t *testing.T) {
 func TestNotACapture(t *testing.T) {
 	if _, err := Decode(strings.NewReader("hello world"), "x", nil); err == nil {
 		t.Fatal("a text file decoded as a capture")
+	}
+}
+
+// A quick mode the responder ends with INVALID-ID-INFORMATION is told as
+// traffic selectors that differ, with the selectors the initiator sent.
+func TestQuickModeSelectorVerdict(t *testing.T) {
+	ids := []*isakmp.ID{
+		isakmp.IDFromPrefix(netip.MustParsePrefix("10.10.0.0/16")),
+		isakmp.IDFromPrefix(netip.MustParsePrefix("172.31.0.0/16")),
+	}
+	qm := &quickMode{mid: 1, n: 1, readable: 1, ids: ids, notify: isakmp.NotifyInvalidIDInformation.String()}
+	r := qm.report()
+	want := "traffic selectors differ: the initiator proposed ID_IPV4_ADDR_SUBNET 10.10.0.0/16 <-> ID_IPV4_ADDR_SUBNET 172.31.0.0/16"
+	if r.Status != "failed" || !strings.HasPrefix(r.Reason, want) {
+		t.Errorf("%s %q, want %q", r.Status, r.Reason, want)
 	}
 }
