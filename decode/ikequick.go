@@ -110,25 +110,29 @@ func sideName(initiator bool) string {
 	return "responder"
 }
 
-// describeP2Offer is e.g. "ESP AES-CBC-128/HMAC-SHA | ESP ...".
+// describeP2Offer is e.g. "ESP_AES_CBC-128/HMAC-SHA/Tunnel/PFS modp2048"
+// per transform, "|" between them.
 func describeP2Offer(p *isakmp.SA) string {
 	var ts []string
 	for _, pr := range p.Proposals {
 		for _, t := range pr.Transforms {
-			s := isakmp.ProtocolName(pr.ProtocolID) + " " + isakmp.TransformName(pr.ProtocolID, t.ID)
+			name := isakmp.TransformName(pr.ProtocolID, t.ID)
+			var auth, mode, group string
 			for _, a := range t.Attributes {
+				x := isakmp.AttrString(pr.ProtocolID, a)
+				_, v, _ := strings.Cut(x, "=")
 				switch a.Type {
 				case isakmp.AttrKeyLen:
-					if v, err := a.Uint(); err == nil {
-						s += fmt.Sprintf("-%d", v)
-					}
-				case isakmp.AttrAuthAlgorithm, isakmp.AttrGroup, isakmp.AttrEncapsulationMode:
-					x := isakmp.AttrString(pr.ProtocolID, a)
-					_, after, _ := strings.Cut(x, "=")
-					s += "/" + after
+					name += "-" + v
+				case isakmp.AttrAuthAlgorithm:
+					auth = "/" + v
+				case isakmp.AttrEncapsulationMode:
+					mode = "/" + v
+				case isakmp.AttrGroup:
+					group = "/PFS " + v
 				}
 			}
-			ts = append(ts, s)
+			ts = append(ts, name+auth+mode+group)
 		}
 	}
 	if len(ts) == 0 {

@@ -168,7 +168,7 @@ func (dec *ikeDecoder) open(sa *ikeSA, m *ikeMsg, ivFor func(bs int) []byte) (st
 	// Every key is tried, also after one worked: a second key for the same
 	// cookie that turns the message into garbage is the other side's key,
 	// derived from another pre-shared key.
-	var fails []string
+	var fails, failSrc []string
 	for i := range keys {
 		k := &keys[i]
 		blocks, err := newBlock(sa.st.cipher, k.Key)
@@ -180,6 +180,7 @@ func (dec *ikeDecoder) open(sa *ikeSA, m *ikeMsg, ivFor func(bs int) []byte) (st
 		ok, why := tryBlocks(blocks, &probe, body, ivFor)
 		if !ok {
 			fails = append(fails, k.Source+": "+why)
+			failSrc = append(failSrc, k.Source)
 			continue
 		}
 		if m.plain {
@@ -194,8 +195,8 @@ func (dec *ikeDecoder) open(sa *ikeSA, m *ikeMsg, ivFor func(bs int) []byte) (st
 		}
 	}
 	if m.plain {
-		if len(fails) > 0 && m.fromI && (m.label == "MM5" || m.label == "AM3") {
-			sa.split = append(sa.split, splitKey{good: m.keySrc, bad: fails, msg: m.label, frame: m.p.d.Frame})
+		if len(failSrc) > 0 && m.fromI && (m.label == "MM5" || m.label == "AM3") {
+			sa.split = append(sa.split, splitKey{good: m.keySrc, bad: failSrc, msg: m.label, frame: m.p.d.Frame})
 		}
 		if len(fails) > 0 {
 			return "not with " + strings.Join(fails, "; "), true

@@ -127,9 +127,10 @@ func (sa *ikeSA) phase1Verdict(hc []HashCheck, pol *Policy) (string, string) {
 			answer = fmt.Sprintf(" (the %s answered %s, frame %d)", sideName(nm.fromI), nt, nm.p.d.Frame)
 		}
 		return "failed", fmt.Sprintf("pre-shared key mismatch: the two sides derived different encryption keys for this SA. "+
-			"The initiator's %s (frame %d) decrypts with the key of %s but not with %s. With the same nonces and "+
-			"DH values the keys differ only when SKEYID = prf(PSK, Ni|Nr) differs, i.e. the pre-shared keys differ%s",
-			sp.msg, sp.frame, sp.good, strings.Join(sp.bad, "; "), answer)
+			"The initiator's %s (frame %d) decrypts with the initiator's key (%s) but is garbage with the other key "+
+			"logged for this cookie (%s, the responder's). With the same nonces and DH values the keys differ only "+
+			"when SKEYID = prf(PSK, Ni|Nr) differs, i.e. the pre-shared keys differ%s",
+			sp.msg, sp.frame, sp.good, strings.Join(sp.bad, ", "), answer)
 	}
 	last, n, retrans := sa.lastPhase1()
 	if sa.p1Done {
