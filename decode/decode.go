@@ -132,11 +132,11 @@ func summarizeKeys(k *Keys) KeySummary {
 		s.Can = append(s.Can, "verify HASH_I and HASH_R (SKEYID = prf(PSK, Ni|Nr) needs no DH secret); in main mode the ID payloads must be decrypted first (needs the IKEv1 key), in aggressive mode they are plaintext")
 	}
 	if s.ESPKeys > 0 {
-		s.Can = append(s.Can, "verify ICVs and decrypt ESP (AES-CBC, AES-GCM-16, NULL with HMAC-SHA1/SHA2) and summarise the inner flows")
+		s.Can = append(s.Can, "verify ICVs and decrypt ESP (AES-CBC, AES-GCM-16, NULL with HMAC-SHA1/SHA2; read-only also DES, 3DES and HMAC-MD5) and summarise the inner flows")
 	}
 	s.Cannot = append(s.Cannot,
 		"verify quick mode HASH(1..3) or derive keys: they need SKEYID_a/SKEYID_d, which need the Diffie-Hellman secret g^xy that no key log holds",
-		"decrypt ESP with 3DES, DES, AES-CTR, AES-GCM-8/12 or HMAC-MD5 (not implemented by the esp package); such SAs are counted, not decrypted")
+		"decrypt ESP with AES-CTR or AES-GCM-8/12 (not implemented); such SAs are counted, not decrypted")
 	if s.PSKs == 0 {
 		s.Cannot = append(s.Cannot, "verify HASH_I/HASH_R without --psk")
 	}

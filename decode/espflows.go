@@ -58,7 +58,7 @@ type espSA struct {
 	maxSeq uint32
 	first  time.Time
 	last   time.Time
-	open   *esp.SA
+	open   espOpener
 	tried  bool
 	flows  map[string]*Flow
 	order  []string
@@ -154,9 +154,10 @@ func (dec *espDecoder) esp(s *espSA, p packet, spi uint32) {
 	s.addFlow(p, nh, pt)
 }
 
-// opener builds an inbound SA from the key of this SPI (the esp package's
-// transforms: AES-CBC, AES-GCM-16, NULL with HMAC-SHA1/SHA2).
-func (dec *espDecoder) opener(spi uint32, p packet) (*esp.SA, string, string) {
+// opener builds an inbound SA from the key of this SPI: the esp package's
+// transforms (AES-CBC, AES-GCM-16, NULL with HMAC-SHA1/SHA2), else the
+// read-only legacy ones (DES, 3DES, HMAC-MD5).
+func (dec *espDecoder) opener(spi uint32, p packet) (espOpener, string, string) {
 	ks := dec.keys.espKeysFor(spi, p.src.Addr().String(), p.dst.Addr().String())
 	if len(ks) == 0 {
 		return nil, "", "no key for this SPI"
@@ -169,11 +170,13 @@ func (dec *espDecoder) opener(spi uint32, p packet) (*esp.SA, string, string) {
 			continue
 		}
 		sa, err := esp.New(esp.Config{SA: c, Direction: esp.Inbound, Mode: ike.ModeTunnel, ReplayWindow: 2048, AllowEncryptionOnly: true})
-		if err != nil {
-			why = fmt.Sprintf("%s: %v", k.Source, err)
-			continue
+		if err == nil {
+			return sa, k.Source, ""
 		}
-		return sa, k.Source, ""
+		if l, lerr := newLegacyESP(spi, k); lerr == nil {
+			return l, k.Source + " (legacy algorithm, read-only)", ""
+		}
+		why = fmt.Sprintf("%s: %v", k.Source, err)
 	}
 	return nil, "", why
 }
