@@ -170,6 +170,10 @@ func TestProposalMismatchScenario(t *testing.T) {
 func TestStrongSwanLabCapture(t *testing.T) {
 	rep := decodeFile(t, "public/ikev1-natt-public.pcap", []string{"public/lab.keys.log"}, []string{"testdata/public/lab.psk"})
 	checkEstablished(t, rep, "main mode", "ESP-in-UDP")
+	// The lab's cgw is SNATed to 198.51.100.2 before the capture point.
+	if s := rep.IKE[0].Story[2].Text; !strings.Contains(s, "initiator's own address is not 198.51.100.2:500 as seen here: it is behind a NAT") {
+		t.Errorf("MM3 NAT-D verdict %q", s)
+	}
 	h := rep.IKE[0].Hashes
 	if len(h) != 2 || h[0].Result != "verified" || h[1].Result != "verified" {
 		t.Errorf("hash checks %+v, want HASH_I and HASH_R verified", h)

@@ -258,11 +258,13 @@ func (sa *ikeSA) lastPhase1Block(bs int) []byte {
 }
 
 func (dec *ikeDecoder) phase1(sa *ikeSA, m *ikeMsg) {
-	m.label = sa.phase1Label(m)
 	encrypted := m.h.Flags&isakmp.FlagEncryption != 0
+	m.label = phase1Label(m, encrypted)
 	why, ok := dec.open(sa, m, sa.phase1IVFunc())
 	if encrypted {
 		sa.p1Last = append([]byte(nil), m.p.data[isakmp.HeaderLen:m.h.Length]...)
+	} else if ok {
+		m.label = phase1Label(m, false)
 	}
 	if m.label == "MM6" || m.label == "AM3" {
 		sa.p1Done = true // the responder answered MM5 / the initiator completed aggressive mode
@@ -283,15 +285,33 @@ func (dec *ikeDecoder) phase1(sa *ikeSA, m *ikeMsg) {
 	sa.addEvent(m, strings.Join(parts, "; "))
 }
 
-func (sa *ikeSA) phase1Label(m *ikeMsg) string {
-	n := 0
-	for _, o := range sa.msgs {
-		if !o.dup && o.h.Exchange == m.h.Exchange {
-			n++
-		}
-	}
+// phase1Label names a phase 1 message by its sender and content, not by
+// its position (a capture may start late, a message may be lost or
+// re-sent): main mode MM1/MM2 carry the SA, MM3/MM4 the KE, MM5/MM6 are
+// encrypted; aggressive mode AM1 (initiator, SA), AM2 (responder), AM3
+// (initiator, encrypted or not).
+func phase1Label(m *ikeMsg, encrypted bool) string {
+	has := func(t isakmp.PayloadType) bool { return isakmp.FindIn(m.payloads, t) != nil }
 	if m.h.Exchange == isakmp.ExchangeAggressive {
-		return fmt.Sprintf("AM%d", n)
+		switch {
+		case !m.fromI:
+			return "AM2"
+		case encrypted || (m.plain && !has(isakmp.PayloadSA)):
+			return "AM3"
+		}
+		return "AM1"
+	}
+	n := 1
+	switch {
+	case encrypted:
+		n = 5
+	case has(isakmp.PayloadKE):
+		n = 3
+	case m.plain && !has(isakmp.PayloadSA):
+		return "MM?"
+	}
+	if !m.fromI {
+		n++
 	}
 	return fmt.Sprintf("MM%d", n)
 }

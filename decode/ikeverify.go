@@ -38,7 +38,7 @@ func (sa *ikeSA) natdVerdict(m *ikeMsg) string {
 	who := map[bool]string{true: "initiator", false: "responder"}
 	var v []string
 	if !srcOK {
-		v = append(v, fmt.Sprintf("the %s's own address is not %s as seen here: it is behind a NAT", who[m.fromI], m.p.src))
+		v = append(v, fmt.Sprintf("the %s's own address is not %s as seen here: it is behind a NAT (or fakes NAT-D to force ESP in UDP, as strongSwan's kernel-libipsec does)", who[m.fromI], m.p.src))
 	}
 	if !dstOK {
 		v = append(v, fmt.Sprintf("the %s sent to another address than %s seen here: a NAT in front of the %s (or this capture is behind it)", who[m.fromI], m.p.dst, who[!m.fromI]))
