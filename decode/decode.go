@@ -72,7 +72,7 @@ func DecodeWithPolicy(r io.Reader, name string, keys *Keys, pol *Policy) (*Repor
 		rep.Counts["incomplete fragments"] = n
 	}
 	for _, c := range ikes.order {
-		rep.IKE = append(rep.IKE, ikes.sas[c].report(keys.PSKs, pol))
+		rep.IKE = append(rep.IKE, ikes.sas[c].report(keys, pol))
 	}
 	rep.Counts["isakmp undecodable"] = ikes.bad
 	rep.Damaged = append(rep.Damaged, ikes.badAt...)

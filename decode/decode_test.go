@@ -332,3 +332,38 @@ func TestQuickModeSelectorVerdict(t *testing.T) {
 		t.Errorf("%s %q, want %q", r.Status, r.Reason, want)
 	}
 }
+
+// Aggressive mode with a known PSK (testdata/scenarios/aggressive-psk.yaml,
+// scenarios/aggressive.yaml with a fixed psk): HASH_R is plaintext in AM2
+// and verifies from the capture and the PSK alone; HASH_I (AM3) too.
+func TestAggressiveHashesFromPSK(t *testing.T) {
+	rep := decodeFile(t, "scenarios/aggressive-psk.pcap", nil, []string{"testdata/scenarios/aggressive-psk.psk"})
+	for _, sa := range rep.IKE {
+		if len(sa.Hashes) != 2 || sa.Hashes[0].Result != "verified" || sa.Hashes[1].Result != "verified" {
+			t.Errorf("SA %s hashes %+v, want HASH_I and HASH_R verified", sa.ICookie, sa.Hashes)
+		}
+	}
+}
+
+// Aggressive mode with different PSKs (testdata/scenarios/aggressive-mismatch.yaml):
+// the initiator refuses AM2. Both key logs hold a key for the cookie and
+// they differ; with the responder's PSK HASH_R verifies, so the initiator
+// has another key.
+func TestAggressivePSKMismatch(t *testing.T) {
+	rep := decodeFile(t, "scenarios/aggressive-mismatch.pcap", []string{"scenarios/aggressive-mismatch.keys.log"}, nil)
+	for _, sa := range rep.IKE {
+		if sa.Status != "failed" || !strings.Contains(sa.Reason, "pre-shared key mismatch: 2 different encryption keys are logged for this cookie") {
+			t.Errorf("SA %s: %s %q", sa.ICookie, sa.Status, sa.Reason)
+		}
+	}
+	rep = decodeFile(t, "scenarios/aggressive-mismatch.pcap", nil, []string{"testdata/scenarios/aggressive-psk.psk"})
+	for _, sa := range rep.IKE {
+		if !strings.Contains(sa.Reason, "HASH_R verifies with the pre-shared key of testdata/scenarios/aggressive-psk.psk:1, yet the initiator rejected it") {
+			t.Errorf("SA %s: %q", sa.ICookie, sa.Reason)
+		}
+	}
+	rep = decodeFile(t, "scenarios/aggressive-mismatch.pcap", nil, nil)
+	if r := rep.IKE[0].Reason; !strings.Contains(r, "the initiator rejected AM2 with AUTHENTICATION-FAILED") {
+		t.Errorf("without keys: %q", r)
+	}
+}

@@ -44,6 +44,7 @@ type ikeSA struct {
 	keyI    *IKEKey           // key that decrypted the initiator's phase 1 message
 	keyR    *IKEKey           // ... the responder's
 	split   []splitKey        // keys of one cookie that disagree on a message
+	logged  []string          // sources of the distinct keys logged for the cookie
 
 	story []Event
 	qms   map[uint32]*quickMode

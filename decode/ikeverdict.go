@@ -39,7 +39,8 @@ type QuickReport struct {
 	Reason    string   `json:"reason,omitempty"`
 }
 
-func (sa *ikeSA) report(psks []PSK, pol *Policy) IKEReport {
+func (sa *ikeSA) report(keys *Keys, pol *Policy) IKEReport {
+	psks := keys.PSKs
 	r := IKEReport{ICookie: fmt.Sprintf("%x", sa.icookie), RCookie: fmt.Sprintf("%x", sa.rcookie),
 		Initiator: sa.init.String(), Responder: sa.resp.String(), Exchange: exchangeName(sa.exchange), Story: sa.story}
 	if sa.offered != nil {
@@ -60,6 +61,9 @@ func (sa *ikeSA) report(psks []PSK, pol *Policy) IKEReport {
 		}
 	}
 	r.Hashes = sa.verifyAuth(psks)
+	for _, k := range keys.IKE[sa.icookie] {
+		sa.logged = append(sa.logged, k.Source)
+	}
 	r.Status, r.Reason = sa.phase1Verdict(r.Hashes, pol)
 	for _, mid := range sa.qmOrd {
 		q := sa.qms[mid].report()
@@ -122,10 +126,7 @@ func (sa *ikeSA) phase1Verdict(hc []HashCheck, pol *Policy) (string, string) {
 	nt, nm := sa.errorNotify()
 	if len(sa.split) > 0 {
 		sp := sa.split[0]
-		answer := ""
-		if nm != nil {
-			answer = fmt.Sprintf(" (the %s answered %s, frame %d)", sideName(nm.fromI), nt, nm.p.d.Frame)
-		}
+		answer := answerNote(nt, nm)
 		return "failed", fmt.Sprintf("pre-shared key mismatch: the two sides derived different encryption keys for this SA. "+
 			"The initiator's %s (frame %d) decrypts with the initiator's key (%s) but is garbage with the other key "+
 			"logged for this cookie (%s, the responder's). With the same nonces and DH values the keys differ only "+
@@ -133,6 +134,19 @@ func (sa *ikeSA) phase1Verdict(hc []HashCheck, pol *Policy) (string, string) {
 			sp.msg, sp.frame, sp.good, strings.Join(sp.bad, ", "), answer)
 	}
 	last, n, retrans := sa.lastPhase1()
+	if len(sa.logged) > 1 && !sa.p1Done {
+		return "failed", fmt.Sprintf("pre-shared key mismatch: %d different encryption keys are logged for this cookie (%s). "+
+			"Both sides saw the same nonces and DH values, so their keys differ only when SKEYID = prf(PSK, Ni|Nr) "+
+			"differs, i.e. the pre-shared keys differ%s", len(sa.logged), strings.Join(sa.logged, ", "), answerNote(nt, nm))
+	}
+	if nm != nil && authNotify(nt) {
+		for _, c := range hc {
+			if c.Result == "verified" && ((c.Hash == "HASH_R" && nm.fromI) || (c.Hash == "HASH_I" && !nm.fromI)) {
+				return "failed", fmt.Sprintf("pre-shared key mismatch: %s verifies with the pre-shared key of %s, yet the %s rejected it with %s (frame %d): the %s uses another pre-shared key",
+					c.Hash, c.PSK, sideName(nm.fromI), nt, nm.p.d.Frame, sideName(nm.fromI))
+			}
+		}
+	}
 	if sa.p1Done {
 		// Main mode: MM6 is only sent after MM5 authenticated. Aggressive
 		// mode: the responder may still refuse AM3.
@@ -158,6 +172,13 @@ func (sa *ikeSA) phase1Verdict(hc []HashCheck, pol *Policy) (string, string) {
 		return "failed", "no MM6: the responder did not accept MM5" + again + " and sent no notify; it could not decrypt or authenticate it, which is almost always a pre-shared key mismatch (decode with the key logs of both sides or --psk to prove it)"
 	}
 	return "incomplete", "the exchange stops after " + last + again
+}
+
+func answerNote(nt isakmp.NotifyType, nm *ikeMsg) string {
+	if nm == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (the %s answered %s, frame %d)", sideName(nm.fromI), nt, nm.p.d.Frame)
 }
 
 // authNotify is a notify that refuses authentication (or the decryption
@@ -186,7 +207,11 @@ func notifyReason(sa *ikeSA, nt isakmp.NotifyType, m *ikeMsg, last string, pol *
 		return fmt.Sprintf("no proposal in common: the initiator offered %s; the %s (frame %d) accepted none of them (NO-PROPOSAL-CHOSEN); %s", offered, who, m.p.d.Frame, allowed)
 	case isakmp.NotifyAuthenticationFailed, isakmp.NotifyInvalidHashInformation, isakmp.NotifyPayloadMalformed, isakmp.NotifyInvalidPayloadType:
 		if last == "MM5" || last == "MM6" || last == "AM3" || last == "AM2" {
-			return fmt.Sprintf("the %s rejected %s with %s (frame %d): it could not decrypt or authenticate it, which is almost always a pre-shared key mismatch; the key logs of both sides or --psk prove it", who, last, nt, m.p.d.Frame)
+			what := "decrypt or authenticate"
+			if last == "AM2" {
+				what = "authenticate"
+			}
+			return fmt.Sprintf("the %s rejected %s with %s (frame %d): it could not %s it, which is almost always a pre-shared key mismatch; the key logs of both sides or --psk prove it", who, last, nt, m.p.d.Frame, what)
 		}
 	case isakmp.NotifyInvalidIDInformation:
 		return fmt.Sprintf("the %s refused the peer's identity (INVALID-ID-INFORMATION, frame %d)", who, m.p.d.Frame)
