@@ -2,6 +2,7 @@ package decode
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -305,6 +306,11 @@ func TestKeyFormats(t *testing.T) {
 	}
 	if k.Ignored["ikev2_decryption_table"] != 1 {
 		t.Errorf("ignored %v", k.Ignored)
+	}
+	for _, v := range []string{fmt.Sprint(k.ESP[0]), fmt.Sprintf("%v", k.IKE[[8]byte{1, 2, 3, 4, 5, 6, 7, 8}]), fmt.Sprint(PSK{Secret: []byte("hunter2"), Source: "p:1"})} {
+		if strings.Contains(v, "0001020304") || strings.Contains(v, "hunter2") || strings.Contains(v, "[0 1 2") {
+			t.Errorf("a key is printed: %s", v)
+		}
 	}
 	err := k.loadKeys(strings.NewReader("secret-looking-garbage\n"), "bad")
 	if err == nil || strings.Contains(err.Error(), "secret") {

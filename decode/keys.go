@@ -46,6 +46,14 @@ type ESPKey struct {
 	Source     string
 }
 
+// String never shows the key.
+func (k IKEKey) String() string { return "IKEKey(" + k.Source + ")" }
+
+// String never shows the keys.
+func (k ESPKey) String() string {
+	return fmt.Sprintf("ESPKey(SPI 0x%08x %s -> %s, %s)", k.SPI, k.Src, k.Dst, k.Source)
+}
+
 // PSK is a candidate pre-shared key (one line of a --psk file).
 type PSK struct {
 	Secret []byte
