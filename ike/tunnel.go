@@ -183,9 +183,6 @@ func (sa *ikeSA) establish(initialContact bool) {
 		sa.timers.halfOpen.Stop()
 	}
 	sa.dhKey = nil
-	if e.klog != nil {
-		e.klog.IKEv1Keys(sa.iCookie, sa.encKey)
-	}
 	t.counters.Phase1Established++
 	old := t.sa
 	t.sa = sa

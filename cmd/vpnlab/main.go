@@ -1,5 +1,6 @@
 // Command vpnlab is the vpnlab test harness CLI.
 //
+//	vpnlab decode CAPTURE [--keys F]  explain the IKEv1/IPsec traffic of a capture (see docs/decode.md)
 //	vpnlab vectors PATH...          run JSON known-answer test vectors (see docs/testvectors.md)
 //	vpnlab status --control ADDR    show a running gateway's tunnels (see docs/control-api.md)
 //	vpnlab run SCENARIO.yaml...     run scenario files end to end (see docs/scenarios.md)
@@ -31,6 +32,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.AddCommand(newDecodeCmd())
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newVectorsCmd(), newStatusCmd(), newRunCmd(), newGatewayCmd())
