@@ -29,7 +29,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVectorsCmd(), newStatusCmd(), newRunCmd(), newGatewayCmd())
+	root.AddCommand(newVectorsCmd(), newStatusCmd(), newRunCmd(), newGatewayCmd(), newExportCmd())
 	return root
 }
 
