@@ -17,6 +17,7 @@ import (
 
 	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/internal/netlab"
+	"github.com/vpnlab/vpnlab/internal/strongswan"
 	"github.com/vpnlab/vpnlab/internal/traffic"
 	"github.com/vpnlab/vpnlab/keylog"
 	"github.com/vpnlab/vpnlab/scenarios/report"
@@ -104,8 +105,19 @@ func (ru *runner) setup(ctx context.Context) error {
 	ru.runDir = dir
 	ru.gw = map[string]*gwProc{}
 	exe := ru.o.Exe
-	for _, name := range []string{"cgw", "vgw"} {
+	for _, name := range []string{"vgw", "cgw"} {
 		pg := p.gateways[name]
+		if pg.kind == "strongswan" {
+			f := &foreignCGW{dir: filepath.Join(dir, "cgw"), short: dir, out: ru.o.OutDir, bgp: pg.bgp,
+				tunnels: p.tunnelNames(), charons: map[string]*strongswan.Charon{}}
+			vg := ru.gw["vgw"]
+			if err := p.exportForeign(pg, vg.files.Config, vg.env, f.dir, ru.o.OutDir); err != nil {
+				return fmt.Errorf("%s:%d: the strongSwan customer gateway's configuration: %v", s.File, pg.kindLine, err)
+			}
+			ru.gw[name] = &gwProc{name: name, binary: "strongswan", foreign: f,
+				files: gatewayFiles{Events: filepath.Join(dir, "cgw-events.ndjson")}}
+			continue
+		}
 		f := gatewayFiles{
 			Config:  filepath.Join(ru.o.OutDir, name+".yaml"),
 			Control: filepath.Join(dir, name+".sock"),
@@ -139,6 +151,9 @@ func (ru *runner) setup(ctx context.Context) error {
 		return fmt.Errorf("building the lab: %v", err)
 	}
 	ru.gw["cgw"].ns, ru.gw["vgw"].ns = ru.l.cgw, ru.l.vgw
+	if f := ru.gw["cgw"].foreign; f != nil {
+		f.ns = ru.l.cgw
+	}
 	if p.capture {
 		if err := ru.l.startCapture(filepath.Join(ru.o.OutDir, "wan.pcap")); err != nil {
 			return err
@@ -340,10 +355,19 @@ func (ru *runner) step(ctx, parent context.Context, st *Step, rs *report.Step, l
 	case st.Flood != nil:
 		return ru.flood(ctx, st.Flood, rs)
 	case st.Rekey != nil:
+		if f := ru.gw[st.Rekey.Gateway].foreign; f != nil {
+			return f.swanctl(ctx, "rekey", st.Rekey.Tunnel, st.Rekey.Phase)
+		}
 		return ru.gw[st.Rekey.Gateway].client().Rekey(ctx, st.Rekey.Tunnel, st.Rekey.Phase)
 	case st.Initiate != nil:
+		if f := ru.gw[st.Initiate.Gateway].foreign; f != nil {
+			return f.swanctl(ctx, "initiate", st.Initiate.Tunnel, 0)
+		}
 		return ru.gw[st.Initiate.Gateway].client().Initiate(ctx, st.Initiate.Tunnel)
 	case st.Terminate != nil:
+		if f := ru.gw[st.Terminate.Gateway].foreign; f != nil {
+			return f.swanctl(ctx, "terminate", st.Terminate.Tunnel, 0)
+		}
 		return ru.gw[st.Terminate.Gateway].client().Terminate(ctx, st.Terminate.Tunnel)
 	case st.BGP != nil:
 		return ru.bgp(ctx, st.BGP)
@@ -537,6 +561,9 @@ func (ru *runner) cleanup() {
 			ru.r.Error = strings.TrimSpace(ru.r.Error + "\ncleanup: " + err.Error())
 		}
 	}
+	if g := ru.gw["cgw"]; g != nil && g.foreign != nil {
+		g.foreign.keepLogs()
+	}
 	if ru.runDir != "" {
 		os.RemoveAll(ru.runDir)
 	}
@@ -577,6 +604,10 @@ func (ru *runner) finish() {
 	if ru.gw != nil {
 		for _, name := range []string{"cgw", "vgw"} {
 			g := ru.gw[name]
+			if g.foreign != nil {
+				r.Artifacts = append(r.Artifacts, g.foreign.artifacts(out)...)
+				continue
+			}
 			r.Artifacts = append(r.Artifacts, report.Artifact{Name: name + ".yaml", Path: name + ".yaml", What: name + " configuration (generated)"})
 			for i, l := range g.logs {
 				rel, _ := filepath.Rel(out, l)
