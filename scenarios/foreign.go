@@ -271,11 +271,7 @@ func (f *foreignCGW) children(ctx context.Context, c *strongswan.Charon, tunnel 
 	if err != nil {
 		return nil, err
 	}
-	conns, err := strongswan.ParseListConns(out)
-	if err != nil {
-		return nil, err
-	}
-	l := conns[tunnel]
+	l := strongswan.ParseListConns(out)[tunnel]
 	if len(l) == 0 {
 		return nil, fmt.Errorf("cgw (strongSwan): connection %s has no children (swanctl --list-conns)", tunnel)
 	}

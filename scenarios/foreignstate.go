@@ -33,6 +33,7 @@ type foreignState struct {
 // foreignTunnelKey is what the events compare between two polls.
 type foreignTunnelKey struct {
 	phase1, bgp, status string
+	ikeSPIs             string                  // the current IKE_SA's
 	children            map[string]ike.SAStatus // by inbound SPI
 }
 
@@ -76,7 +77,7 @@ func (f *foreignCGW) poll(ctx context.Context) (*ike.Status, *routingView, []rep
 			ts.StatusMessage = "IPSEC IS UP, BGP IS " + strings.ToUpper(ts.BGPState)
 		}
 		st.Tunnels = append(st.Tunnels, ts)
-		k := foreignTunnelKey{phase1: ts.Phase1State, bgp: ts.BGPState, status: ts.Status, children: map[string]ike.SAStatus{}}
+		k := foreignTunnelKey{phase1: ts.Phase1State, bgp: ts.BGPState, status: ts.Status, ikeSPIs: ts.ICookie + "/" + ts.RCookie, children: map[string]ike.SAStatus{}}
 		for _, sa := range ts.SAs {
 			k.children[sa.InboundSPI] = sa
 		}
@@ -134,6 +135,7 @@ func foreignTunnelStatus(tn string, sas []strongswan.IKESA, err error) ike.Tunne
 		ts.Phase1State = "Rekeying"
 	}
 	ts.Role = map[bool]string{true: "initiator", false: "responder"}[cur.Initiator]
+	ts.ICookie, ts.RCookie = cur.InitiatorSPI, cur.ResponderSPI
 	ts.NATDetected = cur.Raw["nat-local"] == "yes" || (cur.NATRemote && !cur.NATFake)
 	return ts
 }
@@ -223,10 +225,14 @@ func foreignEvents(prev, now map[string]foreignTunnelKey, tunnels []string) []re
 		if p.phase1 == "" {
 			p.phase1, p.status = "Down", "DOWN"
 		}
+		if p.phase1 == "Established" && n.phase1 == "Established" && p.ikeSPIs != n.ikeSPIs {
+			// a new IKE_SA (a rekey or reauthentication) took over
+			add(tn, "phase1-up", "strongswan", map[string]string{"from": p.phase1, "spis": n.ikeSPIs, "replaces": p.ikeSPIs})
+		}
 		if p.phase1 != n.phase1 {
 			switch {
 			case n.phase1 == "Established":
-				add(tn, "phase1-up", "strongswan", map[string]string{"from": p.phase1})
+				add(tn, "phase1-up", "strongswan", map[string]string{"from": p.phase1, "spis": n.ikeSPIs})
 			case p.phase1 == "Established" || n.phase1 == "Down":
 				add(tn, "phase1-down", "strongswan", map[string]string{"state": n.phase1})
 			}
