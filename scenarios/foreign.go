@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +29,8 @@ type foreignCGW struct {
 	short   string // folder for the daemons' sockets (unix socket paths are short)
 	out     string // the run's output folder (logs and the files without keys)
 	tunnels []string
-	bgp     string // bird or none
+	inside  map[string]netip.Prefix // the customer's inside address of each tunnel (.2 of its /30)
+	bgp     string                  // bird or none
 
 	mu      sync.Mutex
 	charons map[string]*strongswan.Charon // by tunnel
@@ -125,6 +127,16 @@ func (f *foreignCGW) start(ctx context.Context) error {
 		}
 		f.charons[tn] = c
 		f.logs = append(f.logs, c.LogPath())
+		// kernel-libipsec installs a CHILD_SA only with a local address in
+		// its local selector: a child for the inside /32s (BGP) needs the
+		// inside address before its updown script runs. Put it on the TUN
+		// now, as the reference lab does (updown.sh uses ip addr replace).
+		if in, ok := f.inside[tn]; ok {
+			if out, err := f.ns.Run(ctx, "ip", "addr", "replace", in.String(), "dev", c.TUN()); err != nil {
+				f.stopLocked(false)
+				return fmt.Errorf("cgw (strongSwan) tunnel %s: inside address on %s: %v\n%s", tn, c.TUN(), err, out)
+			}
+		}
 		if out, err := c.LoadFile(ctx, filepath.Join(f.dir, tn, "swanctl.conf")); err != nil {
 			f.stopLocked(false)
 			return fmt.Errorf("cgw (strongSwan) tunnel %s: loading swanctl.conf: %v\n%s", tn, err, out)

@@ -109,7 +109,10 @@ func (ru *runner) setup(ctx context.Context) error {
 		pg := p.gateways[name]
 		if pg.kind == "strongswan" {
 			f := &foreignCGW{dir: filepath.Join(dir, "cgw"), short: dir, out: ru.o.OutDir, bgp: pg.bgp,
-				tunnels: p.tunnelNames(), charons: map[string]*strongswan.Charon{}}
+				tunnels: p.tunnelNames(), inside: map[string]netip.Prefix{}, charons: map[string]*strongswan.Charon{}}
+			for _, t := range p.tunnels {
+				f.inside[t.Name] = netip.PrefixFrom(t.Inside.Addr().Next().Next(), 30)
+			}
 			vg := ru.gw["vgw"]
 			if err := p.exportForeign(pg, vg.files.Config, vg.env, f.dir, ru.o.OutDir); err != nil {
 				return fmt.Errorf("%s:%d: the strongSwan customer gateway's configuration: %v", s.File, pg.kindLine, err)

@@ -93,6 +93,9 @@ func (w *world) runnerEvent(typ string, detail map[string]string) {
 
 // refresh fetches every running gateway's status and routing.
 func (w *world) refresh(ctx context.Context) {
+	if ctx.Err() != nil {
+		return // keep what was seen last: a dead context is not a stopped gateway
+	}
 	for name, g := range w.gws {
 		var st *ike.Status
 		var rv *routingView
