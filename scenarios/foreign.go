@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,6 +40,24 @@ type foreignCGW struct {
 	starts  int
 	last    *foreignState               // the last poll (foreignstate.go)
 	prev    map[string]foreignTunnelKey // what the last poll's events compared
+}
+
+// foreignPreflight says what a strongswan customer gateway lacks on this
+// machine (nil: nothing or no foreign gateway).
+func (p *plan) foreignPreflight() error {
+	pg := p.gateways["cgw"]
+	if pg == nil || pg.kind != "strongswan" {
+		return nil
+	}
+	if err := strongswan.Available(append(slices.Clone(strongswan.DefaultPlugins), "updown")); err != nil {
+		return fmt.Errorf("the strongswan customer gateway: %v", err)
+	}
+	if pg.bgp == "bird" {
+		if _, err := bird.Available(); err != nil {
+			return fmt.Errorf("the strongswan customer gateway's BGP: %v", err)
+		}
+	}
+	return nil
 }
 
 // exportForeign writes the strongswan (and bird) files for the customer

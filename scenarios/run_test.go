@@ -111,6 +111,11 @@ func TestShippedScenarios(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(f, ".yaml")
 		t.Run(name, func(t *testing.T) {
+			if s, err := Load(f, Options{}); err == nil {
+				if err := s.plan.foreignPreflight(); err != nil {
+					t.Skipf("%v (.ci/run installs strongSwan and BIRD)", err)
+				}
+			}
 			start := time.Now()
 			text, code := runCLI(t, 2*time.Minute, "run", "--out", out, f)
 			if code != 0 {

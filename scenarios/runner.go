@@ -43,7 +43,11 @@ var ErrEnvironment = errors.New("environment")
 func Run(ctx context.Context, s *Scenario, o RunOptions) (r *report.Run, err error) {
 	r = &report.Run{Scenario: s.Name, File: s.File, Description: s.Description, Vars: s.Effective,
 		Gateways: []string{"cgw", "vgw"}, Tunnels: s.plan.tunnelNames(), Start: time.Now()}
-	if err := preflight(); err != nil {
+	err = preflight()
+	if err == nil {
+		err = s.plan.foreignPreflight()
+	}
+	if err != nil {
 		r.Error = err.Error()
 		r.End = time.Now()
 		return r, fmt.Errorf("%w: %v", ErrEnvironment, err)
