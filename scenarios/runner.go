@@ -19,7 +19,6 @@ import (
 	"github.com/vpnlab/vpnlab/internal/netlab"
 	"github.com/vpnlab/vpnlab/internal/strongswan"
 	"github.com/vpnlab/vpnlab/internal/traffic"
-	"github.com/vpnlab/vpnlab/keylog"
 	"github.com/vpnlab/vpnlab/scenarios/report"
 )
 
@@ -256,66 +255,6 @@ func (ru *runner) steps(ctx context.Context) {
 		ru.prog.stepDone(rs)
 		ru.r.Steps = append(ru.r.Steps, rs)
 	}
-}
-
-// describe is a step's one-line action.
-func describe(st *Step) string {
-	switch {
-	case st.Start != "":
-		return "start " + st.Start
-	case st.Stop != "":
-		return "stop " + st.Stop
-	case st.Kill != "":
-		return "kill -9 " + st.Kill
-	case st.Restart != "":
-		return "restart " + st.Restart
-	case st.Impair != nil:
-		d := fmt.Sprintf("impair %s: %s", st.Impair.Tunnel, st.Impair.Fault)
-		if st.Impair.Fault == "loss" {
-			d += fmt.Sprintf(" %g%%", st.Impair.Percent)
-		}
-		return d
-	case st.Restore != "":
-		return "restore " + st.Restore
-	case st.Flow != nil:
-		f := st.Flow
-		return fmt.Sprintf("flow %s: %s %s -> %s", f.Name, f.Proto, f.From, f.To)
-	case len(st.StopFlow.Items) > 0:
-		return "stop flow " + strings.Join(st.StopFlow.Items, ", ")
-	case st.IKEImpair != nil:
-		return fmt.Sprintf("ike impair %s: %s", st.IKEImpair.Gateway, strings.Join(st.IKEImpair.Spec.Items, ", "))
-	case st.Flood != nil:
-		return fmt.Sprintf("flood %s with %d first messages", st.Flood.Tunnel, st.Flood.Count)
-	case st.Rekey != nil:
-		return fmt.Sprintf("rekey %s %s phase %d", st.Rekey.Gateway, st.Rekey.Tunnel, st.Rekey.Phase)
-	case st.Initiate != nil:
-		return fmt.Sprintf("initiate %s %s", st.Initiate.Gateway, st.Initiate.Tunnel)
-	case st.Terminate != nil:
-		return fmt.Sprintf("terminate %s %s", st.Terminate.Gateway, st.Terminate.Tunnel)
-	case st.BGP != nil:
-		b := st.BGP
-		var parts []string
-		for _, a := range b.Advertise.Items {
-			parts = append(parts, "advertise "+a)
-		}
-		for _, a := range b.Withdraw.Items {
-			parts = append(parts, "withdraw "+a)
-		}
-		if b.Prepend != nil {
-			parts = append(parts, fmt.Sprintf("prepend %d on %s", *b.Prepend, b.Tunnel))
-		}
-		if b.MED != nil {
-			parts = append(parts, fmt.Sprintf("MED %d on %s", *b.MED, b.Tunnel))
-		}
-		return "bgp " + b.Gateway + ": " + strings.Join(parts, ", ")
-	case len(st.Wait.Items) > 0:
-		return "wait " + strings.Join(st.Wait.Items, " and ")
-	case st.Sleep > 0:
-		return "sleep " + st.Sleep.D().String()
-	case len(st.Assert.Items) > 0:
-		return "assert " + strings.Join(st.Assert.Items, "; ")
-	}
-	return "?"
 }
 
 // step runs one step. Failures of waits and asserts set rs.Status "fail"
@@ -628,42 +567,5 @@ func (ru *runner) finish() {
 	}
 	if err := report.WriteFiles(out, r); err != nil {
 		r.Error = strings.TrimSpace(r.Error + "\n" + err.Error())
-	}
-}
-
-// writeKeys merges both gateways' key logs into keys.log and a Wireshark
-// profile directory, so that wan.pcap opens decrypted.
-func (ru *runner) writeKeys() {
-	out := ru.o.OutDir
-	var all []byte
-	for _, name := range []string{"cgw", "vgw"} {
-		b, err := os.ReadFile(ru.gw[name].files.KeyLog)
-		if err == nil {
-			all = append(all, b...)
-		}
-	}
-	if len(all) == 0 {
-		return
-	}
-	keys := filepath.Join(out, "keys.log")
-	if err := os.WriteFile(keys, all, 0o600); err != nil {
-		return
-	}
-	ru.r.Artifacts = append(ru.r.Artifacts, report.Artifact{Name: "keys.log", Path: "keys.log", What: "IKE and ESP keys for Wireshark (SECRET; docs/key-export.md)"})
-	prof := filepath.Join(out, "wireshark")
-	os.RemoveAll(prof)
-	if err := keylog.WriteWiresharkUAT(keys, prof); err == nil {
-		ru.r.Artifacts = append(ru.r.Artifacts, report.Artifact{Name: "wireshark/", Path: "wireshark", What: "Wireshark profile with the keys: WIRESHARK_CONFIG_DIR=" + prof + " wireshark " + filepath.Join(out, "wan.pcap")})
-	}
-}
-
-// clearOutDir removes what an earlier run of the scenario left in its
-// output folder (only files a run writes).
-func clearOutDir(dir string) {
-	for _, pat := range []string{"*.log", "*.ndjson", "*.yaml", "wan.pcap", "failover.html", "failover.svg", "junit.xml", "timeline.json", "summary.txt", "wireshark"} {
-		m, _ := filepath.Glob(filepath.Join(dir, pat))
-		for _, f := range m {
-			os.RemoveAll(f)
-		}
 	}
 }
