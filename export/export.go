@@ -60,7 +60,11 @@ type generator func(m *model) ([]File, error)
 
 var generators = map[string]generator{
 	"strongswan": genStrongSwan,
+	"libreswan":  genLibreswan,
 	"bird":       genBIRD,
+	"frr":        genFRR,
+	"vpnlab":     genVPNLab,
+	"generic":    genGeneric,
 }
 
 // formatOrder is the order Formats lists them in.

@@ -80,6 +80,8 @@ func genStrongSwan(m *model) ([]File, error) {
 func swanCheck(m *model, t *tunnel) error {
 	v := t.vgw
 	switch {
+	case t.name == "." || t.name == "..":
+		return fmt.Errorf("tunnel %q: the name is a directory of its files; rename the tunnel", t.name)
 	case !v.NATT:
 		return fmt.Errorf("tunnel %s: nat_traversal is off on the vgw, but kernel-libipsec sends ESP in UDP only", t.name)
 	case t.awsPorts.NATT != 4500:
@@ -102,10 +104,12 @@ func swanConf(m *model, t *tunnel) string {
 	port, natt := swanPorts(t.index)
 	var b strings.Builder
 	b.WriteString(m.header("#", fmt.Sprintf("strongswan.conf of the charon instance of tunnel %s (kernel-libipsec).", t.name), false))
-	fmt.Fprintf(&b, `# Start: STRONGSWAN_CONF=%[1]s/%[2]s/strongswan.conf /usr/lib/ipsec/charon
-# (one charon per tunnel; in its own mount namespace so that its pid file
-# /var/run/charon.pid does not collide with the other instance's), then
-#   swanctl --load-all --file %[1]s/%[2]s/swanctl.conf --uri unix:///var/run/charon-%[2]s.vici
+	fmt.Fprintf(&b, `# One charon per tunnel. charon's pid file (/run/charon.pid) is compiled in,
+# so each instance runs in its own mount namespace with a private /run:
+#   mkdir -p /run/charon-%[2]s
+#   unshare -m sh -c 'mount --bind /run/charon-%[2]s /run &&
+#     STRONGSWAN_CONF=%[1]s/%[2]s/strongswan.conf exec /usr/lib/ipsec/charon' &
+#   swanctl --load-all --file %[1]s/%[2]s/swanctl.conf --uri unix://%[1]s/%[2]s/charon.vici
 charon {
   # explicit plugin list: kernel-libipsec must come before kernel-netlink
   load = %[3]s
@@ -121,7 +125,8 @@ charon {
   install_virtual_ip = no
   plugins {
     vici {
-      socket = unix:///var/run/charon-%[2]s.vici
+      # outside /run: reachable from outside the mount namespace
+      socket = unix://%[1]s/%[2]s/charon.vici
     }
   }
 }

@@ -56,7 +56,7 @@ func TestStrongSwan(t *testing.T) {
 	// One charon per tunnel: its own ports, routing table, vici socket.
 	hasLines(t, "a1/strongswan.conf", string(fs["a1/strongswan.conf"].Data),
 		"port = 500", "port_nat_t = 4500", "routing_table = 220", "routing_table_prio = 32800",
-		"socket = unix:///var/run/charon-a1.vici", "install_routes = yes")
+		"socket = unix:///etc/swanctl/a1/charon.vici", "install_routes = yes")
 	s2 := string(fs["a2/strongswan.conf"].Data)
 	hasLines(t, "a2/strongswan.conf", s2, "port = 1500", "port_nat_t = 14500", "routing_table = 221", "routing_table_prio = 32801")
 	if l := lineValue(s2, "load"); !strings.Contains(l, "kernel-libipsec kernel-netlink") || !strings.Contains(l, "updown") {
@@ -98,6 +98,7 @@ func TestStrongSwanRefuses(t *testing.T) {
 	for _, c := range []struct{ extra, want string }{
 		{"    nat_traversal: false\n", "nat_traversal is off"},
 		{"    phase2: {protocol: AH}\n", "ESP only"},
+		{"  - name: ..\n    local_address: 203.0.113.40\n    remote_address: 198.51.100.2\n    psk_file: a1.psk\n", `tunnel "..": the name is a directory`},
 	} {
 		p := writeVGW(t, staticVGW+c.extra)
 		if _, err := Export("strongswan", p, Options{}); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -9,24 +9,22 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vpnlab/vpnlab/control"
 	"github.com/vpnlab/vpnlab/internal/bird"
+	"github.com/vpnlab/vpnlab/internal/netlab"
 	"github.com/vpnlab/vpnlab/internal/strongswan"
 )
 
 // exportedTunnel is one tunnel of the exported strongSwan customer gateway.
 type exportedTunnel struct {
-	name      string // tunnel, IKE_SA and CHILD_SA name (the vgw's)
-	bgp       string // BIRD protocol name in the exported bird.conf
-	inside    string // the customer's inside address with /30
-	vgwInside string
-	wantIKE   string
-	wantESP   string
-	charon    *strongswan.Charon
+	name    string // tunnel, IKE_SA and CHILD_SA name (the vgw's)
+	inside  string // the customer's inside address with /30
+	wantIKE string
+	wantESP string
+	charon  *strongswan.Charon
 }
 
 // runExport runs `vpnlab export ARGS...` with the PSK in the environment
@@ -48,7 +46,7 @@ func runExport(t *testing.T, bin, psk string, args ...string) string {
 // are by a stock charon (kernel-libipsec, one instance per tunnel, its
 // strongswan.conf included, swanctl.conf loaded from the exported
 // directory, which is bind-mounted over /etc/swanctl so the updown paths
-// resolve) and BIRD 2 in the cgw namespace behind the NAT. Tunnel 1 keeps
+// resolve, and its vici socket is the exported one) and BIRD 2 in the cgw namespace behind the NAT. Tunnel 1 keeps
 // all of AWS's default proposals (the export offers every one, the vgw
 // picks the lowest values), tunnel 2 is narrowed to one proposal. Both
 // tunnels come up (initiated by start_action = start at load), the exported
@@ -80,7 +78,12 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 	vg := e.startGateway(vgwBin, "vgw", vcfg, e.psk, e.vgw)
 	vgwYAML := filepath.Join(e.lab.LogDir(), "vgw.yaml")
 
-	dir := filepath.Join(e.lab.LogDir(), "export")
+	// Short: the vici socket in it must fit a unix socket address.
+	dir, err := os.MkdirTemp("", "vpnlab-exp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	swanDir, birdDir := filepath.Join(dir, "strongswan"), filepath.Join(dir, "bird")
 	runExport(t, vpnlabBin, e.psk, "--format", "strongswan", "--include-secrets", "--customer-address", connCGWLocal.String(), "--out", swanDir, vgwYAML)
 	runExport(t, vpnlabBin, e.psk, "--format", "bird", "--advertise", onpremNet.String(), "--out", birdDir, vgwYAML)
@@ -89,46 +92,13 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 	}
 
 	tunnels := []*exportedTunnel{
-		{name: "tunnel1", bgp: "aws_tunnel1", inside: "169.254.10.2/30", vgwInside: "169.254.10.1",
+		{name: "tunnel1", inside: "169.254.10.2/30",
 			wantIKE: "AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024", wantESP: "AES_CBC-128/HMAC_SHA1_96/MODP_1024"},
-		{name: "tunnel2", bgp: "aws_tunnel2", inside: "169.254.11.2/30", vgwInside: "169.254.11.1",
+		{name: "tunnel2", inside: "169.254.11.2/30",
 			wantIKE: wantIKEChosen, wantESP: "AES_GCM_16-128/MODP_2048"},
 	}
-	var (
-		loadMu  sync.Mutex
-		loadOut = map[string]string{}
-	)
-	e.onFailure("swanctl --load-all output", func() string {
-		loadMu.Lock()
-		defer loadMu.Unlock()
-		var b strings.Builder
-		for k, v := range loadOut {
-			fmt.Fprintf(&b, "--- %s:\n%s\n", k, v)
-		}
-		return b.String()
-	})
 	tLoad := time.Now()
-	for _, tu := range tunnels {
-		c, err := strongswan.Start(ctx, e.cgw, strongswan.Options{
-			Name:    "charon-" + tu.name,
-			Include: filepath.Join(swanDir, tu.name, "strongswan.conf"),
-			Mounts:  []strongswan.Mount{{Source: swanDir, Target: "/etc/swanctl"}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tu.charon = c
-		t.Cleanup(func() { c.Stop() })
-		e.onFailure(tu.name+" charon log "+c.LogPath(), func() string { return c.LogTail(logTailLines) })
-		// start_action = start: loading initiates the tunnel.
-		out, err := c.LoadFile(ctx, filepath.Join(swanDir, tu.name, "swanctl.conf"))
-		loadMu.Lock()
-		loadOut[tu.name] = string(out)
-		loadMu.Unlock()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	startExportedCharons(ctx, t, e, swanDir, tunnels)
 
 	bcfg, err := os.ReadFile(filepath.Join(birdDir, "bird.conf"))
 	if err != nil {
@@ -141,6 +111,72 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 	t.Cleanup(func() { bd.Stop() })
 	e.onFailure("BIRD log "+bd.LogPath(), func() string { return bd.LogTail(logTailLines) })
 
+	checkExportedSAs(ctx, t, tunnels, tLoad)
+
+	// The exported updown script put each inside address on its charon's TUN.
+	for _, tu := range tunnels {
+		waitAddr(ctx, t, e.cgw, tu.charon.TUN(), tu.inside, true)
+	}
+
+	waitTunnels(t, vg, 30*time.Second, "tunnel1", "tunnel2")
+	ps, err := bd.WaitEstablished(ctx, 30*time.Second, "aws_tunnel1", "aws_tunnel2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tBGP := time.Since(tLoad)
+	t.Logf("BIRD `show protocols`:\n%s", bird.FormatProtocols(ps))
+
+	waitRoutesBothWays(ctx, t, vg, bd)
+	pingUntil(t, e.onprem, vpcHost)
+	pingUntil(t, e.vpc, onpremHost)
+	checkCounters(t, vg)
+
+	tu := tunnels[1]
+	dDown := downAndUp(ctx, t, e, bd, tu)
+	t.Logf("timings: BGP established on both %v after loading; %s down and up again, BGP back %v after the terminate; whole test %v",
+		tBGP.Round(time.Millisecond), tu.name, dDown.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+}
+
+// startExportedCharons starts one charon per tunnel with the exported
+// strongswan.conf included, the export directory bind-mounted over
+// /etc/swanctl (the updown paths) and the exported vici socket, and loads
+// the exported swanctl.conf (start_action = start: loading initiates).
+func startExportedCharons(ctx context.Context, t *testing.T, e *connEnv, swanDir string, tunnels []*exportedTunnel) {
+	t.Helper()
+	loadOut := map[string]string{}
+	e.onFailure("swanctl --load-all output", func() string {
+		var b strings.Builder
+		for k, v := range loadOut {
+			fmt.Fprintf(&b, "--- %s:\n%s\n", k, v)
+		}
+		return b.String()
+	})
+	for _, tu := range tunnels {
+		c, err := strongswan.Start(ctx, e.cgw, strongswan.Options{
+			Name:    "charon-" + tu.name,
+			Include: filepath.Join(swanDir, tu.name, "strongswan.conf"),
+			// the exported socket /etc/swanctl/TUNNEL/charon.vici, seen from here
+			Vici:   filepath.Join(swanDir, tu.name, "charon.vici"),
+			Mounts: []strongswan.Mount{{Source: swanDir, Target: "/etc/swanctl"}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tu.charon = c
+		t.Cleanup(func() { c.Stop() })
+		e.onFailure(tu.name+" charon log "+c.LogPath(), func() string { return c.LogTail(logTailLines) })
+		out, err := c.LoadFile(ctx, filepath.Join(swanDir, tu.name, "swanctl.conf"))
+		loadOut[tu.name] = string(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkExportedSAs waits for each tunnel's IKE_SA and CHILD_SA and checks
+// what was negotiated.
+func checkExportedSAs(ctx context.Context, t *testing.T, tunnels []*exportedTunnel, tLoad time.Time) {
+	t.Helper()
 	for _, tu := range tunnels {
 		sa, csa, err := tu.charon.WaitEstablished(ctx, tu.name, tu.name, upTimeout)
 		if err != nil {
@@ -159,24 +195,20 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 		}
 	}
 
-	// The exported updown script put each inside address on its charon's TUN.
-	for _, tu := range tunnels {
-		out, err := e.cgw.Run(ctx, "ip", "-4", "-o", "addr", "show", "dev", tu.charon.TUN())
-		if err != nil || !strings.Contains(string(out), "inet "+tu.inside+" ") {
-			t.Fatalf("%s: %s has no %s (updown.sh): %v\n%s", tu.name, tu.charon.TUN(), tu.inside, err, out)
-		}
-	}
+}
 
-	waitTunnels(t, vg, 30*time.Second, "tunnel1", "tunnel2")
-	ps, err := bd.WaitEstablished(ctx, 30*time.Second, "aws_tunnel1", "aws_tunnel2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tBGP := time.Since(tLoad)
-	t.Logf("BIRD `show protocols`:\n%s", bird.FormatProtocols(ps))
+// waitRoutesBothWays: the vgw learns the exported --advertise prefix from
+// AS 65000 over both tunnels, BIRD learns the VPC from AS 64512 over both.
+func waitRoutesBothWays(ctx context.Context, t *testing.T, vg *gateway, bd *bird.BIRD) {
+	t.Helper()
+	waitVGWLearns(ctx, t, vg)
+	waitBIRDLearns(ctx, t, bd)
+}
 
-	// Routes both ways: the vgw learns the exported --advertise prefix from
-	// AS 65000 over both tunnels, BIRD learns the VPC from AS 64512 over both.
+// waitVGWLearns waits until the vgw has the exported --advertise prefix
+// from AS 65000 over both tunnels.
+func waitVGWLearns(ctx context.Context, t *testing.T, vg *gateway) {
+	t.Helper()
 	var rv vgwRoutingView
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -186,14 +218,20 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 			err = json.Unmarshal(b, &rv)
 		}
 		if err == nil && slices.Equal(rv.bgpPathTunnels(onpremNet.String(), []uint32{65000}), []string{"tunnel1", "tunnel2"}) {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("our vgw did not learn %s from AS 65000 over both tunnels (error %v):%s", onpremNet, err, rv.summary())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	deadline = time.Now().Add(15 * time.Second)
+}
+
+// waitBIRDLearns waits until BIRD has the VPC from AS 64512 over both
+// sessions.
+func waitBIRDLearns(ctx context.Context, t *testing.T, bd *bird.BIRD) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		brs, err := bd.Routes(ctx, vpcNet.String())
 		var from []string
@@ -211,9 +249,172 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
 
+// Down and up again: terminating tunnel2 runs the updown script's
+// down-client (the inside address leaves the TUN, so BIRD's session
+// drops at once); initiating it again brings address and session back.
+// It returns how long BGP took to be Established again.
+func downAndUp(ctx context.Context, t *testing.T, e *connEnv, bd *bird.BIRD, tu *exportedTunnel) time.Duration {
+	t.Helper()
+	if out, err := tu.charon.Terminate(ctx, tu.name, upTimeout); err != nil {
+		t.Fatalf("terminate %s: %v\n%s", tu.name, err, out)
+	}
+	waitAddr(ctx, t, e.cgw, tu.charon.TUN(), tu.inside, false)
+	tDown := time.Now()
+	if _, err := bd.WaitEstablished(ctx, 10*time.Second, "aws_tunnel1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tu.charon.Initiate(ctx, tu.name, upTimeout); err != nil {
+		t.Fatalf("initiate %s again: %v", tu.name, err)
+	}
+	waitAddr(ctx, t, e.cgw, tu.charon.TUN(), tu.inside, true)
+	if _, err := bd.WaitEstablished(ctx, 30*time.Second, "aws_tunnel1", "aws_tunnel2"); err != nil {
+		t.Fatal(err)
+	}
+	return time.Since(tDown)
+}
+
+// waitAddr waits until prefix is (present) or is not on dev in ns.
+func waitAddr(ctx context.Context, t *testing.T, ns *netlab.NS, dev, prefix string, present bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := ns.Run(ctx, "ip", "-4", "-o", "addr", "show", "dev", dev)
+		if err == nil && strings.Contains(string(out), "inet "+prefix+" ") == present {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s on %s: want present=%v (updown.sh) after 5 s: %v\n%s", prefix, dev, present, err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestExportedVPNLabCustomerGateway: `vpnlab export --format vpnlab` of
+// our vgw's configuration, run as it is (plus a control socket for the
+// test) by our cgw behind the NAT: both tunnels come up with BGP
+// Established on both sides, the pre-shared keys come through the exported
+// psk_env references, and the hosts ping each other.
+func TestExportedVPNLabCustomerGateway(t *testing.T) {
+	requirements(t)
+	vgwBin, cgwBin, vpnlabBin := buildGateway(t, "vgw"), buildGateway(t, "cgw"), buildGateway(t, "vpnlab")
+	e := newConnEnv(t)
+	vcfg, _ := e.configs(connOpts{})
+	vg := e.startGateway(vgwBin, "vgw", vcfg, e.psk, e.vgw)
+	out := runExport(t, vpnlabBin, e.psk, "--format", "vpnlab", "--customer-address", connCGWLocal.String(),
+		"--advertise", onpremNet.String(), filepath.Join(e.lab.LogDir(), "vgw.yaml"))
+	ccfg, ok := strings.CutPrefix(out, "==> cgw.yaml <==\n")
+	if !ok || strings.Contains(ccfg, e.psk) || !strings.Contains(ccfg, "psk_env: \""+pskEnv+"\"") {
+		t.Fatalf("exported cgw.yaml (want one file, the key by reference):\n%s", out)
+	}
+	ccfg += fmt.Sprintf("control: {listen: \"unix:%s\"}\n", filepath.Join(e.lab.LogDir(), "cgw.sock"))
+	cg := e.startGateway(cgwBin, "cgw", ccfg, e.psk, e.cgw)
+	waitTunnels(t, vg, 30*time.Second, "tunnel1", "tunnel2")
+	waitTunnels(t, cg, 10*time.Second, "tunnel1", "tunnel2")
+	waitRoute(t, vg, onpremNet.String(), []string{"tunnel1"}, 15*time.Second)
 	pingUntil(t, e.onprem, vpcHost)
 	pingUntil(t, e.vpc, onpremHost)
 	checkCounters(t, vg)
-	t.Logf("timings: BGP established on both %v after loading, whole test %v", tBGP.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+	checkCounters(t, cg)
+}
+
+// TestExportedStrongSwanStaticCustomerGateway: a static-routing vgw (AWS
+// "static": selectors 10.10.0.0/16 === 172.31.0.0/16, the customer prefix
+// as static route of both tunnels) and the strongswan export alone: the
+// exported updown scripts route the VPC prefix into each charon's TUN
+// (tunnel1 metric 100, tunnel2 101), the hosts ping each other, and when
+// tunnel1 is terminated its route goes and the pings go over tunnel2.
+func TestExportedStrongSwanStaticCustomerGateway(t *testing.T) {
+	requirements(t)
+	if err := strongswan.Available(append(slices.Clone(strongswan.DefaultPlugins), "updown")); err != nil {
+		t.Skip(err)
+	}
+	vgwBin, vpnlabBin := buildGateway(t, "vgw"), buildGateway(t, "vpnlab")
+	e := newConnEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	vcfg, _ := e.configs(connOpts{vgwTop: "routing: {mode: static}\n"})
+	for n := 1; n <= 2; n++ {
+		in := fmt.Sprintf("    inside_cidr: 169.254.%d.0/30\n", 9+n)
+		if !strings.Contains(vcfg, in) {
+			t.Fatalf("vgw configuration without %q:\n%s", in, vcfg)
+		}
+		vcfg = strings.Replace(vcfg, in, in+fmt.Sprintf("    local_ts: %s\n    remote_ts: %s\n    static_routes: [%s]\n", vpcNet, onpremNet, onpremNet), 1)
+	}
+	vcfg = strings.Replace(vcfg, "bgp: {", "# bgp: {", 1) // static: no bgp section
+	vg := e.startGateway(vgwBin, "vgw", vcfg, e.psk, e.vgw)
+	dir, err := os.MkdirTemp("", "vpnlab-exp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	swanDir := filepath.Join(dir, "strongswan")
+	runExport(t, vpnlabBin, e.psk, "--format", "strongswan", "--include-secrets", "--customer-address", connCGWLocal.String(),
+		"--out", swanDir, filepath.Join(e.lab.LogDir(), "vgw.yaml"))
+	tunnels := []*exportedTunnel{
+		{name: "tunnel1", inside: "169.254.10.2/30", wantIKE: wantIKEChosen, wantESP: "AES_GCM_16-128/MODP_2048"},
+		{name: "tunnel2", inside: "169.254.11.2/30", wantIKE: wantIKEChosen, wantESP: "AES_GCM_16-128/MODP_2048"},
+	}
+	startExportedCharons(ctx, t, e, swanDir, tunnels)
+	checkExportedSAs(ctx, t, tunnels, time.Now())
+	for i, tu := range tunnels {
+		waitRouteVia(ctx, t, e.cgw, tu.charon.TUN(), 100+i, true)
+	}
+	pingUntil(t, e.onprem, vpcHost)
+	pingUntil(t, e.vpc, onpremHost)
+	if in, out := vgwPackets(ctx, t, vg, "tunnel1"); in == 0 || out == 0 {
+		t.Errorf("our vgw tunnel1 (the first static route) carried %d packets in, %d out", in, out)
+	}
+
+	t1 := tunnels[0]
+	if out, err := t1.charon.Terminate(ctx, t1.name, upTimeout); err != nil {
+		t.Fatalf("terminate %s: %v\n%s", t1.name, err, out)
+	}
+	waitRouteVia(ctx, t, e.cgw, t1.charon.TUN(), 100, false)
+	in0, out0 := vgwPackets(ctx, t, vg, "tunnel2")
+	pingUntil(t, e.onprem, vpcHost)
+	pingUntil(t, e.vpc, onpremHost)
+	if in, out := vgwPackets(ctx, t, vg, "tunnel2"); in <= in0 || out <= out0 {
+		t.Errorf("our vgw tunnel2 after tunnel1 went: packets in %d -> %d, out %d -> %d", in0, in, out0, out)
+	}
+}
+
+// vgwPackets sums the packet counters of a tunnel's SA pairs on our vgw.
+func vgwPackets(ctx context.Context, t *testing.T, vg *gateway, tunnel string) (in, out uint64) {
+	t.Helper()
+	st, err := control.Dial(vg.control).Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tu := range st.Tunnels {
+		if tu.Name != tunnel {
+			continue
+		}
+		for _, sa := range tu.SAs {
+			if sa.Counters != nil {
+				in += sa.Counters.PacketsIn
+				out += sa.Counters.PacketsOut
+			}
+		}
+	}
+	return in, out
+}
+
+// waitRouteVia waits until the cgw's route for the VPC via dev with metric
+// is there (present) or gone.
+func waitRouteVia(ctx context.Context, t *testing.T, ns *netlab.NS, dev string, metric int, present bool) {
+	t.Helper()
+	want := fmt.Sprintf("%s dev %s scope link metric %d", vpcNet, dev, metric)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := ns.Run(ctx, "ip", "route", "show", vpcNet.String())
+		if err == nil && strings.Contains(string(out), want) == present {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cgw route %q: want present=%v (updown.sh) after 5 s: %v\n%s", want, present, err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

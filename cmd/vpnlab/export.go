@@ -70,6 +70,9 @@ vgw configuration.`,
 // writeFiles writes files below dir with their modes and lists them.
 func writeFiles(dir string, files []export.File, cmd *cobra.Command) error {
 	for _, f := range files {
+		if !filepath.IsLocal(filepath.FromSlash(f.Name)) {
+			return fmt.Errorf("refusing to write %q outside %s", f.Name, dir)
+		}
 		p := filepath.Join(dir, filepath.FromSlash(f.Name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
