@@ -36,10 +36,17 @@ type foreignCGW struct {
 	mu      sync.Mutex
 	charons map[string]*strongswan.Charon // by tunnel
 	bird    *bird.BIRD
-	logs    []string // every daemon log, for "cgw log contains" and the artifacts
-	starts  int
-	last    *foreignState               // the last poll (foreignstate.go)
-	prev    map[string]foreignTunnelKey // what the last poll's events compared
+	frr     *frrDaemons
+	// vgwInside is the vgw's inside address of each tunnel (the BGP
+	// neighbor); awsNets are the AWS hosts' networks (the lab's blackholes
+	// for them go with FRR: zebra does not override a kernel route).
+	vgwInside map[string]netip.Addr
+	awsNets   []netip.Prefix
+	tempDirs  []string // removed by finish
+	logs      []string // every daemon log, for "cgw log contains" and the artifacts
+	starts    int
+	last      *foreignState               // the last poll (foreignstate.go)
+	prev      map[string]foreignTunnelKey // what the last poll's events compared
 }
 
 // foreignPreflight says what a strongswan customer gateway lacks on this
@@ -51,6 +58,11 @@ func (p *plan) foreignPreflight() error {
 	}
 	if err := strongswan.Available(append(slices.Clone(strongswan.DefaultPlugins), "updown")); err != nil {
 		return fmt.Errorf("the strongswan customer gateway: %v", err)
+	}
+	if pg.bgp == "frr" {
+		if err := frrAvailable(); err != nil {
+			return fmt.Errorf("the strongswan customer gateway's BGP: %v", err)
+		}
 	}
 	if pg.bgp == "bird" {
 		if _, err := bird.Available(); err != nil {
@@ -77,10 +89,10 @@ func (p *plan) exportForeign(pg *planGateway, vgwConfig string, env []string, di
 			return fmt.Errorf("vpnlab export --format strongswan: %v", err)
 		}
 		files = f
-		if pg.bgp == "bird" {
-			b, err := export.Export("bird", vgwConfig, opts)
+		if pg.bgp == "bird" || pg.bgp == "frr" {
+			b, err := export.Export(pg.bgp, vgwConfig, opts)
 			if err != nil {
-				return fmt.Errorf("vpnlab export --format bird: %v", err)
+				return fmt.Errorf("vpnlab export --format %s: %v", pg.bgp, err)
 			}
 			files = append(files, b...)
 		}
@@ -161,6 +173,9 @@ func (f *foreignCGW) start(ctx context.Context) error {
 			return fmt.Errorf("cgw (strongSwan) tunnel %s: loading swanctl.conf: %v\n%s", tn, err, out)
 		}
 	}
+	if f.bgp == "frr" {
+		return f.startFRRLocked(ctx)
+	}
 	if f.bgp == "bird" {
 		conf, err := os.ReadFile(filepath.Join(f.dir, "bird.conf"))
 		if err != nil {
@@ -198,6 +213,9 @@ func (f *foreignCGW) stopLocked(kill bool) error {
 	if f.bird != nil {
 		procs = append(procs, f.bird.Proc())
 	}
+	if f.frr != nil {
+		errs = append(errs, f.frr.stop(kill)...)
+	}
 	if kill {
 		for _, p := range procs {
 			_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
@@ -221,7 +239,7 @@ func (f *foreignCGW) stopLocked(kill bool) error {
 			}
 		}
 	}
-	f.charons, f.bird = map[string]*strongswan.Charon{}, nil
+	f.charons, f.bird, f.frr = map[string]*strongswan.Charon{}, nil, nil
 	if len(errs) > 0 {
 		return fmt.Errorf("cgw (strongSwan): %s", strings.Join(errs, "; "))
 	}
@@ -315,26 +333,40 @@ func (f *foreignCGW) logFiles() []string {
 	return append([]string(nil), f.logs...)
 }
 
-// keepLogs copies the charon logs from the run's private folder (removed at
-// the end) into the output folder, as cgw-charon-TUNNEL-N.log.
-func (f *foreignCGW) keepLogs() {
+// finish copies the daemons' logs that are outside the output folder (the
+// charons' in the run's private folder, FRR's in its own; both removed at
+// the end) into it, as cgw-charon-cN-TUNNEL.log and cgw-frrN-DAEMON.log,
+// and removes FRR's folders.
+func (f *foreignCGW) finish() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	frr := map[string]int{}
+	for i, d := range f.tempDirs {
+		frr[d] = i + 1
+	}
 	for i, l := range f.logs {
-		if !strings.HasPrefix(l, f.short+string(filepath.Separator)) {
+		var name string
+		switch dir := filepath.Dir(l); {
+		case strings.HasPrefix(l, f.short+string(filepath.Separator)): // c<start>-<tunnel>/charon.log
+			name = "cgw-charon-" + filepath.Base(dir) + ".log"
+		case frr[dir] > 0:
+			name = fmt.Sprintf("cgw-frr%d-%s", frr[dir], filepath.Base(l))
+		default:
 			continue
 		}
 		b, err := os.ReadFile(l)
 		if err != nil {
 			continue
 		}
-		// c<start>-<tunnel>/charon.log
-		name := "cgw-charon-" + filepath.Base(filepath.Dir(l)) + ".log"
 		dst := filepath.Join(f.out, name)
 		if os.WriteFile(dst, b, 0o644) == nil {
 			f.logs[i] = dst
 		}
 	}
+	for _, d := range f.tempDirs {
+		os.RemoveAll(d)
+	}
+	f.tempDirs = nil
 }
 
 // artifacts lists what the foreign gateway leaves in the output folder.
@@ -346,4 +378,34 @@ func (f *foreignCGW) artifacts(out string) []report.Artifact {
 		l = append(l, report.Artifact{Name: filepath.Base(p), Path: rel, What: "strongSwan/BIRD log of the customer gateway"})
 	}
 	return l
+}
+
+// startFRRLocked runs FRR with the exported frr.conf, after removing the
+// lab's blackholes for the AWS hosts' networks (zebra prefers a kernel
+// route to BGP's; the WAN router has no route to them, nothing leaks).
+func (f *foreignCGW) startFRRLocked(ctx context.Context) error {
+	for _, n := range f.awsNets {
+		_, _ = f.ns.Run(ctx, "ip", "route", "del", "blackhole", n.String(), "metric", "4000")
+	}
+	conf, err := os.ReadFile(filepath.Join(f.dir, "frr.conf"))
+	if err != nil {
+		f.stopLocked(false)
+		return err
+	}
+	// Its own folder: the daemons run as the frr user, who cannot enter the
+	// run's private folder.
+	dir, err := os.MkdirTemp("", "vpnlab-frr-")
+	if err != nil {
+		f.stopLocked(false)
+		return err
+	}
+	f.tempDirs = append(f.tempDirs, dir)
+	d, err := startFRR(ctx, f.ns, dir, conf)
+	if err != nil {
+		f.stopLocked(false)
+		return fmt.Errorf("cgw (FRR): %v", err)
+	}
+	f.frr = d
+	f.logs = append(f.logs, d.logs...)
+	return nil
 }

@@ -31,8 +31,7 @@ func TestForeignValidation(t *testing.T) {
 	}
 	for _, c := range []struct{ src, want string }{
 		{strings.Replace(foreignMinimal, "strongswan", "libreswan", 1), `x.yaml:5: topology.customer.gateway.kind: "libreswan" is not allowed (allowed: vpnlab, strongswan)`},
-		{gw("      bgp: frr\n"), "x.yaml:6: topology.customer.gateway.bgp: frr is not supported: vpnlab export has no frr format yet and FRR is not installed here"},
-		{gw("      bgp: quagga\n"), `x.yaml:6: topology.customer.gateway.bgp: "quagga" is not allowed (allowed: bird, none)`},
+		{gw("      bgp: quagga\n"), `x.yaml:6: topology.customer.gateway.bgp: "quagga" is not allowed (allowed: bird, frr, none)`},
 		{gw("      binary: cgw\n"), "x.yaml:6: topology.customer.gateway.binary: a strongswan customer gateway runs charon"},
 		{gw("      config: {bgp: {asn: 65000}}\n"), "x.yaml:5: topology.customer.gateway: config, config_file and tunnel_options configure a vpnlab gateway"},
 		{gw("      swanctl_files: {tunnel1: nope.conf}\n"), "x.yaml:6: topology.customer.gateway.swanctl_files.tunnel1: stat nope.conf: no such file"},
@@ -54,6 +53,9 @@ func TestForeignValidation(t *testing.T) {
 		"  - assert: [vgw tunnel1 retransmits == 0, cgw tunnel1 sas == 1, tunnel1 proposal contains AES, cgw log contains \"IKE_SA\"]\n"
 	if _, err := Parse([]byte(ok), "x.yaml", Options{}); err != nil {
 		t.Fatal(err)
+	}
+	if s, err := Parse([]byte(gw("      bgp: frr\n")), "x.yaml", Options{}); err != nil || s.plan.gateways["cgw"].bgp != "frr" {
+		t.Fatalf("bgp: frr: %v", err)
 	}
 }
 

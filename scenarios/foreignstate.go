@@ -53,9 +53,13 @@ func (f *foreignCGW) poll(ctx context.Context) (*ike.Status, *routingView, []rep
 	defer cancel()
 	var protos []bird.Protocol
 	var routes []bird.Route
+	var frrSessions map[string]string
 	if f.bird != nil {
 		protos, _ = f.bird.Protocols(ctx)
 		routes, _ = f.bird.Routes(ctx, "")
+	}
+	if f.frr != nil {
+		frrSessions = f.frr.sessions(ctx)
 	}
 	st := &ike.Status{}
 	keys := map[string]foreignTunnelKey{}
@@ -63,11 +67,14 @@ func (f *foreignCGW) poll(ctx context.Context) (*ike.Status, *routingView, []rep
 		c := f.charons[tn]
 		sas, err := c.ListSAs(ctx)
 		ts := foreignTunnelStatus(tn, sas, err)
-		if f.bgp == "bird" {
+		switch f.bgp {
+		case "bird":
 			ts.BGPState = "Idle"
 			if p, ok := bird.FindProtocol(protos, birdProtocol(tn)); ok {
 				ts.BGPState = bgpWord(p)
 			}
+		case "frr":
+			ts.BGPState = frrState(frrSessions[f.vgwInside[tn].String()])
 		}
 		ts.Status, ts.StatusMessage = "DOWN", "IPSEC IS DOWN"
 		switch {
@@ -87,7 +94,14 @@ func (f *foreignCGW) poll(ctx context.Context) (*ike.Status, *routingView, []rep
 	if f.bird != nil {
 		rv = birdRouting(routes)
 	}
-	evs := foreignEvents(f.prev, keys, f.tunnels)
+	if f.frr != nil {
+		peers := map[string]string{}
+		for tn, a := range f.vgwInside {
+			peers[a.String()] = tn
+		}
+		rv = f.frr.routing(ctx, peers)
+	}
+	evs := foreignEvents(f.prev, keys, f.tunnels, f.bgp)
 	f.prev = keys
 	f.last = &foreignState{at: time.Now(), status: st, routing: rv}
 	return st, rv, evs
@@ -213,7 +227,7 @@ func birdRouting(routes []bird.Route) *routingView {
 }
 
 // foreignEvents compares two polls.
-func foreignEvents(prev, now map[string]foreignTunnelKey, tunnels []string) []report.Event {
+func foreignEvents(prev, now map[string]foreignTunnelKey, tunnels []string, speaker string) []report.Event {
 	var evs []report.Event
 	at := time.Now()
 	add := func(tn, typ, src string, d map[string]string) {
@@ -248,7 +262,7 @@ func foreignEvents(prev, now map[string]foreignTunnelKey, tunnels []string) []re
 			}
 		}
 		if n.bgp != "" && p.bgp != n.bgp && !(p.bgp == "" && n.bgp == "Idle") {
-			add(tn, "bgp-state", "bird", map[string]string{"from": cmpOr(p.bgp, "Idle"), "state": n.bgp})
+			add(tn, "bgp-state", speaker, map[string]string{"from": cmpOr(p.bgp, "Idle"), "state": n.bgp})
 		}
 		if p.status != n.status {
 			add(tn, "tunnel-status", "strongswan", map[string]string{"status": n.status})

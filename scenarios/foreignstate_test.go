@@ -67,7 +67,7 @@ func TestForeignEvents(t *testing.T) {
 	type ev struct{ tunnel, typ, detail string }
 	got := func(prev, now map[string]foreignTunnelKey) []ev {
 		var l []ev
-		for _, e := range foreignEvents(prev, now, []string{"tunnel1"}) {
+		for _, e := range foreignEvents(prev, now, []string{"tunnel1"}, "bird") {
 			var d []string
 			for _, key := range []string{"foreign", "state", "spi_in", "replaces"} {
 				if v := e.Detail[key]; v != "" {

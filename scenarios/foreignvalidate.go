@@ -10,7 +10,7 @@ import (
 // Kinds of customer gateway and the BGP speakers of a foreign one.
 var (
 	gatewayKinds = []string{"vpnlab", "strongswan"}
-	foreignBGPs  = []string{"bird", "none"}
+	foreignBGPs  = []string{"bird", "frr", "none"}
 )
 
 // foreignFields are the tunnel fields a strongSwan customer gateway reports
@@ -48,10 +48,8 @@ func validateKind(s *Scenario, g *Gateway, pg *planGateway, side string, lineOf 
 	pg.kind, pg.kindLine, pg.bgp = "strongswan", at("kind"), "bird"
 	switch g.BGP {
 	case "", "bird":
-	case "none":
-		pg.bgp = "none"
-	case "frr":
-		el.add(at("bgp"), "topology.customer.gateway.bgp: frr is not supported: vpnlab export has no frr format yet and FRR is not installed here, so the runner cannot configure or start it (allowed: %s)", strings.Join(foreignBGPs, ", "))
+	case "none", "frr":
+		pg.bgp = g.BGP
 	default:
 		el.add(at("bgp"), "topology.customer.gateway.bgp: %q is not allowed (allowed: %s)", g.BGP, strings.Join(foreignBGPs, ", "))
 	}

@@ -56,7 +56,8 @@ type Gateway struct {
 	// strongSwan charon per tunnel, configured from `vpnlab export`, with
 	// BIRD for BGP; docs/scenarios.md, Foreign customer gateway).
 	Kind string `yaml:"kind"`
-	// BGP is the foreign gateway's BGP speaker: "bird" (default) or "none".
+	// BGP is the foreign gateway's BGP speaker: "bird" (default), "frr" or
+	// "none".
 	BGP string `yaml:"bgp"`
 	// SwanctlFiles replace the exported swanctl.conf of a tunnel (tunnel
 	// name -> file, relative to the scenario file) for a strongswan kind.

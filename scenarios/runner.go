@@ -113,8 +113,10 @@ func (ru *runner) setup(ctx context.Context) error {
 		if pg.kind == "strongswan" {
 			f := &foreignCGW{dir: filepath.Join(dir, "cgw"), short: dir, out: ru.o.OutDir, bgp: pg.bgp,
 				tunnels: p.tunnelNames(), inside: map[string]netip.Prefix{}, charons: map[string]*strongswan.Charon{}}
+			f.vgwInside, f.awsNets = map[string]netip.Addr{}, p.hostNets("aws")
 			for _, t := range p.tunnels {
 				f.inside[t.Name] = netip.PrefixFrom(t.Inside.Addr().Next().Next(), 30)
+				f.vgwInside[t.Name] = t.Inside.Addr().Next()
 			}
 			vg := ru.gw["vgw"]
 			if err := p.exportForeign(pg, vg.files.Config, vg.env, f.dir, ru.o.OutDir); err != nil {
@@ -508,7 +510,7 @@ func (ru *runner) cleanup() {
 		}
 	}
 	if g := ru.gw["cgw"]; g != nil && g.foreign != nil {
-		g.foreign.keepLogs()
+		g.foreign.finish()
 	}
 	if ru.runDir != "" {
 		os.RemoveAll(ru.runDir)

@@ -20,6 +20,8 @@ func DescribeEvent(e Event) string {
 		s += " [strongSwan]"
 	case "bird":
 		s += " [BIRD]"
+	case "frr":
+		s += " [FRR]"
 	}
 	return s
 }
