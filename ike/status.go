@@ -81,8 +81,12 @@ type Counters struct {
 	DuplicatesAnswered uint64 `json:"duplicates_answered"`
 	Phase1Established  uint64 `json:"phase1_established"`
 	Phase2Established  uint64 `json:"phase2_established"`
-	NotifiesSent       uint64 `json:"notifies_sent"`
-	NotifiesReceived   uint64 `json:"notifies_received"`
+	// Phase2Superseded counts pairs deleted because the peer negotiated
+	// another pair with other traffic selectors (one SA pair per tunnel,
+	// onepair.go).
+	Phase2Superseded uint64 `json:"phase2_superseded"`
+	NotifiesSent     uint64 `json:"notifies_sent"`
+	NotifiesReceived uint64 `json:"notifies_received"`
 }
 
 // EngineCounters are engine-wide counters (drops before a tunnel is known).

@@ -389,6 +389,7 @@ func (t *tunnel) onChildUp(qm *quickMode, pair ChildSAPair) {
 			t.makeBeforeBreak(old, c)
 		}
 	}
+	t.keepOnePair(c)
 }
 
 // rekeyChild negotiates a replacement for c.
