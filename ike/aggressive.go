@@ -201,6 +201,7 @@ func (sa *ikeSA) processAM3(m *isakmp.Message) bool {
 	sa.processNATD(ps)
 	sa.out.answered()
 	sa.logger().Info("aggressive mode: AM3 authenticated")
+	sa.peerConfirmed = true // the initiator verified HASH_R before it sent AM3
 	sa.establish(hasNotify(ps, isakmp.NotifyInitialContact))
 	return true
 }

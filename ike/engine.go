@@ -67,6 +67,11 @@ type Engine struct {
 	sas      map[[8]byte]*ikeSA // by initiator cookie
 	sockets  map[netip.AddrPort]*socket
 	halfOpen int
+	// halfOpenBy counts half-open SAs per peer address; halfOpenMax and
+	// halfOpenPeerMax are the bounds (halfopen.go).
+	halfOpenBy      map[netip.Addr]int
+	halfOpenMax     int
+	halfOpenPeerMax map[netip.Addr]int
 	// startQueue: startup-action-start tunnels not yet initiated (startup.go).
 	startQueue []*tunnel
 	counters   EngineCounters
@@ -138,6 +143,7 @@ func NewEngine(cfg Config, opts ...Option) (*Engine, error) {
 		e.tunnels = append(e.tunnels, t)
 		e.byName[tc.Name] = t
 	}
+	e.halfOpenLimits()
 	for _, imp := range cfg.Impairments {
 		if err := e.checkImpairment(imp); err != nil {
 			return nil, err
@@ -323,6 +329,7 @@ func (e *Engine) Status() Status {
 		}
 		st.Counters = e.counters
 		st.Counters.HalfOpen = e.halfOpen
+		st.Counters.HalfOpenLimit = e.halfOpenMax
 	})
 	if dc, ok := e.dp.(DataPathCounters); ok && err == nil {
 		st.DataPathDrops = dc.Drops()

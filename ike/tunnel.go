@@ -175,10 +175,7 @@ func (sa *ikeSA) establish(initialContact bool) {
 	sa.state = stateEstablished
 	sa.established = timeNow()
 	sa.expires = sa.established.Add(sa.lifetime)
-	if sa.halfOpen {
-		sa.halfOpen = false
-		e.halfOpen--
-	}
+	e.releaseHalfOpen(sa)
 	if sa.timers.halfOpen != nil {
 		sa.timers.halfOpen.Stop()
 	}
@@ -291,10 +288,7 @@ func (sa *ikeSA) delete(reason string, tellPeer bool) {
 			tm.Stop()
 		}
 	}
-	if sa.halfOpen {
-		sa.halfOpen = false
-		sa.e.halfOpen--
-	}
+	sa.e.releaseHalfOpen(sa)
 	if sa.e.sas[sa.iCookie] == sa {
 		delete(sa.e.sas, sa.iCookie)
 	}
