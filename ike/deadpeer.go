@@ -129,9 +129,11 @@ func (t *tunnel) dpdCheck() {
 			// Decide once they are handled (once: a loop that is never
 			// idle must not keep a dead peer alive), not on a starved
 			// loop's idea of silence.
+			// Queued behind them by a timer goroutine: the loop must never
+			// post to its own inbox (it blocks for good when it is full).
 			t.dpdDeferred = true
 			m.Revive()
-			t.e.post(t.dpdCheck)
+			t.e.afterFunc(0, t.dpdCheck)
 			return
 		}
 		t.dpdDeferred = false
