@@ -75,6 +75,10 @@ type Engine struct {
 	// startQueue: startup-action-start tunnels not yet initiated (startup.go).
 	startQueue []*tunnel
 	counters   EngineCounters
+	// am3InClear makes an aggressive mode initiator send AM3 unencrypted,
+	// as RFC 2409's drawing shows it: only tests set it, to play a peer
+	// that does (aggressive.go).
+	am3InClear bool
 	impairs    []Impairment // impair.go
 
 	subsMu  sync.Mutex

@@ -221,7 +221,11 @@ func (sa *ikeSA) establish(initialContact bool) {
 	t.startDPD(sa)
 	t.startKeepalive(sa)
 	if sa.initiator && t.wantUp && len(t.children) == 0 {
-		t.startQuickMode(nil)
+		if sa.exchange == AggressiveMode {
+			sa.firstQuickModeAfterAM3() // aggressive.go
+		} else {
+			t.startQuickMode(nil)
+		}
 	}
 }
 
