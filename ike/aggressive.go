@@ -76,6 +76,9 @@ func (sa *ikeSA) handleAggressive(s *socket, from netip.AddrPort, m *isakmp.Mess
 		}
 		return
 	}
+	if sa.staleFirstMessage(dg) {
+		return
+	}
 	var ok bool
 	switch {
 	case sa.initiator && sa.state == stateAM1Sent:

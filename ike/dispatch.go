@@ -183,6 +183,18 @@ func (e *Engine) lookupSA(from netip.AddrPort, h isakmp.Header, raw []byte) (sa 
 	return nil, true
 }
 
+// staleFirstMessage reports (and logs) a responder's copy of the first
+// message (MM1/AM1) that arrives after the exchange moved on: late or
+// duplicated on the way, it is no message of the current step and must not
+// be taken for MM3/MM5/AM3 (which would refuse it and end the negotiation).
+func (sa *ikeSA) staleFirstMessage(dg [32]byte) bool {
+	if sa.initiator || dg != sa.firstInHash {
+		return false
+	}
+	sa.logger().WithField("state", sa.state.String()).Debug("a late copy of the first message: dropped (the exchange has moved on)")
+	return true
+}
+
 // keepRCookieIfAnswered forgets a responder cookie learnt from a message that
 // did not move the initiator's exchange on.
 func (sa *ikeSA) keepRCookieIfAnswered() {

@@ -5,6 +5,7 @@ package ike
 // checks the counted, logged reaction and that the tunnel is unharmed.
 
 import (
+	crand "crypto/rand"
 	"encoding/hex"
 	"net"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpnlab/vpnlab/ike/dh"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
@@ -286,5 +288,45 @@ func TestHalfOpenFloodFromOnePeer(t *testing.T) {
 	}
 	if !strings.Contains(vgw.logs.String(), "too many half-open ISAKMP SAs from this peer address") {
 		t.Fatal("no log line for the per-peer bound")
+	}
+}
+
+// TestLateFirstMessageIgnored: a copy of MM1 that arrives after MM3 (late
+// or duplicated on the way) is dropped; before, it was taken for MM5,
+// refused as unencrypted, and the half-open negotiation ended.
+func TestLateFirstMessageIgnored(t *testing.T) {
+	t.Parallel()
+	c, v, ports := loopPair()
+	vt := baseTunnel(v, c, ports)
+	vgw := startGW(t, "vgw", Config{Tunnels: []TunnelConfig{vt}, Ports: ports})
+	time.Sleep(50 * time.Millisecond)
+	p := newRawPeer(t, netip.AddrPortFrom(c, ports.IKE))
+	to := netip.AddrPortFrom(v, ports.IKE)
+	first := mm1(vt, randomCookie())
+	p.send(to, first)
+	mm2 := p.recv(2 * time.Second)
+	if mm2 == nil {
+		t.Fatal("no MM2")
+	}
+	g, err := dh.ByID(vt.Phase1.Proposals[0].DHGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := g.Generate(crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mm3 := &isakmp.Message{Header: isakmp.Header{ICookie: first.Header.ICookie, RCookie: mm2.Header.RCookie, Version: isakmp.Version,
+		Exchange: isakmp.ExchangeIdentityProtection}, Payloads: []isakmp.Payload{&isakmp.KE{Data: k.Public()}, &isakmp.Nonce{Data: randomBytes(32)}}}
+	p.send(to, mm3)
+	if mm4 := p.recv(2 * time.Second); mm4 == nil || mm4.Find(isakmp.PayloadKE) == nil {
+		t.Fatal("no MM4")
+	}
+	p.send(to, first) // the late copy
+	if m := p.recv(300 * time.Millisecond); m != nil {
+		t.Fatalf("the late MM1 was answered: %v", m.Notifies())
+	}
+	if st := vgw.e.Status(); st.Counters.HalfOpen != 1 || st.Tunnels[0].LastError != "" {
+		t.Fatalf("half_open %d (want 1), last error %q", st.Counters.HalfOpen, st.Tunnels[0].LastError)
 	}
 }

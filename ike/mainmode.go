@@ -70,6 +70,9 @@ func (sa *ikeSA) handleMainMode(s *socket, from netip.AddrPort, m *isakmp.Messag
 		}
 		return
 	}
+	if sa.staleFirstMessage(dg) {
+		return
+	}
 	if m.Header.MessageID != 0 {
 		sa.logger().Warn("main mode message with non-zero message ID: dropped")
 		return
