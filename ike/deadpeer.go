@@ -129,10 +129,11 @@ func (t *tunnel) dpdCheck() {
 			// Decide once they are handled (once: a loop that is never
 			// idle must not keep a dead peer alive), not on a starved
 			// loop's idea of silence.
-			// Queued behind them by a timer goroutine: the loop must never
-			// post to its own inbox (it blocks for good when it is full).
 			t.dpdDeferred = true
 			m.Revive()
+			// Not e.post: the loop must never block on its own full
+			// inbox (it deadlocked under 2,000 tunnels); a timer's
+			// goroutine waits for room instead.
 			t.e.afterFunc(0, t.dpdCheck)
 			return
 		}
