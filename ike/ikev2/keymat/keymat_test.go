@@ -37,7 +37,7 @@ func TestCAVPVectors(t *testing.T) {
 }
 
 type cavp struct {
-	Name, Hash                                                   string
+	Name, Hash                                                     string
 	Ni, Nr, Gir, GirNew, SPIi, SPIr, SKEYSEED, DKM, Child, ChildDH []byte
 }
 
