@@ -1,0 +1,258 @@
+package export
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"gopkg.in/yaml.v3"
+)
+
+// clabSchema compiles the cited copy of containerlab's topology schema
+// (testdata/containerlab/README.md).
+func clabSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	f, err := os.Open("testdata/containerlab/clab.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	const id = "https://containerlab.dev/clab.schema.json"
+	if err := c.AddResource(id, doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// yamlToJSON decodes a YAML document into the JSON values the validator
+// takes.
+func yamlToJSON(t *testing.T, y []byte) any {
+	t.Helper()
+	var v any
+	if err := yaml.Unmarshal(y, &v); err != nil {
+		t.Fatal(err)
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(j))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst
+}
+
+func fileByName(files []File, name string) *File {
+	for i := range files {
+		if files[i].Name == name {
+			return &files[i]
+		}
+	}
+	return nil
+}
+
+// TestContainerlabEveryScenario exports every shipped scenario and checks
+// the topology against containerlab's schema, and what the schema cannot
+// say: every bind source and env file is among the exported files, every
+// link joins two nodes of the topology, no interface is used twice.
+func TestContainerlabEveryScenario(t *testing.T) {
+	schema := clabSchema(t)
+	paths, err := filepath.Glob("../scenarios/*.yaml")
+	if err != nil || len(paths) < 10 {
+		t.Fatalf("scenarios: %v %v", paths, err)
+	}
+	for _, p := range paths {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			files, err := Export("containerlab", p, Options{IncludeSecrets: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := "vpnlab-" + strings.TrimSuffix(filepath.Base(p), ".yaml") + ".clab.yml"
+			topo := fileByName(files, name)
+			if topo == nil {
+				t.Fatalf("no %s among %d files", name, len(files))
+			}
+			if err := schema.Validate(yamlToJSON(t, topo.Data)); err != nil {
+				t.Fatalf("%s does not validate against containerlab's schema:\n%v\n%s", name, err, topo.Data)
+			}
+			checkTopology(t, topo.Data, files)
+		})
+	}
+}
+
+func checkTopology(t *testing.T, data []byte, files []File) {
+	t.Helper()
+	var topo clabTopo
+	if err := yaml.Unmarshal(data, &topo); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{"cgw", "wan", "vgw"} {
+		if topo.Topology.Nodes[role] == nil {
+			t.Errorf("no node %s", role)
+		}
+	}
+	for name, n := range topo.Topology.Nodes {
+		for _, b := range n.Binds {
+			src, _, _ := strings.Cut(b, ":")
+			if fileByName(files, src) == nil {
+				t.Errorf("node %s binds %s, which is not exported", name, src)
+			}
+		}
+		for _, e := range n.EnvFiles {
+			if fileByName(files, e) == nil {
+				t.Errorf("node %s reads env file %s, which is not exported", name, e)
+			}
+		}
+		if len(n.Exec) == 0 {
+			t.Errorf("node %s has no exec commands", name)
+		}
+	}
+	used := map[string]bool{}
+	for _, l := range topo.Topology.Links {
+		if len(l.Endpoints) != 2 {
+			t.Fatalf("link %v: want two endpoints", l)
+		}
+		for _, e := range l.Endpoints {
+			node, _, _ := strings.Cut(e, ":")
+			if topo.Topology.Nodes[node] == nil {
+				t.Errorf("link endpoint %s: no such node", e)
+			}
+			if used[e] {
+				t.Errorf("interface %s used by two links", e)
+			}
+			used[e] = true
+		}
+	}
+	// Every interface an exec command configures is a link's.
+	ifRE := regexp.MustCompile(`dev (eth\d+)`)
+	for name, n := range topo.Topology.Nodes {
+		for _, x := range n.Exec {
+			for _, m := range ifRE.FindAllStringSubmatch(x, -1) {
+				if !used[name+":"+m[1]] {
+					t.Errorf("node %s: %q uses %s, which no link attaches", name, x, m[1])
+				}
+			}
+		}
+	}
+}
+
+// TestContainerlabSchemaRejects shows that the validator does reject what
+// containerlab's schema forbids, so that the test above can fail.
+func TestContainerlabSchemaRejects(t *testing.T) {
+	schema := clabSchema(t)
+	files, err := Export("containerlab", "../scenarios/basic.yaml", Options{IncludeSecrets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := fileByName(files, "vpnlab-basic.clab.yml").Data
+	for _, c := range []struct{ what, from, to string }{
+		{"an unknown node key", "    kind: linux\n", "    kind: linux\n            mounts: [x]\n"},
+		{"an unknown kind", "kind: linux", "kind: not-a-kind"},
+		{"a bad lab name", "name: vpnlab-basic", "name: -bad name"},
+	} {
+		bad := strings.Replace(string(good), c.from, c.to, 1)
+		if bad == string(good) {
+			t.Fatalf("%s: the mutation did not apply", c.what)
+		}
+		if err := schema.Validate(yamlToJSON(t, []byte(bad))); err == nil {
+			t.Errorf("%s: validates, want rejected", c.what)
+		}
+	}
+}
+
+// TestContainerlabDockerfile parses the exported Dockerfile with BuildKit's
+// own parser (the one docker build uses) into its instructions and checks
+// the stages: a golang builder of go.mod's Go version, then debian:12-slim
+// with iproute2 and nftables, and that what it copies from the source tree
+// exists.
+func TestContainerlabDockerfile(t *testing.T) {
+	files, err := Export("containerlab", "../scenarios/basic.yaml", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := fileByName(files, "Dockerfile")
+	if df == nil {
+		t.Fatal("no Dockerfile")
+	}
+	res, err := parser.Parse(bytes.NewReader(df.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages, _, err := instructions.Parse(res.AST)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stages) != 2 {
+		t.Fatalf("%d stages, want 2 (builder, runtime)", len(stages))
+	}
+	gomod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goVer := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(gomod)
+	if goVer == nil {
+		t.Fatal("no go directive in go.mod")
+	}
+	if want := "golang:" + string(goVer[1]) + "-"; !strings.HasPrefix(stages[0].BaseName, want) || stages[0].Name != "build" {
+		t.Errorf("builder stage FROM %s AS %s, want %s... AS build", stages[0].BaseName, stages[0].Name, want)
+	}
+	if stages[1].BaseName != "debian:12-slim" {
+		t.Errorf("runtime stage FROM %s, want debian:12-slim", stages[1].BaseName)
+	}
+	var run strings.Builder
+	for _, cmd := range stages[1].Commands {
+		if r, ok := cmd.(*instructions.RunCommand); ok {
+			run.WriteString(strings.Join(r.CmdLine, " "))
+		}
+		if c, ok := cmd.(*instructions.CopyCommand); ok && c.From != "build" {
+			t.Errorf("runtime stage copies %v from %q, want from the build stage", c.SourcePaths, c.From)
+		}
+	}
+	for _, pkg := range []string{"iproute2", "nftables", "conntrack", "curl", "tini"} {
+		if !strings.Contains(run.String(), " "+pkg) {
+			t.Errorf("runtime stage does not install %s: %s", pkg, run.String())
+		}
+	}
+	for _, cmd := range stages[0].Commands {
+		switch c := cmd.(type) {
+		case *instructions.CopyCommand:
+			for _, src := range c.SourcePaths {
+				if _, err := os.Stat(filepath.Join("..", src)); err != nil {
+					t.Errorf("COPY %s: not in the source tree: %v", src, err)
+				}
+			}
+		case *instructions.RunCommand:
+			for _, f := range strings.Fields(strings.Join(c.CmdLine, " ")) {
+				if strings.HasPrefix(f, "./cmd/") {
+					if _, err := os.Stat(filepath.Join("..", f, "main.go")); err != nil {
+						t.Errorf("builds %s: %v", f, err)
+					}
+				}
+			}
+		}
+	}
+	// The parser does reject a broken file (an instruction without its
+	// arguments), so the checks above can fail.
+	if res, err := parser.Parse(strings.NewReader("FROM debian:12-slim\nCOPY\n")); err == nil {
+		if _, _, err := instructions.Parse(res.AST); err == nil {
+			t.Error("a COPY without arguments parses")
+		}
+	}
+}
