@@ -90,9 +90,6 @@ var labNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9-._]*$`)
 // exportContainerlab reads the scenario file at path and returns the lab's
 // files.
 func exportContainerlab(path string, opts Options) ([]File, error) {
-	if err := clabOptionsOK(opts); err != nil {
-		return nil, err
-	}
 	s, err := scenarios.Load(path, scenarios.Options{Profile: opts.Profile, Set: opts.Set})
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)

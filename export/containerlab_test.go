@@ -256,3 +256,37 @@ func TestContainerlabDockerfile(t *testing.T) {
 		}
 	}
 }
+
+// TestContainerlabSecrets: keys go into the files only with
+// IncludeSecrets, then into each gateway's psk.env (0600), each side its
+// own (psk-mismatch gives the customer another key).
+func TestContainerlabSecrets(t *testing.T) {
+	const aws, cust = "correct.horse.battery.staple", "wrong.horse.battery.staple"
+	files, err := Export("containerlab", "../scenarios/psk-mismatch.yaml", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if bytes.Contains(f.Data, []byte("horse")) {
+			t.Errorf("%s holds a key without IncludeSecrets", f.Name)
+		}
+	}
+	if f := fileByName(files, "cgw/psk.env.example"); f == nil || !bytes.Contains(f.Data, []byte("\nVPNLAB_PSK_CUSTOMER_VPN_1=\n")) {
+		t.Errorf("cgw/psk.env.example: %v", f)
+	}
+	files, err = Export("containerlab", "../scenarios/psk-mismatch.yaml", Options{IncludeSecrets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for gw, line := range map[string]string{"cgw": "VPNLAB_PSK_CUSTOMER_VPN_1='" + cust + "'", "vgw": "VPNLAB_PSK_AWS_VPN_1='" + aws + "'"} {
+		f := fileByName(files, gw+"/psk.env")
+		if f == nil || f.Mode != 0o600 || !bytes.Contains(f.Data, []byte("\n"+line+"\n")) {
+			t.Errorf("%s/psk.env: %+v, want mode 0600 with %s", gw, f, line)
+		}
+	}
+	for _, f := range files {
+		if bytes.Contains(f.Data, []byte("horse")) && !strings.HasSuffix(f.Name, "/psk.env") {
+			t.Errorf("%s holds a key", f.Name)
+		}
+	}
+}

@@ -127,6 +127,9 @@ func Export(format string, path string, opts Options) ([]File, error) {
 		return nil, err
 	}
 	if in == InputScenario {
+		if err := clabOptionsOK(opts); err != nil {
+			return nil, err
+		}
 		files, err := exportContainerlab(path, opts)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", format, err)

@@ -37,7 +37,7 @@ func sniff(path string) (string, error) {
 func checkInput(format, want, path string) error {
 	got, err := sniff(path)
 	if err != nil {
-		return fmt.Errorf("%s %w", want, err)
+		return fmt.Errorf("%s: %w", want, err)
 	}
 	if got == "" || got == want {
 		return nil
