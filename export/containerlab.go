@@ -83,6 +83,9 @@ type clab struct {
 	files []File
 	// ifaces: per gateway node, the interface of each host's link.
 	hostIf map[string]string
+	// policies: the BGP neighbor policy (gateway/tunnel) the runbook's
+	// steps have set so far.
+	policies map[string]neighborPolicy
 }
 
 var labNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9-._]*$`)
@@ -100,7 +103,7 @@ func exportContainerlab(path string, opts Options) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &clab{s: s, ls: ls, opts: opts, hostIf: map[string]string{}}
+	c := &clab{s: s, ls: ls, opts: opts, hostIf: map[string]string{}, policies: map[string]neighborPolicy{}}
 	c.name = opts.LabName
 	if c.name == "" {
 		c.name = "vpnlab-" + strings.Map(func(r rune) rune {

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/vpnlab/vpnlab/scenarios"
 )
 
@@ -136,17 +138,53 @@ func (c *clab) bgpCommands(b *scenarios.BGPStep) ([]string, string) {
 	}
 	note := ""
 	if b.Prepend != nil || b.MED != nil {
-		q := url.Values{}
+		// The API takes both; as the runner, keep the one not given: the
+		// configuration's, or what an earlier step set.
+		pol := c.policy(b.Gateway, b.Tunnel)
 		if b.MED != nil {
-			q.Set("med", fmt.Sprint(*b.MED))
+			pol.MED = *b.MED
 		}
 		if b.Prepend != nil {
-			q.Set("prepend", fmt.Sprint(*b.Prepend))
+			pol.Prepend = *b.Prepend
 		}
+		c.policies[b.Gateway+"/"+b.Tunnel] = pol
+		q := url.Values{}
+		q.Set("med", fmt.Sprint(pol.MED))
+		q.Set("prepend", fmt.Sprint(pol.Prepend))
 		cmds = append(cmds, c.api(b.Gateway, "POST", "/v1/routing/neighbors/"+url.PathEscape(b.Tunnel)+"?"+q.Encode()))
-		note = "the runner keeps the value not given (MED or prepend) as it is; read it first with " + c.api(b.Gateway, "GET", "/v1/routing") + " and give both"
+		note = "MED and prepend together: the one the step does not give as the configuration or an earlier step left it"
 	}
 	return cmds, note
+}
+
+// neighborPolicy is what a gateway sends to one tunnel's BGP neighbor.
+type neighborPolicy struct{ MED, Prepend int }
+
+// policy is a tunnel's policy before the current step: an earlier step's,
+// else the generated configuration's (tunnels[].bgp.med/as_path_prepend).
+func (c *clab) policy(gw, tunnel string) neighborPolicy {
+	if p, ok := c.policies[gw+"/"+tunnel]; ok {
+		return p
+	}
+	var cfg struct {
+		Tunnels []struct {
+			Name string `yaml:"name"`
+			BGP  struct {
+				MED     int `yaml:"med"`
+				Prepend int `yaml:"as_path_prepend"`
+			} `yaml:"bgp"`
+		} `yaml:"tunnels"`
+	}
+	for _, g := range c.ls.Gateways {
+		if g.Name == gw && yaml.Unmarshal(g.Config, &cfg) == nil {
+			for _, t := range cfg.Tunnels {
+				if t.Name == tunnel {
+					return neighborPolicy{MED: t.BGP.MED, Prepend: t.BGP.Prepend}
+				}
+			}
+		}
+	}
+	return neighborPolicy{}
 }
 
 // addrOf is a flow destination's address: dst if given, else the host's
