@@ -35,11 +35,25 @@ func (c *clab) runbook() []byte {
 			fmt.Fprintf(&b, "#   %s\n", note)
 		}
 		for _, cmd := range cmds {
+			if m := c.machineOfCommand(cmd); c.opts.Machine != "" && m != "" && m != c.opts.Machine {
+				fmt.Fprintf(&b, "#   on the %s machine:\n", m)
+			}
 			b.WriteString(cmd + "\n")
 		}
 		b.WriteByte('\n')
 	}
 	return []byte(b.String())
+}
+
+// machineOfCommand is the machine a docker exec command runs on ("" for
+// other commands).
+func (c *clab) machineOfCommand(cmd string) string {
+	rest, ok := strings.CutPrefix(cmd, "docker exec "+c.container(""))
+	if !ok {
+		return ""
+	}
+	node, _, _ := strings.Cut(rest, " ")
+	return c.machineOf(node)
 }
 
 // exec is `docker exec CONTAINER ARGS`.

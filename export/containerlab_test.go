@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,32 +81,48 @@ func TestContainerlabEveryScenario(t *testing.T) {
 	}
 	for _, p := range paths {
 		t.Run(filepath.Base(p), func(t *testing.T) {
-			files, err := Export("containerlab", p, Options{IncludeSecrets: true})
-			if err != nil {
-				t.Fatal(err)
-			}
 			name := "vpnlab-" + strings.TrimSuffix(filepath.Base(p), ".yaml") + ".clab.yml"
-			topo := fileByName(files, name)
-			if topo == nil {
-				t.Fatalf("no %s among %d files", name, len(files))
+			nodes := map[string][]string{}
+			for _, m := range []string{"", "customer", "aws"} {
+				o := Options{IncludeSecrets: true, Machine: m}
+				if m != "" {
+					o.VXLANRemote = "192.0.2.7"
+				}
+				files, err := Export("containerlab", p, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				topo := fileByName(files, name)
+				if topo == nil {
+					t.Fatalf("no %s among %d files", name, len(files))
+				}
+				if err := schema.Validate(yamlToJSON(t, topo.Data)); err != nil {
+					t.Fatalf("machine %q: %s does not validate against containerlab's schema:\n%v\n%s", m, name, err, topo.Data)
+				}
+				nodes[m] = checkTopology(t, m, topo.Data, files)
 			}
-			if err := schema.Validate(yamlToJSON(t, topo.Data)); err != nil {
-				t.Fatalf("%s does not validate against containerlab's schema:\n%v\n%s", name, err, topo.Data)
+			// The two machines' parts are the whole lab.
+			both := append(nodes["customer"], nodes["aws"]...)
+			slices.Sort(both)
+			if !slices.Equal(both, nodes[""]) {
+				t.Errorf("customer + aws machines: nodes %v, want %v", both, nodes[""])
 			}
-			checkTopology(t, topo.Data, files)
 		})
 	}
 }
 
-func checkTopology(t *testing.T, data []byte, files []File) {
+// checkTopology checks a topology (machine: "" whole, or a split part) and
+// returns its node names, sorted.
+func checkTopology(t *testing.T, machine string, data []byte, files []File) []string {
 	t.Helper()
 	var topo clabTopo
 	if err := yaml.Unmarshal(data, &topo); err != nil {
 		t.Fatal(err)
 	}
-	for _, role := range []string{"cgw", "wan", "vgw"} {
+	want := map[string][]string{"": {"cgw", "wan", "vgw"}, "customer": {"cgw", "wan"}, "aws": {"vgw"}}[machine]
+	for _, role := range want {
 		if topo.Topology.Nodes[role] == nil {
-			t.Errorf("no node %s", role)
+			t.Errorf("machine %q: no node %s", machine, role)
 		}
 	}
 	for name, n := range topo.Topology.Nodes {
@@ -125,11 +142,19 @@ func checkTopology(t *testing.T, data []byte, files []File) {
 		}
 	}
 	used := map[string]bool{}
+	vxlans := 0
 	for _, l := range topo.Topology.Links {
-		if len(l.Endpoints) != 2 {
+		eps := l.Endpoints
+		if l.Type == "vxlan" {
+			vxlans++
+			eps = []string{l.Endpoint.Node + ":" + l.Endpoint.Interface}
+			if l.Remote != "192.0.2.7" || l.VNI != DefaultVNI || l.DstPort != VXLANPort {
+				t.Errorf("vxlan link %+v", l)
+			}
+		} else if len(l.Endpoints) != 2 {
 			t.Fatalf("link %v: want two endpoints", l)
 		}
-		for _, e := range l.Endpoints {
+		for _, e := range eps {
 			node, _, _ := strings.Cut(e, ":")
 			if topo.Topology.Nodes[node] == nil {
 				t.Errorf("link endpoint %s: no such node", e)
@@ -151,6 +176,15 @@ func checkTopology(t *testing.T, data []byte, files []File) {
 			}
 		}
 	}
+	if want := map[bool]int{true: 0, false: 1}[machine == ""]; vxlans != want {
+		t.Errorf("machine %q: %d vxlan links, want %d", machine, vxlans, want)
+	}
+	var names []string
+	for n := range topo.Topology.Nodes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // TestContainerlabSchemaRejects shows that the validator does reject what
@@ -288,5 +322,39 @@ func TestContainerlabSecrets(t *testing.T) {
 		if bytes.Contains(f.Data, []byte("horse")) && !strings.HasSuffix(f.Name, "/psk.env") {
 			t.Errorf("%s holds a key", f.Name)
 		}
+	}
+}
+
+// TestContainerlabSplitErrors: the split's options are checked.
+func TestContainerlabSplitErrors(t *testing.T) {
+	for _, c := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{Machine: "edge", VXLANRemote: "192.0.2.1"}, `--machine "edge": customer`},
+		{Options{Machine: "aws"}, "--machine aws needs --vxlan-remote"},
+		{Options{Machine: "aws", VXLANRemote: "2001:db8::1"}, "needs --vxlan-remote, the IPv4 address"},
+		{Options{Machine: "aws", VXLANRemote: "192.0.2.1", VNI: 1 << 24}, "--vni 16777216"},
+		{Options{VXLANRemote: "192.0.2.1"}, "need --machine"},
+	} {
+		_, err := Export("containerlab", "../scenarios/basic.yaml", c.o)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.o, err, c.want)
+		}
+	}
+	files, err := Export("containerlab", "../scenarios/failover.yaml", Options{Machine: "customer", VXLANRemote: "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fileByName(files, "vgw/vgw.yaml") != nil || fileByName(files, "cgw/cgw.yaml") == nil || fileByName(files, "wan/wan.nft") == nil {
+		t.Error("the customer machine's files: want cgw's and wan's, not vgw's")
+	}
+	files, err = Export("containerlab", "../scenarios/kill-restart.yaml", Options{Machine: "aws", VXLANRemote: "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := string(fileByName(files, "steps.txt").Data)
+	if !strings.Contains(steps, "#   on the customer machine:\ndocker exec clab-vpnlab-kill-restart-cgw /etc/vpnlab/gateway.sh kill\n") {
+		t.Errorf("steps.txt does not say that the kill runs on the customer machine:\n%s", steps)
 	}
 }

@@ -55,6 +55,14 @@ type Options struct {
 	Set     map[string]string
 	Image   string
 	LabName string
+	// Machine splits the lab over two machines joined by a VXLAN link in
+	// place of the WAN router's link to the AWS endpoints: "customer"
+	// (wan, cgw, the customer's hosts) or "aws" (vgw, the AWS hosts); ""
+	// (default) is the whole lab on one machine. VXLANRemote is the other
+	// machine's address, VNI the link's VXLAN network identifier.
+	Machine     string
+	VXLANRemote string
+	VNI         int
 }
 
 // File is one generated file. Name is relative (e.g. "swanctl.conf" or

@@ -71,6 +71,9 @@ func vgwOptionsOK(o Options) error {
 	if o.LabName != "" {
 		bad = append(bad, "--lab-name")
 	}
+	if o.Machine != "" || o.VXLANRemote != "" || o.VNI != 0 {
+		bad = append(bad, "--machine/--vxlan-remote/--vni")
+	}
 	if len(bad) > 0 {
 		return fmt.Errorf("%s: only used by --format containerlab (a scenario file)", strings.Join(bad, ", "))
 	}

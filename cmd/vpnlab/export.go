@@ -86,6 +86,9 @@ vgw configuration.`,
 	f.StringArrayVar(&set, "set", nil, "containerlab: set a scenario variable: `name=value` (repeatable)")
 	f.StringVar(&opts.Image, "image", "", "containerlab: the image of every node (default "+export.DefaultImage+")")
 	f.StringVar(&opts.LabName, "lab-name", "", "containerlab: the lab's name (default vpnlab-SCENARIO)")
+	f.StringVar(&opts.Machine, "machine", "", "containerlab: only this machine's part of a lab split over two: customer (wan, cgw, customer hosts) or aws (vgw, AWS hosts)")
+	f.StringVar(&opts.VXLANRemote, "vxlan-remote", "", "containerlab with --machine: the other machine's IPv4 address (the VXLAN link's remote)")
+	f.IntVar(&opts.VNI, "vni", 0, "containerlab with --machine: the VXLAN network identifier (default 4242; the same on both machines)")
 	return cmd
 }
 

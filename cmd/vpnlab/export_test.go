@@ -91,6 +91,8 @@ func TestExportContainerlabCLI(t *testing.T) {
 		{[]string{"export", "--format", "containerlab", "--set", "nope=1", scen}, "--set nope: no such variable"},
 		{[]string{"export", "--format", "containerlab", "--set", "nope", scen}, `--set "nope": expected name=value`},
 		{[]string{"export", "--format", "containerlab", "--lab-name", "a b", scen}, `lab name "a b"`},
+		{[]string{"export", "--format", "containerlab", "--machine", "aws", scen}, "--machine aws needs --vxlan-remote"},
+		{[]string{"export", "--format", "bird", "--machine", "aws", vgw}, "--machine/--vxlan-remote/--vni: only used by --format containerlab"},
 	} {
 		code, _, errOut := runCLI(c.args...)
 		if code != 2 || !strings.Contains(errOut, c.want) || strings.Contains(errOut, "goroutine") {
