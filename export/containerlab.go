@@ -281,7 +281,16 @@ func (c *clab) gateway(name string) *clabNode {
 func (c *clab) gatewayFiles() error {
 	for _, g := range c.ls.Gateways {
 		if c.topo.Topology.Nodes[g.Name] == nil {
-			continue // on the other machine
+			// On the other machine. A scenario without psk gets random
+			// keys per export: its key file goes there from this export.
+			if c.opts.IncludeSecrets {
+				psk, err := c.pskFile(g)
+				if err != nil {
+					return err
+				}
+				c.files = append(c.files, psk)
+			}
+			continue
 		}
 		cfg := append([]byte(fmt.Sprintf("# In the containerlab lab %s (vpnlab export --format containerlab): %s/%s.yaml.\n", c.name, clabEtc, g.Name)), g.Config...)
 		psk, err := c.pskFile(g)

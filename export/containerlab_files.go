@@ -90,6 +90,11 @@ esac
 func (c *clab) pskFile(g scenarios.LabGateway) (File, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# The pre-shared keys of %s, one NAME=KEY a line (read by containerlab's env-files).\n", g.Name)
+	if c.opts.Machine != "" && c.machineOf(g.Name) != c.opts.Machine && c.opts.IncludeSecrets {
+		fmt.Fprintf(&b, "# %s runs on the %s machine: copy this file to %s/psk.env in its lab directory\n", g.Name, c.machineOf(g.Name), g.Name)
+		fmt.Fprintf(&b, "# (export that part without --include-secrets): a scenario without psk gets new random\n")
+		fmt.Fprintf(&b, "# keys with every export, and the two parts must share this export's.\n")
+	}
 	if !c.opts.IncludeSecrets {
 		fmt.Fprintf(&b, "# Pre-shared keys are not included (--include-secrets includes them): copy this file\n")
 		fmt.Fprintf(&b, "# to %s/psk.env (mode 0600) and give each key (8-64 characters, the same on both\n", g.Name)

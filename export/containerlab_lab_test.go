@@ -48,47 +48,95 @@ func TestContainerlabTopologyInNamespaces(t *testing.T) {
 	// still being renegotiated after its impaired main mode, and which the
 	// gateway then refuses (500), as it would if typed too early by hand.
 	for _, name := range []string{"nat-t", "failover", "kill-restart", "bgp-preference", "rekey", "dpd-actions"} {
-		t.Run(name, func(t *testing.T) { playLab(t, bin, "../scenarios/"+name+".yaml") })
+		t.Run(name, func(t *testing.T) { playLab(t, bin, "../scenarios/"+name+".yaml", false) })
+	}
+	// A lab split over two machines (two namespaces standing for them, the
+	// WAN router's link to the AWS endpoints a real VXLAN between them).
+	for _, name := range []string{"nat-t", "kill-restart"} {
+		t.Run(name+"/split", func(t *testing.T) { playLab(t, bin, "../scenarios/"+name+".yaml", true) })
 	}
 }
 
-// emuLab is an exported lab played in namespaces.
+// emuLab is an exported lab played in namespaces: one part, or the two
+// machines' parts of a split lab.
 type emuLab struct {
 	t     *testing.T
-	dir   string // the exported files
-	root  string // per-node directories
+	dir   map[string]string // node -> the directory of its part's files
+	steps string            // steps.txt of the first part
+	root  string            // per-node directories
 	bin   string
 	lab   *netlab.Lab
-	topo  clabTopo
+	parts []clabTopo
+	topo  clabTopo // every part's nodes
+	host  map[string]*netlab.NS
 	ns    map[string]*netlab.NS
 	env   map[string][]string
 	cname map[string]string // container name -> node
 }
 
-func playLab(t *testing.T, bin, scenario string) {
-	files, err := Export("containerlab", scenario, Options{IncludeSecrets: true})
-	if err != nil {
-		t.Fatal(err)
+// The two machines of a split lab: their underlay addresses.
+var machineAddr = map[string]string{"customer": "192.0.2.1", "aws": "192.0.2.2"}
+
+func playLab(t *testing.T, bin, scenario string, split bool) {
+	e := &emuLab{t: t, dir: map[string]string{}, root: t.TempDir(), bin: bin, host: map[string]*netlab.NS{},
+		ns: map[string]*netlab.NS{}, env: map[string][]string{}, cname: map[string]string{}}
+	e.topo.Topology.Nodes = map[string]*clabNode{}
+	machines := []string{""}
+	if split {
+		machines = []string{"customer", "aws"}
 	}
-	e := &emuLab{t: t, dir: t.TempDir(), root: t.TempDir(), bin: bin, ns: map[string]*netlab.NS{}, env: map[string][]string{}, cname: map[string]string{}}
-	var topoFile []byte
-	for _, f := range files {
-		p := filepath.Join(e.dir, filepath.FromSlash(f.Name))
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, f.Data, f.Mode); err != nil {
+	var keys []File // the customer part's key files, for the aws part (docs/multihost.md)
+	for _, m := range machines {
+		o := Options{IncludeSecrets: m != "aws", Machine: m}
+		if m != "" {
+			o.VXLANRemote = machineAddr[other(m)]
+		}
+		files, err := Export("containerlab", scenario, o)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.HasSuffix(f.Name, ".clab.yml") {
-			topoFile = f.Data
+		dir := t.TempDir()
+		var part clabTopo
+		if m == "aws" {
+			files = append(files, keys...)
 		}
+		for _, f := range files {
+			if strings.HasSuffix(f.Name, "/psk.env") {
+				keys = append(keys, f)
+			}
+			p := filepath.Join(dir, filepath.FromSlash(f.Name))
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, f.Data, f.Mode); err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasSuffix(f.Name, ".clab.yml") {
+				if err := yaml.Unmarshal(f.Data, &part); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if e.steps == "" {
+			e.steps = filepath.Join(dir, "steps.txt")
+		}
+		e.topo.Name = part.Name
+		for n, node := range part.Topology.Nodes {
+			e.topo.Topology.Nodes[n], e.dir[n] = node, dir
+		}
+		e.parts = append(e.parts, part)
 	}
-	if err := yaml.Unmarshal(topoFile, &e.topo); err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	if e.lab, err = netlab.New(t); err != nil {
 		t.Fatal(err)
 	}
+	if split {
+		e.underlay()
+	}
 	e.deploy()
+	if split { // the VXLAN link carries the WAN: the router reaches the vgw
+		if out, err := e.sh("wan", "ping -c 1 -W 2 203.0.113.10"); err != nil {
+			t.Fatalf("wan cannot reach the vgw over the VXLAN link: %v\n%s", err, out)
+		}
+	}
 	cgw := control.Dial("unix:" + e.path("cgw", clabControl))
 	vgw := control.Dial("unix:" + e.path("vgw", clabControl))
 	start := time.Now()
@@ -97,6 +145,43 @@ func playLab(t *testing.T, bin, scenario string) {
 	e.pingAcross(20 * time.Second)
 	t.Logf("host to host through the tunnels %v after", time.Since(start).Round(time.Millisecond))
 	e.runSteps()
+}
+
+// underlay makes the two machines: a namespace each (containerlab's host
+// namespace), joined by a link of MTU 1600 (VXLAN adds 50 bytes).
+func (e *emuLab) underlay() {
+	for _, m := range []string{"customer", "aws"} {
+		ns, err := e.lab.AddNS("host" + m[:1])
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.host[m] = ns
+	}
+	a, b := netip.MustParseAddr(machineAddr["customer"]), netip.MustParseAddr(machineAddr["aws"])
+	if err := e.lab.Link(e.host["customer"], "under0", netip.PrefixFrom(a, 24), e.host["aws"], "under0", netip.PrefixFrom(b, 24)); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, ns := range e.host {
+		e.run(ns, "ip", "link", "set", "under0", "mtu", "1600")
+	}
+}
+
+func (e *emuLab) run(ns *netlab.NS, args ...string) {
+	if _, err := ns.Run(context.Background(), args[0], args[1:]...); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// vxlan does what containerlab's vxlan link does: the VXLAN interface is
+// made in the machine's namespace and pushed into the node's.
+func (e *emuLab) vxlan(machine string, l clabLink) {
+	host, node := e.host[machine], e.ns[l.Endpoint.Node]
+	tmp := fmt.Sprintf("vx%d", l.VNI)
+	e.run(host, "ip", "link", "add", tmp, "type", "vxlan", "id", fmt.Sprint(l.VNI), "remote", l.Remote,
+		"local", machineAddr[machine], "dstport", fmt.Sprint(l.DstPort), "dev", "under0")
+	e.run(host, "ip", "link", "set", tmp, "netns", node.Name())
+	e.run(node, "ip", "link", "set", tmp, "name", l.Endpoint.Interface)
+	e.run(node, "ip", "link", "set", l.Endpoint.Interface, "mtu", fmt.Sprint(l.MTU), "up")
 }
 
 // path maps a container path of node to the node's directory.
@@ -120,11 +205,18 @@ func (e *emuLab) deploy() {
 		e.ns[name] = ns
 		e.cname["clab-"+e.topo.Name+"-"+name] = name
 	}
-	for _, l := range e.topo.Topology.Links {
-		a, ai, _ := strings.Cut(l.Endpoints[0], ":")
-		b, bi, _ := strings.Cut(l.Endpoints[1], ":")
-		if err := e.lab.Link(e.ns[a], ai, netip0, e.ns[b], bi, netip0); err != nil {
-			t.Fatal(err)
+	machines := []string{"customer", "aws"}
+	for i, part := range e.parts {
+		for _, l := range part.Topology.Links {
+			if l.Type == "vxlan" {
+				e.vxlan(machines[i], l)
+				continue
+			}
+			a, ai, _ := strings.Cut(l.Endpoints[0], ":")
+			b, bi, _ := strings.Cut(l.Endpoints[1], ":")
+			if err := e.lab.Link(e.ns[a], ai, netip0, e.ns[b], bi, netip0); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for name, n := range e.topo.Topology.Nodes {
@@ -135,11 +227,11 @@ func (e *emuLab) deploy() {
 		}
 		for _, b := range n.Binds {
 			parts := strings.Split(b, ":")
-			data, err := os.ReadFile(filepath.Join(e.dir, parts[0]))
+			data, err := os.ReadFile(filepath.Join(e.dir[name], parts[0]))
 			if err != nil {
 				t.Fatal(err)
 			}
-			fi, _ := os.Stat(filepath.Join(e.dir, parts[0]))
+			fi, _ := os.Stat(filepath.Join(e.dir[name], parts[0]))
 			dst := e.path(name, parts[1])
 			os.MkdirAll(filepath.Dir(dst), 0o755)
 			if err := os.WriteFile(dst, []byte(e.mapPaths(name, string(data))), fi.Mode()); err != nil {
@@ -149,7 +241,7 @@ func (e *emuLab) deploy() {
 		os.MkdirAll(e.path(name, "/run/vpnlab"), 0o755)
 		e.env[name] = append(os.Environ(), "PATH="+e.bin+":"+os.Getenv("PATH"))
 		for _, f := range n.EnvFiles {
-			e.env[name] = append(e.env[name], readEnvFile(t, filepath.Join(e.dir, f))...)
+			e.env[name] = append(e.env[name], readEnvFile(t, filepath.Join(e.dir[name], f))...)
 		}
 	}
 	// containerlab runs a node's exec once its links are attached; here the
@@ -252,7 +344,7 @@ func (e *emuLab) pingAcross(within time.Duration) {
 // runSteps runs every command of steps.txt; docker exec CONTAINER runs in
 // the container's node.
 func (e *emuLab) runSteps() {
-	data, err := os.ReadFile(filepath.Join(e.dir, "steps.txt"))
+	data, err := os.ReadFile(e.steps)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -349,6 +349,15 @@ func TestContainerlabSplitErrors(t *testing.T) {
 	if fileByName(files, "vgw/vgw.yaml") != nil || fileByName(files, "cgw/cgw.yaml") == nil || fileByName(files, "wan/wan.nft") == nil {
 		t.Error("the customer machine's files: want cgw's and wan's, not vgw's")
 	}
+	// With the keys, the customer part also writes the vgw's key file for
+	// the aws machine (random keys differ between exports).
+	files, err = Export("containerlab", "../scenarios/failover.yaml", Options{Machine: "customer", VXLANRemote: "192.0.2.1", IncludeSecrets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := fileByName(files, "vgw/psk.env"); f == nil || f.Mode != 0o600 || !bytes.Contains(f.Data, []byte("vgw runs on the aws machine: copy this file to vgw/psk.env")) {
+		t.Errorf("vgw/psk.env for the aws machine: %+v", f)
+	}
 	files, err = Export("containerlab", "../scenarios/kill-restart.yaml", Options{Machine: "aws", VXLANRemote: "192.0.2.1"})
 	if err != nil {
 		t.Fatal(err)
