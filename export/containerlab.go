@@ -164,9 +164,9 @@ func (c *clab) header() string {
 # vpnlab export --format containerlab (docs/multihost.md).
 # Build the image first (Dockerfile beside this file), then:
 #   containerlab deploy -t %s.clab.yml
-# Nodes: wan (the WAN router), cgw and vgw (the gateways), the hosts; every node
-# runs %s. steps.txt lists the scenario's steps as commands.
-`, c.s.Name, filepath.Base(c.s.File), c.name, c.opts.Image)
+# Nodes: %s; every node runs %s.
+# steps.txt lists the scenario's steps as commands.
+`, c.s.Name, filepath.Base(c.s.File), c.name, c.nodeList(), c.opts.Image)
 	if c.opts.Machine != "" {
 		h += fmt.Sprintf(`# This is the %s machine's part of the lab; the other part runs on %s
 # (vpnlab export --format containerlab --machine %s --vxlan-remote THIS_MACHINE
@@ -175,6 +175,23 @@ func (c *clab) header() string {
 `, c.opts.Machine, c.opts.VXLANRemote, other(c.opts.Machine), c.opts.VNI, c.opts.VNI, VXLANPort)
 	}
 	return h
+}
+
+// nodeList names the topology's nodes: the WAN router, the gateways, then
+// the hosts.
+func (c *clab) nodeList() string {
+	var l []string
+	for _, n := range []struct{ name, what string }{{"wan", "wan (the WAN router)"}, {"cgw", "cgw (customer gateway)"}, {"vgw", "vgw (AWS side)"}} {
+		if c.topo.Topology.Nodes[n.name] != nil {
+			l = append(l, n.what)
+		}
+	}
+	for _, h := range c.ls.Hosts {
+		if c.topo.Topology.Nodes[h.Name] != nil {
+			l = append(l, h.Name+" ("+h.Side+" host)")
+		}
+	}
+	return strings.Join(l, ", ")
 }
 
 func other(machine string) string {
