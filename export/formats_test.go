@@ -14,9 +14,14 @@ import (
 )
 
 func TestFormats(t *testing.T) {
-	want := "strongswan libreswan bird frr vpnlab generic"
+	want := "strongswan libreswan bird frr vpnlab generic containerlab"
 	if got := strings.Join(Formats(), " "); got != want {
 		t.Errorf("Formats() = %q, want %q", got, want)
+	}
+	for f, in := range map[string]string{"strongswan": InputVGW, "generic": InputVGW, "containerlab": InputScenario, "cisco": ""} {
+		if got := Input(f); got != in {
+			t.Errorf("Input(%s) = %q, want %q", f, got, in)
+		}
 	}
 }
 
