@@ -49,7 +49,7 @@ type Options struct {
 	CustomerAddress string
 
 	// The containerlab format (a scenario file): the scenario's profile
-	// and --set variables, the image of every node (default DefaultImage)
+	// and --set variables, the image of every node (default containerlab.DefaultImage)
 	// and the lab's name (default "vpnlab-" and the scenario's name).
 	Profile string
 	Set     map[string]string
@@ -88,14 +88,24 @@ var generators = map[string]generator{
 // formatOrder is the order Formats lists them in.
 var formatOrder = []string{"strongswan", "libreswan", "bird", "frr", "vpnlab", "generic", "containerlab"}
 
-// scenarioFormats read a scenario file instead of a vgw configuration.
-var scenarioFormats = map[string]bool{"containerlab": true}
+// ScenarioExporter exports a scenario file (not a vgw configuration).
+type ScenarioExporter func(path string, opts Options) ([]File, error)
+
+// scenarioFormats read a scenario file instead of a vgw configuration. The
+// containerlab format lives in package export/containerlab, which registers
+// itself here (RegisterScenarioFormat) when imported: it reads scenarios
+// through package scenarios, which itself uses this package for a foreign
+// customer gateway's files.
+var scenarioFormats = map[string]ScenarioExporter{}
+
+// RegisterScenarioFormat adds a format that reads a scenario file.
+func RegisterScenarioFormat(name string, fn ScenarioExporter) { scenarioFormats[name] = fn }
 
 // Formats returns the supported format names.
 func Formats() []string {
 	var fs []string
 	for _, f := range formatOrder {
-		if generators[f] != nil || scenarioFormats[f] {
+		if generators[f] != nil || scenarioFormats[f] != nil {
 			fs = append(fs, f)
 		}
 	}
@@ -112,7 +122,7 @@ const (
 // InputScenario ("" for an unknown format).
 func Input(format string) string {
 	switch {
-	case scenarioFormats[format]:
+	case scenarioFormats[format] != nil:
 		return InputScenario
 	case generators[format] != nil:
 		return InputVGW
@@ -135,10 +145,7 @@ func Export(format string, path string, opts Options) ([]File, error) {
 		return nil, err
 	}
 	if in == InputScenario {
-		if err := clabOptionsOK(opts); err != nil {
-			return nil, err
-		}
-		files, err := exportContainerlab(path, opts)
+		files, err := scenarioFormats[format](path, opts)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", format, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vpnlab/vpnlab/export"
+	"github.com/vpnlab/vpnlab/export/containerlab"
 )
 
 // newExportCmd: vpnlab export --format F [--connection NAME]... [--include-secrets]
@@ -84,7 +85,7 @@ vgw configuration.`,
 	f.StringVar(&opts.CustomerAddress, "customer-address", "", "the customer gateway's own outside address when AWS sees another one (behind NAT)")
 	f.StringVar(&opts.Profile, "profile", "", "containerlab: the scenario profile to use")
 	f.StringArrayVar(&set, "set", nil, "containerlab: set a scenario variable: `name=value` (repeatable)")
-	f.StringVar(&opts.Image, "image", "", "containerlab: the image of every node (default "+export.DefaultImage+")")
+	f.StringVar(&opts.Image, "image", "", "containerlab: the image of every node (default "+containerlab.DefaultImage+")")
 	f.StringVar(&opts.LabName, "lab-name", "", "containerlab: the lab's name (default vpnlab-SCENARIO)")
 	f.StringVar(&opts.Machine, "machine", "", "containerlab: only this machine's part of a lab split over two: customer (wan, cgw, customer hosts) or aws (vgw, AWS hosts)")
 	f.StringVar(&opts.VXLANRemote, "vxlan-remote", "", "containerlab with --machine: the other machine's IPv4 address (the VXLAN link's remote)")

@@ -1,10 +1,11 @@
-package export
+package containerlab
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/vpnlab/vpnlab/export"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -40,7 +41,7 @@ func TestContainerlabTopologyInNamespaces(t *testing.T) {
 		}
 	}
 	bin := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "vpnlab"), "../cmd/vpnlab").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "vpnlab"), "../../cmd/vpnlab").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	// Scenarios whose steps.txt works without its waits (which are not
@@ -48,12 +49,12 @@ func TestContainerlabTopologyInNamespaces(t *testing.T) {
 	// still being renegotiated after its impaired main mode, and which the
 	// gateway then refuses (500), as it would if typed too early by hand.
 	for _, name := range []string{"nat-t", "failover", "kill-restart", "bgp-preference", "rekey", "dpd-actions"} {
-		t.Run(name, func(t *testing.T) { playLab(t, bin, "../scenarios/"+name+".yaml", false) })
+		t.Run(name, func(t *testing.T) { playLab(t, bin, "../../scenarios/"+name+".yaml", false) })
 	}
 	// A lab split over two machines (two namespaces standing for them, the
 	// WAN router's link to the AWS endpoints a real VXLAN between them).
 	for _, name := range []string{"nat-t", "kill-restart"} {
-		t.Run(name+"/split", func(t *testing.T) { playLab(t, bin, "../scenarios/"+name+".yaml", true) })
+		t.Run(name+"/split", func(t *testing.T) { playLab(t, bin, "../../scenarios/"+name+".yaml", true) })
 	}
 }
 
@@ -85,13 +86,13 @@ func playLab(t *testing.T, bin, scenario string, split bool) {
 	if split {
 		machines = []string{"customer", "aws"}
 	}
-	var keys []File // the customer part's key files, for the aws part (docs/multihost.md)
+	var keys []export.File // the customer part's key files, for the aws part (docs/multihost.md)
 	for _, m := range machines {
-		o := Options{IncludeSecrets: m != "aws", Machine: m}
+		o := export.Options{IncludeSecrets: m != "aws", Machine: m}
 		if m != "" {
 			o.VXLANRemote = machineAddr[other(m)]
 		}
-		files, err := Export("containerlab", scenario, o)
+		files, err := export.Export("containerlab", scenario, o)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,8 +1,9 @@
-package export
+package containerlab
 
 import (
 	_ "embed"
 	"fmt"
+	"github.com/vpnlab/vpnlab/export"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -20,10 +21,10 @@ import (
 // the Dockerfile of the image and a runbook of the scenario's steps
 // (docs/multihost.md).
 
-//go:embed containerlab.Dockerfile
+//go:embed Dockerfile
 var clabDockerfile []byte
 
-// DefaultImage is the image of every node unless Options.Image says.
+// DefaultImage is the image of every node unless export.Options.Image says.
 const DefaultImage = "vpnlab:latest"
 
 // Paths inside the containers.
@@ -77,10 +78,10 @@ type clabEndpoint struct {
 type clab struct {
 	s     *scenarios.Scenario
 	ls    *scenarios.LabSpec
-	opts  Options
+	opts  export.Options
 	name  string // the lab's name
 	topo  clabTopo
-	files []File
+	files []export.File
 	// ifaces: per gateway node, the interface of each host's link.
 	hostIf map[string]string
 	// policies: the BGP neighbor policy (gateway/tunnel) the runbook's
@@ -92,7 +93,7 @@ var labNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9-._]*$`)
 
 // exportContainerlab reads the scenario file at path and returns the lab's
 // files.
-func exportContainerlab(path string, opts Options) ([]File, error) {
+func exportContainerlab(path string, opts export.Options) ([]export.File, error) {
 	s, err := scenarios.Load(path, scenarios.Options{Profile: opts.Profile, Set: opts.Set})
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
@@ -129,20 +130,20 @@ func exportContainerlab(path string, opts Options) ([]File, error) {
 		return nil, err
 	}
 	if c.topo.Topology.Nodes["wan"] != nil {
-		c.files = append(c.files, File{Name: "wan/wan.nft", Mode: 0o644, Data: c.wanNft()})
+		c.files = append(c.files, export.File{Name: "wan/wan.nft", Mode: 0o644, Data: c.wanNft()})
 	}
-	c.files = append(c.files, File{Name: "Dockerfile", Mode: 0o644, Data: clabDockerfile})
-	c.files = append(c.files, File{Name: "steps.txt", Mode: 0o644, Data: c.runbook()})
+	c.files = append(c.files, export.File{Name: "Dockerfile", Mode: 0o644, Data: clabDockerfile})
+	c.files = append(c.files, export.File{Name: "steps.txt", Mode: 0o644, Data: c.runbook()})
 	y, err := yaml.Marshal(&c.topo)
 	if err != nil {
 		return nil, err
 	}
-	c.files = append(c.files, File{Name: c.name + ".clab.yml", Mode: 0o644, Data: append([]byte(c.header()), y...)})
+	c.files = append(c.files, export.File{Name: c.name + ".clab.yml", Mode: 0o644, Data: append([]byte(c.header()), y...)})
 	return c.files, nil
 }
 
 // clabOptionsOK refuses the options of the vgw formats.
-func clabOptionsOK(o Options) error {
+func clabOptionsOK(o export.Options) error {
 	var bad []string
 	if len(o.Connections) > 0 {
 		bad = append(bad, "--connection")
@@ -315,11 +316,22 @@ func (c *clab) gatewayFiles() error {
 			return err
 		}
 		c.files = append(c.files,
-			File{Name: g.Name + "/" + g.Name + ".yaml", Mode: 0o644, Data: cfg},
-			File{Name: g.Name + "/gateway.sh", Mode: 0o755, Data: gatewayScript(g)},
+			export.File{Name: g.Name + "/" + g.Name + ".yaml", Mode: 0o644, Data: cfg},
+			export.File{Name: g.Name + "/gateway.sh", Mode: 0o755, Data: gatewayScript(g)},
 			psk)
 	}
 	return nil
 }
 
 func pfx(a interface{ String() string }, bits int) string { return fmt.Sprintf("%s/%d", a, bits) }
+
+func init() { export.RegisterScenarioFormat("containerlab", Export) }
+
+// Export reads the scenario file at path and returns the files of its
+// containerlab lab (export.Export with --format containerlab calls it).
+func Export(path string, opts export.Options) ([]export.File, error) {
+	if err := clabOptionsOK(opts); err != nil {
+		return nil, err
+	}
+	return exportContainerlab(path, opts)
+}

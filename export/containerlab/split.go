@@ -1,7 +1,8 @@
-package export
+package containerlab
 
 import (
 	"fmt"
+	"github.com/vpnlab/vpnlab/export"
 	"net/netip"
 	"strings"
 )
@@ -10,7 +11,7 @@ import (
 // VXLAN port, RFC 7348).
 const VXLANPort = 4789
 
-// DefaultVNI is the VXLAN network identifier unless Options.VNI says.
+// DefaultVNI is the VXLAN network identifier unless export.Options.VNI says.
 const DefaultVNI = 4242
 
 // machineNodes says which nodes run on which machine of a split lab.
@@ -30,7 +31,7 @@ func (c *clab) machineOf(node string) string {
 }
 
 // splitOptions checks Machine, VXLANRemote and VNI.
-func splitOptions(o *Options) error {
+func splitOptions(o *export.Options) error {
 	if o.Machine == "" {
 		if o.VXLANRemote != "" || o.VNI != 0 {
 			return fmt.Errorf("--vxlan-remote and --vni need --machine customer or --machine aws")

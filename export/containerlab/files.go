@@ -1,7 +1,8 @@
-package export
+package containerlab
 
 import (
 	"fmt"
+	"github.com/vpnlab/vpnlab/export"
 	"strings"
 
 	"github.com/vpnlab/vpnlab/scenarios"
@@ -87,7 +88,7 @@ esac
 
 // pskFile is a gateway's key file for env-files: with IncludeSecrets the
 // keys (mode 0600), otherwise psk.env.example with the variable names.
-func (c *clab) pskFile(g scenarios.LabGateway) (File, error) {
+func (c *clab) pskFile(g scenarios.LabGateway) (export.File, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# The pre-shared keys of %s, one NAME=KEY a line (read by containerlab's env-files).\n", g.Name)
 	if c.opts.Machine != "" && c.machineOf(g.Name) != c.opts.Machine && c.opts.IncludeSecrets {
@@ -105,7 +106,7 @@ func (c *clab) pskFile(g scenarios.LabGateway) (File, error) {
 		if c.opts.IncludeSecrets {
 			// Single quotes: the value is taken literally (godotenv).
 			if strings.ContainsAny(v, "'\n") {
-				return File{}, fmt.Errorf("gateway %s: a pre-shared key with a single quote or a newline cannot go into an env file", g.Name)
+				return export.File{}, fmt.Errorf("gateway %s: a pre-shared key with a single quote or a newline cannot go into an env file", g.Name)
 			}
 			fmt.Fprintf(&b, "%s='%s'\n", k, v)
 		} else {
@@ -113,9 +114,9 @@ func (c *clab) pskFile(g scenarios.LabGateway) (File, error) {
 		}
 	}
 	if c.opts.IncludeSecrets {
-		return File{Name: g.Name + "/psk.env", Mode: 0o600, Data: []byte(b.String())}, nil
+		return export.File{Name: g.Name + "/psk.env", Mode: 0o600, Data: []byte(b.String())}, nil
 	}
-	return File{Name: g.Name + "/psk.env.example", Mode: 0o644, Data: []byte(b.String())}, nil
+	return export.File{Name: g.Name + "/psk.env.example", Mode: 0o644, Data: []byte(b.String())}, nil
 }
 
 // wanNft is the WAN router's ruleset, as the runner's lab loads it: the NAT

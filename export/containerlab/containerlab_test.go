@@ -1,8 +1,9 @@
-package export
+package containerlab
 
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/vpnlab/vpnlab/export"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,10 +18,10 @@ import (
 )
 
 // clabSchema compiles the cited copy of containerlab's topology schema
-// (testdata/containerlab/README.md).
+// (testdata/README.md).
 func clabSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
-	f, err := os.Open("testdata/containerlab/clab.schema.json")
+	f, err := os.Open("testdata/clab.schema.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func yamlToJSON(t *testing.T, y []byte) any {
 	return inst
 }
 
-func fileByName(files []File, name string) *File {
+func fileByName(files []export.File, name string) *export.File {
 	for i := range files {
 		if files[i].Name == name {
 			return &files[i]
@@ -75,7 +76,7 @@ func fileByName(files []File, name string) *File {
 // link joins two nodes of the topology, no interface is used twice.
 func TestContainerlabEveryScenario(t *testing.T) {
 	schema := clabSchema(t)
-	paths, err := filepath.Glob("../scenarios/*.yaml")
+	paths, err := filepath.Glob("../../scenarios/*.yaml")
 	if err != nil || len(paths) < 10 {
 		t.Fatalf("scenarios: %v %v", paths, err)
 	}
@@ -84,11 +85,11 @@ func TestContainerlabEveryScenario(t *testing.T) {
 			name := "vpnlab-" + strings.TrimSuffix(filepath.Base(p), ".yaml") + ".clab.yml"
 			nodes := map[string][]string{}
 			for _, m := range []string{"", "customer", "aws"} {
-				o := Options{IncludeSecrets: true, Machine: m}
+				o := export.Options{IncludeSecrets: true, Machine: m}
 				if m != "" {
 					o.VXLANRemote = "192.0.2.7"
 				}
-				files, err := Export("containerlab", p, o)
+				files, err := export.Export("containerlab", p, o)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -113,7 +114,7 @@ func TestContainerlabEveryScenario(t *testing.T) {
 
 // checkTopology checks a topology (machine: "" whole, or a split part) and
 // returns its node names, sorted.
-func checkTopology(t *testing.T, machine string, data []byte, files []File) []string {
+func checkTopology(t *testing.T, machine string, data []byte, files []export.File) []string {
 	t.Helper()
 	var topo clabTopo
 	if err := yaml.Unmarshal(data, &topo); err != nil {
@@ -191,7 +192,7 @@ func checkTopology(t *testing.T, machine string, data []byte, files []File) []st
 // containerlab's schema forbids, so that the test above can fail.
 func TestContainerlabSchemaRejects(t *testing.T) {
 	schema := clabSchema(t)
-	files, err := Export("containerlab", "../scenarios/basic.yaml", Options{IncludeSecrets: true})
+	files, err := export.Export("containerlab", "../../scenarios/basic.yaml", export.Options{IncludeSecrets: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +218,7 @@ func TestContainerlabSchemaRejects(t *testing.T) {
 // with iproute2 and nftables, and that what it copies from the source tree
 // exists.
 func TestContainerlabDockerfile(t *testing.T) {
-	files, err := Export("containerlab", "../scenarios/basic.yaml", Options{})
+	files, err := export.Export("containerlab", "../../scenarios/basic.yaml", export.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +237,7 @@ func TestContainerlabDockerfile(t *testing.T) {
 	if len(stages) != 2 {
 		t.Fatalf("%d stages, want 2 (builder, runtime)", len(stages))
 	}
-	gomod, err := os.ReadFile("../go.mod")
+	gomod, err := os.ReadFile("../../go.mod")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,14 +269,14 @@ func TestContainerlabDockerfile(t *testing.T) {
 		switch c := cmd.(type) {
 		case *instructions.CopyCommand:
 			for _, src := range c.SourcePaths {
-				if _, err := os.Stat(filepath.Join("..", src)); err != nil {
+				if _, err := os.Stat(filepath.Join("..", "..", src)); err != nil {
 					t.Errorf("COPY %s: not in the source tree: %v", src, err)
 				}
 			}
 		case *instructions.RunCommand:
 			for _, f := range strings.Fields(strings.Join(c.CmdLine, " ")) {
 				if strings.HasPrefix(f, "./cmd/") {
-					if _, err := os.Stat(filepath.Join("..", f, "main.go")); err != nil {
+					if _, err := os.Stat(filepath.Join("..", "..", f, "main.go")); err != nil {
 						t.Errorf("builds %s: %v", f, err)
 					}
 				}
@@ -296,7 +297,7 @@ func TestContainerlabDockerfile(t *testing.T) {
 // own (psk-mismatch gives the customer another key).
 func TestContainerlabSecrets(t *testing.T) {
 	const aws, cust = "correct.horse.battery.staple", "wrong.horse.battery.staple"
-	files, err := Export("containerlab", "../scenarios/psk-mismatch.yaml", Options{})
+	files, err := export.Export("containerlab", "../../scenarios/psk-mismatch.yaml", export.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +309,7 @@ func TestContainerlabSecrets(t *testing.T) {
 	if f := fileByName(files, "cgw/psk.env.example"); f == nil || !bytes.Contains(f.Data, []byte("\nVPNLAB_PSK_CUSTOMER_VPN_1=\n")) {
 		t.Errorf("cgw/psk.env.example: %v", f)
 	}
-	files, err = Export("containerlab", "../scenarios/psk-mismatch.yaml", Options{IncludeSecrets: true})
+	files, err = export.Export("containerlab", "../../scenarios/psk-mismatch.yaml", export.Options{IncludeSecrets: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,21 +329,21 @@ func TestContainerlabSecrets(t *testing.T) {
 // TestContainerlabSplitErrors: the split's options are checked.
 func TestContainerlabSplitErrors(t *testing.T) {
 	for _, c := range []struct {
-		o    Options
+		o    export.Options
 		want string
 	}{
-		{Options{Machine: "edge", VXLANRemote: "192.0.2.1"}, `--machine "edge": customer`},
-		{Options{Machine: "aws"}, "--machine aws needs --vxlan-remote"},
-		{Options{Machine: "aws", VXLANRemote: "2001:db8::1"}, "needs --vxlan-remote, the IPv4 address"},
-		{Options{Machine: "aws", VXLANRemote: "192.0.2.1", VNI: 1 << 24}, "--vni 16777216"},
-		{Options{VXLANRemote: "192.0.2.1"}, "need --machine"},
+		{export.Options{Machine: "edge", VXLANRemote: "192.0.2.1"}, `--machine "edge": customer`},
+		{export.Options{Machine: "aws"}, "--machine aws needs --vxlan-remote"},
+		{export.Options{Machine: "aws", VXLANRemote: "2001:db8::1"}, "needs --vxlan-remote, the IPv4 address"},
+		{export.Options{Machine: "aws", VXLANRemote: "192.0.2.1", VNI: 1 << 24}, "--vni 16777216"},
+		{export.Options{VXLANRemote: "192.0.2.1"}, "need --machine"},
 	} {
-		_, err := Export("containerlab", "../scenarios/basic.yaml", c.o)
+		_, err := export.Export("containerlab", "../../scenarios/basic.yaml", c.o)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.o, err, c.want)
 		}
 	}
-	files, err := Export("containerlab", "../scenarios/failover.yaml", Options{Machine: "customer", VXLANRemote: "192.0.2.1"})
+	files, err := export.Export("containerlab", "../../scenarios/failover.yaml", export.Options{Machine: "customer", VXLANRemote: "192.0.2.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,19 +352,30 @@ func TestContainerlabSplitErrors(t *testing.T) {
 	}
 	// With the keys, the customer part also writes the vgw's key file for
 	// the aws machine (random keys differ between exports).
-	files, err = Export("containerlab", "../scenarios/failover.yaml", Options{Machine: "customer", VXLANRemote: "192.0.2.1", IncludeSecrets: true})
+	files, err = export.Export("containerlab", "../../scenarios/failover.yaml", export.Options{Machine: "customer", VXLANRemote: "192.0.2.1", IncludeSecrets: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f := fileByName(files, "vgw/psk.env"); f == nil || f.Mode != 0o600 || !bytes.Contains(f.Data, []byte("vgw runs on the aws machine: copy this file to vgw/psk.env")) {
 		t.Errorf("vgw/psk.env for the aws machine: %+v", f)
 	}
-	files, err = Export("containerlab", "../scenarios/kill-restart.yaml", Options{Machine: "aws", VXLANRemote: "192.0.2.1"})
+	files, err = export.Export("containerlab", "../../scenarios/kill-restart.yaml", export.Options{Machine: "aws", VXLANRemote: "192.0.2.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	steps := string(fileByName(files, "steps.txt").Data)
 	if !strings.Contains(steps, "#   on the customer machine:\ndocker exec clab-vpnlab-kill-restart-cgw /etc/vpnlab/gateway.sh kill\n") {
 		t.Errorf("steps.txt does not say that the kill runs on the customer machine:\n%s", steps)
+	}
+}
+
+// TestRegistered: importing this package adds the containerlab format to
+// package export, reading scenario files.
+func TestRegistered(t *testing.T) {
+	if got := strings.Join(export.Formats(), " "); got != "strongswan libreswan bird frr vpnlab generic containerlab" {
+		t.Errorf("export.Formats() = %q", got)
+	}
+	if got := export.Input("containerlab"); got != export.InputScenario {
+		t.Errorf("export.Input(containerlab) = %q, want %q", got, export.InputScenario)
 	}
 }
