@@ -87,8 +87,9 @@ func New(opt Options) (*Forwarder, error) {
 		nl.Close()
 		return nil, err
 	}
-	f.pool = newPool(opt.QueueLimit, max(16, opt.QueueLimit/256))
-	f.sched = scheduler{wake: make(chan struct{}, 1), f: f, txA: newTxBatch(f.a), txB: newTxBatch(f.b)}
+	big := max(16, opt.QueueLimit/256)
+	f.pool = newPool(opt.QueueLimit, big)
+	f.sched = scheduler{q: make(queue, 0, opt.QueueLimit+big), wake: make(chan struct{}, 1), f: f, txA: newTxBatch(f.a), txB: newTxBatch(f.b)}
 	f.cfg.Store(&snapshot{onA: map[[2]netip.Addr]*direction{}, onB: map[[2]netip.Addr]*direction{}})
 	return f, nil
 }
