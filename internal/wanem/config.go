@@ -52,6 +52,11 @@ type Impairment struct {
 	// packet that would wait longer is dropped (dropped_rate).
 	RateQueue time.Duration
 
+	// Drop filters (the scenario runner's faults on a path the forwarder
+	// carries): every packet, IKE (UDP 500, UDP 4500 with the non-ESP
+	// marker), or ESP (protocol 50, UDP 4500 without the marker).
+	DropAll, DropIKE, DropESP bool
+
 	MTU     int    // largest IP packet passed; 0: no limit
 	MTUMode string // "icmp" (default: fragmentation needed back to the sender) or "drop" (silent)
 }

@@ -246,6 +246,7 @@ func (f *Forwarder) Total() CounterValues {
 		t.Forwarded += v.Forwarded
 		t.Delayed += v.Delayed
 		t.DroppedLoss += v.DroppedLoss
+		t.DroppedFilter += v.DroppedFilter
 		t.Reordered += v.Reordered
 		t.Duplicated += v.Duplicated
 		t.Corrupted += v.Corrupted

@@ -38,6 +38,7 @@ type Counters struct {
 	Forwarded      atomic.Uint64 // packets sent on (duplicates included)
 	Delayed        atomic.Uint64 // packets given a delay > 0
 	DroppedLoss    atomic.Uint64
+	DroppedFilter  atomic.Uint64 // DropAll, DropIKE, DropESP
 	Reordered      atomic.Uint64 // packets held back behind later ones
 	Duplicated     atomic.Uint64
 	Corrupted      atomic.Uint64
@@ -55,6 +56,7 @@ type CounterValues struct {
 	Forwarded      uint64 `json:"forwarded"`
 	Delayed        uint64 `json:"delayed"`
 	DroppedLoss    uint64 `json:"dropped_loss"`
+	DroppedFilter  uint64 `json:"dropped_filter"`
 	Reordered      uint64 `json:"reordered"`
 	Duplicated     uint64 `json:"duplicated"`
 	Corrupted      uint64 `json:"corrupted"`
@@ -70,7 +72,7 @@ type CounterValues struct {
 // Snapshot reads the counters.
 func (c *Counters) Snapshot() CounterValues {
 	return CounterValues{
-		Forwarded: c.Forwarded.Load(), Delayed: c.Delayed.Load(), DroppedLoss: c.DroppedLoss.Load(),
+		Forwarded: c.Forwarded.Load(), Delayed: c.Delayed.Load(), DroppedLoss: c.DroppedLoss.Load(), DroppedFilter: c.DroppedFilter.Load(),
 		Reordered: c.Reordered.Load(), Duplicated: c.Duplicated.Load(), Corrupted: c.Corrupted.Load(),
 		DroppedRate: c.DroppedRate.Load(), DroppedMTU: c.DroppedMTU.Load(), ICMPSent: c.ICMPSent.Load(),
 		DroppedQueue: c.DroppedQueue.Load(), DroppedNoNeigh: c.DroppedNoNeigh.Load(),

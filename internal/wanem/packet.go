@@ -90,6 +90,11 @@ func (w *worker) one(d *direction, frame []byte, slot *pkt, now int64) {
 			f.pool.put(slot)
 		}
 	}
+	if (d.im.DropAll || d.im.DropIKE || d.im.DropESP) && filtered(&d.im, frame[hdrRoom:]) {
+		d.c.DroppedFilter.Add(1)
+		drop()
+		return
+	}
 	if d.lose() {
 		d.c.DroppedLoss.Add(1)
 		drop()
@@ -233,4 +238,36 @@ func (f *Forwarder) schedTx(l *link) *txBatch {
 		return f.sched.txA
 	}
 	return f.sched.txB
+}
+
+// filtered applies the drop filters: IKE is UDP port 500, or 4500 with the
+// non-ESP marker (RFC 3948); ESP is protocol 50, or UDP 4500 without it.
+func filtered(im *Impairment, ip []byte) bool {
+	if im.DropAll {
+		return true
+	}
+	ihl := int(ip[0]&0x0f) * 4
+	switch ip[9] {
+	case 50:
+		return im.DropESP
+	case natt.ProtoUDP:
+		if len(ip) < ihl+8 || binary.BigEndian.Uint16(ip[6:8])&0x1fff != 0 {
+			return false
+		}
+		sp, dp := binary.BigEndian.Uint16(ip[ihl:]), binary.BigEndian.Uint16(ip[ihl+2:])
+		if sp == 500 || dp == 500 {
+			return im.DropIKE
+		}
+		if sp == 4500 || dp == 4500 {
+			pl := ip[ihl+8:]
+			if len(pl) == 1 && pl[0] == 0xff {
+				return false // NAT keepalive: neither
+			}
+			if len(pl) >= 4 && binary.BigEndian.Uint32(pl) == 0 {
+				return im.DropIKE
+			}
+			return im.DropESP
+		}
+	}
+	return false
 }
