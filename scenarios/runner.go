@@ -139,6 +139,7 @@ func (ru *runner) setup(ctx context.Context) error {
 		return fmt.Errorf("building the lab: %v", err)
 	}
 	ru.gw["cgw"].ns, ru.gw["vgw"].ns = ru.l.cgw, ru.l.vgw
+	ru.w.wan = ru.l.wanCounters
 	if p.capture {
 		if err := ru.l.startCapture(filepath.Join(ru.o.OutDir, "wan.pcap")); err != nil {
 			return err
@@ -255,6 +256,8 @@ func describe(st *Step) string {
 		return d
 	case st.Restore != "":
 		return "restore " + st.Restore
+	case st.WAN != nil:
+		return describeWAN(st.WAN)
 	case st.Flow != nil:
 		f := st.Flow
 		return fmt.Sprintf("flow %s: %s %s -> %s", f.Name, f.Proto, f.From, f.To)
@@ -324,6 +327,9 @@ func (ru *runner) step(ctx, parent context.Context, st *Step, rs *report.Step, l
 	case st.Restore != "":
 		w.runnerEvent("restore", map[string]string{"tunnel": st.Restore})
 		return ru.l.restore(st.Restore)
+	case st.WAN != nil:
+		w.runnerEvent("wan", map[string]string{"tunnel": st.WAN.Tunnel, "set": describeWAN(st.WAN)})
+		return ru.l.wanStep(st.WAN)
 	case st.Flow != nil:
 		return ru.startFlow(ctx, st.Flow)
 	case len(st.StopFlow.Items) > 0:

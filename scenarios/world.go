@@ -55,7 +55,8 @@ type world struct {
 	status  map[string]*ike.Status
 	routing map[string]*routingView
 	flows   map[string]*flowState
-	order   []string // flow names in start order
+	order   []string       // flow names in start order
+	wan     wanCounterFunc // the WAN emulation's counters (wan.go)
 }
 
 type flowState struct {
@@ -354,6 +355,8 @@ func (w *world) eval(c *Cond, since time.Time) (bool, string) {
 			}
 		}
 		return compare(strconv.Itoa(n), c.Op, c.Value), fmt.Sprintf("%d %s events", n, c.eventDesc())
+	case "wan":
+		return evalWAN(c, w.wan)
 	case "counter":
 		v := engineCounter(w.status[c.Gateway], c.Name)
 		return compare(v, c.Op, c.Value), v
