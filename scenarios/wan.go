@@ -1,8 +1,12 @@
 package scenarios
 
 import (
+	"time"
+
 	"encoding/json"
 	"fmt"
+	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/internal/traffic"
 	"math"
 	"os"
 	"path/filepath"
@@ -415,4 +419,51 @@ func evalWAN(c *Cond, get func(tunnel, dir string) (wanem.CounterValues, bool)) 
 	_ = json.Unmarshal(b, &m)
 	seen := strconv.FormatUint(m[c.Name], 10)
 	return compare(seen, c.Op, c.Value), fmt.Sprintf("%s %s %s %s", c.Tunnel, c.Field, c.Name, seen)
+}
+
+// The tunnel fields of the data path's size handling and the flow fields of
+// delay, which the WAN scenarios read.
+func init() {
+	tunnelFields["mss_clamped"] = "TCP SYNs whose MSS the data path lowered (mss_clamp), current SA pairs"
+	tunnelFields["frag_before_encrypt"] = "inside packets fragmented before encryption (outside_mtu), current SA pairs"
+	tunnelFields["icmp_frag_needed_sent"] = "ICMP fragmentation-needed sent to inside senders (outside_mtu, DF), current SA pairs"
+	flowFields["avg_delay"] = "average delay: one way for udp and tcp, round trip for icmp"
+	flowFields["max_delay"] = "largest delay (as avg_delay)"
+}
+
+// sizeField reads the size counters summed over the tunnel's SA pairs.
+func sizeField(t *ike.TunnelStatus, field string) (string, bool) {
+	var n uint64
+	for i := range t.SAs {
+		c := t.SAs[i].Counters
+		if c == nil {
+			continue
+		}
+		switch field {
+		case "mss_clamped":
+			n += c.MSSClamped
+		case "frag_before_encrypt":
+			n += c.FragBeforeEncrypt
+		case "icmp_frag_needed_sent":
+			n += c.ICMPFragNeededSent
+		default:
+			return "", false
+		}
+	}
+	switch field {
+	case "mss_clamped", "frag_before_encrypt", "icmp_frag_needed_sent":
+		return strconv.FormatUint(n, 10), true
+	}
+	return "", false
+}
+
+// delayField reads a flow's delay fields.
+func delayField(r traffic.Result, field string) (string, bool) {
+	switch field {
+	case "avg_delay":
+		return r.AvgDelay.Round(100 * time.Microsecond).String(), true
+	case "max_delay":
+		return r.MaxDelay.Round(100 * time.Microsecond).String(), true
+	}
+	return "", false
 }

@@ -135,6 +135,9 @@ func tunnelField(t *ike.TunnelStatus, field string) string {
 	if t == nil {
 		return "(gateway not running)"
 	}
+	if v, ok := sizeField(t, field); ok {
+		return v
+	}
 	var newest *ike.SAStatus
 	var pin, pout uint64
 	for i := range t.SAs {
@@ -252,6 +255,9 @@ func (w *world) flowResult(name string) (traffic.Result, bool) {
 }
 
 func flowField(r traffic.Result, field string) string {
+	if v, ok := delayField(r, field); ok {
+		return v
+	}
 	switch field {
 	case "sent":
 		return strconv.FormatUint(r.Sent, 10)
