@@ -122,9 +122,12 @@ func TestPipelineAllocs(t *testing.T) {
 			if ab.Forwarded == 0 {
 				t.Fatal("nothing forwarded")
 			}
-			// A handful of runtime allocations (timers, the poller) may
-			// happen in a second of wall time; per packet it must be 0.
-			if allocs > 20 {
+			// The runtime allocates a little on its own while the reader
+			// and the scheduler contend for the queue's mutex (semaphore
+			// waiters) or park on the timer: a few dozen at most, whatever
+			// the packet count (profiled). One allocation per packet would
+			// be 12,800.
+			if allocs > 64 {
 				t.Fatalf("%d allocations for %d packets", allocs, batches*batchMax)
 			}
 		})
@@ -145,5 +148,22 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			r.settle(b)
 		})
+	}
+}
+
+// TestSendErrorCounted: a frame the kernel refuses (longer than the link's
+// MTU) is counted as a send error, not as forwarded, and the frames after
+// it in the batch still go.
+func TestSendErrorCounted(t *testing.T) {
+	r := newPipelineRig(t, Impairment{})
+	big := testFrame(leftIP, rightIP, 3000)
+	small := testFrame(leftIP, rightIP, 100)
+	now := r.tl.f.now()
+	r.w.handle(r.dirs, big, now)
+	r.w.handle(r.dirs, small, now)
+	r.w.flush()
+	ab, _ := r.tl.counters()
+	if ab.SendErrors != 1 || ab.Forwarded != 1 {
+		t.Fatalf("send errors %d, forwarded %d; want 1, 1", ab.SendErrors, ab.Forwarded)
 	}
 }

@@ -41,7 +41,7 @@ type Impairment struct {
 	Burst *GilbertElliott
 
 	Reorder    float64 // share of packets held back (0..1)
-	ReorderGap int     // a held packet leaves after this many later packets (default 3)
+	ReorderGap int     // a held packet leaves after this many later packets (default 3; at most 1 s later)
 
 	Duplicate float64 // share of packets sent twice
 	Corrupt   float64 // share of packets with one bit flipped in the ESP/IKE payload

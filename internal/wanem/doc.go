@@ -45,7 +45,7 @@
 // fragmented by the emulated link: they are dropped too (counted).
 //
 // Reordering holds a chosen packet back until ReorderGap later packets of
-// its direction have been queued (at most 200 ms); with jitter larger than
+// its direction have been queued (at most 1 s); with jitter larger than
 // the packet spacing, packets also reorder by themselves (as with netem).
 // The rate limit is a virtual-time shaper per direction (the line is busy
 // for size*8/rate, or 1/pps): a packet waits for the line, and one that

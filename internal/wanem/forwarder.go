@@ -266,17 +266,22 @@ func (f *Forwarder) Total() CounterValues {
 func (f *Forwarder) read(in, out *link, isA bool) {
 	rx := newRxBatch()
 	w := newWorker(f, in, out)
+	var lastLog time.Time
 	for {
 		n, err := in.receive(rx)
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) || f.stopped() {
 				return
 			}
-			if errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.EINTR) {
-				continue
+			// Anything else (ENETDOWN, ENOBUFS, ...) is logged and read
+			// past: a reader that quit would leave its paths black-holed
+			// (the kernel drops its own copies).
+			if now := time.Now(); now.Sub(lastLog) > 5*time.Second {
+				f.opt.Logf("wanem: reading %s: %v (logged at most every 5 s)", in.name, err)
+				lastLog = now
 			}
-			f.opt.Logf("wanem: reading %s: %v", in.name, err)
-			return
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		s := f.cfg.Load()
 		dirs := s.onB

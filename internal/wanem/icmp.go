@@ -53,7 +53,7 @@ func (w *worker) fragNeeded(d *direction, frame []byte) {
 	if w.txBack.n == batchMax {
 		w.flushOne(w.txBack)
 	}
-	w.txBack.add(buf[:n])
+	w.txBack.add(buf[:n], nil)
 	d.c.ICMPSent.Add(1)
 }
 

@@ -155,7 +155,8 @@ func (b *rxBatch) frame(i int) ([]byte, bool) {
 
 // txBatch collects frames for one link and sends them with one sendmmsg.
 type txBatch struct {
-	slots []*pkt // pool slots to give back after the flush
+	slots []*pkt              // pool slots to give back after the flush
+	ctr   [batchMax]*Counters // whose frame each one is (nil: ICMP)
 	iov   []unix.Iovec
 	msgs  []unix.Mmsghdr
 	n     int
@@ -175,14 +176,16 @@ func newTxBatch(l *link) *txBatch {
 	return t
 }
 
-// add queues frame (virtio header first); it must stay untouched until
-// flush. It reports false when the batch is full (flush first).
-func (t *txBatch) add(frame []byte) bool {
+// add queues frame (virtio header first) of the direction counted by c
+// (nil: none); the frame must stay untouched until flush. It reports
+// false when the batch is full (flush first).
+func (t *txBatch) add(frame []byte, c *Counters) bool {
 	if t.n == len(t.msgs) {
 		return false
 	}
 	t.iov[t.n].Base = &frame[0]
 	t.iov[t.n].SetLen(len(frame))
+	t.ctr[t.n] = c
 	t.n++
 	return true
 }
@@ -212,13 +215,21 @@ func (t *txBatch) flush() (failed int, err error) {
 		t.err = werr
 	}
 	if t.err != nil {
-		// A frame the kernel refused (e.g. too long) is skipped; the
-		// rest of the batch still goes.
+		// A frame the kernel refused (e.g. too long) is skipped and
+		// counted (send_errors, no longer forwarded); the rest of the
+		// batch still goes.
 		failed = 1
+		if t.sent < t.n && t.ctr[t.sent] != nil {
+			c := t.ctr[t.sent]
+			c.SendErrors.Add(1)
+			c.Forwarded.Add(^uint64(0))
+		}
+		err = t.err
 		if t.sent+1 < t.n {
 			copy(t.msgs[:], t.msgs[t.sent+1:t.n])
 			rest := t.n - t.sent - 1
 			copy(t.iov[:], t.iov[t.sent+1:t.n])
+			copy(t.ctr[:], t.ctr[t.sent+1:t.n])
 			for i := 0; i < rest; i++ {
 				t.msgs[i].Hdr.Iov = &t.iov[i]
 			}
@@ -226,7 +237,6 @@ func (t *txBatch) flush() (failed int, err error) {
 			f, _ := t.flush()
 			failed += f
 		}
-		err = t.err
 	}
 	t.n = 0
 	return failed, err

@@ -166,7 +166,7 @@ func (w *worker) send(d *direction, frame []byte, slot *pkt) {
 		}
 		return
 	}
-	t.add(frame)
+	t.add(frame, d.c)
 	if slot != nil {
 		t.slots = append(t.slots, slot)
 	}
@@ -205,22 +205,22 @@ func (f *Forwarder) address(d *direction, frame []byte) bool {
 	return true
 }
 
-// transmit sends due packets (the scheduler's goroutine).
+// transmit sends due packets (the scheduler's goroutine). Every packet is
+// put in its link's batch first; slots go back to the pool only after both
+// batches are sent (a slot back in the pool belongs to the readers).
 func (f *Forwarder) transmit(ps []*pkt) {
+	for _, p := range ps {
+		if !f.address(p.dir, p.frame()) {
+			f.pool.put(p)
+			continue
+		}
+		t := f.schedTx(p.out)
+		t.add(p.frame(), p.dir.c)
+		t.slots = append(t.slots, p)
+		p.dir.c.Forwarded.Add(1)
+	}
 	for _, l := range [2]*link{f.a, f.b} {
 		t := f.schedTx(l)
-		for _, p := range ps {
-			if p.out != l {
-				continue
-			}
-			if !f.address(p.dir, p.frame()) {
-				f.pool.put(p)
-				continue
-			}
-			t.add(p.frame())
-			t.slots = append(t.slots, p)
-			p.dir.c.Forwarded.Add(1)
-		}
 		if failed, err := t.flush(); failed > 0 {
 			f.opt.Logf("wanem: sending on %s: %d frames failed: %v", l.name, failed, err)
 		}

@@ -157,7 +157,7 @@ type scheduler struct {
 }
 
 // holdMax: a packet held for reordering leaves at the latest after this.
-const holdMax = 200 * time.Millisecond
+const holdMax = time.Second
 
 // enqueue queues p (due set); a packet held for reordering waits for gap
 // later packets of its direction. Packets queued in the same direction
