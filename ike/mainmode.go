@@ -440,6 +440,12 @@ func (sa *ikeSA) computeKeys(peerKE []byte) bool {
 		sa.fail("key derivation: "+err.Error(), false)
 		return false
 	}
+	// The key is logged as soon as it exists, not when phase 1 is
+	// established: a negotiation that fails in MM5/MM6 (a wrong pre-shared
+	// key) is exactly the one worth decrypting (vpnlab decode, Wireshark).
+	if sa.e.klog != nil {
+		sa.e.klog.IKEv1Keys(sa.iCookie, sa.encKey)
+	}
 	return true
 }
 

@@ -183,9 +183,6 @@ func (sa *ikeSA) establish(initialContact bool) {
 		sa.timers.halfOpen.Stop()
 	}
 	sa.dhKey = nil
-	if e.klog != nil {
-		e.klog.IKEv1Keys(sa.iCookie, sa.encKey)
-	}
 	t.counters.Phase1Established++
 	old := t.sa
 	t.sa = sa
@@ -194,8 +191,14 @@ func (sa *ikeSA) establish(initialContact bool) {
 	t.log.WithFields(logrus.Fields{"role": sa.role(), "exchange": sa.exchange.String(), "proposal": sa.chosen.String(),
 		"lifetime": sa.lifetime.String(), "nat_detected": sa.natDetected(), "floated": sa.floated,
 		"icookie": hex.EncodeToString(sa.iCookie[:]), "rcookie": hex.EncodeToString(sa.rCookie[:])}).Info("phase 1 established (ISAKMP SA)")
-	e.emit(Event{Tunnel: t.cfg.Name, Type: "phase1-up", Detail: map[string]string{
-		"role": sa.role(), "proposal": sa.chosen.String(), "exchange": sa.exchange.String(), "nat_detected": boolStr(sa.natDetected())}})
+	detail := map[string]string{
+		"role": sa.role(), "proposal": sa.chosen.String(), "exchange": sa.exchange.String(), "nat_detected": boolStr(sa.natDetected())}
+	if initialContact {
+		// The peer kept nothing from before (it restarted): the gateway
+		// starts the tunnel's BGP session over (bgp.Speaker.PeerRestarted).
+		detail["initial_contact"] = "true"
+	}
+	e.emit(Event{Tunnel: t.cfg.Name, Type: "phase1-up", Detail: detail})
 	// Phase 1 lifetime: the initiator rekeys (a new main mode) before
 	// expiry; at expiry the SA is deleted. IPsec SAs are independent of it.
 	if sa.initiator {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vpnlab/vpnlab/internal/netlab"
 )
 
 // These tests run the real CLI (vpnlab run) on the shipped scenarios in
@@ -73,7 +75,7 @@ func runCLI(t *testing.T, d time.Duration, args ...string) (string, int) {
 }
 
 // labLeft returns the namespaces of the run recorded in dir's timeline
-// that still exist (a run must leave none).
+// that still exist, and its marker if it does (a run must leave none).
 func labLeft(t *testing.T, dir string) []string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "timeline.json"))
@@ -99,6 +101,9 @@ func labLeft(t *testing.T, dir string) []string {
 		t.Fatalf("the timeline has no lab event")
 	}
 	left, _ := filepath.Glob("/run/netns/" + id + "-*")
+	if _, err := os.Stat(filepath.Join(netlab.MarkerDir, id)); err == nil {
+		left = append(left, filepath.Join(netlab.MarkerDir, id))
+	}
 	return left
 }
 

@@ -133,6 +133,12 @@ func (ru *runner) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The run directory (control sockets) goes too when `vpnlab clean`
+	// cleans up after a killed run.
+	if err := lb.OwnDir(dir); err != nil {
+		lb.Close()
+		return err
+	}
 	ru.l = &lab{Lab: lb, p: p, hosts: map[string]*netlab.NS{}, impaired: map[string][]string{}}
 	ru.w.runnerEvent("lab", map[string]string{"id": lb.ID(), "namespaces": lb.ID() + "-*"})
 	if err := buildLab(ru.l); err != nil {
