@@ -175,10 +175,7 @@ func (sa *ikeSA) establish(initialContact bool) {
 	sa.state = stateEstablished
 	sa.established = timeNow()
 	sa.expires = sa.established.Add(sa.lifetime)
-	if sa.halfOpen {
-		sa.halfOpen = false
-		e.halfOpen--
-	}
+	e.releaseHalfOpen(sa)
 	if sa.timers.halfOpen != nil {
 		sa.timers.halfOpen.Stop()
 	}
@@ -227,7 +224,11 @@ func (sa *ikeSA) establish(initialContact bool) {
 	t.startDPD(sa)
 	t.startKeepalive(sa)
 	if sa.initiator && t.wantUp && len(t.children) == 0 {
-		t.startQuickMode(nil)
+		if sa.exchange == AggressiveMode {
+			sa.firstQuickModeAfterAM3() // aggressive.go
+		} else {
+			t.startQuickMode(nil)
+		}
 	}
 }
 
@@ -294,10 +295,7 @@ func (sa *ikeSA) delete(reason string, tellPeer bool) {
 			tm.Stop()
 		}
 	}
-	if sa.halfOpen {
-		sa.halfOpen = false
-		sa.e.halfOpen--
-	}
+	sa.e.releaseHalfOpen(sa)
 	if sa.e.sas[sa.iCookie] == sa {
 		delete(sa.e.sas, sa.iCookie)
 	}
@@ -389,6 +387,7 @@ func (t *tunnel) onChildUp(qm *quickMode, pair ChildSAPair) {
 			t.makeBeforeBreak(old, c)
 		}
 	}
+	t.keepOnePair(c)
 }
 
 // rekeyChild negotiates a replacement for c.

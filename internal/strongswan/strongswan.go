@@ -83,6 +83,9 @@ type Options struct {
 	// Name of the instance (directory name); default "charon-" + the
 	// namespace's role.
 	Name string
+	// Dir is the instance directory (default: Name in the lab's log
+	// directory). Its vici socket path must stay short (unix sockets).
+	Dir string
 	// LogLevel is the filelog default level (-1..4, default 1); ike and knl
 	// log at least at level 2 (enough to see the exchanges).
 	LogLevel int
@@ -141,6 +144,9 @@ func Start(ctx context.Context, ns *netlab.NS, opt Options) (*Charon, error) {
 		opt.Name = "charon-" + ns.Role()
 	}
 	dir := filepath.Join(ns.Lab().LogDir(), opt.Name)
+	if opt.Dir != "" {
+		dir = opt.Dir
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "run"), 0o700); err != nil {
 		return nil, err
 	}
