@@ -46,10 +46,11 @@ type Impairment struct {
 	Duplicate float64 // share of packets sent twice
 	Corrupt   float64 // share of packets with one bit flipped in the ESP/IKE payload
 
-	RateBits    uint64 // bit/s (IP packet bytes * 8); 0: unlimited
-	RatePackets uint64 // packets/s; 0: unlimited
-	// RateQueue bounds the shaper's backlog in time (default 50 ms): a
-	// packet that would wait longer is dropped (dropped_rate).
+	RateBits    uint64 // bit/s of the frames (kernel htb + tbf on the out link); 0: unlimited
+	RatePackets uint64 // packets/s (the forwarder's pacer); 0: unlimited
+	// RateQueue bounds the backlog in time (default 50 ms): tbf's queue
+	// holds this much at RateBits, the pacer lets no packet wait longer;
+	// what does not fit is dropped (dropped_rate).
 	RateQueue time.Duration
 
 	// Drop filters (the scenario runner's faults on a path the forwarder
@@ -172,5 +173,5 @@ func CheckDistribution(d string) error {
 // passthrough: the direction changes nothing but may drop or corrupt in
 // place: packets need not be queued.
 func (im *Impairment) queued() bool {
-	return im.Delay > 0 || im.Jitter > 0 || im.Reorder > 0 || im.RateBits > 0 || im.RatePackets > 0
+	return im.Delay > 0 || im.Jitter > 0 || im.Reorder > 0 || im.RatePackets > 0
 }

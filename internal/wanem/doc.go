@@ -15,9 +15,10 @@
 //	drops it, so only we forward it           │ MTU: ICMP/drop │   fixed slot pool, bound
 //	                                          │ corrupt        │   = QueueLimit) ──>
 //	link B ──AF_PACKET rx──> reader B ────────┤ duplicate      │   scheduler goroutine:
-//	                                          │ rate (shaper)  │   one timer, sends what is
+//	                                          │ packets/s      │   one timer, sends what is
 //	  unmatched traffic: ignored, the kernel  │ delay+jitter   │   due in sendmmsg batches
-//	  forwards it as usual                    └ reorder (hold) ┘
+//	  forwards it as usual                    └ reorder (hold) ┘   bit rate: the out link's
+//	                                                               htb class + tbf (kernel)
 //
 // Each link has one AF_PACKET socket (ETH_P_ALL, PACKET_VNET_HDR) read with
 // recvmmsg in batches of 64 through Go's poller (a closed socket ends the
@@ -47,12 +48,16 @@
 // Reordering holds a chosen packet back until ReorderGap later packets of
 // its direction have been queued (at most 1 s); with jitter larger than
 // the packet spacing, packets also reorder by themselves (as with netem).
-// The rate limit is a virtual-time shaper per direction (the line is busy
-// for size*8/rate, or 1/pps): a packet waits for the line, and one that
-// would wait longer than RateQueue is dropped. It is done here rather than
-// with the kernel's tbf/htb because it must count per path and direction,
-// limit packets per second (which tbf and htb cannot) and sit in the same
-// queue as the delay.
+// The bit rate is the kernel's: on the link a direction leaves by, an htb
+// root classifies the direction's packets (u32 on outer source and
+// destination) into a class whose tbf shapes them to RateBits with a queue
+// of RateQueue's worth of bytes; the forwarder's frames pass the qdisc like
+// the kernel's own, and a frame the full queue refuses (ENOBUFS from
+// sendmmsg) is counted as dropped_rate. Packets per second have no qdisc
+// in this kernel (no netem, and tbf and htb count bytes), so RatePackets is
+// a pacer in the forwarder (the line is busy 1/pps per packet; a packet
+// that would wait longer than RateQueue is dropped), placed before the
+// delay in the same queue.
 //
 // # Ownership and cost
 //

@@ -54,6 +54,7 @@ type Forwarder struct {
 // link, source, destination).
 type snapshot struct {
 	cfg Config
+	all []*direction
 	onA map[[2]netip.Addr]*direction // packets arriving on link A
 	onB map[[2]netip.Addr]*direction
 }
@@ -115,6 +116,7 @@ func (f *Forwarder) Stop() error {
 		if f.opt.Steer != nil && len(f.cfg.Load().cfg.Paths) > 0 {
 			err = f.opt.Steer("table inet wanem {}\ndelete table inet wanem\n")
 		}
+		err = errors.Join(err, f.kernelRates(&snapshot{}))
 		close(f.stop)
 		err = errors.Join(err, f.a.close(), f.b.close())
 		f.wg.Wait()
@@ -145,12 +147,16 @@ func (f *Forwarder) Set(c Config) error {
 		}
 		ab := newDirection(name+" a->b", p.AtoB, seed+uint64(2*i+1)*0x100000001b3, f.countersFor(name+" a->b"))
 		ba := newDirection(name+" b->a", p.BtoA, seed+uint64(2*i+2)*0x100000001b3, f.countersFor(name+" b->a"))
-		ab.in, ab.out, ab.nh = f.a, f.b, f.nextHop(f.b, p.B)
-		ba.in, ba.out, ba.nh = f.b, f.a, f.nextHop(f.a, p.A)
+		ab.in, ab.out, ab.nh, ab.src, ab.dst = f.a, f.b, f.nextHop(f.b, p.B), p.A, p.B
+		ba.in, ba.out, ba.nh, ba.src, ba.dst = f.b, f.a, f.nextHop(f.a, p.A), p.B, p.A
+		s.all = append(s.all, ab, ba)
 		s.onA[[2]netip.Addr{p.A, p.B}] = ab
 		s.onB[[2]netip.Addr{p.B, p.A}] = ba
 	}
 	f.cfg.Store(s)
+	if err := f.kernelRates(s); err != nil {
+		return err
+	}
 	if f.opt.Steer != nil {
 		if err := f.opt.Steer(steerRules(c)); err != nil {
 			return fmt.Errorf("wanem: steering the impaired paths away from the kernel: %w", err)

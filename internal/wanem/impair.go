@@ -27,6 +27,8 @@ type direction struct {
 	in   *link      // where the direction's packets arrive
 	out  *link      // where they leave
 	nh   netip.Addr // next hop on out
+	src  netip.Addr // the direction's outer source and destination
+	dst  netip.Addr
 	// held packets (reordering), owned by the scheduler's lock
 	held  [maxHeld]*pkt
 	nheld int
@@ -147,18 +149,15 @@ func (d *direction) latency() int64 {
 	return int64(math.Round(v))
 }
 
-// shape gives the packet its departure time under the rate limit (bit/s and
-// packets/s, like a token bucket with a queue of RateQueue): ok is false
-// when the packet would wait longer than RateQueue (dropped by rate).
-func (d *direction) shape(now int64, ipLen int) (depart int64, ok bool) {
-	if d.im.RateBits == 0 && d.pace == 0 {
+// shape gives the packet its departure time under the packets/s limit (a
+// pacer with a queue of RateQueue): ok is false when the packet would wait
+// longer than RateQueue (dropped by rate). The bit rate is the kernel's
+// (kshape.go).
+func (d *direction) shape(now int64) (depart int64, ok bool) {
+	if d.pace == 0 {
 		return now, true
 	}
-	var cost int64
-	if d.im.RateBits > 0 {
-		cost = int64(ipLen) * 8 * int64(time.Second) / int64(d.im.RateBits)
-	}
-	cost = max(cost, d.pace)
+	cost := d.pace
 	start := max(d.next, now)
 	if start-now > int64(d.im.RateQueue) {
 		return 0, false

@@ -198,8 +198,19 @@ func TestRateBitsAndPackets(t *testing.T) {
 		if rate < tc.want*0.85 || rate > tc.want*1.1 || ab.DroppedRate == 0 {
 			t.Fatalf("%s: measured %.0f/s", tc.name, rate)
 		}
+		if tc.bits { // the kernel shapes it: htb class and tbf on lb
+			out, err := tl.wan.Run(context.Background(), "tc", "-s", "qdisc", "show", "dev", "lb")
+			if err != nil || !strings.Contains(string(out), "qdisc tbf") || !strings.Contains(string(out), "rate 20Mbit") {
+				t.Fatalf("no tbf at 20Mbit on lb: %v\n%s", err, out)
+			}
+		}
 		sink.conn.Close()
 		c.Close()
+	}
+	// Without a bit rate the forwarder's htb is gone again.
+	tl.set(t, Impairment{}, Impairment{})
+	if out, _ := tl.wan.Run(context.Background(), "tc", "qdisc", "show", "dev", "lb"); strings.Contains(string(out), "htb") || strings.Contains(string(out), "tbf") {
+		t.Fatalf("htb/tbf left on lb:\n%s", out)
 	}
 }
 

@@ -35,6 +35,8 @@ type link struct {
 	file    *os.File
 	rc      syscall.RawConn
 
+	htb bool // the forwarder installed a root htb (kshape.go)
+
 	neighMu sync.Mutex
 	neigh   map[netip.Addr][6]byte
 	arpAt   map[netip.Addr]int64 // last ARP request per address (ns since start)
@@ -155,8 +157,8 @@ func (b *rxBatch) frame(i int) ([]byte, bool) {
 
 // txBatch collects frames for one link and sends them with one sendmmsg.
 type txBatch struct {
-	slots []*pkt              // pool slots to give back after the flush
-	ctr   [batchMax]*Counters // whose frame each one is (nil: ICMP)
+	slots []*pkt               // pool slots to give back after the flush
+	dir   [batchMax]*direction // whose frame each one is (nil: ICMP)
 	iov   []unix.Iovec
 	msgs  []unix.Mmsghdr
 	n     int
@@ -176,16 +178,16 @@ func newTxBatch(l *link) *txBatch {
 	return t
 }
 
-// add queues frame (virtio header first) of the direction counted by c
-// (nil: none); the frame must stay untouched until flush. It reports
-// false when the batch is full (flush first).
-func (t *txBatch) add(frame []byte, c *Counters) bool {
+// add queues frame (virtio header first) of direction d (nil: none, an
+// ICMP error); the frame must stay untouched until flush. It reports false
+// when the batch is full (flush first).
+func (t *txBatch) add(frame []byte, d *direction) bool {
 	if t.n == len(t.msgs) {
 		return false
 	}
 	t.iov[t.n].Base = &frame[0]
 	t.iov[t.n].SetLen(len(frame))
-	t.ctr[t.n] = c
+	t.dir[t.n] = d
 	t.n++
 	return true
 }
@@ -215,21 +217,27 @@ func (t *txBatch) flush() (failed int, err error) {
 		t.err = werr
 	}
 	if t.err != nil {
-		// A frame the kernel refused (e.g. too long) is skipped and
-		// counted (send_errors, no longer forwarded); the rest of the
-		// batch still goes.
+		// A frame the kernel refused is skipped and counted, no longer
+		// as forwarded: ENOBUFS on a direction the kernel shapes is its
+		// full queue (dropped_rate), anything else (e.g. too long) a
+		// send error. The rest of the batch still goes.
 		failed = 1
-		if t.sent < t.n && t.ctr[t.sent] != nil {
-			c := t.ctr[t.sent]
-			c.SendErrors.Add(1)
-			c.Forwarded.Add(^uint64(0))
+		if t.sent < t.n && t.dir[t.sent] != nil {
+			d := t.dir[t.sent]
+			if errors.Is(t.err, unix.ENOBUFS) && d.im.RateBits > 0 {
+				d.c.DroppedRate.Add(1)
+				failed = 0
+			} else {
+				d.c.SendErrors.Add(1)
+			}
+			d.c.Forwarded.Add(^uint64(0))
 		}
 		err = t.err
 		if t.sent+1 < t.n {
 			copy(t.msgs[:], t.msgs[t.sent+1:t.n])
 			rest := t.n - t.sent - 1
 			copy(t.iov[:], t.iov[t.sent+1:t.n])
-			copy(t.ctr[:], t.ctr[t.sent+1:t.n])
+			copy(t.dir[:], t.dir[t.sent+1:t.n])
 			for i := 0; i < rest; i++ {
 				t.msgs[i].Hdr.Iov = &t.iov[i]
 			}

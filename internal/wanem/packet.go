@@ -122,7 +122,7 @@ func (w *worker) one(d *direction, frame []byte, slot *pkt, now int64) {
 		}
 		return
 	}
-	due, ok := d.shape(now, len(frame)-hdrRoom)
+	due, ok := d.shape(now)
 	if !ok {
 		d.c.DroppedRate.Add(1)
 		drop()
@@ -166,7 +166,7 @@ func (w *worker) send(d *direction, frame []byte, slot *pkt) {
 		}
 		return
 	}
-	t.add(frame, d.c)
+	t.add(frame, d)
 	if slot != nil {
 		t.slots = append(t.slots, slot)
 	}
@@ -215,7 +215,7 @@ func (f *Forwarder) transmit(ps []*pkt) {
 			continue
 		}
 		t := f.schedTx(p.out)
-		t.add(p.frame(), p.dir.c)
+		t.add(p.frame(), p.dir)
 		t.slots = append(t.slots, p)
 		p.dir.c.Forwarded.Add(1)
 	}
