@@ -83,7 +83,7 @@ func parseRate(s string) (uint64, error) {
 	}{{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1}} {
 		if num, ok := strings.CutSuffix(v, u.suffix); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-			if err != nil || f <= 0 || f*u.mult > 1e12 || math.IsNaN(f) {
+			if err != nil || f <= 0 || f*u.mult > wanem.MaxRateBits || math.IsNaN(f) {
 				break
 			}
 			return uint64(f * u.mult), nil

@@ -74,11 +74,14 @@ func (r *pipelineRig) batch() {
 	r.total += batchMax
 }
 
-// settle waits until every packet handed in is accounted for.
+// settle waits until every packet handed in is accounted for. It reads the
+// direction's counters directly: Forwarder.Counters allocates, and this
+// runs inside the allocation count.
 func (r *pipelineRig) settle(t testing.TB) CounterValues {
+	c := r.dirs[[2]netip.Addr{leftIP, rightIP}].c
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		ab, _ := r.tl.counters()
+		ab := c.Snapshot()
 		done := ab.Forwarded - ab.Duplicated + ab.DroppedLoss + ab.DroppedQueue + ab.DroppedRate + ab.DroppedNoNeigh + ab.DroppedMTU
 		if done >= r.total || time.Now().After(deadline) {
 			return ab
@@ -93,7 +96,7 @@ var allocImpairments = []struct {
 }{
 	{"passthrough", Impairment{Loss: 0.01, Duplicate: 0.01, Corrupt: 0.01}},
 	{"queued", Impairment{Delay: 200 * time.Microsecond, Jitter: 100 * time.Microsecond, Distribution: "normal",
-		Loss: 0.01, Duplicate: 0.01, Corrupt: 0.01, Reorder: 0.01, RateBits: 100_000_000_000}},
+		Loss: 0.01, Duplicate: 0.01, Corrupt: 0.01, Reorder: 0.01, RateBits: 10_000_000_000}},
 }
 
 // TestPipelineAllocs: the per-packet path (reader pipeline, queue,
@@ -124,10 +127,9 @@ func TestPipelineAllocs(t *testing.T) {
 			}
 			// The runtime allocates a little on its own while the reader
 			// and the scheduler contend for the queue's mutex (semaphore
-			// waiters) or park on the timer: a few dozen at most, whatever
-			// the packet count (profiled). One allocation per packet would
-			// be 12,800.
-			if allocs > 64 {
+			// waiters): 2-7 in practice, whatever the packet count
+			// (profiled). One allocation per packet would be 12,800.
+			if allocs > 16 {
 				t.Fatalf("%d allocations for %d packets", allocs, batches*batchMax)
 			}
 		})

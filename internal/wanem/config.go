@@ -79,6 +79,9 @@ const (
 	AWSRatePackets = 140_000
 )
 
+// MaxRateBits is the highest bit rate (100 Gbit/s, far above a veth's).
+const MaxRateBits = 100_000_000_000
+
 // Distributions the jitter may follow.
 var Distributions = []string{"uniform", "normal"}
 
@@ -148,6 +151,9 @@ func (im *Impairment) Validate() error {
 	share("corrupt", im.Corrupt)
 	if im.RateQueue < 0 || im.RateQueue > 10*time.Second {
 		errs = append(errs, fmt.Errorf("rate queue %v is not in 0..10s", im.RateQueue))
+	}
+	if im.RateBits > MaxRateBits {
+		errs = append(errs, fmt.Errorf("rate %d bit/s is above %d", im.RateBits, uint64(MaxRateBits)))
 	}
 	if im.MTU != 0 && (im.MTU < 68 || im.MTU > 65535) {
 		errs = append(errs, fmt.Errorf("mtu %d is not in 68..65535", im.MTU))

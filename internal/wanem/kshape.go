@@ -68,8 +68,10 @@ func (f *Forwarder) htb(l *link, dirs []*direction) error {
 			return fmt.Errorf("htb class for %s: %w", d.name, err)
 		}
 		bytesPerSec := d.im.RateBits / 8
-		limit := uint32(max(3000, float64(bytesPerSec)*d.im.RateQueue.Seconds()))
-		burst := uint32(max(3000, float64(bytesPerSec)/netlink.Hz()))
+		// Burst: 1 ms at the rate (at least two full frames), so that the
+		// token bucket's time fits the kernel's clock at any rate.
+		burst := uint32(max(3100, bytesPerSec/1000))
+		limit := max(burst, uint32(float64(bytesPerSec)*d.im.RateQueue.Seconds()))
 		tbf := &netlink.Tbf{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.ifindex, Parent: netlink.MakeHandle(1, minor), Handle: netlink.MakeHandle(minor, 0)},
 			Rate: bytesPerSec, Limit: limit, Buffer: netlink.Xmittime(bytesPerSec, burst)}
 		if err := f.nl.QdiscAdd(tbf); err != nil {
