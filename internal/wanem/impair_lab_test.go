@@ -48,8 +48,11 @@ func TestJitterDistributions(t *testing.T) {
 		if got != 40 || rtt[1] < 85*time.Millisecond || rtt[1] > 120*time.Millisecond || rtt[3] < 5*time.Millisecond {
 			t.Fatalf("%s jitter: received %d, rtt %v: want avg ~100 ms with spread", dist, got, rtt)
 		}
-		if dist == "uniform" && (rtt[0] < 59*time.Millisecond || rtt[2] > 150*time.Millisecond) {
-			t.Fatalf("uniform jitter out of [60,140] ms: %v", rtt)
+		// The model's exact range is TestLatencyDistributions'; here the
+		// round trip (two draws from [30, 70] ms) can only be longer
+		// than 60 ms, by the hosts' scheduling (unbounded under load).
+		if dist == "uniform" && rtt[0] < 59*time.Millisecond {
+			t.Fatalf("uniform jitter: a round trip of %v below 60 ms", rtt[0])
 		}
 	}
 	if err := tl.f.Set(Config{Paths: []Path{{A: leftIP, B: rightIP, AtoB: Impairment{Jitter: time.Millisecond, Distribution: "pareto"}}}}); err == nil ||

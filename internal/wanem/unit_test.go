@@ -2,6 +2,7 @@ package wanem
 
 import (
 	"encoding/binary"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +115,64 @@ func TestValidateConfig(t *testing.T) {
 	}
 	if err := (&Config{Paths: []Path{{A: leftIP, B: rightIP}, {A: leftIP, B: rightIP}}}).Validate(); err == nil {
 		t.Error("two paths with the same addresses accepted")
+	}
+}
+
+// TestLatencyDistributions: uniform jitter stays in [delay-jitter,
+// delay+jitter] with the mean at delay; normal jitter has the jitter as its
+// standard deviation; never below 0 (exact, from the model, no clock).
+func TestLatencyDistributions(t *testing.T) {
+	const n = 20000
+	for _, c := range []struct {
+		dist         string
+		delay, jit   time.Duration
+		minV, maxV   time.Duration // hard bounds
+		wantSD       float64       // ms, ±10 %
+		wantMeanSlop float64       // ms
+	}{
+		{"uniform", 50 * time.Millisecond, 20 * time.Millisecond, 30 * time.Millisecond, 70 * time.Millisecond, 20 / math.Sqrt(3), 0.5},
+		{"normal", 50 * time.Millisecond, 10 * time.Millisecond, 0, time.Hour, 10, 0.5},
+		{"normal", 5 * time.Millisecond, 10 * time.Millisecond, 0, time.Hour, -1, -1}, // clamped at 0
+	} {
+		d := newDirection("t", Impairment{Delay: c.delay, Jitter: c.jit, Distribution: c.dist}, 3, &Counters{})
+		var sum, sq float64
+		for i := 0; i < n; i++ {
+			v := time.Duration(d.latency())
+			if v < c.minV || v > c.maxV {
+				t.Fatalf("%s %v±%v: %v outside [%v, %v]", c.dist, c.delay, c.jit, v, c.minV, c.maxV)
+			}
+			ms := float64(v) / 1e6
+			sum += ms
+			sq += ms * ms
+		}
+		mean := sum / n
+		sd := math.Sqrt(sq/n - mean*mean)
+		if c.wantSD > 0 && (math.Abs(mean-float64(c.delay)/1e6) > c.wantMeanSlop || math.Abs(sd-c.wantSD) > c.wantSD*0.1) {
+			t.Errorf("%s %v±%v: mean %.2f ms, sd %.2f ms (want %.2f)", c.dist, c.delay, c.jit, mean, sd, c.wantSD)
+		}
+	}
+}
+
+// TestPacer: at three times the packet rate for 2 s of virtual time, the
+// pacer passes the rate's worth plus its queue (50 ms) and drops the rest.
+func TestPacer(t *testing.T) {
+	d := newDirection("t", Impairment{RatePackets: 1000}, 1, &Counters{})
+	passed, dropped, total := 0, 0, 0
+	last := int64(0)
+	for now := int64(0); now < int64(2*time.Second); now += int64(time.Second) / 3000 {
+		total++
+		dep, ok := d.shape(now)
+		if !ok {
+			dropped++
+			continue
+		}
+		if dep < now || dep < last {
+			t.Fatalf("departure %d before arrival %d or the previous %d", dep, now, last)
+		}
+		last = dep
+		passed++
+	}
+	if passed < 2000 || passed > 2051 || dropped != total-passed {
+		t.Fatalf("passed %d, dropped %d", passed, dropped)
 	}
 }
