@@ -17,19 +17,22 @@ func TestDelayAsymmetricAndSetWhileRunning(t *testing.T) {
 	tl.set(t, Impairment{Delay: 100 * time.Millisecond}, Impairment{Delay: 100 * time.Millisecond})
 	rtt, got := tl.ping(t, 8, "0.1", 56)
 	t.Logf("100 ms each way: rtt min/avg/max %v/%v/%v", rtt[0], rtt[1], rtt[2])
-	if got != 8 || rtt[0] < 199*time.Millisecond || rtt[1] > 240*time.Millisecond {
+	// Bounds on the minimum RTT: the host's scheduling only adds to a
+	// round trip, so the minimum is the forwarder's delay plus the least
+	// of that noise.
+	if got != 8 || rtt[0] < 199*time.Millisecond || rtt[0] > 215*time.Millisecond {
 		t.Fatalf("100 ms each way: received %d/8, rtt %v, want ~200 ms", got, rtt)
 	}
 	// Asymmetric: only a->b is slow.
 	tl.set(t, Impairment{Delay: 100 * time.Millisecond}, Impairment{})
 	rtt, got = tl.ping(t, 8, "0.1", 56)
 	t.Logf("100 ms a->b only: rtt %v", rtt[:3])
-	if got != 8 || rtt[0] < 99*time.Millisecond || rtt[1] > 140*time.Millisecond {
+	if got != 8 || rtt[0] < 99*time.Millisecond || rtt[0] > 115*time.Millisecond {
 		t.Fatalf("asymmetric: received %d/8, rtt %v, want ~100 ms", got, rtt)
 	}
 	tl.set(t, Impairment{}, Impairment{})
 	rtt, _ = tl.ping(t, 5, "0.05", 56)
-	if rtt[1] > 20*time.Millisecond {
+	if rtt[0] > 10*time.Millisecond {
 		t.Fatalf("no impairment: rtt %v", rtt)
 	}
 	ab, ba := tl.counters()
@@ -45,8 +48,11 @@ func TestJitterDistributions(t *testing.T) {
 		tl.set(t, im, im)
 		rtt, got := tl.ping(t, 40, "0.02", 56)
 		t.Logf("%s: rtt min/avg/max/mdev %v", dist, rtt)
-		if got != 40 || rtt[1] < 85*time.Millisecond || rtt[1] > 120*time.Millisecond || rtt[3] < 5*time.Millisecond {
-			t.Fatalf("%s jitter: received %d, rtt %v: want avg ~100 ms with spread", dist, got, rtt)
+		// The model's mean and spread are TestLatencyDistributions'
+		// (exact); here: the round trips spread, and average at least the
+		// two delays less a little (scheduling only adds).
+		if got != 40 || rtt[1] < 85*time.Millisecond || rtt[3] < 5*time.Millisecond {
+			t.Fatalf("%s jitter: received %d, rtt %v: want avg >= ~100 ms with spread", dist, got, rtt)
 		}
 		// The model's exact range is TestLatencyDistributions'; here the
 		// round trip (two draws from [30, 70] ms) can only be longer
@@ -171,8 +177,11 @@ func TestRateBitsAndPackets(t *testing.T) {
 		want float64 // per second: bits or packets
 		bits bool
 	}{
-		{"20 Mbit/s", Impairment{RateBits: 20_000_000}, 20e6, true},
-		{"1000 packets/s", Impairment{RatePackets: 1000}, 1000, false},
+		// A queue of 500 ms: a sender stalled by the machine's load for
+		// less than that does not leave the line idle (the rate is a cap
+		// on a busy line, which this measures).
+		{"20 Mbit/s", Impairment{RateBits: 20_000_000, RateQueue: 500 * time.Millisecond}, 20e6, true},
+		{"1000 packets/s", Impairment{RatePackets: 1000, RateQueue: 500 * time.Millisecond}, 1000, false},
 	} {
 		tl.set(t, tc.im, Impairment{})
 		sink := tl.udpSink(t, 5005)
@@ -191,7 +200,7 @@ func TestRateBitsAndPackets(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		got := sink.collect(300 * time.Millisecond)
-		el := time.Since(start).Seconds() - 0.3
+		el := time.Since(start).Seconds() - 0.3 // until the last arrival (the queue drains after the sender stops)
 		rate := float64(len(got)) / el
 		if tc.bits {
 			rate = float64(len(got)) * 1000 * 8 / el
