@@ -240,6 +240,7 @@ func init() {
 	tunnelFields["icmp_frag_needed_sent"] = "ICMP fragmentation-needed sent to inside senders (outside_mtu, DF), current SA pairs"
 	flowFields["avg_delay"] = "average delay: one way for udp and tcp, round trip for icmp"
 	flowFields["max_delay"] = "largest delay (as avg_delay)"
+	flowFields["min_delay"] = "smallest delay (as avg_delay): a configured delay shows here however loaded the machine is"
 }
 
 // sizeField reads the size counters summed over the tunnel's SA pairs.
@@ -275,6 +276,8 @@ func delayField(r traffic.Result, field string) (string, bool) {
 		return r.AvgDelay.Round(100 * time.Microsecond).String(), true
 	case "max_delay":
 		return r.MaxDelay.Round(100 * time.Microsecond).String(), true
+	case "min_delay":
+		return r.MinDelay.Round(100 * time.Microsecond).String(), true
 	}
 	return "", false
 }

@@ -47,6 +47,7 @@ type tracker struct {
 	lastErr  error
 	delaySum int64
 	delayMax int64
+	delayMin int64 // -1 until the first reception
 
 	width   int64 // bucket width, ns
 	buckets []counts
@@ -62,10 +63,11 @@ func newTracker(limit uint64, bucket, expect time.Duration) *tracker {
 		limit = MaxProbes
 	}
 	t := &tracker{
-		limit:  limit,
-		chunks: make([]*chunk, (limit+chunkSize-1)/chunkSize),
-		width:  int64(bucket),
-		allIn:  make(chan struct{}, 1),
+		limit:    limit,
+		chunks:   make([]*chunk, (limit+chunkSize-1)/chunkSize),
+		width:    int64(bucket),
+		allIn:    make(chan struct{}, 1),
+		delayMin: -1,
 	}
 	n := 1024
 	if expect > 0 {
@@ -157,6 +159,9 @@ func (t *tracker) recv(seq uint64, ts int64, n int, now time.Time) {
 	d := max(int64(now.Sub(t.t0))-ts, 0)
 	t.delaySum += d
 	t.delayMax = max(t.delayMax, d)
+	if t.delayMin < 0 || d < t.delayMin {
+		t.delayMin = d
+	}
 	if t.watch && t.distinct == t.sent {
 		select {
 		case t.allIn <- struct{}{}:
@@ -233,6 +238,7 @@ func (t *tracker) fill(r *Result) {
 	if t.distinct > 0 {
 		r.AvgDelay = time.Duration(t.delaySum / int64(t.distinct))
 		r.MaxDelay = time.Duration(t.delayMax)
+		r.MinDelay = time.Duration(t.delayMin)
 	}
 
 	// MaxGap: neighbours among {first, send times of received probes, last}.

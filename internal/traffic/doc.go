@@ -69,7 +69,7 @@
 //     success → End, and when nothing arrived MaxGap = End − Start. Because
 //     it is measured in send time, a sender stall (no probes sent) is a gap
 //     too.
-//   - AvgDelay, MaxDelay: for the first copy of each received probe, the
+//   - AvgDelay, MaxDelay, MinDelay: for the first copy of each received probe, the
 //     time from its send to its reception: one-way for udp and tcp (both
 //     ends run in this process), the round trip for icmp.
 //   - Series: per bucket of BucketWidth (Spec.Bucket, doubled as often as

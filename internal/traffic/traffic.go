@@ -41,6 +41,7 @@ type Result struct {
 	MaxGap               time.Duration // the longest outage
 	MaxGapFrom, MaxGapTo time.Time     // its ends (send times)
 	AvgDelay, MaxDelay   time.Duration // one-way (udp, tcp) or round trip (icmp)
+	MinDelay             time.Duration // as AvgDelay: what a configured delay shows under load (scheduling only adds)
 
 	Bytes       uint64        // payload bytes received
 	Series      []Bucket      // by send time
