@@ -51,6 +51,9 @@ const (
 	NotifyUpdateSAAddresses           NotifyType = 16400 // RFC 4555
 	NotifyMultipleAuthSupported       NotifyType = 16404 // RFC 4739
 	NotifyRedirectSupported           NotifyType = 16406 // RFC 5685
+	NotifyEAPOnlyAuthentication       NotifyType = 16417 // RFC 5998
+	NotifyChildlessIKEv2Supported     NotifyType = 16418 // RFC 6023
+	NotifyIKEv2MessageIDSyncSupported NotifyType = 16420 // RFC 6311
 	NotifyIKEv2FragmentationSupported NotifyType = 16430 // RFC 7383
 	NotifySignatureHashAlgorithms     NotifyType = 16431 // RFC 7427
 )
@@ -74,8 +77,10 @@ var notifyNames = map[NotifyType]string{
 	NotifyMOBIKESupported: "MOBIKE_SUPPORTED", NotifyAdditionalIP4Address: "ADDITIONAL_IP4_ADDRESS",
 	NotifyAdditionalIP6Address: "ADDITIONAL_IP6_ADDRESS", NotifyNoAdditionalAddresses: "NO_ADDITIONAL_ADDRESSES",
 	NotifyUpdateSAAddresses: "UPDATE_SA_ADDRESSES", NotifyMultipleAuthSupported: "MULTIPLE_AUTH_SUPPORTED",
-	NotifyRedirectSupported: "REDIRECT_SUPPORTED", NotifyIKEv2FragmentationSupported: "IKEV2_FRAGMENTATION_SUPPORTED",
-	NotifySignatureHashAlgorithms: "SIGNATURE_HASH_ALGORITHMS",
+	NotifyRedirectSupported: "REDIRECT_SUPPORTED", NotifyEAPOnlyAuthentication: "EAP_ONLY_AUTHENTICATION",
+	NotifyChildlessIKEv2Supported: "CHILDLESS_IKEV2_SUPPORTED", NotifyIKEv2MessageIDSyncSupported: "IKEV2_MESSAGE_ID_SYNC_SUPPORTED",
+	NotifyIKEv2FragmentationSupported: "IKEV2_FRAGMENTATION_SUPPORTED",
+	NotifySignatureHashAlgorithms:     "SIGNATURE_HASH_ALGORITHMS",
 }
 
 func (t NotifyType) String() string { return named(notifyNames, t) }
