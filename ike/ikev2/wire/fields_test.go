@@ -34,12 +34,12 @@ var tsharkFields = []string{
 	"isakmp.key_exchange.dh_group", "isakmp.key_exchange.data", "isakmp.nonce",
 	"isakmp.notify.protoid", "isakmp.notify.msgtype", "isakmp.notify.data",
 	"isakmp.id.type", "isakmp.id.data.ipv4_addr", "isakmp.id.data.fqdn", "isakmp.id.data.ipv6_addr",
-	"isakmp.cert.encoding", "isakmp.cert.data", "isakmp.certreq.type",
+	"isakmp.cert.encoding", "isakmp.certreq.type",
 	"isakmp.auth.method", "isakmp.auth.data",
 	"isakmp.ts.number", "isakmp.ts.type", "isakmp.ts.protoid", "isakmp.ts.selector_length", "isakmp.ts.start_port",
 	"isakmp.ts.end_port", "isakmp.ts.start_ipv4", "isakmp.ts.end_ipv4", "isakmp.ts.start_ipv6", "isakmp.ts.end_ipv6",
 	"isakmp.delete.protoid", "isakmp.delete.spi", "isakmp.spinum",
-	"isakmp.vid_bytes", "isakmp.cfg.type", "isakmp.cfg.attr.type", "isakmp.cfg.attr.length", "isakmp.eap.data",
+	"isakmp.vid_bytes", "isakmp.cfg.type", "isakmp.cfg.attr.type", "isakmp.cfg.attr.length",
 	"isakmp.frag.number", "isakmp.frag.total", "isakmp.enc.iv", "isakmp.enc.pad_length", "isakmp.enc.icd",
 }
 
@@ -124,7 +124,6 @@ func payloadFields(f fieldList, p Payload, sealedOpen bool) {
 		}
 	case *Cert:
 		f.add("isakmp.cert.encoding", uint8(p.Encoding))
-		f.add("isakmp.cert.data", p.Data)
 	case *CertReq:
 		f.add("isakmp.certreq.type", uint8(p.Encoding))
 	case *Auth:
@@ -161,8 +160,6 @@ func payloadFields(f fieldList, p Payload, sealedOpen bool) {
 			f.add("isakmp.cfg.attr.type", uint16(a.Type))
 			f.add("isakmp.cfg.attr.length", len(a.Value))
 		}
-	case *EAP:
-		f.add("isakmp.eap.data", p.Data)
 	case *EncryptedFragment:
 		if !sealedOpen { // tshark shows the numbers in any case; opened ones are added by messageFields
 			f.add("isakmp.frag.number", p.Number)
