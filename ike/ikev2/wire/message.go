@@ -146,11 +146,17 @@ func encodedSize(ps []Payload) int {
 		n += GenericLen + 64
 		switch p := p.(type) {
 		case *KE:
-			n += len(p.Data)
+			if p != nil {
+				n += len(p.Data)
+			}
 		case *Encrypted:
-			n += len(p.Data)
+			if p != nil {
+				n += len(p.Data)
+			}
 		case *EncryptedFragment:
-			n += len(p.Data)
+			if p != nil {
+				n += len(p.Data)
+			}
 		}
 	}
 	return n
