@@ -66,6 +66,9 @@ func TestCriticalBit(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, ok := m.Payloads[1].(*Unknown)
+	if us := UnknownPayloads(m.Payloads); len(us) != 1 || us[0] != u {
+		t.Errorf("UnknownPayloads = %v", us)
+	}
 	if !ok || u.PType != 99 || !bytes.Equal(u.Data, []byte{1, 2, 3}) {
 		t.Fatalf("payload %#v", m.Payloads[1])
 	}
@@ -133,6 +136,8 @@ func TestPayloadErrors(t *testing.T) {
 		{"notify SPI", PayloadNotify, []byte{3, 4, 0x40, 0x09, 1, 2}, o, "SPI size 4 exceeds"},
 		{"delete count", PayloadDelete, []byte{3, 4, 0, 2, 1, 2, 3, 4}, o, "2 SPIs of 4 bytes"},
 		{"delete size 0", PayloadDelete, []byte{1, 0, 0, 1}, o, "SPI size 0 with 1 SPIs"},
+		{"delete IKE size", PayloadDelete, []byte{1, 8, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8}, o, "SPI size 8 for IKE"},
+		{"delete ESP size", PayloadDelete, []byte{3, 2, 0, 1, 1, 2}, o, "SPI size 2 for ESP"},
 		{"TS none", PayloadTSi, []byte{0, 0, 0, 0}, o, "no traffic selectors"},
 		{"TS type", PayloadTSi, append([]byte{1, 0, 0, 0, 9, 0, 0, 16}, make([]byte, 12)...), o + 8, "unknown type 9"},
 		{"TS length", PayloadTSr, append([]byte{1, 0, 0, 0, 7, 0, 0, 40}, make([]byte, 12)...), o + 8, "length 40 for TS_IPV4_ADDR_RANGE"},

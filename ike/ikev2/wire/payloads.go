@@ -248,6 +248,12 @@ func decodeDelete(body []byte, off int) (Payload, error) {
 	if size == 0 && num != 0 {
 		return nil, decodeErr(PayloadDelete, off, "SPI size 0 with %d SPIs", num)
 	}
+	// Section 3.11: the SPI size is 0 for IKE (the SPIs are in the header)
+	// and 4 for AH and ESP.
+	switch proto := ProtocolID(body[0]); {
+	case proto == ProtoIKE && size != 0, (proto == ProtoAH || proto == ProtoESP) && size != 4:
+		return nil, decodeErr(PayloadDelete, off, "SPI size %d for %s", size, proto)
+	}
 	if 4+size*num != len(body) {
 		return nil, decodeErr(PayloadDelete, off, "%d SPIs of %d bytes do not fill the %d bytes left", num, size, len(body)-4)
 	}

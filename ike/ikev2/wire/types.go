@@ -260,3 +260,15 @@ type Unknown struct {
 	PType PayloadType
 	Data  []byte
 }
+
+// UnknownPayloads returns the payloads of unknown types that were skipped
+// (section 2.5: no critical bit), for the engine to report.
+func UnknownPayloads(ps []Payload) []*Unknown {
+	var out []*Unknown
+	for _, p := range ps {
+		if u, ok := p.(*Unknown); ok && u != nil {
+			out = append(out, u)
+		}
+	}
+	return out
+}
