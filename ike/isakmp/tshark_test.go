@@ -2,55 +2,19 @@ package isakmp
 
 import (
 	"bytes"
-	"encoding/binary"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vpnlab/vpnlab/internal/pcapfile"
 )
 
-// writePcap writes each message as an Ethernet/IPv4/UDP 500->500 frame in a
-// classic pcap file (libpcap format: 24-byte global header, 16-byte record
-// headers, link type 1). Built by hand to keep the module free of a pcap
-// dependency.
+// writePcap writes each message as an Ethernet/IPv4/UDP 500->500 frame.
 func writePcap(path string, msgs [][]byte) error {
-	var f bytes.Buffer
-	le := binary.LittleEndian
-	f.Write(le.AppendUint32(nil, 0xa1b2c3d4))
-	f.Write(le.AppendUint16(nil, 2))
-	f.Write(le.AppendUint16(nil, 4))
-	f.Write(make([]byte, 8))             // thiszone, sigfigs
-	f.Write(le.AppendUint32(nil, 65535)) // snaplen
-	f.Write(le.AppendUint32(nil, 1))     // LINKTYPE_ETHERNET
-	src, dst := [4]byte{198, 51, 100, 2}, [4]byte{203, 0, 113, 10}
-	for i, m := range msgs {
-		var p []byte
-		p = append(p, 0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00) // Ethernet
-		ip := []byte{0x45, 0, 0, 0, 0, byte(i), 0x40, 0, 64, 17, 0, 0}
-		binary.BigEndian.PutUint16(ip[2:], uint16(20+8+len(m)))
-		ip = append(append(ip, src[:]...), dst[:]...)
-		var sum uint32
-		for j := 0; j < 20; j += 2 {
-			sum += uint32(binary.BigEndian.Uint16(ip[j:]))
-		}
-		for sum > 0xffff {
-			sum = sum&0xffff + sum>>16
-		}
-		binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
-		p = append(p, ip...)
-		udp := []byte{0x01, 0xf4, 0x01, 0xf4, 0, 0, 0, 0} // checksum 0: none (RFC 768)
-		binary.BigEndian.PutUint16(udp[4:], uint16(8+len(m)))
-		p = append(append(p, udp...), m...)
-		rec := le.AppendUint32(nil, uint32(1795258539+i))
-		rec = le.AppendUint32(rec, 0)
-		rec = le.AppendUint32(rec, uint32(len(p)))
-		rec = le.AppendUint32(rec, uint32(len(p)))
-		f.Write(rec)
-		f.Write(p)
-	}
-	return os.WriteFile(path, f.Bytes(), 0o644)
+	return pcapfile.WriteUDP(path, netip.MustParseAddrPort("198.51.100.2:500"), netip.MustParseAddrPort("203.0.113.10:500"), msgs)
 }
 
 func tsharkMessages(t *testing.T) [][]byte {

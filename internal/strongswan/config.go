@@ -13,16 +13,21 @@ type Config struct {
 }
 
 // Conn is one IKEv1 connection (version = 1, auth = psk; main mode unless
-// Aggressive).
+// Aggressive), or with Version 2 an IKEv2 one.
 // Time values use swanctl syntax ("10s", "28740s", "0s"); "" leaves the
 // option out (strongSwan default).
 type Conn struct {
-	Name        string
-	LocalAddrs  string // local_addrs
-	RemoteAddrs string // remote_addrs
-	LocalID     string // default: LocalAddrs
-	RemoteID    string // default: RemoteAddrs
-	Proposals   []string
+	Name string
+	// Version is the IKE version: 0 or 1 IKEv1, 2 IKEv2 (RFC 7296).
+	Version int
+	// Fragmentation is swanctl's fragmentation option (yes, accept,
+	// force, no); "" leaves it out.
+	Fragmentation string
+	LocalAddrs    string // local_addrs
+	RemoteAddrs   string // remote_addrs
+	LocalID       string // default: LocalAddrs
+	RemoteID      string // default: RemoteAddrs
+	Proposals     []string
 	// Encap forces ESP-in-UDP (kernel-libipsec forces it anyway).
 	Encap bool
 	// Aggressive: initiate aggressive mode (aggressive = yes). A charon that
@@ -92,8 +97,16 @@ func (cfg Config) Render() (string, error) {
 		var errs []error
 		add := func(indent, k, v string) { errs = append(errs, kv(indent, k, v)) }
 		fmt.Fprintf(&b, "  %s {\n", c.Name)
-		add("    ", "version", "1")
-		add("    ", "aggressive", yesNo(c.Aggressive))
+		switch c.Version {
+		case 0, 1:
+			add("    ", "version", "1")
+			add("    ", "aggressive", yesNo(c.Aggressive))
+		case 2:
+			add("    ", "version", "2")
+		default:
+			return "", fmt.Errorf("strongswan: connection %s: IKE version %d, want 1 or 2", c.Name, c.Version)
+		}
+		add("    ", "fragmentation", c.Fragmentation)
 		add("    ", "local_addrs", c.LocalAddrs)
 		add("    ", "remote_addrs", c.RemoteAddrs)
 		add("    ", "proposals", strings.Join(c.Proposals, ","))

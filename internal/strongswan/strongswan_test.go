@@ -193,6 +193,15 @@ func TestRender(t *testing.T) {
 			t.Errorf("missing %q in\n%s", want, txt)
 		}
 	}
+	v2, err := Config{Connections: []Conn{ikev2Conn("v2", "10.99.0.2", "10.99.0.1", "aes256-sha256-modp2048", "aes128-sha256")}}.Render()
+	if err != nil || !strings.Contains(v2, "version = 2\n") || !strings.Contains(v2, "fragmentation = yes\n") || strings.Contains(v2, "aggressive") {
+		t.Errorf("IKEv2 connection (%v):\n%s", err, v2)
+	}
+	v3 := peerConn("10.99.0.2", "10.99.0.1", true)
+	v3.Version = 3
+	if _, err := (Config{Connections: []Conn{v3}}).Render(); err == nil {
+		t.Error("IKE version 3 accepted")
+	}
 	bad := peerConn("10.99.0.2", "10.99.0.1", true)
 	bad.LocalAddrs = "10.0.0.1 }"
 	if _, err := (Config{Connections: []Conn{bad}}).Render(); err == nil {
