@@ -300,6 +300,9 @@ func (f *Flow) sendLoop() {
 			}
 		}
 		now := time.Now()
+		if f.spec.Duration > 0 && now.Sub(start) >= f.spec.Duration {
+			return // woken late (a stalled machine): Duration is when sending stops
+		}
 		if !f.sendOne(now) {
 			if f.spec.Count == 0 && f.spec.Duration == 0 {
 				f.tr.note(errProbeLimit)

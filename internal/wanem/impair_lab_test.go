@@ -51,7 +51,9 @@ func TestJitterDistributions(t *testing.T) {
 		// The model's mean and spread are TestLatencyDistributions'
 		// (exact); here: the round trips spread, and average at least the
 		// two delays less a little (scheduling only adds).
-		if got != 40 || rtt[1] < 85*time.Millisecond || rtt[3] < 5*time.Millisecond {
+		// (A reply or two may miss ping's own deadline on a loaded
+		// machine; no impairment here drops anything.)
+		if got < 38 || rtt[1] < 85*time.Millisecond || rtt[3] < 5*time.Millisecond {
 			t.Fatalf("%s jitter: received %d, rtt %v: want avg >= ~100 ms with spread", dist, got, rtt)
 		}
 		// The model's exact range is TestLatencyDistributions'; here the
@@ -207,8 +209,21 @@ func TestRateBitsAndPackets(t *testing.T) {
 		}
 		ab, _ := tl.counters()
 		t.Logf("%s: sent %d in %.2fs, received %d: %.0f/s; dropped by rate %d", tc.name, sent, el, len(got), rate, ab.DroppedRate)
-		if rate < tc.want*0.85 || rate > tc.want*1.1 || ab.DroppedRate == 0 {
-			t.Fatalf("%s: measured %.0f/s", tc.name, rate)
+		offered := float64(sent) / el
+		if tc.bits {
+			offered *= 1000 * 8
+		}
+		if rate > tc.want*1.1 {
+			t.Fatalf("%s: measured %.0f/s, above the cap", tc.name, rate)
+		}
+		// The cap must also be reached, and the excess dropped, when the
+		// sender really offered more than it: a sender that the machine's
+		// load starved below 1.5 x the cap measures the machine, and only
+		// the upper bound above (and the qdisc below) then apply.
+		if offered >= tc.want*1.5 && (rate < tc.want*0.85 || ab.DroppedRate == 0) {
+			t.Fatalf("%s: offered %.0f/s, measured %.0f/s, dropped by rate %d: want the cap reached and the excess dropped", tc.name, offered, rate, ab.DroppedRate)
+		} else if offered < tc.want*1.5 {
+			t.Logf("%s: the sender offered only %.0f/s (machine load): the lower bound is not judged", tc.name, offered)
 		}
 		if tc.bits { // the kernel shapes it: htb class and tbf on lb
 			out, err := tl.wan.Run(context.Background(), "tc", "-s", "qdisc", "show", "dev", "lb")
