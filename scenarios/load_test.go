@@ -60,6 +60,7 @@ func TestParseErrors(t *testing.T) {
 		{"ah through nat", strings.Replace(minimal, "  wan: {nat: masquerade}\n", "  wan: {nat: masquerade}\n  customer:\n    gateway:\n      tunnel_options:\n        phase2: {mode: transport, proposals: [ah-sha256]}\n", 1), Options{},
 			[]string{"x.yaml:7: AH cannot cross the WAN's NAT (masquerade)"}},
 		{"unknown flow", minimal + "  - stop_flow: nope\n", Options{}, []string{`x.yaml:6: steps[1] (stop_flow): no flow "nope" started before this step`}},
+		{"since an unknown step", minimal + "  - assert: 'cgw event route since \"up\" count == 1'\n", Options{}, []string{`x.yaml:6: steps[1] (assert): "cgw event route since \"up\" count == 1": no step named "up" at or before this step (named so far: none)`}},
 		{"two actions", minimal + "  - sleep: 1s\n    restore: all\n", Options{}, []string{"x.yaml:6: steps[1]: a step has exactly one action, this one has 2 (restore, sleep)"}},
 		{"bad condition", minimal + "  - assert: flow x lost < many\n", Options{}, []string{`x.yaml:6: steps[1] (assert): < needs a number or a duration, not "many"`}},
 		{"unknown variable", minimal + "  - sleep: ${nap}\n", Options{}, []string{"x.yaml:6: unknown variable ${nap} (declared in vars: none)"}},

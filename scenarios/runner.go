@@ -380,7 +380,7 @@ func (ru *runner) wait(ctx, parent context.Context, st *Step, rs *report.Step, s
 			if parent.Err() != nil {
 				why = "not reached before the run ended (" + context.Cause(parent).Error() + ")"
 			}
-			rs.Message = why + ": " + strings.Join(seen, "; ")
+			rs.Message = why + ":\n" + strings.Join(seen, "\n")
 			return nil
 		case <-t.C:
 		}

@@ -1,11 +1,13 @@
 package scenarios
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -413,8 +415,14 @@ func validateSteps(s *Scenario, p *plan, el *errList) {
 			el.add(line, "%s: no host or gateway %q (hosts: %s; gateways: cgw, vgw)", what, n, strings.Join(l, ", "))
 		}
 	}
+	named := map[string]bool{} // step names up to this step
+	var names []string
 	for i := range s.Steps {
 		st := &s.Steps[i]
+		if st.Name != "" && !named[st.Name] {
+			named[st.Name] = true
+			names = append(names, strconv.Quote(st.Name))
+		}
 		var acts []string
 		add := func(name string, set bool) {
 			if set {
@@ -564,6 +572,9 @@ func validateSteps(s *Scenario, p *plan, el *errList) {
 					continue
 				}
 				checkCondRefs(c, p, flows, el, what)
+				if c.Since != "" && !named[c.Since] {
+					el.add(list.Lines[j], "%s: %q: no step named %q at or before this step (named so far: %s)", what, c.Text, c.Since, cmp.Or(strings.Join(names, ", "), "none"))
+				}
 				if act == "wait" {
 					st.waits = append(st.waits, c)
 				} else {

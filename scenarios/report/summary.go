@@ -161,9 +161,11 @@ func (s *summary) steps() {
 // assertion with its line, expected and seen values.
 func failureLines(st Step) []string {
 	var out []string
-	msg := oneLine(st.Message)
-	if msg != "" {
-		out = append(out, msg)
+	msg := st.Message
+	for _, l := range strings.Split(st.Message, "\n") {
+		if l = oneLine(l); l != "" {
+			out = append(out, l) // one condition per line
+		}
 	}
 	for _, a := range st.Asserts {
 		if a.Passed {

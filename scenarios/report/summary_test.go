@@ -155,3 +155,22 @@ func TestDescribeEvent(t *testing.T) {
 		}
 	}
 }
+
+// A wait that timed out with several conditions: one condition per line,
+// not run together on one.
+func TestSummaryFailedWaitOneConditionPerLine(t *testing.T) {
+	r := failoverRun()
+	for i := range r.Steps {
+		if r.Steps[i].Status == StatusFail {
+			r.Steps[i].Asserts = nil
+			r.Steps[i].Message = "not reached within 10s:\nline 4: tunnel1 up: expected status == UP, seen cgw DOWN\nline 5: cgw route 172.31.1.0/24 via tunnel2: expected 172.31.1.0/24 via tunnel2, seen cgw: via tunnel1"
+		}
+	}
+	out := summaryOf(t, r, SummaryOptions{})
+	want := "      not reached within 10s:\n" +
+		"      line 4: tunnel1 up: expected status == UP, seen cgw DOWN\n" +
+		"      line 5: cgw route 172.31.1.0/24 via tunnel2: expected 172.31.1.0/24 via tunnel2, seen cgw: via tunnel1\n"
+	if !strings.Contains(out, want) {
+		t.Fatalf("summary:\n%s\nwant lines:\n%s", out, want)
+	}
+}
