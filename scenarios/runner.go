@@ -299,6 +299,7 @@ func (ru *runner) step(ctx, parent context.Context, st *Step, rs *report.Step, l
 		ru.stopFlows(st.StopFlow.Items)
 		return nil
 	case st.IKEImpair != nil:
+		w.runnerEvent("ike-impair", map[string]string{"gateway": st.IKEImpair.Gateway, "spec": strings.Join(st.IKEImpair.Spec.Items, ", ")})
 		c := ru.gw[st.IKEImpair.Gateway].client()
 		for _, spec := range st.IKEImpair.Spec.Items {
 			if err := c.Impair(ctx, spec); err != nil {
@@ -309,21 +310,25 @@ func (ru *runner) step(ctx, parent context.Context, st *Step, rs *report.Step, l
 	case st.Flood != nil:
 		return ru.flood(ctx, st.Flood, rs)
 	case st.Rekey != nil:
+		w.runnerEvent("rekey", map[string]string{"gateway": st.Rekey.Gateway, "tunnel": st.Rekey.Tunnel, "phase": strconv.Itoa(st.Rekey.Phase)})
 		if f := ru.gw[st.Rekey.Gateway].foreign; f != nil {
 			return f.swanctl(ctx, "rekey", st.Rekey.Tunnel, st.Rekey.Phase)
 		}
 		return ru.gw[st.Rekey.Gateway].client().Rekey(ctx, st.Rekey.Tunnel, st.Rekey.Phase)
 	case st.Initiate != nil:
+		w.runnerEvent("initiate", map[string]string{"gateway": st.Initiate.Gateway, "tunnel": st.Initiate.Tunnel})
 		if f := ru.gw[st.Initiate.Gateway].foreign; f != nil {
 			return f.swanctl(ctx, "initiate", st.Initiate.Tunnel, 0)
 		}
 		return ru.gw[st.Initiate.Gateway].client().Initiate(ctx, st.Initiate.Tunnel)
 	case st.Terminate != nil:
+		w.runnerEvent("terminate", map[string]string{"gateway": st.Terminate.Gateway, "tunnel": st.Terminate.Tunnel})
 		if f := ru.gw[st.Terminate.Gateway].foreign; f != nil {
 			return f.swanctl(ctx, "terminate", st.Terminate.Tunnel, 0)
 		}
 		return ru.gw[st.Terminate.Gateway].client().Terminate(ctx, st.Terminate.Tunnel)
 	case st.BGP != nil:
+		w.runnerEvent("bgp", map[string]string{"gateway": st.BGP.Gateway, "what": strings.TrimPrefix(rs.Action, "bgp "+st.BGP.Gateway+": ")})
 		return ru.bgp(ctx, st.BGP)
 	case st.Sleep > 0:
 		select {

@@ -80,14 +80,17 @@ func failoverRun() *Run {
 		}
 		ev(6.0+d, gw, "tunnel1", "dpd-state", "state", "probing")
 		ev(6.0+d, gw, "tunnel1", "notify-sent", "notify", "R-U-THERE")
-		ev(8.0+d, gw, "tunnel1", "dpd-state", "state", "dead", "message", "Peer is not responsive - Declaring peer dead", "action", "restart", "silent_for", "3s")
+		action := map[string]string{"cgw": "restart", "vgw": "clear"}[gw]
+		ev(8.0+d, gw, "tunnel1", "dpd-state", "state", "dead", "message", "Peer is not responsive - Declaring peer dead", "action", action, "silent_for", "3s")
 		ev(8.0+d, gw, "tunnel1", "phase2-down", "reason", "DPD: peer dead", "spi_in", "c0de0001")
 		ev(8.0+d, gw, "", "route", "kind", "carrying-moved", "prefix", map[string]string{"cgw": "172.31.0.0/16", "vgw": "10.10.0.0/16"}[gw], "from", "tunnel1", "to", "tunnel2",
 			"reason", "tunnel1 has no SA pair; the data path uses the next tunnel of the route")
 		ev(8.0+d, gw, "tunnel1", "phase2-state", "state", "Down")
 		ev(8.0+d, gw, "tunnel1", "tunnel-status", "status", "DOWN")
 		ev(8.0+d, gw, "tunnel1", "phase1-down", "reason", "DPD: peer dead")
-		ev(8.0+d, gw, "tunnel1", "phase1-state", "state", "Negotiating")
+		if action == "restart" { // clear: the vgw waits for the peer
+			ev(8.0+d, gw, "tunnel1", "phase1-state", "state", "Negotiating")
+		}
 		ev(8.1+d, gw, "tunnel1", "bgp-state", "from", "Established", "state", "Idle")
 		ev(8.1+d, gw, "tunnel1", "route", "kind", "withdrawn", "prefix", map[string]string{"cgw": "172.31.0.0/16", "vgw": "10.10.0.0/16"}[gw])
 		ev(8.1+d, gw, "", "route", "kind", "best-moved", "prefix", map[string]string{"cgw": "172.31.0.0/16", "vgw": "10.10.0.0/16"}[gw],

@@ -125,7 +125,7 @@ func TestSVGFailover(t *testing.T) {
 		"Routes: the decided route (via) and the tunnel carrying the packets (carried by)",
 		"cgw 172.31.0.0/16 via", "vgw 10.10.0.0/16 via", "  ↳ carried by",
 		"ping", "icmp host-a → host-b", "lost 40 of 140 (28.6%)", "outage 4.0 s",
-		"impair tunnel1", "restore tunnel1", "start cgw", "start vgw",
+		"impair tunnel1: blackhole", "restore tunnel1", "start cgw", "start vgw",
 		"0 s", "10 s", "20 s", "seconds from start",
 		"up", "DPD: peer dead", "route via tunnel1", "route via tunnel2", "lost", "longest gap",
 		"step 5 check outage fail: expected max_gap < 3s, seen 4.0s",
@@ -147,7 +147,7 @@ func TestSVGFailover(t *testing.T) {
 	if len(dead) != 1 {
 		t.Fatalf("%d dead segments on cgw tunnel1", len(dead))
 	}
-	if x, w := dead[0].num(t, "x"), dead[0].num(t, "width"); !near(x, xAt(8)) || !near(x+w, xAt(15.5)) || dead[0].attr("fill") != styleOf(stateDead).fill {
+	if x, w := dead[0].num(t, "x"), dead[0].num(t, "width"); !near(x, xAt(8)) || !near(x+w, xAt(15.5)) || dead[0].attr("fill") != styleOf(stateDeadRetry).fill {
 		t.Errorf("dead segment x %v..%v fill %s, want %v..%v", x, x+w, dead[0].attr("fill"), xAt(8), xAt(15.5))
 	}
 	if !strings.Contains(dead[0].title(), "+8.000s .. +15.500s (7.50s)") {
@@ -355,9 +355,15 @@ func TestTunnelStates(t *testing.T) {
 		return out
 	}
 	want := []seg{{0, stateUnknown}, {0.05, stateDown}, {0.2, stateNegotiating}, {0.5, stateUpNoBGP}, {0.9, stateUp},
-		{8, stateDead}, {15.5, stateDown}, {15.6, stateUpNoBGP}, {18.9, stateUp}}
+		{8, stateDeadRetry}, {15.5, stateDown}, {15.6, stateUpNoBGP}, {18.9, stateUp}}
 	if b := bands[0]; b.gateway != "cgw" || b.tunnel != "tunnel1" || !slices.EqualFunc(got(b), want, func(a, b seg) bool { return near(a.from, b.from) && a.state == b.state }) {
 		t.Errorf("cgw tunnel1: %+v\nwant %+v", got(b), want)
+	}
+	// DPD action clear: the vgw waits for the peer, it stays "peer dead";
+	// action restart (the cgw above): "peer dead, renegotiating".
+	if b := bands[2]; b.gateway != "vgw" || b.tunnel != "tunnel1" || !slices.ContainsFunc(got(b), func(s seg) bool { return s.state == stateDead }) ||
+		slices.ContainsFunc(got(b), func(s seg) bool { return s.state == stateDeadRetry }) {
+		t.Errorf("vgw tunnel1: %+v", got(b))
 	}
 	for _, b := range bands {
 		if last := b.segs[len(b.segs)-1]; !last.to.Equal(at(20)) || last.state != stateUp {

@@ -88,8 +88,8 @@ func fit(s string, px, size float64) string {
 	}
 	rs := []rune(s)
 	n := int(px/(size*0.6)) - 1
-	if n < 1 {
-		return ""
+	if n < 3 || n < len(rs)/4 {
+		return "" // "n…" says nothing: the tooltip has the whole text
 	}
 	return string(rs[:min(n, len(rs))]) + "…"
 }
@@ -583,6 +583,14 @@ func (p *picture) outage(f Flow, labelY, top float64) {
 	}
 	x0, x1 := p.x(f.MaxGapFrom), p.x(to)
 	w := math.Max(x1-x0, 2)
+	if f.Lost == 0 && f.MaxGap < time.Second {
+		// Nothing lost: the longest gap is the probe interval, not an
+		// outage; no red box, a quiet note.
+		title := fmt.Sprintf("%s: nothing lost; longest gap between received packets %s", f.Name, human(f.MaxGap))
+		p.printf("<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#2e7d32\"><title>%s</title>no loss (max gap %s)</text>\n",
+			plotLeft+2, labelY+flowLabel-7, esc(title), esc(spoken(f.MaxGap)))
+		return
+	}
 	word := "max gap "
 	if f.Lost > 0 || f.MaxGap >= time.Second {
 		word = "outage "

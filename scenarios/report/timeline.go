@@ -16,6 +16,7 @@ const (
 	stateNegotiating = "negotiating"
 	stateDown        = "down"
 	stateDead        = "dead"
+	stateDeadRetry   = "dead-renegotiating"
 	stateStopped     = "stopped"
 	stateUnknown     = "unknown"
 )
@@ -31,6 +32,7 @@ var stateStyles = []stateStyle{
 	{stateNegotiating, "negotiating", "#f5b935", "#3d2c00"},
 	{stateDown, "down", "#ef9a9a", "#4a0d0d"},
 	{stateDead, "DPD: peer dead", "#b71c1c", "#ffffff"},
+	{stateDeadRetry, "DPD: peer dead, renegotiating", "#e65100", "#ffffff"},
 	{stateStopped, "gateway stopped", "#555a60", "#ffffff"},
 	{stateUnknown, "no data", "#eceff1", "#607d8b"},
 }
@@ -211,6 +213,10 @@ func (s *tunnelState) state() string {
 		return stateUnknown
 	case s.stopped:
 		return stateStopped
+	case s.dead && (s.p1 == "Negotiating" || s.p2 == "Negotiating"):
+		// after the verdict with action restart (or a peer that starts
+		// over): the tunnel is being negotiated again
+		return stateDeadRetry
 	case s.dead:
 		return stateDead
 	case s.ipsecUp && s.usesBGP && s.bgp != "Established":
@@ -381,7 +387,18 @@ func markers(events []Event) []marker {
 		case "step-start", "step-end", "flow-start", "flow-stop":
 			continue
 		case "impair":
-			m.label, m.color = "impair "+target(e), "#d62728"
+			m.label, m.color = "impair "+target(e)+": "+e.Detail["fault"], "#d62728"
+			if e.Detail["fault"] == "flush-nat" {
+				m.label = "flush NAT"
+			}
+		case "rekey":
+			m.label, m.color = "rekey "+gatewayOf(e)+" "+e.Detail["tunnel"]+" phase "+e.Detail["phase"], "#00838f"
+		case "initiate", "terminate":
+			m.label, m.color = e.Type+" "+gatewayOf(e)+" "+e.Detail["tunnel"], "#5d4037"
+		case "ike-impair":
+			m.label, m.color = "ike_impair "+gatewayOf(e)+": "+e.Detail["spec"], "#ad1457"
+		case "bgp":
+			m.label, m.color = "bgp "+gatewayOf(e)+": "+e.Detail["what"], "#283593"
 		case "restore":
 			m.label, m.color = "restore "+target(e), "#2e7d32"
 		case "gateway-kill":
