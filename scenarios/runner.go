@@ -488,6 +488,12 @@ func (ru *runner) bgp(ctx context.Context, b *BGPStep) error {
 // event readers, the lab (namespaces and with them every nft rule).
 func (ru *runner) cleanup() {
 	if ru.w != nil {
+		// What the gateways report from here on (withdrawals, sessions
+		// closing, DELETEs) is the teardown, not the scenario's story.
+		ru.prog.cleaning()
+		ru.w.runnerEvent("cleanup", nil)
+	}
+	if ru.w != nil {
 		ru.w.mu.Lock()
 		names := append([]string(nil), ru.w.order...)
 		ru.w.mu.Unlock()

@@ -86,8 +86,7 @@ func carryingReason(decided *routes.Route, to []string) string {
 
 // update compares the data path's carrying tunnels with the last ones and
 // returns the events for the prefixes whose carrying tunnels changed
-// (sorted by prefix). A prefix no longer decided drops out silently: its
-// "removed" route event says so.
+// (sorted by prefix); a prefix no longer decided is carried by none.
 func (c *carrying) update(now time.Time, dp []datapath.RouteStatus, decided []routes.Route) []ike.Event {
 	cur := carryingOf(dp, decided)
 	c.mu.Lock()
@@ -111,9 +110,14 @@ func (c *carrying) update(now time.Time, dp []datapath.RouteStatus, decided []ro
 			"kind": CarryingMoved, "prefix": p.String(), "from": strings.Join(from, ","), "to": strings.Join(to, ","),
 			"reason": carryingReason(d, to)}})
 	}
-	for p := range c.last {
+	for p, from := range c.last {
 		if _, ok := cur[p]; !ok {
 			delete(c.last, p)
+			if len(from) > 0 {
+				evs = append(evs, ike.Event{Time: now, Type: "route", Detail: map[string]string{
+					"kind": CarryingMoved, "prefix": p.String(), "from": strings.Join(from, ","), "to": "",
+					"reason": "the route was removed"}})
+			}
 		}
 	}
 	for p, to := range cur {

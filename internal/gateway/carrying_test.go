@@ -42,6 +42,13 @@ func TestCarryingFollowsTheDataPath(t *testing.T) {
 	if len(evs) != 1 || evs[0].Detail["to"] != "" || evs[0].Detail["reason"] != "no tunnel of the route has an SA pair (tunnel1,tunnel2)" {
 		t.Fatalf("no tunnel: %v", evs)
 	}
+	if evs := c.update(now, dpRoute(), nil); len(evs) != 0 {
+		t.Fatalf("a route carried by none that is removed: %v", evs)
+	}
+	c.update(now, dpRoute("tunnel2"), decided)
+	if evs := c.update(now, dpRoute("tunnel2"), nil); len(evs) != 1 || evs[0].Detail["from"] != "tunnel2" || evs[0].Detail["to"] != "" {
+		t.Fatalf("removed route: %v", evs)
+	}
 	// The status shows both: decided tunnel1, carried by none.
 	v := routeViews(decided, carryingOf(dpRoute(), decided))
 	if got := fmt.Sprint(v[0].ActiveTunnels(), *v[0].Carrying); got != "[tunnel1] []" {

@@ -193,10 +193,29 @@ func expectedSeen(a Assert) string {
 	return "expected " + orDash(oneLine(a.Expected)) + ", seen " + orDash(oneLine(a.Seen))
 }
 
+// beforeCleanup leaves out the gateways' events after the runner's
+// "cleanup" event (withdrawals, sessions closing, DELETEs of the
+// teardown), errors excepted; it returns how many it left out.
+func beforeCleanup(events []Event) (kept []Event, teardown int) {
+	cleaning := false
+	for _, e := range events {
+		if e.Source == "runner" && e.Type == "cleanup" {
+			cleaning = true
+		}
+		if cleaning && e.Source != "runner" && e.Type != "error" {
+			teardown++
+			continue
+		}
+		kept = append(kept, e)
+	}
+	return kept, teardown
+}
+
 func (s *summary) events() {
 	r := s.r
-	shown, omitted := interestingEvents(sortedEvents(r))
-	if len(shown) == 0 && omitted == 0 {
+	evs, teardown := beforeCleanup(sortedEvents(r))
+	shown, omitted := interestingEvents(evs)
+	if len(shown) == 0 && omitted == 0 && teardown == 0 {
 		return
 	}
 	max := s.o.MaxEvents
@@ -215,6 +234,9 @@ func (s *summary) events() {
 	}
 	if cut > 0 {
 		notes = append(notes, fmt.Sprintf("%d more not shown", cut))
+	}
+	if teardown > 0 {
+		notes = append(notes, fmt.Sprintf("%d during the cleanup", teardown))
 	}
 	if len(notes) > 0 {
 		head += " (" + strings.Join(notes, "; ") + ")"

@@ -174,3 +174,16 @@ func TestSummaryFailedWaitOneConditionPerLine(t *testing.T) {
 		t.Fatalf("summary:\n%s\nwant lines:\n%s", out, want)
 	}
 }
+
+// The teardown's events (withdrawals as the gateways stop) are not notable.
+func TestSummaryLeavesOutTheCleanup(t *testing.T) {
+	r := failoverRun()
+	r.Events = append(r.Events,
+		Event{Time: at(19.5), Source: "runner", Type: "cleanup"},
+		Event{Time: at(19.6), Source: "cgw", Type: "route", Detail: map[string]string{"kind": "removed", "prefix": "172.31.0.0/16", "from": "tunnel1"}},
+		Event{Time: at(19.7), Source: "vgw", Type: "error", Detail: map[string]string{"message": "boom at the end"}})
+	out := summaryOf(t, r, SummaryOptions{})
+	if strings.Contains(out, "route 172.31.0.0/16: removed") || !strings.Contains(out, "1 during the cleanup") || !strings.Contains(out, "boom at the end") {
+		t.Fatalf("summary:\n%s", out)
+	}
+}
