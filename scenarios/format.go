@@ -23,7 +23,10 @@ type Scenario struct {
 	// variables after profile and --set.
 	File      string            `yaml:"-"`
 	Effective map[string]string `yaml:"-"`
-	plan      *plan
+	// Warnings are the gateways' configuration warnings found by Check
+	// ("FILE:LINE: GW warns: GENERATED:LINE: ...").
+	Warnings []string `yaml:"-"`
+	plan     *plan
 }
 
 // Topology is the lab: a customer side and an AWS side joined by a WAN.

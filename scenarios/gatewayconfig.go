@@ -166,7 +166,14 @@ func (p *plan) buildConfig(g *planGateway, f gatewayFiles) ([]byte, []string, er
 	// A BGP speaker advertises its side's host networks unless told (a
 	// gateway runs BGP on its inside addresses unless routing.mode is
 	// static, with or without a bgp section).
-	if _, ok := base["bgp"]; !ok && !staticMode(base) {
+	// No tunnel with inside addresses (all in transport mode): no BGP
+	// session to run, no bgp section (the gateway would warn it is ignored).
+	inside := false
+	for _, t := range tunnels {
+		_, has := t.(map[string]any)["inside_cidr"]
+		inside = inside || has
+	}
+	if _, ok := base["bgp"]; !ok && !staticMode(base) && inside {
 		base["bgp"] = map[string]any{}
 	}
 	if b, ok := base["bgp"].(map[string]any); ok {
@@ -212,16 +219,24 @@ func merge(dst, src map[string]any) {
 }
 
 // checkConfig parses a generated configuration with the gateway's own
-// parser, with the keys in the environment.
-func checkConfig(binary string, data []byte, env []string, file string) error {
+// parser, with the keys in the environment. It returns the parser's
+// warnings (what the gateway would log at its start), each with the
+// generated file's line.
+func checkConfig(binary string, data []byte, env []string, file string) (warnings []string, err error) {
 	prof := gwconfig.CGW
 	if binary == "vgw" {
 		prof = gwconfig.VGW
 	}
-	return withEnv(env, func() error {
-		_, err := gwconfig.Parse(data, prof, file)
+	err = withEnv(env, func() error {
+		c, err := gwconfig.Parse(data, prof, file)
+		if c != nil {
+			for _, w := range c.Warnings {
+				warnings = append(warnings, w.String())
+			}
+		}
 		return err
 	})
+	return warnings, err
 }
 
 // withEnv runs fn with the variables of env set in this process (the keys
@@ -261,8 +276,10 @@ func (p *plan) hostNets(side string) []netip.Prefix {
 }
 
 // Check generates both gateways' configurations into a temporary folder
-// and checks them with the gateways' own parser, as a run does first.
+// and checks them with the gateways' own parser, as a run does first. The
+// gateways' configuration warnings are left in s.Warnings.
 func (s *Scenario) Check() error {
+	s.Warnings = nil
 	dir, err := os.MkdirTemp("", "vpnlab-check-")
 	if err != nil {
 		return err
@@ -284,8 +301,12 @@ func (s *Scenario) Check() error {
 		if err != nil {
 			return fmt.Errorf("%s:%d: gateway %s: %v", s.File, pg.line, name, err)
 		}
-		if err := checkConfig(pg.Binary, data, env, name+".yaml (generated)"); err != nil {
+		warns, err := checkConfig(pg.Binary, data, env, name+".yaml (generated)")
+		if err != nil {
 			return fmt.Errorf("%s:%d: the %s configuration the scenario makes is invalid:\n%v", s.File, pg.line, name, err)
+		}
+		for _, w := range warns {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s:%d: %s warns: %s", s.File, pg.line, name, w))
 		}
 		if err := os.WriteFile(f.Config, data, 0o600); err != nil {
 			return err

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"path/filepath"
+	"os"
 	"strings"
 	"testing"
 )
@@ -208,5 +209,37 @@ func TestParseMoreErrors(t *testing.T) {
 	data, _, err := s.plan.buildConfig(s.plan.gateways["cgw"], gatewayFiles{Config: "c", Control: "s", KeyLog: "k", Events: "e"})
 	if err != nil || !strings.Contains(string(data), "advertise:\n        - 10.10.1.0/24") {
 		t.Errorf("cgw config without a bgp section (%v):\n%s", err, data)
+	}
+}
+
+// The gateways' configuration warnings reach vpnlab run --check (they were
+// only in the gateway's log), and transport mode gets no bgp section the
+// gateway would call ignored.
+func TestCheckReportsGatewayWarnings(t *testing.T) {
+	src := "topology:\n  connections:\n    - name: one\n      tunnels: [{name: tunnel1}]\nsteps:\n  - wait: tunnel1 phase2 up\n"
+	s, err := Parse([]byte(src), "w.yaml", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, w := range s.Warnings {
+		found = found || strings.Contains(w, `connection "one" has 1 tunnel(s): an AWS VPN connection has exactly two`) && strings.HasPrefix(w, "w.yaml:")
+	}
+	if !found {
+		t.Errorf("warnings %q", s.Warnings)
+	}
+	b, err := os.ReadFile("ah-transport.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = Parse(b, "ah-transport.yaml", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); err != nil || len(s.Warnings) != 0 {
+		t.Errorf("ah-transport: %v, warnings %q", err, s.Warnings)
 	}
 }

@@ -142,7 +142,7 @@ func (ru *runner) setup(ctx context.Context) error {
 		if err := os.WriteFile(f.Config, data, 0o644); err != nil {
 			return err
 		}
-		if err := checkConfig(pg.Binary, data, env, f.Config); err != nil {
+		if _, err := checkConfig(pg.Binary, data, env, f.Config); err != nil {
 			return fmt.Errorf("%s:%d: the %s configuration the scenario makes (written to %s) is invalid:\n%v", s.File, pg.line, name, f.Config, err)
 		}
 		ru.gw[name] = &gwProc{name: name, binary: pg.Binary, exe: exe, env: env, files: f}
