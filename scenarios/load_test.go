@@ -1,8 +1,8 @@
 package scenarios
 
 import (
-	"path/filepath"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
