@@ -52,6 +52,21 @@ func randomPSK() string {
 	return string(b)
 }
 
+// tunnelPSKEnv names the variable of a tunnel's own key:
+// VPNLAB_PSK_<SIDE>_<CONNECTION>__<TUNNEL>.
+func tunnelPSKEnv(side string, t *planTunnel) string {
+	return pskEnv(side, t.Conn) + "__" + envName(t.Name)
+}
+
+func envName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, strings.ToUpper(s))
+}
+
 // pskEnv is the environment variable carrying a connection's key to one
 // side's gateway process (keys never go into files or logs).
 func pskEnv(side string, c *planConn) string {
@@ -88,9 +103,8 @@ func (p *plan) buildConfig(g *planGateway, f gatewayFiles) ([]byte, []string, er
 	var tunnels []any
 	for _, t := range p.tunnels {
 		tm := map[string]any{"name": t.Name, "connection": t.Conn.Name, "inside_cidr": t.Inside.String()}
-		key := t.Conn.PSK
+		key := t.key(g.Side)
 		if g.Side == "customer" {
-			key = t.Conn.CustomerPSK
 			tm["local_address"] = p.cgwOutside.Addr().String()
 			tm["remote_address"] = t.AWSOutside.String()
 			if p.cgwPublic != p.cgwOutside.Addr() {
@@ -102,16 +116,22 @@ func (p *plan) buildConfig(g *planGateway, f gatewayFiles) ([]byte, []string, er
 			tm["remote_address"] = p.cgwPublic.String()
 		}
 		ev := pskEnv(g.Side, t.Conn)
+		if t.ownKey() {
+			ev = tunnelPSKEnv(g.Side, t)
+		}
 		tm["psk_env"] = ev
 		env = appendEnv(env, ev+"="+key)
-		if g.TunnelOptions != nil {
-			// Decoded per tunnel: merge shares src's nested maps with
-			// dst, and each tunnel's own entry is merged into them next.
-			var o map[string]any
-			if err := g.TunnelOptions.Decode(&o); err != nil {
+		// Decoded per tunnel: merge shares src's nested maps with dst, and
+		// the tunnel's own entries are merged into them next.
+		for _, o := range []*yaml.Node{g.TunnelOptions, t.Options[g.Side]} {
+			if o == nil {
+				continue
+			}
+			var m map[string]any
+			if err := o.Decode(&m); err != nil {
 				return nil, nil, err
 			}
-			merge(tm, o)
+			merge(tm, m)
 		}
 		tunnels = append(tunnels, tm)
 	}
@@ -160,6 +180,16 @@ func (p *plan) buildConfig(g *planGateway, f gatewayFiles) ([]byte, []string, er
 			if _, ok := tm["remote_ts"]; !ok {
 				tm["remote_ts"] = tm["remote_address"].(string) + "/32"
 			}
+		}
+	}
+	// A key of the user's own (psk_file, or psk where the profile allows
+	// it) replaces the runner's psk_env: the gateway takes one source.
+	for _, t := range tunnels {
+		tm := t.(map[string]any)
+		_, file := tm["psk_file"]
+		_, inline := tm["psk"]
+		if ev, _ := tm["psk_env"].(string); (file || inline) && strings.HasPrefix(ev, "VPNLAB_PSK_") {
+			delete(tm, "psk_env")
 		}
 	}
 	base["tunnels"] = tunnels
@@ -236,6 +266,11 @@ func checkConfig(binary string, data []byte, env []string, file string) (warning
 		}
 		return err
 	})
+	if err != nil && strings.Contains(err.Error(), "set either psk_file or psk_env") {
+		err = fmt.Errorf("%w\n(the runner gives every tunnel psk_env: VPNLAB_PSK_...; for a key of your own write psk/customer_psk "+
+			"in the scenario's connections[].tunnels[] entry, or psk_file alone in the tunnel's options, which replaces the runner's psk_env; "+
+			"do not set psk_env and psk_file together)", err)
+	}
 	return warnings, err
 }
 

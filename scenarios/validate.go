@@ -47,7 +47,28 @@ type planTunnel struct {
 	Conn       *planConn
 	AWSOutside netip.Addr
 	Inside     netip.Prefix
+	// PSK and CustomerPSK are the tunnel's own keys ("" = the
+	// connection's); Options the per-side tunnel fields (nil = none).
+	PSK, CustomerPSK string
+	Options          map[string]*yaml.Node // "customer", "aws"
 }
+
+// key is the tunnel's pre-shared key on side ("customer" or "aws").
+func (t *planTunnel) key(side string) string {
+	switch {
+	case side == "customer" && t.CustomerPSK != "":
+		return t.CustomerPSK
+	case t.PSK != "":
+		return t.PSK
+	case side == "customer":
+		return t.Conn.CustomerPSK
+	}
+	return t.Conn.PSK
+}
+
+// ownKey reports whether the tunnel has a key of its own (then its own
+// environment variable).
+func (t *planTunnel) ownKey() bool { return t.PSK != "" || t.CustomerPSK != "" }
 
 type planConn struct {
 	Name             string
@@ -242,9 +263,25 @@ func validate(s *Scenario, root *yaml.Node, el *errList) {
 		}
 		for _, ts := range tl {
 			n := len(p.tunnels) + 1
-			pt := &planTunnel{Name: ts.Name, Conn: pc}
+			pt := &planTunnel{Name: ts.Name, Conn: pc, PSK: ts.PSK, CustomerPSK: ts.CustomerPSK, Options: map[string]*yaml.Node{}}
 			if pt.Name == "" {
 				pt.Name = fmt.Sprintf("tunnel%d", n)
+			}
+			for _, k := range []string{pt.PSK, pt.CustomerPSK} {
+				if k != "" && (len(k) < 8 || len(k) > 64) {
+					el.add(cl, "connection %s tunnel %s: a pre-shared key must be 8-64 characters (AWS)", c.Name, pt.Name)
+					break
+				}
+			}
+			for side, nd := range map[string]yaml.Node{"customer": ts.CustomerOptions, "aws": ts.AWSOptions} {
+				if nd.Kind == 0 {
+					continue
+				}
+				if nd.Kind != yaml.MappingNode {
+					el.add(nd.Line, "connection %s tunnel %s: %s_options must be a mapping of tunnel fields (docs/config.md, Tunnels)", c.Name, pt.Name, side)
+					continue
+				}
+				pt.Options[side] = &nd
 			}
 			if seenT[pt.Name] || pt.Name == "all" {
 				el.add(cl, "connection %s: tunnel name %q used twice (or reserved)", c.Name, pt.Name)
