@@ -96,7 +96,27 @@ type EngineCounters struct {
 	UnknownCookie   uint64 `json:"unknown_cookie"`
 	UnknownPeer     uint64 `json:"unknown_peer"`
 	HalfOpen        int    `json:"half_open"`
-	HalfOpenRefused uint64 `json:"half_open_refused"`
+	HalfOpenRefused uint64 `json:"half_open_refused"` // by either bound
+	// HalfOpenPeerRefused: refused by the per-peer-address bound (also in
+	// HalfOpenRefused).
+	HalfOpenPeerRefused uint64 `json:"half_open_peer_refused"`
+	// HalfOpenLimit is the engine-wide bound in force (halfopen.go).
+	HalfOpenLimit int `json:"half_open_limit"`
+	// ZeroCookie: messages with a zero initiator cookie, dropped.
+	ZeroCookie uint64 `json:"zero_cookie"`
+	// CookieMismatch: messages with an existing SA's initiator cookie but
+	// not its responder cookie (nor a retransmitted first message), dropped.
+	CookieMismatch uint64 `json:"cookie_mismatch"`
+	// UnauthenticatedNotifies: plaintext error notifies that did not end
+	// anything at once (informational.go, unauthnotify.go).
+	UnauthenticatedNotifies uint64 `json:"unauthenticated_notifies"`
+	// Panics counts handler panics the loop recovered (recover.go): any
+	// value above zero is a bug to report.
+	Panics uint64 `json:"panics"`
+	// Drops counts messages dropped on purpose without an answer, by
+	// reason (docs/hostile-input.md): e.g. quick-mode-stale,
+	// quick-mode-replay, internal-error.
+	Drops map[string]uint64 `json:"drops,omitempty"`
 }
 
 // Status is the whole engine's status.
