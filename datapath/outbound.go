@@ -136,6 +136,7 @@ func (d *DataPath) sendInside(w *worker, b *udpBatch, pkt []byte) {
 		d.sendFailed(p, err)
 		return
 	}
+	p.ctl.outbound(src, dst, len(pkt))
 	d.checkLimits(p, p.out)
 	if p.udpEncap {
 		sz := len(out) - len(b.buf)

@@ -49,10 +49,11 @@ type pair struct {
 	softSent  atomic.Bool
 	hardSent  atomic.Bool
 	expired   atomic.Bool
-	selDrops  atomic.Uint64 // inner packet outside the selectors (either way)
-	badInner  atomic.Uint64 // verified, but the inner packet is unusable (not IP, RFC 6040 drop): counted as malformed
-	expDrops  atomic.Uint64 // packets refused because the SA is past its hard limit
-	sendFails atomic.Uint64 // outside write errors
+	selDrops  atomic.Uint64   // inner packet outside the selectors (either way)
+	badInner  atomic.Uint64   // verified, but the inner packet is unusable (not IP, RFC 6040 drop): counted as malformed
+	expDrops  atomic.Uint64   // packets refused because the SA is past its hard limit
+	sendFails atomic.Uint64   // outside write errors
+	ctl       controlCounters // link-local (inside /30) traffic: BGP and the like (control.go)
 }
 
 func newPair(p ike.ChildSAPair, softPercent int) (*pair, error) {
@@ -95,7 +96,9 @@ func (p *pair) lastInbound() time.Time {
 func (p *pair) counters() ike.SACounters {
 	si, so := p.in.Stats(), p.out.Stats()
 	c := ike.SACounters{PacketsIn: si.Packets, BytesIn: si.Bytes, PacketsOut: so.Packets, BytesOut: so.Bytes,
-		Drops: map[string]uint64{}, LastInbound: p.lastInbound()}
+		Drops: map[string]uint64{}, LastInbound: p.lastInbound(),
+		ControlPacketsIn: p.ctl.pktIn.Load(), ControlBytesIn: p.ctl.bytesIn.Load(),
+		ControlPacketsOut: p.ctl.pktOut.Load(), ControlBytesOut: p.ctl.bytesOut.Load()}
 	for r, n := range si.Drops {
 		c.Drops[r.String()] = n
 	}

@@ -68,6 +68,13 @@ type SACounters struct {
 	BytesOut    uint64            `json:"bytes_out"`
 	Drops       map[string]uint64 `json:"drops"` // by reason: icv, replay, padding, selector, malformed, no-sa, expired
 	LastInbound time.Time         `json:"last_inbound,omitzero"`
+	// Control*: the share of the above between two link-local addresses
+	// (the tunnel's inside /30: BGP and the like), so that user traffic is
+	// the rest.
+	ControlPacketsIn  uint64 `json:"control_packets_in"`
+	ControlBytesIn    uint64 `json:"control_bytes_in"`
+	ControlPacketsOut uint64 `json:"control_packets_out"`
+	ControlBytesOut   uint64 `json:"control_bytes_out"`
 }
 
 // DataPathCounters is implemented by data paths that count traffic. The

@@ -198,14 +198,17 @@ func tunnelField(t *ike.TunnelStatus, field string) string {
 	}
 	var newest *ike.SAStatus
 	var pin, pout uint64
+	var cpin, cpout, cbin, cbout, bin, bout uint64 // control share, bytes of the current pairs
 	for i := range t.SAs {
 		sa := &t.SAs[i]
 		if newest == nil || sa.Established.After(newest.Established) {
 			newest = sa
 		}
-		if sa.Counters != nil {
-			pin += sa.Counters.PacketsIn
-			pout += sa.Counters.PacketsOut
+		if c := sa.Counters; c != nil {
+			pin += c.PacketsIn
+			pout += c.PacketsOut
+			cpin, cpout, cbin, cbout = cpin+c.ControlPacketsIn, cpout+c.ControlPacketsOut, cbin+c.ControlBytesIn, cbout+c.ControlBytesOut
+			bin, bout = bin+c.BytesIn, bout+c.BytesOut
 		}
 	}
 	sa := func(f func(*ike.SAStatus) string) string {
@@ -254,6 +257,18 @@ func tunnelField(t *ike.TunnelStatus, field string) string {
 		return u(pin)
 	case "packets_out":
 		return u(pout)
+	case "user_packets_in": // the current pairs' packets less the link-local (BGP) ones
+		return u(pin - min(cpin, pin))
+	case "user_packets_out":
+		return u(pout - min(cpout, pout))
+	case "user_data_in":
+		return u(bin - min(cbin, bin))
+	case "user_data_out":
+		return u(bout - min(cbout, bout))
+	case "control_packets_in":
+		return u(cpin)
+	case "control_packets_out":
+		return u(cpout)
 	case "sas":
 		return strconv.Itoa(len(t.SAs))
 	case "phase1_established":

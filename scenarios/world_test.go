@@ -123,3 +123,22 @@ func TestEventCountSinceAStep(t *testing.T) {
 		t.Fatalf("step not started: %v %s", held, seen)
 	}
 }
+
+// user_* leave out the link-local (BGP) share the data path counts apart.
+func TestUserTrafficFields(t *testing.T) {
+	w := newWorld(nil)
+	c := &ike.SACounters{PacketsOut: 10, BytesOut: 1000, ControlPacketsOut: 4, ControlBytesOut: 200, PacketsIn: 3, ControlPacketsIn: 3}
+	w.store("cgw", &ike.Status{Tunnels: []ike.TunnelStatus{{Name: "tunnel2", SAs: []ike.SAStatus{{Counters: c}}}}}, nil, true)
+	for cond, want := range map[string]bool{
+		"cgw tunnel2 user_packets_out == 6": true, "cgw tunnel2 user_data_out == 800": true,
+		"cgw tunnel2 user_packets_in == 0": true, "cgw tunnel2 control_packets_out == 4": true, "cgw tunnel2 packets_out == 10": true,
+	} {
+		cd, err := parseCond(cond, 1, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if held, seen := w.eval(cd, time.Time{}); held != want {
+			t.Errorf("%s: %v (seen %s)", cond, held, seen)
+		}
+	}
+}
