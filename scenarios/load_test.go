@@ -243,3 +243,32 @@ func TestCheckReportsGatewayWarnings(t *testing.T) {
 		t.Errorf("ah-transport: %v, warnings %q", err, s.Warnings)
 	}
 }
+
+// Every shipped scenario whose outcome depends on DPD or BGP timers (it
+// sets them) has an aws profile with AWS's values, and checks with it.
+func TestTimerScenariosHaveAWSProfile(t *testing.T) {
+	files, _ := filepath.Glob("*.yaml")
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := string(b)
+		if !strings.Contains(src, "dpd:") && !strings.Contains(src, "hold_time") && !strings.Contains(src, "nat_keepalive") {
+			continue
+		}
+		n++
+		s, err := Load(f, Options{Profile: "aws"})
+		if err != nil {
+			t.Errorf("%s: sets DPD/BGP/NAT timers but has no usable aws profile: %v", f, err)
+			continue
+		}
+		if _, ok := s.Profiles["aws"]; !ok {
+			t.Errorf("%s: no aws profile", f)
+		}
+	}
+	if n < 10 {
+		t.Errorf("only %d scenarios set timers; the glob or the test is wrong", n)
+	}
+}
