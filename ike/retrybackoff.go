@@ -10,16 +10,23 @@ import (
 //
 // A tunnel that should be up (startup action start, or an explicit
 // initiate) starts phase 1 again after a failure: a refused key
-// (AUTHENTICATION-FAILED), no proposal, a peer that does not answer. As
-// strongSwan with keyingtries=0 (swanctl.conf: "a value of 0 initiates a new
-// sequence until the connection establishes or fails with a permanent
-// error"; ipsec.conf %forever) and Libreswan's default of an unlimited
-// number of keying attempts, it never gives up, since the peer may be fixed
-// at any time (a key corrected on the AWS side, an endpoint replaced: with
-// IKEv1 an AWS tunnel "remains DOWN until the customer gateway device
-// initiates"). But a failing peer is not hammered at a fixed rate: the
-// pause doubles with every failure in a row, from restartDelay up to
-// retryMaxDelay, and is back at restartDelay once phase 1 succeeds.
+// (AUTHENTICATION-FAILED), no proposal, a peer that does not answer. What
+// others do: strongSwan's swanctl.conf keyingtries (default 1) is the number
+// of retransmission sequences of an initial connect, 0 meaning new
+// sequences until the connection is established or fails with a permanent
+// error (swanctl.conf(5) of Debian's strongswan-swanctl); Libreswan, with
+// its default of unlimited keying attempts, schedules a retry right after a
+// peer's AUTHENTICATION_FAILED ("scheduling retry attempt 1 of an unlimited
+// number", https://github.com/libreswan/libreswan/issues/1794) and its
+// connection revival waits longer each time (5 s, 10 s, 15 s, ... in
+// https://github.com/libreswan/libreswan/issues/1602). The AWS side does
+// not initiate with IKEv1: a tunnel "remains DOWN until the customer
+// gateway device initiates" (AWS re:Post, vpn-tunnel-endpoint-replacement), so a
+// customer gateway that gave up would leave it down after the key is
+// fixed. We never give up, but do not hammer a failing peer at a fixed
+// rate either: the pause doubles with every failure in a row, from
+// restartDelay up to retryMaxDelay, and is back at restartDelay once
+// phase 1 succeeds.
 
 // retryMaxDelay bounds the pause between two phase 1 attempts.
 const retryMaxDelay = 60 * time.Second
