@@ -341,6 +341,7 @@ func (ru *runner) step(ctx, parent context.Context, st *Step, rs *report.Step, l
 		return ru.wait(ctx, parent, st, rs, lastAction)
 	case len(st.Assert.Items) > 0:
 		w.refresh(ctx)
+		eventSettle(ctx, st.asserts)
 		for _, c := range st.asserts {
 			ok, seen := w.eval(c, ru.r.Start)
 			rs.Asserts = append(rs.Asserts, report.Assert{Expr: c.Text, Line: c.Line, Passed: ok, Expected: c.Expected(), Seen: seen})
@@ -356,6 +357,26 @@ func (ru *runner) step(ctx, parent context.Context, st *Step, rs *report.Step, l
 		return nil
 	}
 	return fmt.Errorf("nothing to do")
+}
+
+// eventReadLag is how long the runner's readers of the gateways' event
+// files may lag behind the gateways (followEvents reads every 50 ms).
+const eventReadLag = 120 * time.Millisecond
+
+// eventSettle gives the event readers time to catch up before an assert
+// counts events: a wait that just saw a route move through the routing API
+// may come a few milliseconds after the gateway wrote the event, before the
+// runner read it.
+func eventSettle(ctx context.Context, conds []*Cond) {
+	for _, c := range conds {
+		if c.Kind == "event" {
+			select {
+			case <-ctx.Done():
+			case <-time.After(eventReadLag):
+			}
+			return
+		}
+	}
 }
 
 // wait polls until every condition holds or the step's timeout ends; then
