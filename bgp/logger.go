@@ -59,7 +59,20 @@ func (l *logAdapter) Fatal(msg string, fields gobgplog.Fields) {
 }
 
 func (l *logAdapter) Error(msg string, fields gobgplog.Fields) { l.entry(fields).Error(msg) }
-func (l *logAdapter) Warn(msg string, fields gobgplog.Fields)  { l.entry(fields).Warn(msg) }
+func (l *logAdapter) Warn(msg string, fields gobgplog.Fields) {
+	if msg == listenerTTLWarning {
+		// GoBGP sets TTL 255 on its listener only for neighbors with TTL
+		// security (GTSM, RFC 5082), which no tunnel configures (AWS does
+		// not use it); the setsockopt fails on some listeners. Harmless.
+		l.entry(fields).WithField("why", "no neighbor uses TTL security (GTSM); harmless").Debug(msg)
+		return
+	}
+	l.entry(fields).Warn(msg)
+}
+
+// listenerTTLWarning is GoBGP's warning when its listener's TTL cannot be
+// set to 255.
+const listenerTTLWarning = "cannot set TTL (255) for TCPListener"
 
 func (l *logAdapter) Info(msg string, fields gobgplog.Fields) {
 	if sessionMessage(msg, fields) {

@@ -26,7 +26,11 @@ func TestLogAdapter(t *testing.T) {
 	a.Debug("try to connect", gobgplog.Fields{"Topic": "Peer"})                                 // Trace
 	a.Info("Peer Up", gobgplog.Fields{"Topic": "Peer", "Key": "169.254.10.2"})                  // stays Info
 	a.Warn("prefix limit reached", gobgplog.Fields{"Topic": "Peer"})
+	a.Warn("cannot set TTL (255) for TCPListener", gobgplog.Fields{"Topic": "Peer", "Err": "operation not supported"}) // no GTSM: Debug
 	out := buf.String()
+	if strings.Contains(out, "cannot set TTL") {
+		t.Errorf("the listener TTL warning (no TTL security configured) logged at warning:\n%s", out)
+	}
 	if strings.Contains(out, "Add a peer configuration") || strings.Contains(out, "try to connect") {
 		t.Errorf("chatty GoBGP messages logged at info:\n%s", out)
 	}

@@ -245,6 +245,7 @@ func (d *DataPath) accept(p *pair, inner []byte, nh byte, outerTOS byte) bool {
 		return false
 	}
 	p.last.Store(time.Now().UnixNano())
+	p.ctl.inbound(src, dst, len(inner))
 	d.checkLimits(p, p.in)
 	return true
 }

@@ -151,6 +151,9 @@ func (d *DataPath) protectSend(w *worker, b *udpBatch, p *pair, pkt []byte) {
 		d.sendFailed(p, err)
 		return
 	}
+	if src, dst, ok := addrs(pkt); ok { // BGP and the like: counted apart (control.go)
+		p.ctl.outbound(src, dst, len(pkt))
+	}
 	d.checkLimits(p, p.out)
 	if p.udpEncap {
 		sz := len(out) - len(b.buf)

@@ -54,10 +54,11 @@ type pair struct {
 	expDrops  atomic.Uint64 // packets refused because the SA is past its hard limit
 	sendFails atomic.Uint64 // outside write errors
 
-	opts       *tunnelOpts   // the tunnel's MSS clamp and outside MTU (mtu.go), shared by its pairs
-	mssClamped atomic.Uint64 // SYNs whose MSS was lowered
-	fragBefore atomic.Uint64 // inside packets fragmented before encryption
-	icmpSent   atomic.Uint64 // ICMP fragmentation-needed sent to the inside
+	opts       *tunnelOpts     // the tunnel's MSS clamp and outside MTU (mtu.go), shared by its pairs
+	mssClamped atomic.Uint64   // SYNs whose MSS was lowered
+	fragBefore atomic.Uint64   // inside packets fragmented before encryption
+	icmpSent   atomic.Uint64   // ICMP fragmentation-needed sent to the inside
+	ctl        controlCounters // link-local (inside /30) traffic: BGP and the like (control.go)
 }
 
 func newPair(p ike.ChildSAPair, softPercent int) (*pair, error) {
@@ -100,7 +101,9 @@ func (p *pair) lastInbound() time.Time {
 func (p *pair) counters() ike.SACounters {
 	si, so := p.in.Stats(), p.out.Stats()
 	c := ike.SACounters{PacketsIn: si.Packets, BytesIn: si.Bytes, PacketsOut: so.Packets, BytesOut: so.Bytes,
-		Drops: map[string]uint64{}, LastInbound: p.lastInbound()}
+		Drops: map[string]uint64{}, LastInbound: p.lastInbound(),
+		ControlPacketsIn: p.ctl.pktIn.Load(), ControlBytesIn: p.ctl.bytesIn.Load(),
+		ControlPacketsOut: p.ctl.pktOut.Load(), ControlBytesOut: p.ctl.bytesOut.Load()}
 	for r, n := range si.Drops {
 		c.Drops[r.String()] = n
 	}

@@ -75,6 +75,13 @@ type SACounters struct {
 	MSSClamped         uint64 `json:"mss_clamped,omitempty"`
 	FragBeforeEncrypt  uint64 `json:"frag_before_encrypt,omitempty"`
 	ICMPFragNeededSent uint64 `json:"icmp_frag_needed_sent,omitempty"`
+	// Control*: the share of the above between two link-local addresses
+	// (the tunnel's inside /30: BGP and the like), so that user traffic is
+	// the rest.
+	ControlPacketsIn  uint64 `json:"control_packets_in"`
+	ControlBytesIn    uint64 `json:"control_bytes_in"`
+	ControlPacketsOut uint64 `json:"control_packets_out"`
+	ControlBytesOut   uint64 `json:"control_bytes_out"`
 }
 
 // DataPathCounters is implemented by data paths that count traffic. The

@@ -32,6 +32,7 @@ type tunnel struct {
 	counters    Counters
 	wantUp      bool // startup action start or an explicit initiate: keep trying
 	restart     *time.Timer
+	failures    int // phase 1 failures in a row (retrybackoff.go)
 
 	dpd      *dpd.Monitor // while phase 1 is up and both sides do DPD
 	dpdTimer *time.Timer
@@ -196,6 +197,7 @@ func (sa *ikeSA) establish(initialContact bool) {
 		detail["initial_contact"] = "true"
 	}
 	e.emit(Event{Tunnel: t.cfg.Name, Type: "phase1-up", Detail: detail})
+	t.failures = 0
 	// Phase 1 lifetime: the initiator rekeys (a new main mode) before
 	// expiry; at expiry the SA is deleted. IPsec SAs are independent of it.
 	if sa.initiator {
@@ -326,12 +328,7 @@ func (sa *ikeSA) delete(reason string, tellPeer bool) {
 	}
 	sa.e.emit(Event{Tunnel: t.cfg.Name, Type: "phase1-down", Detail: map[string]string{"reason": reason}})
 	if t.wantUp {
-		t.restart = sa.e.afterFunc(restartDelay, func() {
-			t.restart = nil
-			if t.wantUp && t.sa == nil {
-				t.initiate("retry after failure")
-			}
-		})
+		t.scheduleRetry(sa.e, wasUp) // retrybackoff.go
 	}
 }
 

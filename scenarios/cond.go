@@ -26,8 +26,10 @@ type Cond struct {
 	Value  string
 
 	Prefix  netip.Prefix      // route
-	Via     []string          // route: active tunnels, nil = absent
+	Via     []string          // route: decided active tunnels (or carrying ones), nil = absent
+	Carried bool              // route: "carried by": Via are the tunnels that carry the packets now ([] = none)
 	Details map[string]string // event: detail filters key=value
+	Since   string            // event: count from the (latest) start of the step of this name
 }
 
 // Comparison operators.
@@ -55,6 +57,12 @@ var tunnelFields = map[string]string{
 	"data_out":            "bytes encrypted over every SA pair the tunnel had",
 	"packets_in":          "packets in on the current SA pairs",
 	"packets_out":         "packets out on the current SA pairs",
+	"user_packets_in":     "packets in on the current SA pairs, without those between the inside addresses (BGP)",
+	"user_packets_out":    "packets out on the current SA pairs, without those between the inside addresses (BGP)",
+	"user_data_in":        "bytes in on the current SA pairs, without those between the inside addresses (BGP)",
+	"user_data_out":       "bytes out on the current SA pairs, without those between the inside addresses (BGP)",
+	"control_packets_in":  "packets in on the current SA pairs between the inside addresses (BGP and the like)",
+	"control_packets_out": "packets out on the current SA pairs between the inside addresses (BGP and the like)",
 	"sas":                 "number of installed SA pairs",
 	"phase1_established":  "phase 1 SAs established so far",
 	"phase2_established":  "phase 2 SA pairs established so far",
@@ -188,14 +196,20 @@ func (c *Cond) parseRoute(t []string) error {
 	case len(t) == 3 && t[1] == "via":
 		c.Via = strings.Split(t[2], ",")
 		return nil
+	case len(t) == 4 && t[1] == "carried" && t[2] == "by":
+		c.Carried, c.Via = true, strings.Split(t[3], ",")
+		if t[3] == "none" {
+			c.Via = []string{}
+		}
+		return nil
 	}
-	return fmt.Errorf("expected route PREFIX via TUNNEL[,TUNNEL] or route PREFIX absent")
+	return fmt.Errorf("expected route PREFIX via TUNNEL[,TUNNEL], route PREFIX carried by TUNNEL[,TUNNEL]|none or route PREFIX absent")
 }
 
 func (c *Cond) parseEvent(t []string) error {
 	c.Kind, c.Op, c.Value = "event", ">=", "1"
 	if len(t) == 0 {
-		return fmt.Errorf("expected event TYPE [TUNNEL] [key=value ...] [count OP N]")
+		return fmt.Errorf("expected event TYPE [TUNNEL] [key=value ...] [since STEP] [count OP N]")
 	}
 	c.Name, t = t[0], t[1:]
 	for len(t) > 0 {
@@ -211,6 +225,12 @@ func (c *Cond) parseEvent(t []string) error {
 				return fmt.Errorf("event: count needs a whole number, not %q", c.Value)
 			}
 			return nil
+		case t[0] == "since":
+			if len(t) < 2 || t[1] == "count" {
+				return fmt.Errorf(`event: since needs a step's name (since "STEP NAME")`)
+			}
+			c.Since, t = t[1], t[2:]
+			continue
 		case strings.Contains(t[0], "="):
 			k, v, _ := strings.Cut(t[0], "=")
 			if c.Details == nil {
@@ -220,7 +240,7 @@ func (c *Cond) parseEvent(t []string) error {
 		case c.Tunnel == "":
 			c.Tunnel = t[0]
 		default:
-			return fmt.Errorf("event: unexpected %q (expected key=value or count OP N)", t[0])
+			return fmt.Errorf("event: unexpected %q (expected key=value, since STEP or count OP N)", t[0])
 		}
 		t = t[1:]
 	}
@@ -361,7 +381,12 @@ func tokens(s string) ([]string, error) {
 func (c *Cond) Expected() string {
 	switch c.Kind {
 	case "route":
-		if c.Via == nil {
+		switch {
+		case c.Carried && len(c.Via) == 0:
+			return c.Prefix.String() + " carried by none"
+		case c.Carried:
+			return c.Prefix.String() + " carried by " + strings.Join(c.Via, ",")
+		case c.Via == nil:
 			return "no route for " + c.Prefix.String()
 		}
 		return c.Prefix.String() + " via " + strings.Join(c.Via, ",")
@@ -384,6 +409,9 @@ func (c *Cond) eventDesc() string {
 	}
 	for _, k := range sortedKeys(c.Details) {
 		d += " " + k + "=" + c.Details[k]
+	}
+	if c.Since != "" {
+		d += " since step " + strconv.Quote(c.Since)
 	}
 	return d
 }

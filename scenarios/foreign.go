@@ -102,9 +102,9 @@ func (p *plan) exportForeign(pg *planGateway, vgwConfig string, env []string, di
 		return err
 	}
 	for _, t := range p.tunnels {
-		if t.Conn.CustomerPSK != t.Conn.PSK { // a mismatch on purpose
+		if t.key("customer") != t.key("aws") { // a mismatch on purpose
 			files = append(files, export.File{Name: t.Name + "/secrets.conf", Mode: 0o600,
-				Data: []byte(fmt.Sprintf("# the customer's key (customer_psk)\nsecret = %q\n", t.Conn.CustomerPSK))})
+				Data: []byte(fmt.Sprintf("# the customer's key (customer_psk)\nsecret = %q\n", t.key("customer")))})
 		}
 		if f, ok := pg.swanctl[t.Name]; ok {
 			b, err := os.ReadFile(f)

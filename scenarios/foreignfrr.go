@@ -185,11 +185,7 @@ func (d *frrDaemons) routing(ctx context.Context, tunnelOf map[string]string) *r
 			}
 		}
 		if len(tunnels) > 0 {
-			rv.Routes = append(rv.Routes, struct {
-				Prefix  string   `json:"prefix"`
-				Tunnels []string `json:"tunnels"`
-				Active  int      `json:"active"`
-			}{Prefix: prefix, Tunnels: tunnels, Active: 1})
+			rv.Routes = append(rv.Routes, routeEntry{Prefix: prefix, Tunnels: tunnels, Active: 1})
 		}
 	}
 	return rv

@@ -237,11 +237,7 @@ func birdRouting(routes []bird.Route) *routingView {
 		if !seen {
 			i = len(rv.Routes)
 			idx[r.Prefix] = i
-			rv.Routes = append(rv.Routes, struct {
-				Prefix  string   `json:"prefix"`
-				Tunnels []string `json:"tunnels"`
-				Active  int      `json:"active"`
-			}{Prefix: r.Prefix, Active: 1})
+			rv.Routes = append(rv.Routes, routeEntry{Prefix: r.Prefix, Active: 1})
 		}
 		e := &rv.Routes[i]
 		if r.Primary {

@@ -23,7 +23,10 @@ type Scenario struct {
 	// variables after profile and --set.
 	File      string            `yaml:"-"`
 	Effective map[string]string `yaml:"-"`
-	plan      *plan
+	// Warnings are the gateways' configuration warnings found by Check
+	// ("FILE:LINE: GW warns: GENERATED:LINE: ...").
+	Warnings []string `yaml:"-"`
+	plan     *plan
 }
 
 // Topology is the lab: a customer side and an AWS side joined by a WAN.
@@ -99,6 +102,15 @@ type TunnelSpec struct {
 	Name       string `yaml:"name"`
 	AWSOutside string `yaml:"aws_outside"` // the AWS endpoint's address
 	InsideCIDR string `yaml:"inside_cidr"` // a /30 in 169.254.0.0/16
+	// PSK is this tunnel's key on both sides (AWS has a key per tunnel),
+	// CustomerPSK the customer side's when it must differ; both replace
+	// the connection's keys for this tunnel.
+	PSK         string `yaml:"psk"`
+	CustomerPSK string `yaml:"customer_psk"`
+	// CustomerOptions and AWSOptions are tunnel fields for this tunnel on
+	// one side, merged after that gateway's tunnel_options.
+	CustomerOptions yaml.Node `yaml:"customer_options"`
+	AWSOptions      yaml.Node `yaml:"aws_options"`
 }
 
 // Step is one entry of the timeline: exactly one action plus the common

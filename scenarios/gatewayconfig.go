@@ -52,6 +52,21 @@ func randomPSK() string {
 	return string(b)
 }
 
+// tunnelPSKEnv names the variable of a tunnel's own key:
+// VPNLAB_PSK_<SIDE>_<CONNECTION>__<TUNNEL>.
+func tunnelPSKEnv(side string, t *planTunnel) string {
+	return pskEnv(side, t.Conn) + "__" + envName(t.Name)
+}
+
+func envName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, strings.ToUpper(s))
+}
+
 // pskEnv is the environment variable carrying a connection's key to one
 // side's gateway process (keys never go into files or logs).
 func pskEnv(side string, c *planConn) string {
@@ -88,9 +103,8 @@ func (p *plan) buildConfig(g *planGateway, f gatewayFiles) ([]byte, []string, er
 	var tunnels []any
 	for _, t := range p.tunnels {
 		tm := map[string]any{"name": t.Name, "connection": t.Conn.Name, "inside_cidr": t.Inside.String()}
-		key := t.Conn.PSK
+		key := t.key(g.Side)
 		if g.Side == "customer" {
-			key = t.Conn.CustomerPSK
 			tm["local_address"] = p.cgwOutside.Addr().String()
 			tm["remote_address"] = t.AWSOutside.String()
 			if p.cgwPublic != p.cgwOutside.Addr() {
@@ -102,16 +116,22 @@ func (p *plan) buildConfig(g *planGateway, f gatewayFiles) ([]byte, []string, er
 			tm["remote_address"] = p.cgwPublic.String()
 		}
 		ev := pskEnv(g.Side, t.Conn)
+		if t.ownKey() {
+			ev = tunnelPSKEnv(g.Side, t)
+		}
 		tm["psk_env"] = ev
 		env = appendEnv(env, ev+"="+key)
-		if g.TunnelOptions != nil {
-			// Decoded per tunnel: merge shares src's nested maps with
-			// dst, and each tunnel's own entry is merged into them next.
-			var o map[string]any
-			if err := g.TunnelOptions.Decode(&o); err != nil {
+		// Decoded per tunnel: merge shares src's nested maps with dst, and
+		// the tunnel's own entries are merged into them next.
+		for _, o := range []*yaml.Node{g.TunnelOptions, t.Options[g.Side]} {
+			if o == nil {
+				continue
+			}
+			var m map[string]any
+			if err := o.Decode(&m); err != nil {
 				return nil, nil, err
 			}
-			merge(tm, o)
+			merge(tm, m)
 		}
 		tunnels = append(tunnels, tm)
 	}
@@ -162,11 +182,28 @@ func (p *plan) buildConfig(g *planGateway, f gatewayFiles) ([]byte, []string, er
 			}
 		}
 	}
+	// A key of the user's own (psk_file, or psk where the profile allows
+	// it) replaces the runner's psk_env: the gateway takes one source.
+	for _, t := range tunnels {
+		tm := t.(map[string]any)
+		_, file := tm["psk_file"]
+		_, inline := tm["psk"]
+		if ev, _ := tm["psk_env"].(string); (file || inline) && strings.HasPrefix(ev, "VPNLAB_PSK_") {
+			delete(tm, "psk_env")
+		}
+	}
 	base["tunnels"] = tunnels
 	// A BGP speaker advertises its side's host networks unless told (a
 	// gateway runs BGP on its inside addresses unless routing.mode is
 	// static, with or without a bgp section).
-	if _, ok := base["bgp"]; !ok && !staticMode(base) {
+	// No tunnel with inside addresses (all in transport mode): no BGP
+	// session to run, no bgp section (the gateway would warn it is ignored).
+	inside := false
+	for _, t := range tunnels {
+		_, has := t.(map[string]any)["inside_cidr"]
+		inside = inside || has
+	}
+	if _, ok := base["bgp"]; !ok && !staticMode(base) && inside {
 		base["bgp"] = map[string]any{}
 	}
 	if b, ok := base["bgp"].(map[string]any); ok {
@@ -212,16 +249,29 @@ func merge(dst, src map[string]any) {
 }
 
 // checkConfig parses a generated configuration with the gateway's own
-// parser, with the keys in the environment.
-func checkConfig(binary string, data []byte, env []string, file string) error {
+// parser, with the keys in the environment. It returns the parser's
+// warnings (what the gateway would log at its start), each with the
+// generated file's line.
+func checkConfig(binary string, data []byte, env []string, file string) (warnings []string, err error) {
 	prof := gwconfig.CGW
 	if binary == "vgw" {
 		prof = gwconfig.VGW
 	}
-	return withEnv(env, func() error {
-		_, err := gwconfig.Parse(data, prof, file)
+	err = withEnv(env, func() error {
+		c, err := gwconfig.Parse(data, prof, file)
+		if c != nil {
+			for _, w := range c.Warnings {
+				warnings = append(warnings, w.String())
+			}
+		}
 		return err
 	})
+	if err != nil && strings.Contains(err.Error(), "set either psk_file or psk_env") {
+		err = fmt.Errorf("%w\n(the runner gives every tunnel psk_env: VPNLAB_PSK_...; for a key of your own write psk/customer_psk "+
+			"in the scenario's connections[].tunnels[] entry, or psk_file alone in the tunnel's options, which replaces the runner's psk_env; "+
+			"do not set psk_env and psk_file together)", err)
+	}
+	return warnings, err
 }
 
 // withEnv runs fn with the variables of env set in this process (the keys
@@ -261,8 +311,10 @@ func (p *plan) hostNets(side string) []netip.Prefix {
 }
 
 // Check generates both gateways' configurations into a temporary folder
-// and checks them with the gateways' own parser, as a run does first.
+// and checks them with the gateways' own parser, as a run does first. The
+// gateways' configuration warnings are left in s.Warnings.
 func (s *Scenario) Check() error {
+	s.Warnings = nil
 	dir, err := os.MkdirTemp("", "vpnlab-check-")
 	if err != nil {
 		return err
@@ -284,8 +336,12 @@ func (s *Scenario) Check() error {
 		if err != nil {
 			return fmt.Errorf("%s:%d: gateway %s: %v", s.File, pg.line, name, err)
 		}
-		if err := checkConfig(pg.Binary, data, env, name+".yaml (generated)"); err != nil {
+		warns, err := checkConfig(pg.Binary, data, env, name+".yaml (generated)")
+		if err != nil {
 			return fmt.Errorf("%s:%d: the %s configuration the scenario makes is invalid:\n%v", s.File, pg.line, name, err)
+		}
+		for _, w := range warns {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s:%d: %s warns: %s", s.File, pg.line, name, w))
 		}
 		if err := os.WriteFile(f.Config, data, 0o600); err != nil {
 			return err

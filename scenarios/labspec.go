@@ -77,7 +77,7 @@ func (s *Scenario) LabSpec(paths func(gateway string) GatewayPaths) (*LabSpec, e
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: gateway %s: %v", s.File, pg.line, name, err)
 		}
-		if err := checkConfig(pg.Binary, data, env, name+".yaml (generated)"); err != nil {
+		if _, err := checkConfig(pg.Binary, data, env, name+".yaml (generated)"); err != nil {
 			return nil, fmt.Errorf("%s:%d: the %s configuration the scenario makes is invalid:\n%v", s.File, pg.line, name, err)
 		}
 		ls.Gateways = append(ls.Gateways, LabGateway{Name: name, Side: pg.Side, Binary: pg.Binary, Config: data, Env: env})

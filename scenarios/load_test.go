@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,6 +61,7 @@ func TestParseErrors(t *testing.T) {
 		{"ah through nat", strings.Replace(minimal, "  wan: {nat: masquerade}\n", "  wan: {nat: masquerade}\n  customer:\n    gateway:\n      tunnel_options:\n        phase2: {mode: transport, proposals: [ah-sha256]}\n", 1), Options{},
 			[]string{"x.yaml:7: AH cannot cross the WAN's NAT (masquerade)"}},
 		{"unknown flow", minimal + "  - stop_flow: nope\n", Options{}, []string{`x.yaml:6: steps[1] (stop_flow): no flow "nope" started before this step`}},
+		{"since an unknown step", minimal + "  - assert: 'cgw event route since \"up\" count == 1'\n", Options{}, []string{`x.yaml:6: steps[1] (assert): "cgw event route since \"up\" count == 1": no step named "up" at or before this step (named so far: none)`}},
 		{"two actions", minimal + "  - sleep: 1s\n    restore: all\n", Options{}, []string{"x.yaml:6: steps[1]: a step has exactly one action, this one has 2 (restore, sleep)"}},
 		{"bad condition", minimal + "  - assert: flow x lost < many\n", Options{}, []string{`x.yaml:6: steps[1] (assert): < needs a number or a duration, not "many"`}},
 		{"unknown variable", minimal + "  - sleep: ${nap}\n", Options{}, []string{"x.yaml:6: unknown variable ${nap} (declared in vars: none)"}},
@@ -207,5 +209,66 @@ func TestParseMoreErrors(t *testing.T) {
 	data, _, err := s.plan.buildConfig(s.plan.gateways["cgw"], gatewayFiles{Config: "c", Control: "s", KeyLog: "k", Events: "e"})
 	if err != nil || !strings.Contains(string(data), "advertise:\n        - 10.10.1.0/24") {
 		t.Errorf("cgw config without a bgp section (%v):\n%s", err, data)
+	}
+}
+
+// The gateways' configuration warnings reach vpnlab run --check (they were
+// only in the gateway's log), and transport mode gets no bgp section the
+// gateway would call ignored.
+func TestCheckReportsGatewayWarnings(t *testing.T) {
+	src := "topology:\n  connections:\n    - name: one\n      tunnels: [{name: tunnel1}]\nsteps:\n  - wait: tunnel1 phase2 up\n"
+	s, err := Parse([]byte(src), "w.yaml", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, w := range s.Warnings {
+		found = found || strings.Contains(w, `connection "one" has 1 tunnel(s): an AWS VPN connection has exactly two`) && strings.HasPrefix(w, "w.yaml:")
+	}
+	if !found {
+		t.Errorf("warnings %q", s.Warnings)
+	}
+	b, err := os.ReadFile("ah-transport.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = Parse(b, "ah-transport.yaml", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); err != nil || len(s.Warnings) != 0 {
+		t.Errorf("ah-transport: %v, warnings %q", err, s.Warnings)
+	}
+}
+
+// Every shipped scenario whose outcome depends on DPD or BGP timers (it
+// sets them) has an aws profile with AWS's values, and checks with it.
+func TestTimerScenariosHaveAWSProfile(t *testing.T) {
+	files, _ := filepath.Glob("*.yaml")
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := string(b)
+		if !strings.Contains(src, "dpd:") && !strings.Contains(src, "hold_time") && !strings.Contains(src, "nat_keepalive") {
+			continue
+		}
+		n++
+		s, err := Load(f, Options{Profile: "aws"})
+		if err != nil {
+			t.Errorf("%s: sets DPD/BGP/NAT timers but has no usable aws profile: %v", f, err)
+			continue
+		}
+		if _, ok := s.Profiles["aws"]; !ok {
+			t.Errorf("%s: no aws profile", f)
+		}
+	}
+	if n < 10 {
+		t.Errorf("only %d scenarios set timers; the glob or the test is wrong", n)
 	}
 }

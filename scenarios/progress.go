@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vpnlab/vpnlab/ike"
@@ -25,6 +26,8 @@ type progress struct {
 	lastLen int
 	done    bool
 	dpd     map[string]string // last DPD verdict per gateway/tunnel
+
+	inCleanup atomic.Bool // the run's cleanup has begun
 }
 
 func newProgress(w io.Writer, tty bool, wd *world, tunnels []string) *progress {
@@ -82,7 +85,7 @@ func (p *progress) event(gw string, ev ike.Event) {
 		return
 	}
 	e := report.Event{Time: ev.Time, Source: gw, Tunnel: ev.Tunnel, Type: ev.Type, Detail: ev.Detail}
-	if !report.Interesting(e) {
+	if !report.Interesting(e) || (p.inCleanup.Load() && ev.Type != "error") {
 		return
 	}
 	if ev.Type == "dpd-state" {
@@ -140,6 +143,14 @@ func (p *progress) draw() {
 	}
 	fmt.Fprintf(p.w, "\r%s%s", s, pad)
 	p.lastLen = len(s)
+}
+
+// cleaning marks the start of the cleanup: the gateways' events from then
+// on (the teardown) are not printed, errors excepted.
+func (p *progress) cleaning() {
+	if p != nil {
+		p.inCleanup.Store(true)
+	}
 }
 
 func (p *progress) finish() {

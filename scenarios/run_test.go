@@ -149,6 +149,21 @@ func TestShippedScenarios(t *testing.T) {
 // TestWrongExpectationFails: a deliberately wrong expectation fails the
 // run (exit 1) with what was expected and what was seen, and the steps
 // after it are skipped.
+// TestFailoverAWSProfile runs the failover demo with AWS's timers (DPD
+// 10 s / 30 s, BGP keepalive 10 s, hold 30 s): the lab's short timers must
+// not be what makes it pass.
+func TestFailoverAWSProfile(t *testing.T) {
+	needLab(t)
+	out := t.TempDir()
+	text, code := runCLI(t, 3*time.Minute, "run", "--profile", "aws", "--out", out, "failover.yaml")
+	if code != 0 || !strings.Contains(text, "PASS  failover") {
+		t.Fatalf("vpnlab run --profile aws failover.yaml: exit %d\n%s", code, text)
+	}
+	if left := labLeft(t, filepath.Join(out, "failover")); len(left) > 0 {
+		t.Errorf("namespaces left behind: %v", left)
+	}
+}
+
 func TestWrongExpectationFails(t *testing.T) {
 	needLab(t)
 	out := t.TempDir()

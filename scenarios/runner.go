@@ -142,7 +142,7 @@ func (ru *runner) setup(ctx context.Context) error {
 		if err := os.WriteFile(f.Config, data, 0o644); err != nil {
 			return err
 		}
-		if err := checkConfig(pg.Binary, data, env, f.Config); err != nil {
+		if _, err := checkConfig(pg.Binary, data, env, f.Config); err != nil {
 			return fmt.Errorf("%s:%d: the %s configuration the scenario makes (written to %s) is invalid:\n%v", s.File, pg.line, name, f.Config, err)
 		}
 		ru.gw[name] = &gwProc{name: name, binary: pg.Binary, exe: exe, env: env, files: f}
@@ -303,6 +303,7 @@ func (ru *runner) step(ctx, parent context.Context, st *Step, rs *report.Step, l
 		ru.stopFlows(st.StopFlow.Items)
 		return nil
 	case st.IKEImpair != nil:
+		w.runnerEvent("ike-impair", map[string]string{"gateway": st.IKEImpair.Gateway, "spec": strings.Join(st.IKEImpair.Spec.Items, ", ")})
 		c := ru.gw[st.IKEImpair.Gateway].client()
 		for _, spec := range st.IKEImpair.Spec.Items {
 			if err := c.Impair(ctx, spec); err != nil {
@@ -313,21 +314,25 @@ func (ru *runner) step(ctx, parent context.Context, st *Step, rs *report.Step, l
 	case st.Flood != nil:
 		return ru.flood(ctx, st.Flood, rs)
 	case st.Rekey != nil:
+		w.runnerEvent("rekey", map[string]string{"gateway": st.Rekey.Gateway, "tunnel": st.Rekey.Tunnel, "phase": strconv.Itoa(st.Rekey.Phase)})
 		if f := ru.gw[st.Rekey.Gateway].foreign; f != nil {
 			return f.swanctl(ctx, "rekey", st.Rekey.Tunnel, st.Rekey.Phase)
 		}
 		return ru.gw[st.Rekey.Gateway].client().Rekey(ctx, st.Rekey.Tunnel, st.Rekey.Phase)
 	case st.Initiate != nil:
+		w.runnerEvent("initiate", map[string]string{"gateway": st.Initiate.Gateway, "tunnel": st.Initiate.Tunnel})
 		if f := ru.gw[st.Initiate.Gateway].foreign; f != nil {
 			return f.swanctl(ctx, "initiate", st.Initiate.Tunnel, 0)
 		}
 		return ru.gw[st.Initiate.Gateway].client().Initiate(ctx, st.Initiate.Tunnel)
 	case st.Terminate != nil:
+		w.runnerEvent("terminate", map[string]string{"gateway": st.Terminate.Gateway, "tunnel": st.Terminate.Tunnel})
 		if f := ru.gw[st.Terminate.Gateway].foreign; f != nil {
 			return f.swanctl(ctx, "terminate", st.Terminate.Tunnel, 0)
 		}
 		return ru.gw[st.Terminate.Gateway].client().Terminate(ctx, st.Terminate.Tunnel)
 	case st.BGP != nil:
+		w.runnerEvent("bgp", map[string]string{"gateway": st.BGP.Gateway, "what": strings.TrimPrefix(rs.Action, "bgp "+st.BGP.Gateway+": ")})
 		return ru.bgp(ctx, st.BGP)
 	case st.Sleep > 0:
 		select {
@@ -340,6 +345,7 @@ func (ru *runner) step(ctx, parent context.Context, st *Step, rs *report.Step, l
 		return ru.wait(ctx, parent, st, rs, lastAction)
 	case len(st.Assert.Items) > 0:
 		w.refresh(ctx)
+		eventSettle(ctx, st.asserts)
 		for _, c := range st.asserts {
 			ok, seen := w.eval(c, ru.r.Start)
 			rs.Asserts = append(rs.Asserts, report.Assert{Expr: c.Text, Line: c.Line, Passed: ok, Expected: c.Expected(), Seen: seen})
@@ -355,6 +361,26 @@ func (ru *runner) step(ctx, parent context.Context, st *Step, rs *report.Step, l
 		return nil
 	}
 	return fmt.Errorf("nothing to do")
+}
+
+// eventReadLag is how long the runner's readers of the gateways' event
+// files may lag behind the gateways (followEvents reads every 50 ms).
+const eventReadLag = 120 * time.Millisecond
+
+// eventSettle gives the event readers time to catch up before an assert
+// counts events: a wait that just saw a route move through the routing API
+// may come a few milliseconds after the gateway wrote the event, before the
+// runner read it.
+func eventSettle(ctx context.Context, conds []*Cond) {
+	for _, c := range conds {
+		if c.Kind == "event" {
+			select {
+			case <-ctx.Done():
+			case <-time.After(eventReadLag):
+			}
+			return
+		}
+	}
 }
 
 // wait polls until every condition holds or the step's timeout ends; then
@@ -384,7 +410,7 @@ func (ru *runner) wait(ctx, parent context.Context, st *Step, rs *report.Step, s
 			if parent.Err() != nil {
 				why = "not reached before the run ended (" + context.Cause(parent).Error() + ")"
 			}
-			rs.Message = why + ": " + strings.Join(seen, "; ")
+			rs.Message = why + ":\n" + strings.Join(seen, "\n")
 			return nil
 		case <-t.C:
 		}
@@ -486,6 +512,12 @@ func (ru *runner) bgp(ctx context.Context, b *BGPStep) error {
 // cleanup stops everything the run started: flows, gateways, capture,
 // event readers, the lab (namespaces and with them every nft rule).
 func (ru *runner) cleanup() {
+	if ru.w != nil {
+		// What the gateways report from here on (withdrawals, sessions
+		// closing, DELETEs) is the teardown, not the scenario's story.
+		ru.prog.cleaning()
+		ru.w.runnerEvent("cleanup", nil)
+	}
 	if ru.w != nil {
 		ru.w.mu.Lock()
 		names := append([]string(nil), ru.w.order...)

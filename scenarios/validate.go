@@ -1,11 +1,13 @@
 package scenarios
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -45,7 +47,28 @@ type planTunnel struct {
 	Conn       *planConn
 	AWSOutside netip.Addr
 	Inside     netip.Prefix
+	// PSK and CustomerPSK are the tunnel's own keys ("" = the
+	// connection's); Options the per-side tunnel fields (nil = none).
+	PSK, CustomerPSK string
+	Options          map[string]*yaml.Node // "customer", "aws"
 }
+
+// key is the tunnel's pre-shared key on side ("customer" or "aws").
+func (t *planTunnel) key(side string) string {
+	switch {
+	case side == "customer" && t.CustomerPSK != "":
+		return t.CustomerPSK
+	case t.PSK != "":
+		return t.PSK
+	case side == "customer":
+		return t.Conn.CustomerPSK
+	}
+	return t.Conn.PSK
+}
+
+// ownKey reports whether the tunnel has a key of its own (then its own
+// environment variable).
+func (t *planTunnel) ownKey() bool { return t.PSK != "" || t.CustomerPSK != "" }
 
 type planConn struct {
 	Name             string
@@ -240,9 +263,25 @@ func validate(s *Scenario, root *yaml.Node, el *errList) {
 		}
 		for _, ts := range tl {
 			n := len(p.tunnels) + 1
-			pt := &planTunnel{Name: ts.Name, Conn: pc}
+			pt := &planTunnel{Name: ts.Name, Conn: pc, PSK: ts.PSK, CustomerPSK: ts.CustomerPSK, Options: map[string]*yaml.Node{}}
 			if pt.Name == "" {
 				pt.Name = fmt.Sprintf("tunnel%d", n)
+			}
+			for _, k := range []string{pt.PSK, pt.CustomerPSK} {
+				if k != "" && (len(k) < 8 || len(k) > 64) {
+					el.add(cl, "connection %s tunnel %s: a pre-shared key must be 8-64 characters (AWS)", c.Name, pt.Name)
+					break
+				}
+			}
+			for side, nd := range map[string]yaml.Node{"customer": ts.CustomerOptions, "aws": ts.AWSOptions} {
+				if nd.Kind == 0 {
+					continue
+				}
+				if nd.Kind != yaml.MappingNode {
+					el.add(nd.Line, "connection %s tunnel %s: %s_options must be a mapping of tunnel fields (docs/config.md, Tunnels)", c.Name, pt.Name, side)
+					continue
+				}
+				pt.Options[side] = &nd
 			}
 			if seenT[pt.Name] || pt.Name == "all" {
 				el.add(cl, "connection %s: tunnel name %q used twice (or reserved)", c.Name, pt.Name)
@@ -413,8 +452,14 @@ func validateSteps(s *Scenario, p *plan, el *errList) {
 			el.add(line, "%s: no host or gateway %q (hosts: %s; gateways: cgw, vgw)", what, n, strings.Join(l, ", "))
 		}
 	}
+	named := map[string]bool{} // step names up to this step
+	var names []string
 	for i := range s.Steps {
 		st := &s.Steps[i]
+		if st.Name != "" && !named[st.Name] {
+			named[st.Name] = true
+			names = append(names, strconv.Quote(st.Name))
+		}
 		var acts []string
 		add := func(name string, set bool) {
 			if set {
@@ -567,6 +612,9 @@ func validateSteps(s *Scenario, p *plan, el *errList) {
 					continue
 				}
 				checkCondRefs(c, p, flows, el, what)
+				if c.Since != "" && !named[c.Since] {
+					el.add(list.Lines[j], "%s: %q: no step named %q at or before this step (named so far: %s)", what, c.Text, c.Since, cmp.Or(strings.Join(names, ", "), "none"))
+				}
 				if act == "wait" {
 					st.waits = append(st.waits, c)
 				} else {

@@ -3,7 +3,9 @@ package scenarios
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vpnlab/vpnlab/control"
 	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/internal/traffic"
 	"github.com/vpnlab/vpnlab/scenarios/report"
@@ -23,14 +26,38 @@ type routingView struct {
 		Tunnel string `json:"tunnel"`
 		State  string `json:"state"`
 	} `json:"neighbors"`
-	Routes []struct {
-		Prefix  string   `json:"prefix"`
-		Tunnels []string `json:"tunnels"`
-		Active  int      `json:"active"`
-	} `json:"routes"`
+	Routes []routeEntry `json:"routes"`
 }
 
-// active returns the tunnels that carry prefix (nil: no route).
+// routeEntry is one decided route of GET /v1/routing.
+type routeEntry struct {
+	Prefix  string   `json:"prefix"`
+	Tunnels []string `json:"tunnels"`
+	Active  int      `json:"active"`
+	// Carrying: the tunnels that carry the prefix's packets now (the data
+	// path's choice); nil when the gateway does not report it (a foreign
+	// gateway).
+	Carrying *[]string `json:"carrying"`
+}
+
+// carrying returns the tunnels that carry prefix now; known is false when
+// the gateway has no decided route for it or does not report carrying.
+func (v *routingView) carrying(prefix string) (tunnels []string, decided, known bool) {
+	if v == nil {
+		return nil, false, false
+	}
+	for _, r := range v.Routes {
+		if r.Prefix == prefix && len(r.Tunnels) > 0 {
+			if r.Carrying == nil {
+				return nil, true, false
+			}
+			return *r.Carrying, true, true
+		}
+	}
+	return nil, false, false
+}
+
+// active returns the decided active tunnels of prefix (nil: no route).
 func (v *routingView) active(prefix string) []string {
 	if v == nil {
 		return nil
@@ -107,23 +134,49 @@ func (w *world) refresh(ctx context.Context) {
 				w.addEvent(ev)
 			}
 		} else if g.running() {
-			c := g.client()
-			cctx, cancel := context.WithTimeout(ctx, time.Second)
-			if s, err := c.Status(cctx); err == nil {
-				st = &s
-			}
-			if b, err := c.Raw(cctx, "GET", "/v1/routing"); err == nil {
-				var v routingView
-				if json.Unmarshal(b, &v) == nil {
-					rv = &v
-				}
-			}
-			cancel()
+			var ok bool
+			st, rv, ok = queryGateway(ctx, g.client())
+			w.store(name, st, rv, ok)
+			continue
 		}
-		w.mu.Lock()
-		w.status[name], w.routing[name] = st, rv
-		w.mu.Unlock()
+		w.store(name, st, rv, true)
 	}
+}
+
+// store records a gateway's state. A query that failed (ok false: the
+// step's time ran out during the request, or the gateway was slow under
+// load) is not an answer: what was seen last stays, instead of "no route".
+func (w *world) store(name string, st *ike.Status, rv *routingView, ok bool) {
+	if !ok {
+		return
+	}
+	w.mu.Lock()
+	w.status[name], w.routing[name] = st, rv
+	w.mu.Unlock()
+}
+
+// queryGateway asks a running gateway for its status and routing; ok is
+// false when a request failed (a gateway without routing answers 404 for
+// its routing: rv nil, ok true).
+func queryGateway(ctx context.Context, c *control.Client) (st *ike.Status, rv *routingView, ok bool) {
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	s, err := c.Status(cctx)
+	if err != nil {
+		return nil, nil, false
+	}
+	b, err := c.Raw(cctx, "GET", "/v1/routing")
+	if err != nil {
+		if ae := (*control.APIError)(nil); errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound {
+			return &s, nil, true
+		}
+		return nil, nil, false
+	}
+	var v routingView
+	if json.Unmarshal(b, &v) != nil {
+		return nil, nil, false
+	}
+	return &s, &v, true
 }
 
 func (w *world) tunnelStatus(gw, tunnel string) *ike.TunnelStatus {
@@ -149,14 +202,17 @@ func tunnelField(t *ike.TunnelStatus, field string) string {
 	}
 	var newest *ike.SAStatus
 	var pin, pout uint64
+	var cpin, cpout, cbin, cbout, bin, bout uint64 // control share, bytes of the current pairs
 	for i := range t.SAs {
 		sa := &t.SAs[i]
 		if newest == nil || sa.Established.After(newest.Established) {
 			newest = sa
 		}
-		if sa.Counters != nil {
-			pin += sa.Counters.PacketsIn
-			pout += sa.Counters.PacketsOut
+		if c := sa.Counters; c != nil {
+			pin += c.PacketsIn
+			pout += c.PacketsOut
+			cpin, cpout, cbin, cbout = cpin+c.ControlPacketsIn, cpout+c.ControlPacketsOut, cbin+c.ControlBytesIn, cbout+c.ControlBytesOut
+			bin, bout = bin+c.BytesIn, bout+c.BytesOut
 		}
 	}
 	sa := func(f func(*ike.SAStatus) string) string {
@@ -205,6 +261,18 @@ func tunnelField(t *ike.TunnelStatus, field string) string {
 		return u(pin)
 	case "packets_out":
 		return u(pout)
+	case "user_packets_in": // the current pairs' packets less the link-local (BGP) ones
+		return u(pin - min(cpin, pin))
+	case "user_packets_out":
+		return u(pout - min(cpout, pout))
+	case "user_data_in":
+		return u(bin - min(cbin, bin))
+	case "user_data_out":
+		return u(bout - min(cbout, bout))
+	case "control_packets_in":
+		return u(cpin)
+	case "control_packets_out":
+		return u(cpout)
 	case "sas":
 		return strconv.Itoa(len(t.SAs))
 	case "phase1_established":
@@ -311,6 +379,9 @@ func (w *world) eval(c *Cond, since time.Time) (bool, string) {
 		}
 		return ok, c.Tunnel + " " + c.Field + ": " + strings.Join(seen, ", ")
 	case "route":
+		if c.Carried {
+			return w.evalCarried(c, gws)
+		}
 		// Via: one of the gateways (or the named one) routes it so.
 		// Absent: none of them has a route for it.
 		var seen []string
@@ -349,6 +420,14 @@ func (w *world) eval(c *Cond, since time.Time) (bool, string) {
 		return compare(v, c.Op, c.Value), v
 	case "event":
 		n := 0
+		var matched []report.Event
+		if c.Since != "" {
+			at, ok := w.stepStart(c.Since)
+			if !ok {
+				return compare("0", c.Op, c.Value), fmt.Sprintf("0 %s events (the step has not started)", c.eventDesc())
+			}
+			since = at
+		}
 		for _, ev := range w.events {
 			if ev.Time.Before(since) || ev.Type != c.Name || ev.Source == "runner" {
 				continue
@@ -367,9 +446,15 @@ func (w *world) eval(c *Cond, since time.Time) (bool, string) {
 			}
 			if match {
 				n++
+				matched = append(matched, ev)
 			}
 		}
-		return compare(strconv.Itoa(n), c.Op, c.Value), fmt.Sprintf("%d %s events", n, c.eventDesc())
+		ok := compare(strconv.Itoa(n), c.Op, c.Value)
+		seen := fmt.Sprintf("%d %s events", n, c.eventDesc())
+		if !ok && n > 0 {
+			seen += ": " + w.listEvents(matched)
+		}
+		return ok, seen
 	case "wan":
 		return evalWAN(c, w.wan)
 	case "counter":
@@ -394,6 +479,69 @@ func (w *world) eval(c *Cond, since time.Time) (bool, string) {
 		return (c.Field == "running") == run, seen
 	}
 	return false, "(unknown condition)"
+}
+
+// evalCarried: one of the gateways (or the named one) carries the prefix's
+// packets over exactly c.Via now (the data path's choice, which skips the
+// decided tunnels without SA pairs). Caller holds w.mu.
+func (w *world) evalCarried(c *Cond, gws []string) (bool, string) {
+	var seen []string
+	match := false
+	for _, g := range gws {
+		tun, decided, known := w.routing[g].carrying(c.Prefix.String())
+		switch {
+		case !decided:
+			seen = append(seen, g+": no route")
+		case !known:
+			seen = append(seen, g+": carrying tunnels not reported")
+		default:
+			if strings.Join(tun, ",") == strings.Join(c.Via, ",") {
+				match = true
+			}
+			by := strings.Join(tun, ",")
+			if by == "" {
+				by = "none"
+			}
+			seen = append(seen, g+": carried by "+by+" (decided via "+strings.Join(w.routing[g].active(c.Prefix.String()), ",")+")")
+		}
+	}
+	return match, strings.Join(seen, "; ")
+}
+
+// stepStart is when the latest step named name started. Caller holds w.mu.
+func (w *world) stepStart(name string) (time.Time, bool) {
+	for i := len(w.events) - 1; i >= 0; i-- {
+		ev := w.events[i]
+		if ev.Source == "runner" && ev.Type == "step-start" && ev.Detail["name"] == name {
+			return ev.Time, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// listEvents describes events for a failed count: time since the run's
+// start, gateway, tunnel and the details that tell them apart (from, to,
+// reason, state, ...), at most 10 of them.
+func (w *world) listEvents(evs []report.Event) string {
+	const most = 10
+	var l []string
+	for i, ev := range evs {
+		if i == most {
+			l = append(l, fmt.Sprintf("... %d more", len(evs)-most))
+			break
+		}
+		d := fmt.Sprintf("[%.1fs %s", ev.Time.Sub(w.start).Seconds(), ev.Source)
+		if ev.Tunnel != "" {
+			d += " " + ev.Tunnel
+		}
+		for _, k := range []string{"kind", "prefix", "state", "from", "to", "reason", "status", "notify"} {
+			if v, ok := ev.Detail[k]; ok && v != "" {
+				d += " " + k + "=" + v
+			}
+		}
+		l = append(l, d+"]")
+	}
+	return strings.Join(l, " ")
 }
 
 func quoteIfEmpty(s string) string {

@@ -74,6 +74,9 @@ invalid scenario file, 3 the machine cannot run a lab (not root, tool missing).`
 						continue
 					}
 					fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d steps)\n", s.File, len(s.Steps))
+					for _, w := range s.Warnings {
+						fmt.Fprintf(cmd.OutOrStdout(), "  warning: %s\n", w)
+					}
 				}
 				if bad {
 					return exitError{exitInvalid}

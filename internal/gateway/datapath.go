@@ -75,21 +75,21 @@ func startDataPath(c *gwconfig.Config, sink *capture.Writer, log logrus.FieldLog
 			Info("transport mode: traffic to the peer's address goes through the TUN device (policy rule: packets without our socket mark)")
 	}
 	if cfg.Routes {
-		for _, t := range c.IKE.Tunnels {
-			if t.Phase2.Mode == ike.ModeTransport {
+		for _, sr := range selectorRoutes(c) {
+			f := dlog.WithFields(logrus.Fields{"tunnel": sr.tunnel, "prefix": sr.prefix.String()})
+			if sr.skip != "" {
+				if sr.warn {
+					f.Warn(sr.skip)
+				} else {
+					f.Debug(sr.skip)
+				}
 				continue
 			}
-			ts := t.Phase2.RemoteTS
-			if ts.Contains(t.RemoteAddr) {
-				dlog.WithFields(logrus.Fields{"tunnel": t.Name, "prefix": ts.String(), "remote": t.RemoteAddr.String()}).
-					Warn("not routing the remote traffic selector into the TUN: it contains the peer's outside address (add narrower routes, or use BGP)")
-				continue
-			}
-			if err := datapath.AddRoute(cfg.TUN, ts); err != nil {
+			if err := datapath.AddRoute(cfg.TUN, sr.prefix); err != nil {
 				stop()
 				return nil, nil, err
 			}
-			dlog.WithFields(logrus.Fields{"tunnel": t.Name, "prefix": ts.String(), "dev": cfg.TUN}).Info("route installed")
+			f.WithField("dev", cfg.TUN).Info("route installed")
 		}
 	}
 	go func() {
@@ -98,4 +98,40 @@ func startDataPath(c *gwconfig.Config, sink *capture.Writer, log logrus.FieldLog
 		}
 	}()
 	return dp, stop, nil
+}
+
+// selectorRoute is what data_path.routes does with one tunnel's remote
+// traffic selector: route it into the TUN device, or skip it (skip says
+// why; warn when the operator should act).
+type selectorRoute struct {
+	tunnel string
+	prefix netip.Prefix
+	skip   string
+	warn   bool
+}
+
+// selectorRoutes decides the kernel routes for the tunnels' remote
+// traffic selectors. With BGP or static routes the route decision routes
+// the decided prefixes into the TUN (routing.go) and the data path uses
+// only those, so the selectors (AWS: 0.0.0.0/0) are not routed and that is
+// no cause for a warning. Without it a selector that contains the peer's
+// outside address cannot be routed (it would carry IKE and ESP into the
+// tunnel): a warning.
+func selectorRoutes(c *gwconfig.Config) []selectorRoute {
+	decided := routingWanted(c)
+	var out []selectorRoute
+	for _, t := range c.IKE.Tunnels {
+		if t.Phase2.Mode == ike.ModeTransport {
+			continue
+		}
+		sr := selectorRoute{tunnel: t.Name, prefix: t.Phase2.RemoteTS}
+		switch {
+		case decided:
+			sr.skip = "remote traffic selector not routed into the TUN: the route decision (BGP or static routes) routes the decided prefixes"
+		case sr.prefix.Contains(t.RemoteAddr):
+			sr.skip, sr.warn = "not routing the remote traffic selector into the TUN: it contains the peer's outside address "+t.RemoteAddr.String()+" (add narrower routes, or use BGP)", true
+		}
+		out = append(out, sr)
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -36,6 +37,8 @@ type routing struct {
 
 	mu     sync.Mutex
 	kernel map[netip.Prefix]bool // prefixes we routed into the TUN device
+
+	carry carrying // the tunnels that carry each decided prefix now (carrying.go)
 
 	unsubscribe func()        // stops following the engine's events
 	followDone  chan struct{} // closed when follow has returned
@@ -100,20 +103,34 @@ func newRouting(c *gwconfig.Config, dp *datapath.DataPath, log logrus.FieldLogge
 // start runs the speaker; eng receives the events.
 func (r *routing) start(ctx context.Context, eng *ike.Engine) error {
 	r.eng = eng
-	r.sp.OnChange(r.apply)
+	r.sp.OnChange(func(rs []routes.Route, ch []routes.Change) {
+		r.apply(rs, ch)
+		r.refreshCarrying(rs)
+	})
 	r.sp.OnSession(r.onSession)
+	evs, unsub := eng.Subscribe()
+	r.unsubscribe, r.followDone = unsub, make(chan struct{})
 	if err := r.sp.Start(ctx); err != nil {
 		if errors.Is(err, syscall.EADDRNOTAVAIL) && r.dp == nil {
 			return fmt.Errorf("bgp: %w: the BGP sessions run over the tunnels' inside addresses, which the data path's TUN device carries; add a data_path section (docs/config.md)", err)
 		}
+		unsub()
+		close(r.followDone)
 		return fmt.Errorf("bgp: %w", err)
 	}
-	r.apply(r.sp.Routes(), nil)
-	if r.cfg.Routing.Mode == gwconfig.RoutingBGP {
-		evs, unsub := eng.Subscribe()
-		r.unsubscribe, r.followDone = unsub, make(chan struct{})
-		go r.follow(evs)
+	// The routes decided before the engine was there (static routes) are
+	// published as installed, so that events and pictures show them too.
+	rs := r.sp.Routes()
+	var initial []routes.Change
+	for _, x := range rs {
+		if len(x.Tunnels) > 0 {
+			initial = append(initial, routes.Change{Time: time.Now(), Kind: routes.Installed, Prefix: x.Prefix,
+				To: x.ActiveTunnels(), Reason: x.Reason})
+		}
 	}
+	r.apply(rs, initial)
+	r.refreshCarrying(rs)
+	go r.follow(evs)
 	return nil
 }
 
@@ -125,6 +142,10 @@ func (r *routing) start(ctx context.Context, eng *ike.Engine) error {
 func (r *routing) follow(evs <-chan ike.Event) {
 	defer close(r.followDone)
 	for ev := range evs {
+		if ev.Type == "phase2-up" || ev.Type == "phase2-down" {
+			r.refreshCarrying(r.sp.Routes())
+			continue
+		}
 		if ev.Type != "phase1-up" || ev.Detail["initial_contact"] != "true" {
 			continue
 		}
@@ -306,8 +327,10 @@ func (b backend) RoutingStatus() any {
 	type view struct {
 		Mode string `json:"mode"`
 		bgp.Status
+		Routes []routeView `json:"routes"` // the decided routes with the carrying tunnels
 	}
-	return view{Mode: string(b.r.cfg.Routing.Mode), Status: b.r.sp.Status()}
+	st := b.r.sp.Status()
+	return view{Mode: string(b.r.cfg.Routing.Mode), Status: st, Routes: routeViews(st.Routes, b.r.carryingNow(st.Routes))}
 }
 
 func (b backend) Advertise(p netip.Prefix) error {

@@ -137,6 +137,17 @@ func describeRoute(e Event) string {
 		s = "route " + p + ": removed" + paren(prefixed("was on ", strings.Join(from, "+")))
 	case "best-moved":
 		s = "route " + p + ": " + orDash(strings.Join(from, "+")) + " -> " + orDash(strings.Join(to, "+"))
+	case "carrying-moved":
+		none := func(l []string) string {
+			if len(l) == 0 {
+				return "none"
+			}
+			return strings.Join(l, "+")
+		}
+		s = "route " + p + ": carried by " + none(to)
+		if d["from"] != "" {
+			s += ", was " + none(from)
+		}
 	case "learned", "updated", "withdrawn":
 		s = "route " + p + " " + d["kind"] + prefixed(" on ", e.Tunnel)
 	case "limit-exceeded":

@@ -67,6 +67,9 @@ func failoverRun() *Run {
 	}
 	ev(1.0, "cgw", "", "route", "kind", "installed", "prefix", "172.31.0.0/16", "to", "tunnel1", "reason", "tunnel order")
 	ev(1.0, "vgw", "", "route", "kind", "installed", "prefix", "10.10.0.0/16", "to", "tunnel1", "reason", "tunnel order")
+	for _, gw := range r.Gateways {
+		ev(1.0, gw, "", "route", "kind", "carrying-moved", "prefix", map[string]string{"cgw": "172.31.0.0/16", "vgw": "10.10.0.0/16"}[gw], "to", "tunnel1", "reason", "the decided tunnels have SA pairs")
+	}
 	ev(1.0, "runner", "", "step-end", "step", "1")
 	ev(1.0, "runner", "", "flow-start", "flow", "ping")
 	ev(5.0, "runner", "", "impair", "tunnel", "tunnel1", "fault", "blackhole", "percent", "0") // as the runner has it
@@ -77,12 +80,17 @@ func failoverRun() *Run {
 		}
 		ev(6.0+d, gw, "tunnel1", "dpd-state", "state", "probing")
 		ev(6.0+d, gw, "tunnel1", "notify-sent", "notify", "R-U-THERE")
-		ev(8.0+d, gw, "tunnel1", "dpd-state", "state", "dead", "message", "Peer is not responsive - Declaring peer dead", "action", "restart", "silent_for", "3s")
+		action := map[string]string{"cgw": "restart", "vgw": "clear"}[gw]
+		ev(8.0+d, gw, "tunnel1", "dpd-state", "state", "dead", "message", "Peer is not responsive - Declaring peer dead", "action", action, "silent_for", "3s")
 		ev(8.0+d, gw, "tunnel1", "phase2-down", "reason", "DPD: peer dead", "spi_in", "c0de0001")
+		ev(8.0+d, gw, "", "route", "kind", "carrying-moved", "prefix", map[string]string{"cgw": "172.31.0.0/16", "vgw": "10.10.0.0/16"}[gw], "from", "tunnel1", "to", "tunnel2",
+			"reason", "tunnel1 has no SA pair; the data path uses the next tunnel of the route")
 		ev(8.0+d, gw, "tunnel1", "phase2-state", "state", "Down")
 		ev(8.0+d, gw, "tunnel1", "tunnel-status", "status", "DOWN")
 		ev(8.0+d, gw, "tunnel1", "phase1-down", "reason", "DPD: peer dead")
-		ev(8.0+d, gw, "tunnel1", "phase1-state", "state", "Negotiating")
+		if action == "restart" { // clear: the vgw waits for the peer
+			ev(8.0+d, gw, "tunnel1", "phase1-state", "state", "Negotiating")
+		}
 		ev(8.1+d, gw, "tunnel1", "bgp-state", "from", "Established", "state", "Idle")
 		ev(8.1+d, gw, "tunnel1", "route", "kind", "withdrawn", "prefix", map[string]string{"cgw": "172.31.0.0/16", "vgw": "10.10.0.0/16"}[gw])
 		ev(8.1+d, gw, "", "route", "kind", "best-moved", "prefix", map[string]string{"cgw": "172.31.0.0/16", "vgw": "10.10.0.0/16"}[gw],
@@ -95,10 +103,13 @@ func failoverRun() *Run {
 		ev(15.5, gw, "tunnel1", "phase1-state", "state", "Established")
 		ev(15.6, gw, "tunnel1", "phase2-up", "proposal", "esp-aes128gcm16", "spi_in", "c0de0101", "spi_out", "c0de0201")
 		ev(15.6, gw, "tunnel1", "tunnel-status", "status", "UP")
+
 		ev(15.6, gw, "tunnel1", "dpd-state", "state", "alive", "proof", "ESP")
 		ev(18.9, gw, "tunnel1", "bgp-state", "from", "OpenConfirm", "state", "Established")
 		ev(19.0, gw, "", "route", "kind", "best-moved", "prefix", map[string]string{"cgw": "172.31.0.0/16", "vgw": "10.10.0.0/16"}[gw],
 			"from", "tunnel2", "to", "tunnel1", "reason", "tunnel order")
+		ev(19.0, gw, "", "route", "kind", "carrying-moved", "prefix", map[string]string{"cgw": "172.31.0.0/16", "vgw": "10.10.0.0/16"}[gw], "from", "tunnel2", "to", "tunnel1",
+			"reason", "the decided tunnels have SA pairs")
 	}
 
 	r.Steps = []Step{

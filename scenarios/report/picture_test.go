@@ -122,9 +122,10 @@ func TestSVGFailover(t *testing.T) {
 	has := func(s string) bool { return slices.Contains(all, s) }
 	for _, want := range []string{"FAIL", "failover-dpd", "steps", "runner", "tunnel state",
 		"cgw tunnel1", "cgw tunnel2", "vgw tunnel1", "vgw tunnel2",
-		"BGP active path (tunnel carrying each prefix)", "cgw 172.31.0.0/16", "vgw 10.10.0.0/16",
+		"Routes: the decided route (via) and the tunnel carrying the packets (carried by)",
+		"cgw 172.31.0.0/16 via", "vgw 10.10.0.0/16 via", "  ↳ carried by",
 		"ping", "icmp host-a → host-b", "lost 40 of 140 (28.6%)", "outage 4.0 s",
-		"impair tunnel1", "restore tunnel1", "start cgw", "start vgw",
+		"impair tunnel1: blackhole", "restore tunnel1", "start cgw", "start vgw",
 		"0 s", "10 s", "20 s", "seconds from start",
 		"up", "DPD: peer dead", "route via tunnel1", "route via tunnel2", "lost", "longest gap",
 		"step 5 check outage fail: expected max_gap < 3s, seen 4.0s",
@@ -146,7 +147,7 @@ func TestSVGFailover(t *testing.T) {
 	if len(dead) != 1 {
 		t.Fatalf("%d dead segments on cgw tunnel1", len(dead))
 	}
-	if x, w := dead[0].num(t, "x"), dead[0].num(t, "width"); !near(x, xAt(8)) || !near(x+w, xAt(15.5)) || dead[0].attr("fill") != styleOf(stateDead).fill {
+	if x, w := dead[0].num(t, "x"), dead[0].num(t, "width"); !near(x, xAt(8)) || !near(x+w, xAt(15.5)) || dead[0].attr("fill") != styleOf(stateDeadRetry).fill {
 		t.Errorf("dead segment x %v..%v fill %s, want %v..%v", x, x+w, dead[0].attr("fill"), xAt(8), xAt(15.5))
 	}
 	if !strings.Contains(dead[0].title(), "+8.000s .. +15.500s (7.50s)") {
@@ -166,6 +167,14 @@ func TestSVGFailover(t *testing.T) {
 	}
 	if n := len(rectsTitled(root, "cgw 172.31.0.0/16 via tunnel1")); n != 2 {
 		t.Errorf("%d tunnel1 segments, want 2", n)
+	}
+	// The carrying band moves at the DPD verdict (+8 s), not with BGP.
+	by2 := rectsTitled(root, "cgw 172.31.0.0/16 carried by tunnel2")
+	if len(by2) != 1 {
+		t.Fatalf("%d carried-by-tunnel2 segments", len(by2))
+	}
+	if x, w := by2[0].num(t, "x"), by2[0].num(t, "width"); !near(x, xAt(8)) || !near(x+w, xAt(19)) {
+		t.Errorf("carried by tunnel2 %v..%v, want %v..%v", x, x+w, xAt(8), xAt(19))
 	}
 
 	// The flow: four buckets all lost, the outage shaded from +5 s to +9 s.
@@ -346,9 +355,15 @@ func TestTunnelStates(t *testing.T) {
 		return out
 	}
 	want := []seg{{0, stateUnknown}, {0.05, stateDown}, {0.2, stateNegotiating}, {0.5, stateUpNoBGP}, {0.9, stateUp},
-		{8, stateDead}, {15.5, stateDown}, {15.6, stateUpNoBGP}, {18.9, stateUp}}
+		{8, stateDeadRetry}, {15.5, stateDown}, {15.6, stateUpNoBGP}, {18.9, stateUp}}
 	if b := bands[0]; b.gateway != "cgw" || b.tunnel != "tunnel1" || !slices.EqualFunc(got(b), want, func(a, b seg) bool { return near(a.from, b.from) && a.state == b.state }) {
 		t.Errorf("cgw tunnel1: %+v\nwant %+v", got(b), want)
+	}
+	// DPD action clear: the vgw waits for the peer, it stays "peer dead";
+	// action restart (the cgw above): "peer dead, renegotiating".
+	if b := bands[2]; b.gateway != "vgw" || b.tunnel != "tunnel1" || !slices.ContainsFunc(got(b), func(s seg) bool { return s.state == stateDead }) ||
+		slices.ContainsFunc(got(b), func(s seg) bool { return s.state == stateDeadRetry }) {
+		t.Errorf("vgw tunnel1: %+v", got(b))
 	}
 	for _, b := range bands {
 		if last := b.segs[len(b.segs)-1]; !last.to.Equal(at(20)) || last.state != stateUp {
@@ -382,15 +397,24 @@ func TestTunnelStates(t *testing.T) {
 func TestRouteBands(t *testing.T) {
 	r := failoverRun()
 	bands := routeBands(r, sortedEvents(r), t0, at(20))
-	if len(bands) != 2 || bands[0].gateway != "cgw" || bands[0].prefix != "172.31.0.0/16" || bands[1].prefix != "10.10.0.0/16" {
+	// Per gateway and prefix the decided band, then the carrying band.
+	if len(bands) != 4 || bands[0].gateway != "cgw" || bands[0].prefix != "172.31.0.0/16" || bands[0].carried ||
+		!bands[1].carried || bands[1].prefix != "172.31.0.0/16" || bands[2].prefix != "10.10.0.0/16" || !bands[3].carried {
 		t.Fatalf("bands %+v", bands)
 	}
-	var got []string
-	for _, s := range bands[0].segs {
-		got = append(got, strings.Join(s.tunnels, "+")+"@"+s.from.Sub(t0).String())
+	segs := func(b routeBand) []string {
+		var got []string
+		for _, s := range b.segs {
+			got = append(got, strings.Join(s.tunnels, "+")+"@"+s.from.Sub(t0).String())
+		}
+		return got
 	}
-	if want := []string{"@0s", "tunnel1@1s", "tunnel2@8.1s", "tunnel1@19s"}; !slices.Equal(got, want) {
+	if got, want := segs(bands[0]), []string{"@0s", "tunnel1@1s", "tunnel2@8.1s", "tunnel1@19s"}; !slices.Equal(got, want) {
 		t.Errorf("cgw route band %v, want %v", got, want)
+	}
+	// The packets moved with DPD's verdict (tunnel1's SAs gone), before BGP.
+	if got, want := segs(bands[1]), []string{"@0s", "tunnel1@1s", "tunnel2@8s", "tunnel1@19s"}; !slices.Equal(got, want) || !bands[1].segs[0].unknown {
+		t.Errorf("cgw carrying band %v, want %v", got, want)
 	}
 	// Changes at one instant that come back to where they were leave one
 	// segment.

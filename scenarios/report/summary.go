@@ -161,9 +161,11 @@ func (s *summary) steps() {
 // assertion with its line, expected and seen values.
 func failureLines(st Step) []string {
 	var out []string
-	msg := oneLine(st.Message)
-	if msg != "" {
-		out = append(out, msg)
+	msg := st.Message
+	for _, l := range strings.Split(st.Message, "\n") {
+		if l = oneLine(l); l != "" {
+			out = append(out, l) // one condition per line
+		}
 	}
 	for _, a := range st.Asserts {
 		if a.Passed {
@@ -191,10 +193,29 @@ func expectedSeen(a Assert) string {
 	return "expected " + orDash(oneLine(a.Expected)) + ", seen " + orDash(oneLine(a.Seen))
 }
 
+// beforeCleanup leaves out the gateways' events after the runner's
+// "cleanup" event (withdrawals, sessions closing, DELETEs of the
+// teardown), errors excepted; it returns how many it left out.
+func beforeCleanup(events []Event) (kept []Event, teardown int) {
+	cleaning := false
+	for _, e := range events {
+		if e.Source == "runner" && e.Type == "cleanup" {
+			cleaning = true
+		}
+		if cleaning && e.Source != "runner" && e.Type != "error" {
+			teardown++
+			continue
+		}
+		kept = append(kept, e)
+	}
+	return kept, teardown
+}
+
 func (s *summary) events() {
 	r := s.r
-	shown, omitted := interestingEvents(sortedEvents(r))
-	if len(shown) == 0 && omitted == 0 {
+	evs, teardown := beforeCleanup(sortedEvents(r))
+	shown, omitted := interestingEvents(evs)
+	if len(shown) == 0 && omitted == 0 && teardown == 0 {
 		return
 	}
 	max := s.o.MaxEvents
@@ -213,6 +234,9 @@ func (s *summary) events() {
 	}
 	if cut > 0 {
 		notes = append(notes, fmt.Sprintf("%d more not shown", cut))
+	}
+	if teardown > 0 {
+		notes = append(notes, fmt.Sprintf("%d during the cleanup", teardown))
 	}
 	if len(notes) > 0 {
 		head += " (" + strings.Join(notes, "; ") + ")"

@@ -155,3 +155,35 @@ func TestDescribeEvent(t *testing.T) {
 		}
 	}
 }
+
+// A wait that timed out with several conditions: one condition per line,
+// not run together on one.
+func TestSummaryFailedWaitOneConditionPerLine(t *testing.T) {
+	r := failoverRun()
+	for i := range r.Steps {
+		if r.Steps[i].Status == StatusFail {
+			r.Steps[i].Asserts = nil
+			r.Steps[i].Message = "not reached within 10s:\nline 4: tunnel1 up: expected status == UP, seen cgw DOWN\nline 5: cgw route 172.31.1.0/24 via tunnel2: expected 172.31.1.0/24 via tunnel2, seen cgw: via tunnel1"
+		}
+	}
+	out := summaryOf(t, r, SummaryOptions{})
+	want := "      not reached within 10s:\n" +
+		"      line 4: tunnel1 up: expected status == UP, seen cgw DOWN\n" +
+		"      line 5: cgw route 172.31.1.0/24 via tunnel2: expected 172.31.1.0/24 via tunnel2, seen cgw: via tunnel1\n"
+	if !strings.Contains(out, want) {
+		t.Fatalf("summary:\n%s\nwant lines:\n%s", out, want)
+	}
+}
+
+// The teardown's events (withdrawals as the gateways stop) are not notable.
+func TestSummaryLeavesOutTheCleanup(t *testing.T) {
+	r := failoverRun()
+	r.Events = append(r.Events,
+		Event{Time: at(19.5), Source: "runner", Type: "cleanup"},
+		Event{Time: at(19.6), Source: "cgw", Type: "route", Detail: map[string]string{"kind": "removed", "prefix": "172.31.0.0/16", "from": "tunnel1"}},
+		Event{Time: at(19.7), Source: "vgw", Type: "error", Detail: map[string]string{"message": "boom at the end"}})
+	out := summaryOf(t, r, SummaryOptions{})
+	if strings.Contains(out, "route 172.31.0.0/16: removed") || !strings.Contains(out, "1 during the cleanup") || !strings.Contains(out, "boom at the end") {
+		t.Fatalf("summary:\n%s", out)
+	}
+}

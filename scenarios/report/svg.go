@@ -88,8 +88,8 @@ func fit(s string, px, size float64) string {
 	}
 	rs := []rune(s)
 	n := int(px/(size*0.6)) - 1
-	if n < 1 {
-		return ""
+	if n < 3 || n < len(rs)/4 {
+		return "" // "n…" says nothing: the tooltip has the whole text
 	}
 	return string(rs[:min(n, len(rs))]) + "…"
 }
@@ -416,23 +416,38 @@ func (p *picture) routeSection(y float64) {
 	if len(p.rbands) == 0 {
 		return
 	}
-	p.sectionTitle(y, "BGP active path (tunnel carrying each prefix)")
+	p.sectionTitle(y, "Routes: the decided route (via) and the tunnel carrying the packets (carried by)")
 	y += 18
-	for _, b := range p.rbands {
-		p.rowLabel(y+14, b.gateway+" "+b.prefix, false)
+	for i, b := range p.rbands {
+		verb := "via"
+		if b.carried {
+			verb = "carried by"
+		}
+		label := b.gateway + " " + b.prefix + " " + verb
+		if b.carried && i > 0 && p.rbands[i-1].gateway == b.gateway && p.rbands[i-1].prefix == b.prefix {
+			label = "  ↳ carried by" // under its decided route
+		}
+		p.rowLabel(y+14, label, false)
 		for _, s := range b.segs {
 			if len(s.tunnels) == 0 {
-				title := fmt.Sprintf("%s %s: no route, %s", b.gateway, b.prefix, p.span(s.from, s.to))
+				what, label := "no route", "no route"
+				switch {
+				case b.carried && s.unknown:
+					what, label = "not reported yet", "no data"
+				case b.carried:
+					what, label = "no tunnel with an SA pair: packets dropped", "none"
+				}
+				title := fmt.Sprintf("%s %s: %s, %s", b.gateway, b.prefix, what, p.span(s.from, s.to))
 				if s.why != "" {
 					title += "\n" + s.why
 				}
-				p.box(s.from, s.to, y, bandHeight, "#f5f5f5", "", "no route", "#9e9e9e", title)
+				p.box(s.from, s.to, y, bandHeight, "#f5f5f5", "", label, "#9e9e9e", title)
 				continue
 			}
 			// ECMP: one slice per tunnel.
 			h := bandHeight / float64(len(s.tunnels))
 			for i, tn := range s.tunnels {
-				title := fmt.Sprintf("%s %s via %s, %s", b.gateway, b.prefix, strings.Join(s.tunnels, " + "), p.span(s.from, s.to))
+				title := fmt.Sprintf("%s %s %s %s, %s", b.gateway, b.prefix, verb, strings.Join(s.tunnels, " + "), p.span(s.from, s.to))
 				if s.why != "" {
 					title += "\n" + s.why
 				}
@@ -440,7 +455,8 @@ func (p *picture) routeSection(y float64) {
 				if h < 12 {
 					label = ""
 				}
-				p.box(s.from, s.to, y+float64(i)*h, h, tunnelColor(p.tunnels, tn), "", label, "#ffffff", title)
+				fill := tunnelColor(p.tunnels, tn)
+				p.box(s.from, s.to, y+float64(i)*h, h, fill, "", label, "#ffffff", title)
 			}
 		}
 		y += bandHeight + bandGap
@@ -567,6 +583,14 @@ func (p *picture) outage(f Flow, labelY, top float64) {
 	}
 	x0, x1 := p.x(f.MaxGapFrom), p.x(to)
 	w := math.Max(x1-x0, 2)
+	if f.Lost == 0 && f.MaxGap < time.Second {
+		// Nothing lost: the longest gap is the probe interval, not an
+		// outage; no red box, a quiet note.
+		title := fmt.Sprintf("%s: nothing lost; longest gap between received packets %s", f.Name, human(f.MaxGap))
+		p.printf("<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#2e7d32\"><title>%s</title>no loss (max gap %s)</text>\n",
+			plotLeft+2, labelY+flowLabel-7, esc(title), esc(spoken(f.MaxGap)))
+		return
+	}
 	word := "max gap "
 	if f.Lost > 0 || f.MaxGap >= time.Second {
 		word = "outage "

@@ -16,6 +16,7 @@ const (
 	stateNegotiating = "negotiating"
 	stateDown        = "down"
 	stateDead        = "dead"
+	stateDeadRetry   = "dead-renegotiating"
 	stateStopped     = "stopped"
 	stateUnknown     = "unknown"
 )
@@ -31,6 +32,7 @@ var stateStyles = []stateStyle{
 	{stateNegotiating, "negotiating", "#f5b935", "#3d2c00"},
 	{stateDown, "down", "#ef9a9a", "#4a0d0d"},
 	{stateDead, "DPD: peer dead", "#b71c1c", "#ffffff"},
+	{stateDeadRetry, "DPD: peer dead, renegotiating", "#e65100", "#ffffff"},
 	{stateStopped, "gateway stopped", "#555a60", "#ffffff"},
 	{stateUnknown, "no data", "#eceff1", "#607d8b"},
 }
@@ -50,6 +52,7 @@ type segment struct {
 	from, to time.Time
 	state    string   // tunnel band: a state constant
 	tunnels  []string // route band: the active tunnels, none = no route
+	unknown  bool     // carrying band: before the first carrying event
 	why      string   // what started it
 }
 
@@ -60,6 +63,7 @@ type tunnelBand struct {
 
 type routeBand struct {
 	gateway, prefix string
+	carried         bool // the tunnels carrying the packets, not the decided route
 	segs            []segment
 }
 
@@ -209,6 +213,10 @@ func (s *tunnelState) state() string {
 		return stateUnknown
 	case s.stopped:
 		return stateStopped
+	case s.dead && (s.p1 == "Negotiating" || s.p2 == "Negotiating"):
+		// after the verdict with action restart (or a peer that starts
+		// over): the tunnel is being negotiated again
+		return stateDeadRetry
 	case s.dead:
 		return stateDead
 	case s.ipsecUp && s.usesBGP && s.bgp != "Established":
@@ -284,9 +292,36 @@ func tunnelBands(r *Run, events []Event, start, end time.Time) []tunnelBand {
 	return bands
 }
 
-// routeBands derives one band per gateway and prefix from the route
-// decisions (installed, best-moved, removed).
+// routeBands derives per gateway and prefix a band of the decided route
+// (installed, best-moved, removed: BGP's or the static choice) and, right
+// below it, a band of the tunnels that carried the prefix's packets
+// (carrying-moved: the data path's choice, which skips decided tunnels
+// without SA pairs). The two differ e.g. from a DPD verdict until the BGP
+// hold timer ends, and for good with static routes.
 func routeBands(r *Run, events []Event, start, end time.Time) []routeBand {
+	decided := routeBandsOf(r, events, start, end, false)
+	carried := routeBandsOf(r, events, start, end, true)
+	var out []routeBand
+	used := make([]bool, len(carried))
+	for _, d := range decided {
+		out = append(out, d)
+		for i, c := range carried {
+			if !used[i] && c.gateway == d.gateway && c.prefix == d.prefix {
+				out = append(out, c)
+				used[i] = true
+			}
+		}
+	}
+	for i, c := range carried {
+		if !used[i] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// routeBandsOf derives the decided bands or (carried) the carrying bands.
+func routeBandsOf(r *Run, events []Event, start, end time.Time, carried bool) []routeBand {
 	var bands []routeBand
 	index := map[[2]string]int{}
 	for _, gw := range gatewaysOf(r) {
@@ -295,7 +330,7 @@ func routeBands(r *Run, events []Event, start, end time.Time) []routeBand {
 				continue
 			}
 			kind := e.Detail["kind"]
-			if kind != "installed" && kind != "best-moved" && kind != "removed" {
+			if carried != (kind == "carrying-moved") || (!carried && kind != "installed" && kind != "best-moved" && kind != "removed") {
 				continue
 			}
 			key := [2]string{gw, e.Detail["prefix"]}
@@ -303,12 +338,12 @@ func routeBands(r *Run, events []Event, start, end time.Time) []routeBand {
 			if !ok {
 				i = len(bands)
 				index[key] = i
-				first := segment{from: start}
-				if kind != "installed" {
+				first := segment{from: start, unknown: carried}
+				if kind != "installed" && !carried {
 					first.tunnels = list(e.Detail["from"])
 					first.why = "active before the first route event"
 				}
-				bands = append(bands, routeBand{gateway: gw, prefix: key[1], segs: []segment{first}})
+				bands = append(bands, routeBand{gateway: gw, prefix: key[1], carried: carried, segs: []segment{first}})
 			}
 			b := &bands[i]
 			var to []string
@@ -316,7 +351,7 @@ func routeBands(r *Run, events []Event, start, end time.Time) []routeBand {
 				to = list(e.Detail["to"])
 			}
 			cur := &b.segs[len(b.segs)-1]
-			if slices.Equal(cur.tunnels, to) {
+			if slices.Equal(cur.tunnels, to) && !cur.unknown {
 				continue
 			}
 			at := clampTime(e.Time, start, end)
@@ -325,7 +360,7 @@ func routeBands(r *Run, events []Event, start, end time.Time) []routeBand {
 			case at.After(cur.from):
 				cur.to = at
 				b.segs = append(b.segs, seg)
-			case len(b.segs) > 1 && slices.Equal(b.segs[len(b.segs)-2].tunnels, to):
+			case len(b.segs) > 1 && slices.Equal(b.segs[len(b.segs)-2].tunnels, to) && !b.segs[len(b.segs)-2].unknown:
 				b.segs = b.segs[:len(b.segs)-1] // the one before goes on
 			default:
 				*cur = seg
@@ -352,7 +387,18 @@ func markers(events []Event) []marker {
 		case "step-start", "step-end", "flow-start", "flow-stop":
 			continue
 		case "impair":
-			m.label, m.color = "impair "+target(e), "#d62728"
+			m.label, m.color = "impair "+target(e)+": "+e.Detail["fault"], "#d62728"
+			if e.Detail["fault"] == "flush-nat" {
+				m.label = "flush NAT"
+			}
+		case "rekey":
+			m.label, m.color = "rekey "+gatewayOf(e)+" "+e.Detail["tunnel"]+" phase "+e.Detail["phase"], "#00838f"
+		case "initiate", "terminate":
+			m.label, m.color = e.Type+" "+gatewayOf(e)+" "+e.Detail["tunnel"], "#5d4037"
+		case "ike-impair":
+			m.label, m.color = "ike_impair "+gatewayOf(e)+": "+e.Detail["spec"], "#ad1457"
+		case "bgp":
+			m.label, m.color = "bgp "+gatewayOf(e)+": "+e.Detail["what"], "#283593"
 		case "restore":
 			m.label, m.color = "restore "+target(e), "#2e7d32"
 		case "gateway-kill":
