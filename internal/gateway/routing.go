@@ -221,7 +221,10 @@ type backend struct {
 	r *routing
 }
 
-var _ control.RoutingBackend = backend{}
+var (
+	_ control.RoutingBackend   = backend{}
+	_ control.BGPStatusBackend = backend{}
+)
 
 func (b backend) Status() ike.Status {
 	st := b.Engine.Status()
@@ -260,6 +263,14 @@ func (b backend) RoutingStatus() any {
 		bgp.Status
 	}
 	return view{Mode: string(b.r.cfg.Routing.Mode), Status: b.r.sp.Status()}
+}
+
+// BGPStatus gives the metrics collector the speaker's status.
+func (b backend) BGPStatus() (bgp.Status, bool) {
+	if b.r == nil {
+		return bgp.Status{}, false
+	}
+	return b.r.sp.Status(), true
 }
 
 func (b backend) Advertise(p netip.Prefix) error {
