@@ -329,7 +329,8 @@ func Run(ctx context.Context, profile gwconfig.Profile, name string, args []stri
 		logger.SetFormatter(awsFormatter{states: states})
 		evs, unsub := eng.Subscribe()
 		defer unsub()
-		go states.follow(evs)
+		states.attach(evs)
+		go states.follow()
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
