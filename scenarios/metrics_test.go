@@ -114,6 +114,10 @@ func TestMetricsInTimeline(t *testing.T) {
 		if l[`vpnlab_bgp_session_state{state="Established",tunnel="tunnel2"}`] != 1 {
 			t.Errorf("%s: tunnel2 BGP not Established in the last sample", gw)
 		}
+		if l[`vpnlab_bgp_accepted_routes{tunnel="tunnel1"}`] < 1 || l[`vpnlab_route_changes_total{kind="installed"}`] < 1 || l[`vpnlab_routes_active{tunnel="tunnel1"}`] < 1 {
+			t.Errorf("%s: routes: accepted %v, installed %v, active on tunnel1 %v", gw, l[`vpnlab_bgp_accepted_routes{tunnel="tunnel1"}`],
+				l[`vpnlab_route_changes_total{kind="installed"}`], l[`vpnlab_routes_active{tunnel="tunnel1"}`])
+		}
 	}
 	t.Logf("samples: %v, %d series of cgw", samples, len(latest["cgw"]))
 }
