@@ -120,8 +120,8 @@ func (e *Engine) respondFirst(s *socket, from netip.AddrPort, m *isakmp.Message,
 	if s.natt {
 		sa.floated = true
 	}
+	t.counters.received(m.Header.Exchange) // the first message, counted here: it has no SA yet in handleDatagram
 	e.sas[sa.iCookie] = sa
-	t.counters.received(m.Header.Exchange)
 	sa.halfOpen = true
 	e.halfOpen++
 	sa.timers.halfOpen = e.afterFunc(halfOpenTimeout, func() {
