@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -359,4 +360,26 @@ func ipv4UDP(src, dst netip.Addr, n int) []byte {
 	binary.BigEndian.PutUint16(p[22:], 6000)
 	binary.BigEndian.PutUint16(p[24:], uint16(8+n))
 	return p
+}
+
+// BenchmarkMetricsScrape: one scrape of 2,000 tunnels (docs/metrics.md,
+// "Cost").
+func BenchmarkMetricsScrape(b *testing.B) {
+	fb := fullStatus()
+	one := fb.st.Tunnels[0]
+	fb.st.Tunnels = nil
+	for i := range 2000 {
+		t := one
+		t.Name = "tunnel" + strconv.Itoa(i+1)
+		fb.st.Tunnels = append(fb.st.Tunnels, t)
+	}
+	h := MetricsHandler(fb, nil)
+	var size int
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		size = rec.Body.Len()
+	}
+	b.ReportMetric(float64(size), "bytes/scrape")
+	b.ReportMetric(float64(testutil.CollectAndCount(NewCollector(fb))), "series")
 }
