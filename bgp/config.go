@@ -34,6 +34,14 @@ type Config struct {
 	// HoldTime, Keepalive and ConnectRetry are whole seconds; 0 means the
 	// default.
 	HoldTime, Keepalive, ConnectRetry time.Duration
+	// Passive: never open a session's TCP connection, only accept the
+	// neighbor's (GoBGP's PassiveMode). With one side passive the two
+	// speakers cannot collide (RFC 4271 section 6.8), which GoBGP v3.37.0
+	// does not resolve: each side keeps the connection that reached its
+	// state machine first and closes the other, so two simultaneous opens
+	// both fail and both sides sit out a 5 s idle hold. The vgw is passive
+	// by default; the cgw always connects.
+	Passive bool
 	// ECMP activates all tunnels tying on AS_PATH length (Transit Gateway).
 	ECMP bool
 	// RouteLimit is the number of prefixes accepted per neighbor: 0 means

@@ -18,6 +18,7 @@
 //
 //	config.go    Config and Neighbor, defaults and validation
 //	speaker.go   Speaker: construction, start and stop of GoBGP, neighbors on/off
+//	restart.go   a neighbor that restarted: its stale session started over at once
 //	loop.go      the goroutine that owns the table; publishing changes
 //	advertise.go originated prefixes and static routes
 //	watch.go     GoBGP events -> routes.Table; session state; the route limit

@@ -213,7 +213,7 @@ func (s *Speaker) peerConfig(n Neighbor) *api.Peer {
 			KeepaliveInterval: seconds(s.cfg.Keepalive),
 			ConnectRetry:      seconds(s.cfg.ConnectRetry),
 		}},
-		Transport: &api.Transport{LocalAddress: n.Local.String(), RemotePort: uint32(port)},
+		Transport: &api.Transport{LocalAddress: n.Local.String(), RemotePort: uint32(port), PassiveMode: s.cfg.Passive},
 		AfiSafis:  []*api.AfiSafi{afi},
 	}
 }

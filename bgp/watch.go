@@ -105,13 +105,19 @@ func (s *Speaker) handlePeer(ev *api.WatchEventResponse_PeerEvent) {
 	if nb == nil {
 		return
 	}
+	s.sessionChanged(nb, sessionState(st.GetSessionState()), st.GetAdminState())
+}
+
+// sessionChanged records a neighbor's new session state (on the loop): logs
+// it, withdraws what the neighbor taught us when it leaves Established and
+// tells the OnSession subscribers.
+func (s *Speaker) sessionChanged(nb *neighbor, to SessionState, admin api.PeerState_AdminState) {
 	now := time.Now()
-	to := sessionState(st.GetSessionState())
-	from, changed := nb.setState(to, st.GetAdminState(), now)
+	from, changed := nb.setState(to, admin, now)
 	if !changed {
 		return
 	}
-	limit := from == Established && st.GetAdminState() == api.PeerState_PFX_CT
+	limit := from == Established && admin == api.PeerState_PFX_CT
 	fields := logrus.Fields{"tunnel": nb.n.Tunnel, "peer": nb.n.Peer.String(), "from": string(from), "to": string(to)}
 	if from == Established || to == Established {
 		s.log.WithFields(fields).Info("bgp: session " + string(to))

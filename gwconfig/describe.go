@@ -90,8 +90,8 @@ func (r Routing) describe(g *BGP) string {
 }
 
 func (g *BGP) describe() string {
-	return fmt.Sprintf("bgp_asn=%d bgp_peer_asn=%d router_id=%s hold_time=%s keepalive=%s connect_retry=%s bgp_port=%d advertise=%v",
-		g.ASN, g.PeerASN, addrOrNone(g.RouterID), g.HoldTime, g.Keepalive, g.ConnectRetry, g.Port, g.Advertise)
+	return fmt.Sprintf("bgp_asn=%d bgp_peer_asn=%d router_id=%s hold_time=%s keepalive=%s connect_retry=%s passive=%t bgp_port=%d advertise=%v",
+		g.ASN, g.PeerASN, addrOrNone(g.RouterID), g.HoldTime, g.Keepalive, g.ConnectRetry, g.Passive, g.Port, g.Advertise)
 }
 
 func addrOrNone(a netip.Addr) string {
@@ -156,7 +156,7 @@ func (c *Config) Summary() string {
 	fmt.Fprintf(&b, "routing:            mode %s, ecmp %t, route_limit %d\n", c.Routing.Mode, c.Routing.ECMP, c.Routing.RouteLimit)
 	if g := c.BGP; g != nil {
 		fmt.Fprintf(&b, "bgp:                asn %d, peer_asn %d, router_id %s, port %d\n", g.ASN, g.PeerASN, addrOrNone(g.RouterID), g.Port)
-		fmt.Fprintf(&b, "  timers:           hold_time %s, keepalive %s, connect_retry %s\n", g.HoldTime, g.Keepalive, g.ConnectRetry)
+		fmt.Fprintf(&b, "  timers:           hold_time %s, keepalive %s, connect_retry %s, passive %t\n", g.HoldTime, g.Keepalive, g.ConnectRetry, g.Passive)
 		fmt.Fprintf(&b, "  advertise:        %s\n", prefixesOrNone(g.Advertise))
 	}
 	for i := range c.IKE.Tunnels {

@@ -52,8 +52,12 @@ type BGP struct {
 	// ConnectRetry is the ConnectRetry timer: how long to wait before
 	// opening the TCP connection to a neighbor again; whole seconds.
 	ConnectRetry time.Duration
-	Port         uint16         // TCP port of BGP, ours and the neighbors'
-	Advertise    []netip.Prefix // prefixes we originate (VPC CIDRs, on-premises networks)
+	// Passive: accept the neighbors' TCP connections, never open one
+	// (default on the vgw; the cgw connects). One passive side means the
+	// two speakers never collide.
+	Passive   bool
+	Port      uint16         // TCP port of BGP, ours and the neighbors'
+	Advertise []netip.Prefix // prefixes we originate (VPC CIDRs, on-premises networks)
 }
 
 // Tunnel is what a tunnel has besides its IKE settings: its VPN connection,
@@ -516,7 +520,7 @@ func samePrefixSet(a, b []netip.Prefix) bool {
 // reported even in static mode).
 func (d *decoder) bgp(c *Config, n *yaml.Node, first *tunnelRaw) *BGP {
 	vgw := c.Profile == VGW
-	o := d.object(n, "bgp", "asn", "peer_asn", "router_id", "hold_time", "keepalive", "connect_retry", "port", "advertise")
+	o := d.object(n, "bgp", "asn", "peer_asn", "router_id", "hold_time", "keepalive", "connect_retry", "passive", "port", "advertise")
 	g := &BGP{}
 	var asnSet bool
 	if vgw {
@@ -565,6 +569,7 @@ func (d *decoder) bgp(c *Config, n *yaml.Node, first *tunnelRaw) *BGP {
 		g.Keepalive = DefaultBGPKeepalive
 	}
 	g.ConnectRetry, _ = o.seconds("connect_retry", DefaultBGPConnectRetry, time.Second, 65535*time.Second, false)
+	g.Passive = o.boolean("passive", vgw)
 	g.Port = uint16(o.integer("port", DefaultBGPPort, 1, 65535))
 	g.Advertise = o.prefixes("advertise")
 	if vgw && len(g.Advertise) > AWSVGWAdvertiseLimit {

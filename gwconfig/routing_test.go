@@ -66,7 +66,7 @@ func TestInsideCIDRAndBGPDefaults(t *testing.T) {
 		t.Fatalf("vgw: inside_cidr does not default to bgp: %+v", v.Routing)
 	}
 	wantBGP := BGP{ASN: 64512, PeerASN: 65000, RouterID: addr("169.254.10.1"), HoldTime: 30 * time.Second,
-		Keepalive: 10 * time.Second, ConnectRetry: 3 * time.Second, Port: 179}
+		Keepalive: 10 * time.Second, ConnectRetry: 3 * time.Second, Passive: true, Port: 179}
 	if !reflect.DeepEqual(*v.BGP, wantBGP) {
 		t.Errorf("vgw bgp:\n got %+v\nwant %+v", *v.BGP, wantBGP)
 	}
@@ -79,7 +79,7 @@ func TestInsideCIDRAndBGPDefaults(t *testing.T) {
 	}
 
 	c := mustParse(t, CGW, yml)
-	wantBGP.ASN, wantBGP.PeerASN, wantBGP.RouterID = 65000, 64512, addr("169.254.10.2")
+	wantBGP.ASN, wantBGP.PeerASN, wantBGP.RouterID, wantBGP.Passive = 65000, 64512, addr("169.254.10.2"), false
 	if c.Routing.Mode != RoutingBGP || c.BGP == nil || !reflect.DeepEqual(*c.BGP, wantBGP) {
 		t.Errorf("cgw bgp: %+v %+v", c.Routing, c.BGP)
 	}
@@ -143,6 +143,7 @@ bgp:
   hold_time: 90
   keepalive: 30s
   connect_retry: 5s
+  passive: false
   port: 1179
   advertise: [172.31.0.0/16, 10.20.0.0/16, 192.0.2.7]
 `
@@ -385,7 +386,7 @@ func TestDescribeRouting(t *testing.T) {
 		"    connection: vpn-1\n    inside_cidr: 169.254.11.0/30\n    bgp: {as_path_prepend: 2}\n"))
 	d := c.Describe()
 	for _, f := range []string{
-		"routing=bgp ecmp=false route_limit=100 bgp_asn=64512 bgp_peer_asn=65000 router_id=169.254.10.1 hold_time=30s keepalive=10s connect_retry=3s bgp_port=179 advertise=[172.31.0.0/16]",
+		"routing=bgp ecmp=false route_limit=100 bgp_asn=64512 bgp_peer_asn=65000 router_id=169.254.10.1 hold_time=30s keepalive=10s connect_retry=3s passive=true bgp_port=179 advertise=[172.31.0.0/16]",
 		"dpd_delay=10s dpd_timeout=40s", "nat_keepalive=20s",
 		"connection=vpn-1 inside=169.254.10.0/30 local_inside=169.254.10.1/30 peer_inside=169.254.10.2 bgp_peer_asn=65000 med=100 as_path_prepend=0",
 		"inside=169.254.11.0/30 local_inside=169.254.11.1/30 peer_inside=169.254.11.2 bgp_peer_asn=65000 med=0 as_path_prepend=2",
@@ -401,7 +402,7 @@ func TestDescribeRouting(t *testing.T) {
 	for _, f := range []string{
 		"routing:            mode bgp, ecmp false, route_limit 100",
 		"bgp:                asn 64512, peer_asn 65000, router_id 169.254.10.1, port 179",
-		"  timers:           hold_time 30s, keepalive 10s, connect_retry 3s",
+		"  timers:           hold_time 30s, keepalive 10s, connect_retry 3s, passive true",
 		"  advertise:        172.31.0.0/16",
 		"  connection:       vpn-1",
 		"  inside:           169.254.10.0/30 (local 169.254.10.1/30, peer 169.254.10.2)",

@@ -3,6 +3,7 @@ package ike
 import (
 	"crypto/hmac"
 	"net/netip"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -16,11 +17,26 @@ import (
 //	Initiator                                  Responder
 //	AM1  HDR, SA, KE, Ni, IDii, VID...     -->
 //	                                       <--  AM2  HDR, SA, KE, Nr, IDir, HASH_R, VID..., NAT-D, NAT-D
-//	AM3  HDR, HASH_I, NAT-D, NAT-D         -->  (UDP 4500 if NAT)
+//	AM3  HDR*, HASH_I, NAT-D, NAT-D        -->  (UDP 4500 if NAT)
 //
-// All transforms in AM1 share the DH group of its KE payload. AM3 is sent in
-// the clear as the RFC shows it; an encrypted AM3 (as some peers send) is
-// accepted too.
+// All transforms in AM1 share the DH group of its KE payload.
+//
+// AM3 is encrypted. RFC 2409 section 5.4 draws it as "HDR, HASH_I", but
+// RFC 2408 section 4.7 (the aggressive exchange) encrypts the third message
+// ("HDR*"), and established implementations follow that: strongSwan marks
+// HASH as an encrypted payload of aggressive mode and so encrypts the whole
+// message; Libreswan encrypts it ("RFC2408 says we must encrypt at this
+// point") and accepts only an encrypted one. We send it encrypted and
+// accept both forms.
+//
+// IVs (RFC 2409 appendix B): the phase 1 IV is hash(g^xi | g^xr) truncated
+// to the cipher block, as strongSwan (iv_manager init_iv_chain) and
+// Libreswan (calc_v1_skeyid_and_iv) truncate it; AM3 is encrypted with it
+// and its last ciphertext block is the "last phase 1 CBC block" that seeds
+// hash(block | M-ID) for every quick mode and informational exchange. A
+// plaintext AM3 leaves no such block: the seed is then the phase 1 IV
+// itself, as strongSwan does when it accepts one (its phase 1 IV is updated
+// only by encrypted messages).
 
 func (t *tunnel) startAggressiveMode() *ikeSA {
 	sa := t.newInitiatorSA(AggressiveMode)
@@ -58,6 +74,9 @@ func (sa *ikeSA) handleAggressive(s *socket, from netip.AddrPort, m *isakmp.Mess
 		if sa.e.resend(&sa.out) && sa.t != nil {
 			sa.t.counters.DuplicatesAnswered++
 		}
+		return
+	}
+	if sa.staleFirstMessage(dg) {
 		return
 	}
 	var ok bool
@@ -165,13 +184,21 @@ func (sa *ikeSA) processAM2(m *isakmp.Message) bool {
 	if sa.natDetected() {
 		sa.float()
 	}
-	b, err := (&isakmp.Message{Header: sa.header(isakmp.ExchangeAggressive, 0), Payloads: ps}).Encode()
+	// AM3 goes out encrypted (see the comment at the top): its last CBC
+	// block seeds the IVs of quick mode and informational exchanges.
+	seal := sa.sealPhase1
+	if sa.e.am3InClear { // tests only: a peer that sends AM3 in the clear
+		seal = func(h isakmp.Header, ps []isakmp.Payload) ([]byte, error) {
+			return (&isakmp.Message{Header: h, Payloads: ps}).Encode()
+		}
+	}
+	b, err := seal(sa.header(isakmp.ExchangeAggressive, 0), ps)
 	if err != nil {
 		sa.fail("encoding AM3: "+err.Error(), false)
 		return false
 	}
 	sa.out.answered()
-	sa.logger().WithFields(logrus.Fields{"proposal": p.String(), "peer_id": id.String(), "floated": sa.floated}).Info("aggressive mode: AM2 authenticated, sending AM3 (HASH_I)")
+	sa.logger().WithFields(logrus.Fields{"proposal": p.String(), "peer_id": id.String(), "floated": sa.floated}).Info("aggressive mode: AM2 authenticated, sending AM3 (HASH_I, encrypted)")
 	sa.sendPhase1(b, "AM3", false)
 	sa.establish(false)
 	return true
@@ -201,6 +228,27 @@ func (sa *ikeSA) processAM3(m *isakmp.Message) bool {
 	sa.processNATD(ps)
 	sa.out.answered()
 	sa.logger().Info("aggressive mode: AM3 authenticated")
+	sa.peerConfirmed = true // the initiator verified HASH_R before it sent AM3
 	sa.establish(hasNotify(ps, isakmp.NotifyInitialContact))
 	return true
+}
+
+// am3Settle is how long an aggressive mode initiator waits after AM3 before
+// it sends QM1. AM3 and QM1 would otherwise leave back to back, and a
+// multi-threaded responder may take QM1 up first: strongSwan then logs
+// "ignoring QUICK_MODE request while phase 1 is incomplete" and the tunnel
+// waits a whole retransmission timeout (seen in
+// interop/TestCGWAggressiveToStrongSwan in about half the runs). Main mode
+// has no such race: its initiator completes on receiving MM6.
+const am3Settle = 50 * time.Millisecond
+
+// firstQuickModeAfterAM3 starts the tunnel's first quick mode am3Settle
+// after AM3, if the SA is still the tunnel's and nothing started one since.
+func (sa *ikeSA) firstQuickModeAfterAM3() {
+	t := sa.t
+	sa.e.afterFunc(am3Settle, func() {
+		if t.sa == sa && sa.state == stateEstablished && t.wantUp && len(t.children) == 0 && !t.quickPending() {
+			t.startQuickMode(nil)
+		}
+	})
 }

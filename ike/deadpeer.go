@@ -131,7 +131,10 @@ func (t *tunnel) dpdCheck() {
 			// loop's idea of silence.
 			t.dpdDeferred = true
 			m.Revive()
-			t.e.post(t.dpdCheck)
+			// Not e.post: the loop must never block on its own full
+			// inbox (it deadlocked under 2,000 tunnels); a timer's
+			// goroutine waits for room instead.
+			t.e.afterFunc(0, t.dpdCheck)
 			return
 		}
 		t.dpdDeferred = false

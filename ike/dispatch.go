@@ -28,10 +28,21 @@ func (e *Engine) handleDatagram(s *socket, from netip.AddrPort, b []byte) {
 		return
 	}
 	h := m.Header
-	sa := e.sas[h.ICookie]
 	var zero [8]byte
-	if sa != nil && h.RCookie != zero && sa.rCookie != zero && sa.rCookie != h.RCookie {
-		sa = nil
+	if h.ICookie == zero {
+		// RFC 2408 section 2.5.3: a cookie is a unique value; a zero
+		// initiator cookie belongs to no negotiation and would make every
+		// retransmission look like a new one.
+		e.counters.ZeroCookie++
+		if e.counters.ZeroCookie%100 == 1 {
+			e.log.WithFields(logrus.Fields{"peer": from.String(), "exchange": h.Exchange.String(), "count": e.counters.ZeroCookie}).
+				Warn("dropping IKE message with a zero initiator cookie")
+		}
+		return
+	}
+	sa, known := e.lookupSA(from, h, b)
+	if known {
+		return // an existing SA's cookie with the wrong responder cookie: counted, dropped
 	}
 	if sa == nil {
 		if h.RCookie == zero && h.MessageID == 0 && (h.Exchange == isakmp.ExchangeIdentityProtection || h.Exchange == isakmp.ExchangeAggressive) {
@@ -50,8 +61,12 @@ func (e *Engine) handleDatagram(s *socket, from netip.AddrPort, b []byte) {
 	if sa.t != nil {
 		sa.t.counters.received(h.Exchange)
 	}
-	if sa.initiator && sa.rCookie == zero {
+	if sa.initiator && sa.rCookie == zero && h.RCookie != zero {
+		// The responder's cookie becomes part of the SA's identity only if
+		// this message is the answer that moves the exchange on: a forged
+		// message must not pin a wrong responder cookie.
 		sa.rCookie = h.RCookie
+		defer sa.keepRCookieIfAnswered()
 	}
 	switch h.Exchange {
 	case isakmp.ExchangeIdentityProtection:
@@ -105,11 +120,7 @@ func (e *Engine) respondFirst(s *socket, from netip.AddrPort, m *isakmp.Message,
 		e.sendPlainNotify(s.local, from, m.Header.ICookie, randomCookie(), isakmp.NotifyNoProposalChosen)
 		return
 	}
-	if e.halfOpen >= e.cfg.MaxHalfOpen {
-		e.counters.HalfOpenRefused++
-		if e.counters.HalfOpenRefused%100 == 1 {
-			log.WithField("half_open", e.halfOpen).Warn("too many half-open ISAKMP SAs: dropping new first messages")
-		}
+	if !e.admitHalfOpen(from.Addr(), log) {
 		return
 	}
 	sa := &ikeSA{
@@ -122,15 +133,15 @@ func (e *Engine) respondFirst(s *socket, from netip.AddrPort, m *isakmp.Message,
 	}
 	t.counters.received(m.Header.Exchange) // the first message, counted here: it has no SA yet in handleDatagram
 	e.sas[sa.iCookie] = sa
-	sa.halfOpen = true
-	e.halfOpen++
+	e.holdHalfOpen(sa, from.Addr())
 	sa.timers.halfOpen = e.afterFunc(halfOpenTimeout, func() {
 		if sa.state != stateEstablished && sa.state != stateDeleted {
 			sa.logger().Warn("phase 1 did not complete in time: dropping half-open ISAKMP SA")
-			sa.fail("phase 1 timed out (responder)", false)
+			sa.failPhase1("phase 1 timed out (responder)")
 		}
 	})
 	sa.lastInHash = digest(raw)
+	sa.firstInHash = sa.lastInHash
 	switch m.Header.Exchange {
 	case isakmp.ExchangeIdentityProtection:
 		sa.exchange = MainMode
@@ -138,5 +149,57 @@ func (e *Engine) respondFirst(s *socket, from netip.AddrPort, m *isakmp.Message,
 	case isakmp.ExchangeAggressive:
 		sa.exchange = AggressiveMode
 		sa.processAM1(m)
+	}
+}
+
+// lookupSA finds the ISAKMP SA of a message by its cookies. Once an SA knows
+// the responder cookie, both cookies must match; the one exception is a
+// retransmission of the very first message (responder cookie still zero),
+// which gets the cached answer. known reports a message that names an
+// existing SA's initiator cookie but does not belong to it: it is counted
+// and dropped, neither answered nor passed to the SA (a forged message
+// with a victim's initiator cookie must not reach its negotiation).
+func (e *Engine) lookupSA(from netip.AddrPort, h isakmp.Header, raw []byte) (sa *ikeSA, known bool) {
+	sa = e.sas[h.ICookie]
+	if sa == nil {
+		return nil, false
+	}
+	var zero [8]byte
+	switch {
+	case sa.rCookie == zero: // our initiator SA, before the first answer
+		return sa, false
+	case h.RCookie == sa.rCookie:
+		return sa, false
+	case h.RCookie == zero && !sa.initiator && digest(raw) == sa.firstInHash:
+		return sa, false
+	case h.RCookie != zero:
+		return nil, false // a stale or unknown responder cookie: INVALID-COOKIE
+	}
+	e.counters.CookieMismatch++
+	if e.counters.CookieMismatch%100 == 1 {
+		e.log.WithFields(logrus.Fields{"peer": from.String(), "icookie": hex.EncodeToString(h.ICookie[:]),
+			"exchange": h.Exchange.String(), "count": e.counters.CookieMismatch}).
+			Warn("dropping a message with the initiator cookie of an existing ISAKMP SA and no responder cookie (not a retransmission of its first message)")
+	}
+	return nil, true
+}
+
+// staleFirstMessage reports (and logs) a responder's copy of the first
+// message (MM1/AM1) that arrives after the exchange moved on: late or
+// duplicated on the way, it is no message of the current step and must not
+// be taken for MM3/MM5/AM3 (which would refuse it and end the negotiation).
+func (sa *ikeSA) staleFirstMessage(dg [32]byte) bool {
+	if sa.initiator || dg != sa.firstInHash {
+		return false
+	}
+	sa.logger().WithField("state", sa.state.String()).Debug("a late copy of the first message: dropped (the exchange has moved on)")
+	return true
+}
+
+// keepRCookieIfAnswered forgets a responder cookie learnt from a message that
+// did not move the initiator's exchange on.
+func (sa *ikeSA) keepRCookieIfAnswered() {
+	if sa.state == stateMM1Sent || sa.state == stateAM1Sent {
+		sa.rCookie = [8]byte{}
 	}
 }

@@ -67,8 +67,19 @@ type Engine struct {
 	sas      map[[8]byte]*ikeSA // by initiator cookie
 	sockets  map[netip.AddrPort]*socket
 	halfOpen int
-	counters EngineCounters
-	impairs  []Impairment // impair.go
+	// halfOpenBy counts half-open SAs per peer address; halfOpenMax and
+	// halfOpenPeerMax are the bounds (halfopen.go).
+	halfOpenBy      map[netip.Addr]int
+	halfOpenMax     int
+	halfOpenPeerMax map[netip.Addr]int
+	// startQueue: startup-action-start tunnels not yet initiated (startup.go).
+	startQueue []*tunnel
+	counters   EngineCounters
+	// am3InClear makes an aggressive mode initiator send AM3 unencrypted,
+	// as RFC 2409's drawing shows it: only tests set it, to play a peer
+	// that does (aggressive.go).
+	am3InClear bool
+	impairs    []Impairment // impair.go
 
 	subsMu  sync.Mutex
 	subs    map[int]chan Event
@@ -136,6 +147,7 @@ func NewEngine(cfg Config, opts ...Option) (*Engine, error) {
 		e.tunnels = append(e.tunnels, t)
 		e.byName[tc.Name] = t
 	}
+	e.halfOpenLimits()
 	for _, imp := range cfg.Impairments {
 		if err := e.checkImpairment(imp); err != nil {
 			return nil, err
@@ -262,10 +274,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		go func(s *socket) { defer wg.Done(); e.routineReceive(s) }(s)
 	}
 	e.log.WithField("tunnels", len(e.tunnels)).Info("IKE engine started")
+	// Tunnels with startup action start are initiated by the loop itself,
+	// a batch at a time between inbox items (startup.go): posting one
+	// closure per tunnel here would block on a full inbox before the loop
+	// runs, with more tunnels than the inbox holds.
 	for _, t := range e.tunnels {
 		if t.cfg.StartupAction == StartupStart {
-			t := t
-			e.post(func() { t.initiate("startup action start") })
+			e.startQueue = append(e.startQueue, t)
 		}
 	}
 	e.routineLoop(ctx)
@@ -277,9 +292,22 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-// routineLoop is the single owner of the engine state.
+// routineLoop is the single owner of the engine state. While tunnels wait
+// to be started it gives queued work (messages, control calls, timers)
+// precedence and starts the next batch whenever the inbox is empty.
 func (e *Engine) routineLoop(ctx context.Context) {
 	for {
+		if len(e.startQueue) > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case fn := <-e.inbox:
+				fn()
+			default:
+				e.startNextBatch()
+			}
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -305,6 +333,7 @@ func (e *Engine) Status() Status {
 		}
 		st.Counters = e.counters
 		st.Counters.HalfOpen = e.halfOpen
+		st.Counters.HalfOpenLimit = e.halfOpenMax
 	})
 	if dc, ok := e.dp.(DataPathCounters); ok && err == nil {
 		st.DataPathDrops = dc.Drops()
@@ -393,6 +422,7 @@ func (e *Engine) Terminate(name string) error {
 	if cerr := e.call(func() {
 		var t *tunnel
 		if t, err = e.tunnelByName(name); err == nil {
+			e.unqueueStart(t)
 			t.terminate("control request")
 		}
 	}); cerr != nil {

@@ -184,6 +184,10 @@ func (sa *ikeSA) processNotify(n *isakmp.Notify, authenticated bool) {
 		return
 	}
 	if n.NotifyType < 16384 {
+		if !authenticated {
+			sa.unauthenticatedNotify(n.NotifyType) // phase1notify.go
+			return
+		}
 		log.Warn("peer reported an error")
 		sa.peerError(n.NotifyType)
 		return
@@ -211,6 +215,9 @@ func (sa *ikeSA) peerError(nt isakmp.NotifyType) {
 	}
 	if sa.state != stateEstablished {
 		sa.fail(reason, false)
+		return
+	}
+	if sa.peerRejectedPhase1(nt) { // phase1notify.go
 		return
 	}
 	// Phase 2 failures: fail the pending quick modes.

@@ -49,7 +49,9 @@ type ikeSA struct {
 	local     netip.AddrPort // current local socket (500, or 4500 after the float)
 	remote    netip.AddrPort
 	created   time.Time
-	halfOpen  bool // counted in Engine.halfOpen
+	halfOpen  bool // counted in Engine.halfOpen (halfopen.go)
+	// halfOpenPeer: the address the half-open count is held for.
+	halfOpenPeer netip.Addr
 
 	// Negotiation.
 	saiB     []byte // the initiator's SA payload body, as sent (HASH_I/HASH_R)
@@ -85,6 +87,10 @@ type ikeSA struct {
 	// last one we received, to answer duplicates with the cached reply.
 	out        outbox
 	lastInHash [32]byte
+	// firstInHash: a responder's digest of the first message, to tell its
+	// retransmission (answered from the cache) from a new message that
+	// reuses the initiator cookie (dropped).
+	firstInHash [32]byte
 
 	// Phase 2 and informational exchanges by message ID.
 	quick         map[uint32]*quickMode
@@ -99,6 +105,14 @@ type ikeSA struct {
 		expire   *time.Timer
 	}
 	dpdSeq uint32
+
+	// Error notifies (phase1notify.go): the first unauthenticated one during
+	// phase 1 and how many retransmissions we had sent then; peerConfirmed:
+	// the peer has shown it accepted phase 1 (sent MM6/AM3, or any
+	// authenticated message since).
+	unauthNotify  isakmp.NotifyType
+	unauthTries   int
+	peerConfirmed bool
 }
 
 func (sa *ikeSA) logger() logrus.FieldLogger {

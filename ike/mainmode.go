@@ -53,7 +53,7 @@ func (sa *ikeSA) sendPhase1(b []byte, what string, expectReply bool) {
 	}
 	sa.e.transmit(&sa.out, counters, sa.msgRef(what), sa.local, sa.remote, b, what, expectReply, func() {
 		sa.logger().WithField("message", what).Warn("no answer after all retransmissions: phase 1 failed")
-		sa.fail(fmt.Sprintf("phase 1 timed out waiting for the answer to %s (peer not responding)", what), false)
+		sa.failPhase1(fmt.Sprintf("phase 1 timed out waiting for the answer to %s (peer not responding)", what))
 	})
 }
 
@@ -68,6 +68,9 @@ func (sa *ikeSA) handleMainMode(s *socket, from netip.AddrPort, m *isakmp.Messag
 		if sa.e.resend(&sa.out) && sa.t != nil {
 			sa.t.counters.DuplicatesAnswered++
 		}
+		return
+	}
+	if sa.staleFirstMessage(dg) {
 		return
 	}
 	if m.Header.MessageID != 0 {
@@ -363,6 +366,7 @@ func (sa *ikeSA) processMM6(m *isakmp.Message) bool {
 	}
 	sa.out.answered()
 	sa.logger().WithField("peer_id", id.String()).Info("main mode: MM6 authenticated")
+	sa.peerConfirmed = true // the responder verified HASH_I before it sent MM6
 	sa.establish(false)
 	return true
 }
@@ -381,11 +385,12 @@ func (sa *ikeSA) checkPeerID(id *isakmp.ID) error {
 }
 
 // checkErrorNotify looks for an error notify in a plaintext phase 1 message
-// (some peers answer with one in place of the expected message).
+// (some peers answer with one in place of the expected message). It is
+// unauthenticated: phase1notify.go decides what it may end.
 func (sa *ikeSA) checkErrorNotify(m *isakmp.Message) bool {
 	for _, n := range m.Notifies() {
 		if n.NotifyType < 16384 {
-			sa.peerError(n.NotifyType)
+			sa.unauthenticatedNotify(n.NotifyType)
 			return true
 		}
 	}
@@ -439,6 +444,12 @@ func (sa *ikeSA) computeKeys(peerKE []byte) bool {
 	if err := sa.deriveKeys(sa.t.cfg.PSK, gxy); err != nil {
 		sa.fail("key derivation: "+err.Error(), false)
 		return false
+	}
+	// The key is logged as soon as it exists, not when phase 1 is
+	// established: a negotiation that fails in MM5/MM6 (a wrong pre-shared
+	// key) is exactly the one worth decrypting (vpnlab decode, Wireshark).
+	if sa.e.klog != nil {
+		sa.e.klog.IKEv1Keys(sa.iCookie, sa.encKey)
 	}
 	return true
 }

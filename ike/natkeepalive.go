@@ -79,6 +79,7 @@ func (t *tunnel) sendKeepalive(sa *ikeSA) {
 // authenticated is called for every authenticated IKE message of an
 // established SA: proof of life for DPD, and the peer's current mapping.
 func (sa *ikeSA) authenticated(from netip.AddrPort) {
+	sa.peerConfirmed = true // phase1notify.go
 	t := sa.t
 	if t == nil {
 		return

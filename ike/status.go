@@ -86,8 +86,12 @@ type Counters struct {
 	DuplicatesAnswered uint64 `json:"duplicates_answered"`
 	Phase1Established  uint64 `json:"phase1_established"`
 	Phase2Established  uint64 `json:"phase2_established"`
-	NotifiesSent       uint64 `json:"notifies_sent"`
-	NotifiesReceived   uint64 `json:"notifies_received"`
+	// Phase2Superseded counts pairs deleted because the peer negotiated
+	// another pair with other traffic selectors (one SA pair per tunnel,
+	// onepair.go).
+	Phase2Superseded uint64 `json:"phase2_superseded"`
+	NotifiesSent     uint64 `json:"notifies_sent"`
+	NotifiesReceived uint64 `json:"notifies_received"`
 	// DPDProbes counts R-U-THERE sent, DPDTimeouts the peer declared dead
 	// (RFC 3706).
 	DPDProbes   uint64 `json:"dpd_probes"`
@@ -131,7 +135,20 @@ type EngineCounters struct {
 	UnknownCookie   uint64 `json:"unknown_cookie"`
 	UnknownPeer     uint64 `json:"unknown_peer"`
 	HalfOpen        int    `json:"half_open"`
-	HalfOpenRefused uint64 `json:"half_open_refused"`
+	HalfOpenRefused uint64 `json:"half_open_refused"` // by either bound
+	// HalfOpenPeerRefused: refused by the per-peer-address bound (also in
+	// HalfOpenRefused).
+	HalfOpenPeerRefused uint64 `json:"half_open_peer_refused"`
+	// HalfOpenLimit is the engine-wide bound in force (halfopen.go).
+	HalfOpenLimit int `json:"half_open_limit"`
+	// ZeroCookie: messages with a zero initiator cookie, dropped.
+	ZeroCookie uint64 `json:"zero_cookie"`
+	// CookieMismatch: messages with an existing SA's initiator cookie but
+	// not its responder cookie (nor a retransmitted first message), dropped.
+	CookieMismatch uint64 `json:"cookie_mismatch"`
+	// UnauthenticatedNotifies: plaintext error notifies that did not end
+	// anything at once (informational.go, unauthnotify.go).
+	UnauthenticatedNotifies uint64 `json:"unauthenticated_notifies"`
 }
 
 // Status is the whole engine's status.

@@ -178,17 +178,11 @@ func (sa *ikeSA) establish(initialContact bool) {
 	sa.state = stateEstablished
 	sa.established = timeNow()
 	sa.expires = sa.established.Add(sa.lifetime)
-	if sa.halfOpen {
-		sa.halfOpen = false
-		e.halfOpen--
-	}
+	e.releaseHalfOpen(sa)
 	if sa.timers.halfOpen != nil {
 		sa.timers.halfOpen.Stop()
 	}
 	sa.dhKey = nil
-	if e.klog != nil {
-		e.klog.IKEv1Keys(sa.iCookie, sa.encKey)
-	}
 	t.counters.Phase1Established++
 	t.counters.Exchanges.ofMode(sa.exchange).Completed++
 	old := t.sa
@@ -198,8 +192,14 @@ func (sa *ikeSA) establish(initialContact bool) {
 	t.log.WithFields(logrus.Fields{"role": sa.role(), "exchange": sa.exchange.String(), "proposal": sa.chosen.String(),
 		"lifetime": sa.lifetime.String(), "nat_detected": sa.natDetected(), "floated": sa.floated,
 		"icookie": hex.EncodeToString(sa.iCookie[:]), "rcookie": hex.EncodeToString(sa.rCookie[:])}).Info("phase 1 established (ISAKMP SA)")
-	e.emit(Event{Tunnel: t.cfg.Name, Type: "phase1-up", Detail: map[string]string{
-		"role": sa.role(), "proposal": sa.chosen.String(), "exchange": sa.exchange.String(), "nat_detected": boolStr(sa.natDetected())}})
+	detail := map[string]string{
+		"role": sa.role(), "proposal": sa.chosen.String(), "exchange": sa.exchange.String(), "nat_detected": boolStr(sa.natDetected())}
+	if initialContact {
+		// The peer kept nothing from before (it restarted): the gateway
+		// starts the tunnel's BGP session over (bgp.Speaker.PeerRestarted).
+		detail["initial_contact"] = "true"
+	}
+	e.emit(Event{Tunnel: t.cfg.Name, Type: "phase1-up", Detail: detail})
 	// Phase 1 lifetime: the initiator rekeys (a new main mode) before
 	// expiry; at expiry the SA is deleted. IPsec SAs are independent of it.
 	if sa.initiator {
@@ -229,7 +229,11 @@ func (sa *ikeSA) establish(initialContact bool) {
 	t.startDPD(sa)
 	t.startKeepalive(sa)
 	if sa.initiator && t.wantUp && len(t.children) == 0 {
-		t.startQuickMode(nil)
+		if sa.exchange == AggressiveMode {
+			sa.firstQuickModeAfterAM3() // aggressive.go
+		} else {
+			t.startQuickMode(nil)
+		}
 	}
 }
 
@@ -299,10 +303,7 @@ func (sa *ikeSA) delete(reason string, tellPeer bool) {
 			tm.Stop()
 		}
 	}
-	if sa.halfOpen {
-		sa.halfOpen = false
-		sa.e.halfOpen--
-	}
+	sa.e.releaseHalfOpen(sa)
 	if sa.e.sas[sa.iCookie] == sa {
 		delete(sa.e.sas, sa.iCookie)
 	}
@@ -401,6 +402,7 @@ func (t *tunnel) onChildUp(qm *quickMode, pair ChildSAPair) {
 	if rekey {
 		t.counters.Phase2Rekeys++
 	}
+	t.keepOnePair(c)
 }
 
 // rekeyChild negotiates a replacement for c.

@@ -341,7 +341,13 @@ func (e *env) startGateway(bin, name, cfg, psk string, ns *netlab.NS) *gateway {
 // startCharon starts charon in ns and loads conn.
 func (e *env) startCharon(ctx context.Context, ns *netlab.NS, conn strongswan.Conn) *strongswan.Charon {
 	e.t.Helper()
-	c, err := strongswan.Start(ctx, ns, strongswan.Options{LogLevel: 1})
+	return e.startCharonWith(ctx, ns, strongswan.Options{LogLevel: 1}, conn)
+}
+
+// startCharonWith is startCharon with charon's options.
+func (e *env) startCharonWith(ctx context.Context, ns *netlab.NS, opt strongswan.Options, conn strongswan.Conn) *strongswan.Charon {
+	e.t.Helper()
+	c, err := strongswan.Start(ctx, ns, opt)
 	if errors.Is(err, strongswan.ErrNotInstalled) {
 		e.t.Skip(err)
 	}

@@ -51,6 +51,17 @@ type Side struct {
 
 // Gateway is how one gateway process is run and configured.
 type Gateway struct {
+	// Kind is what runs on the customer side: "vpnlab" (default, a vpnlab
+	// gateway process) or "strongswan" (a foreign customer gateway: one
+	// strongSwan charon per tunnel, configured from `vpnlab export`, with
+	// BIRD for BGP; docs/scenarios.md, Foreign customer gateway).
+	Kind string `yaml:"kind"`
+	// BGP is the foreign gateway's BGP speaker: "bird" (default), "frr" or
+	// "none".
+	BGP string `yaml:"bgp"`
+	// SwanctlFiles replace the exported swanctl.conf of a tunnel (tunnel
+	// name -> file, relative to the scenario file) for a strongswan kind.
+	SwanctlFiles map[string]string `yaml:"swanctl_files"`
 	// Binary is the gateway profile: "cgw" (customer side default) or
 	// "vgw" (AWS side default; AWS's defaults and limits).
 	Binary string `yaml:"binary"`

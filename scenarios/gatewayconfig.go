@@ -218,6 +218,15 @@ func checkConfig(binary string, data []byte, env []string, file string) error {
 	if binary == "vgw" {
 		prof = gwconfig.VGW
 	}
+	return withEnv(env, func() error {
+		_, err := gwconfig.Parse(data, prof, file)
+		return err
+	})
+}
+
+// withEnv runs fn with the variables of env set in this process (the keys
+// of a configuration that takes them from psk_env), then restores them.
+func withEnv(env []string, fn func() error) error {
 	restore := map[string]*string{}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -237,8 +246,7 @@ func checkConfig(binary string, data []byte, env []string, file string) error {
 			}
 		}
 	}()
-	_, err := gwconfig.Parse(data, prof, file)
-	return err
+	return fn()
 }
 
 // hostNets are the networks of one side's hosts.
@@ -260,8 +268,16 @@ func (s *Scenario) Check() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	for _, name := range []string{"cgw", "vgw"} {
+	var vgwConfig string
+	var vgwEnv []string
+	for _, name := range []string{"vgw", "cgw"} {
 		pg := s.plan.gateways[name]
+		if pg.kind == "strongswan" {
+			if err := s.plan.exportForeign(pg, vgwConfig, vgwEnv, filepath.Join(dir, "cgw"), filepath.Join(dir, "out")); err != nil {
+				return fmt.Errorf("%s:%d: the strongSwan customer gateway's configuration: %v", s.File, pg.kindLine, err)
+			}
+			continue
+		}
 		f := gatewayFiles{Config: filepath.Join(dir, name+".yaml"), Control: filepath.Join(dir, name+".sock"),
 			KeyLog: filepath.Join(dir, name+"-keys.log"), Events: filepath.Join(dir, name+"-events.ndjson")}
 		data, env, err := s.plan.buildConfig(pg, f)
@@ -271,6 +287,10 @@ func (s *Scenario) Check() error {
 		if err := checkConfig(pg.Binary, data, env, name+".yaml (generated)"); err != nil {
 			return fmt.Errorf("%s:%d: the %s configuration the scenario makes is invalid:\n%v", s.File, pg.line, name, err)
 		}
+		if err := os.WriteFile(f.Config, data, 0o600); err != nil {
+			return err
+		}
+		vgwConfig, vgwEnv = f.Config, env
 	}
 	return nil
 }

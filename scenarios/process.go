@@ -30,10 +30,27 @@ type gwProc struct {
 	mu   sync.Mutex
 	proc *netlab.Proc
 	logs []string // one log file per start
+
+	// foreign is set for a customer gateway that is not a vpnlab process
+	// (kind strongswan): the methods below act on its daemons instead.
+	foreign *foreignCGW
+}
+
+// logFiles are the gateway's logs so far.
+func (g *gwProc) logFiles() []string {
+	if g.foreign != nil {
+		return g.foreign.logFiles()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.logs...)
 }
 
 // start runs the gateway and waits until its control API answers.
 func (g *gwProc) start(ctx context.Context) error {
+	if g.foreign != nil {
+		return g.foreign.start(ctx)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.proc != nil {
@@ -71,6 +88,9 @@ func (g *gwProc) start(ctx context.Context) error {
 // stop ends the gateway with SIGTERM (it sends DELETEs and removes its
 // routes), or with SIGKILL when kill is set (nothing is said to the peer).
 func (g *gwProc) stop(kill bool) error {
+	if g.foreign != nil {
+		return g.foreign.stop(kill)
+	}
 	g.mu.Lock()
 	p := g.proc
 	g.mu.Unlock()
@@ -100,6 +120,9 @@ func (g *gwProc) stop(kill bool) error {
 }
 
 func (g *gwProc) running() bool {
+	if g.foreign != nil {
+		return g.foreign.running()
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.proc == nil {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vpnlab/vpnlab/internal/netlab"
 )
 
 // These tests run the real CLI (vpnlab run) on the shipped scenarios in
@@ -73,7 +75,7 @@ func runCLI(t *testing.T, d time.Duration, args ...string) (string, int) {
 }
 
 // labLeft returns the namespaces of the run recorded in dir's timeline
-// that still exist (a run must leave none).
+// that still exist, and its marker if it does (a run must leave none).
 func labLeft(t *testing.T, dir string) []string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "timeline.json"))
@@ -99,6 +101,9 @@ func labLeft(t *testing.T, dir string) []string {
 		t.Fatalf("the timeline has no lab event")
 	}
 	left, _ := filepath.Glob("/run/netns/" + id + "-*")
+	if _, err := os.Stat(filepath.Join(netlab.MarkerDir, id)); err == nil {
+		left = append(left, filepath.Join(netlab.MarkerDir, id))
+	}
 	return left
 }
 
@@ -111,6 +116,11 @@ func TestShippedScenarios(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(f, ".yaml")
 		t.Run(name, func(t *testing.T) {
+			if s, err := Load(f, Options{}); err == nil {
+				if err := s.plan.foreignPreflight(); err != nil {
+					t.Skipf("%v (.ci/run installs strongSwan and BIRD)", err)
+				}
+			}
 			start := time.Now()
 			text, code := runCLI(t, 2*time.Minute, "run", "--out", out, f)
 			if code != 0 {
@@ -122,7 +132,11 @@ func TestShippedScenarios(t *testing.T) {
 			if left := labLeft(t, filepath.Join(out, name)); len(left) > 0 {
 				t.Errorf("namespaces left behind: %v", left)
 			}
-			for _, a := range []string{"failover.html", "junit.xml", "timeline.json", "wan.pcap", "keys.log", "cgw.yaml", "vgw-events.ndjson"} {
+			cgwFiles := "cgw.yaml"
+			if strings.HasPrefix(name, "strongswan-") { // a foreign customer gateway: vpnlab export's files
+				cgwFiles = "cgw-strongswan/tunnel1/swanctl.conf"
+			}
+			for _, a := range []string{"failover.html", "junit.xml", "timeline.json", "wan.pcap", "keys.log", cgwFiles, "vgw-events.ndjson"} {
 				if _, err := os.Stat(filepath.Join(out, name, a)); err != nil {
 					t.Errorf("artifact missing: %v", err)
 				}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/internal/netlab"
+	"github.com/vpnlab/vpnlab/internal/strongswan"
 	"github.com/vpnlab/vpnlab/internal/traffic"
-	"github.com/vpnlab/vpnlab/keylog"
 	"github.com/vpnlab/vpnlab/scenarios/report"
 )
 
@@ -42,7 +42,11 @@ var ErrEnvironment = errors.New("environment")
 func Run(ctx context.Context, s *Scenario, o RunOptions) (r *report.Run, err error) {
 	r = &report.Run{Scenario: s.Name, File: s.File, Description: s.Description, Vars: s.Effective,
 		Gateways: []string{"cgw", "vgw"}, Tunnels: s.plan.tunnelNames(), Start: time.Now()}
-	if err := preflight(); err != nil {
+	err = preflight()
+	if err == nil {
+		err = s.plan.foreignPreflight()
+	}
+	if err != nil {
 		r.Error = err.Error()
 		r.End = time.Now()
 		return r, fmt.Errorf("%w: %v", ErrEnvironment, err)
@@ -105,8 +109,24 @@ func (ru *runner) setup(ctx context.Context) error {
 	ru.runDir = dir
 	ru.gw = map[string]*gwProc{}
 	exe := ru.o.Exe
-	for _, name := range []string{"cgw", "vgw"} {
+	for _, name := range []string{"vgw", "cgw"} {
 		pg := p.gateways[name]
+		if pg.kind == "strongswan" {
+			f := &foreignCGW{dir: filepath.Join(dir, "cgw"), short: dir, out: ru.o.OutDir, bgp: pg.bgp,
+				tunnels: p.tunnelNames(), inside: map[string]netip.Prefix{}, charons: map[string]*strongswan.Charon{}}
+			f.vgwInside, f.awsNets = map[string]netip.Addr{}, p.hostNets("aws")
+			for _, t := range p.tunnels {
+				f.inside[t.Name] = netip.PrefixFrom(t.Inside.Addr().Next().Next(), 30)
+				f.vgwInside[t.Name] = t.Inside.Addr().Next()
+			}
+			vg := ru.gw["vgw"]
+			if err := p.exportForeign(pg, vg.files.Config, vg.env, f.dir, ru.o.OutDir); err != nil {
+				return fmt.Errorf("%s:%d: the strongSwan customer gateway's configuration: %v", s.File, pg.kindLine, err)
+			}
+			ru.gw[name] = &gwProc{name: name, binary: "strongswan", foreign: f,
+				files: gatewayFiles{Events: filepath.Join(dir, "cgw-events.ndjson")}}
+			continue
+		}
 		f := gatewayFiles{
 			Config:  filepath.Join(ru.o.OutDir, name+".yaml"),
 			Control: filepath.Join(dir, name+".sock"),
@@ -134,12 +154,21 @@ func (ru *runner) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The run directory (control sockets) goes too when `vpnlab clean`
+	// cleans up after a killed run.
+	if err := lb.OwnDir(dir); err != nil {
+		lb.Close()
+		return err
+	}
 	ru.l = &lab{Lab: lb, p: p, hosts: map[string]*netlab.NS{}, impaired: map[string][]string{}}
 	ru.w.runnerEvent("lab", map[string]string{"id": lb.ID(), "namespaces": lb.ID() + "-*"})
 	if err := buildLab(ru.l); err != nil {
 		return fmt.Errorf("building the lab: %v", err)
 	}
 	ru.gw["cgw"].ns, ru.gw["vgw"].ns = ru.l.cgw, ru.l.vgw
+	if f := ru.gw["cgw"].foreign; f != nil {
+		f.ns = ru.l.cgw
+	}
 	if p.capture {
 		if err := ru.l.startCapture(filepath.Join(ru.o.OutDir, "wan.pcap")); err != nil {
 			return err
@@ -238,66 +267,6 @@ func (ru *runner) steps(ctx context.Context) {
 	}
 }
 
-// describe is a step's one-line action.
-func describe(st *Step) string {
-	switch {
-	case st.Start != "":
-		return "start " + st.Start
-	case st.Stop != "":
-		return "stop " + st.Stop
-	case st.Kill != "":
-		return "kill -9 " + st.Kill
-	case st.Restart != "":
-		return "restart " + st.Restart
-	case st.Impair != nil:
-		d := fmt.Sprintf("impair %s: %s", st.Impair.Tunnel, st.Impair.Fault)
-		if st.Impair.Fault == "loss" {
-			d += fmt.Sprintf(" %g%%", st.Impair.Percent)
-		}
-		return d
-	case st.Restore != "":
-		return "restore " + st.Restore
-	case st.Flow != nil:
-		f := st.Flow
-		return fmt.Sprintf("flow %s: %s %s -> %s", f.Name, f.Proto, f.From, f.To)
-	case len(st.StopFlow.Items) > 0:
-		return "stop flow " + strings.Join(st.StopFlow.Items, ", ")
-	case st.IKEImpair != nil:
-		return fmt.Sprintf("ike impair %s: %s", st.IKEImpair.Gateway, strings.Join(st.IKEImpair.Spec.Items, ", "))
-	case st.Flood != nil:
-		return fmt.Sprintf("flood %s with %d first messages", st.Flood.Tunnel, st.Flood.Count)
-	case st.Rekey != nil:
-		return fmt.Sprintf("rekey %s %s phase %d", st.Rekey.Gateway, st.Rekey.Tunnel, st.Rekey.Phase)
-	case st.Initiate != nil:
-		return fmt.Sprintf("initiate %s %s", st.Initiate.Gateway, st.Initiate.Tunnel)
-	case st.Terminate != nil:
-		return fmt.Sprintf("terminate %s %s", st.Terminate.Gateway, st.Terminate.Tunnel)
-	case st.BGP != nil:
-		b := st.BGP
-		var parts []string
-		for _, a := range b.Advertise.Items {
-			parts = append(parts, "advertise "+a)
-		}
-		for _, a := range b.Withdraw.Items {
-			parts = append(parts, "withdraw "+a)
-		}
-		if b.Prepend != nil {
-			parts = append(parts, fmt.Sprintf("prepend %d on %s", *b.Prepend, b.Tunnel))
-		}
-		if b.MED != nil {
-			parts = append(parts, fmt.Sprintf("MED %d on %s", *b.MED, b.Tunnel))
-		}
-		return "bgp " + b.Gateway + ": " + strings.Join(parts, ", ")
-	case len(st.Wait.Items) > 0:
-		return "wait " + strings.Join(st.Wait.Items, " and ")
-	case st.Sleep > 0:
-		return "sleep " + st.Sleep.D().String()
-	case len(st.Assert.Items) > 0:
-		return "assert " + strings.Join(st.Assert.Items, "; ")
-	}
-	return "?"
-}
-
 // step runs one step. Failures of waits and asserts set rs.Status "fail"
 // with the expected and seen values; other problems are returned.
 func (ru *runner) step(ctx, parent context.Context, st *Step, rs *report.Step, lastAction time.Time) error {
@@ -342,10 +311,19 @@ func (ru *runner) step(ctx, parent context.Context, st *Step, rs *report.Step, l
 	case st.Flood != nil:
 		return ru.flood(ctx, st.Flood, rs)
 	case st.Rekey != nil:
+		if f := ru.gw[st.Rekey.Gateway].foreign; f != nil {
+			return f.swanctl(ctx, "rekey", st.Rekey.Tunnel, st.Rekey.Phase)
+		}
 		return ru.gw[st.Rekey.Gateway].client().Rekey(ctx, st.Rekey.Tunnel, st.Rekey.Phase)
 	case st.Initiate != nil:
+		if f := ru.gw[st.Initiate.Gateway].foreign; f != nil {
+			return f.swanctl(ctx, "initiate", st.Initiate.Tunnel, 0)
+		}
 		return ru.gw[st.Initiate.Gateway].client().Initiate(ctx, st.Initiate.Tunnel)
 	case st.Terminate != nil:
+		if f := ru.gw[st.Terminate.Gateway].foreign; f != nil {
+			return f.swanctl(ctx, "terminate", st.Terminate.Tunnel, 0)
+		}
 		return ru.gw[st.Terminate.Gateway].client().Terminate(ctx, st.Terminate.Tunnel)
 	case st.BGP != nil:
 		return ru.bgp(ctx, st.BGP)
@@ -539,6 +517,9 @@ func (ru *runner) cleanup() {
 			ru.r.Error = strings.TrimSpace(ru.r.Error + "\ncleanup: " + err.Error())
 		}
 	}
+	if g := ru.gw["cgw"]; g != nil && g.foreign != nil {
+		g.foreign.finish()
+	}
 	if ru.runDir != "" {
 		os.RemoveAll(ru.runDir)
 	}
@@ -580,6 +561,10 @@ func (ru *runner) finish() {
 	if ru.gw != nil {
 		for _, name := range []string{"cgw", "vgw"} {
 			g := ru.gw[name]
+			if g.foreign != nil {
+				r.Artifacts = append(r.Artifacts, g.foreign.artifacts(out)...)
+				continue
+			}
 			r.Artifacts = append(r.Artifacts, report.Artifact{Name: name + ".yaml", Path: name + ".yaml", What: name + " configuration (generated)"})
 			for i, l := range g.logs {
 				rel, _ := filepath.Rel(out, l)
@@ -593,42 +578,5 @@ func (ru *runner) finish() {
 	}
 	if err := report.WriteFiles(out, r); err != nil {
 		r.Error = strings.TrimSpace(r.Error + "\n" + err.Error())
-	}
-}
-
-// writeKeys merges both gateways' key logs into keys.log and a Wireshark
-// profile directory, so that wan.pcap opens decrypted.
-func (ru *runner) writeKeys() {
-	out := ru.o.OutDir
-	var all []byte
-	for _, name := range []string{"cgw", "vgw"} {
-		b, err := os.ReadFile(ru.gw[name].files.KeyLog)
-		if err == nil {
-			all = append(all, b...)
-		}
-	}
-	if len(all) == 0 {
-		return
-	}
-	keys := filepath.Join(out, "keys.log")
-	if err := os.WriteFile(keys, all, 0o600); err != nil {
-		return
-	}
-	ru.r.Artifacts = append(ru.r.Artifacts, report.Artifact{Name: "keys.log", Path: "keys.log", What: "IKE and ESP keys for Wireshark (SECRET; docs/key-export.md)"})
-	prof := filepath.Join(out, "wireshark")
-	os.RemoveAll(prof)
-	if err := keylog.WriteWiresharkUAT(keys, prof); err == nil {
-		ru.r.Artifacts = append(ru.r.Artifacts, report.Artifact{Name: "wireshark/", Path: "wireshark", What: "Wireshark profile with the keys: WIRESHARK_CONFIG_DIR=" + prof + " wireshark " + filepath.Join(out, "wan.pcap")})
-	}
-}
-
-// clearOutDir removes what an earlier run of the scenario left in its
-// output folder (only files a run writes).
-func clearOutDir(dir string) {
-	for _, pat := range []string{"*.log", "*.ndjson", "*.yaml", "wan.pcap", "failover.html", "failover.svg", "junit.xml", "timeline.json", "summary.txt", "wireshark"} {
-		m, _ := filepath.Glob(filepath.Join(dir, pat))
-		for _, f := range m {
-			os.RemoveAll(f)
-		}
 	}
 }

@@ -285,6 +285,8 @@ func TestSchemaEnums(t *testing.T) {
 		{"$defs/gateway", []any{s.ref(t, "#/$defs/gateway")}, gatewayNames},
 		{"customer gateway.binary", property(s.objects(t, s.ref(t, "#/$defs/customerSide/properties/gateway")), "binary"), gatewayNames},
 		{"aws gateway.binary", property(s.objects(t, s.ref(t, "#/$defs/awsSide/properties/gateway")), "binary"), gatewayNames},
+		{"customer gateway.kind", property(s.objects(t, s.ref(t, "#/$defs/customerSide/properties/gateway")), "kind"), gatewayKinds},
+		{"customer gateway.bgp", property(s.objects(t, s.ref(t, "#/$defs/customerSide/properties/gateway")), "bgp"), foreignBGPs},
 	} {
 		if len(c.node) != 1 {
 			t.Errorf("%s: %s: not found", schemaFile, c.what)

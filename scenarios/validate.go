@@ -67,6 +67,12 @@ type planGateway struct {
 	Config        *yaml.Node // user's inline or file config (mapping) or nil
 	TunnelOptions *yaml.Node
 	line          int
+	// A foreign customer gateway (kind strongswan): its BGP speaker (bird
+	// or none), swanctl.conf files replacing the exported ones by tunnel.
+	kind     string
+	kindLine int
+	bgp      string
+	swanctl  map[string]string
 }
 
 func (p *plan) tunnel(name string) *planTunnel {
@@ -152,7 +158,8 @@ func validate(s *Scenario, root *yaml.Node, el *errList) {
 	}{{"customer", "cgw", "cgw", &t.Customer.Gateway}, {"aws", "vgw", "vgw", &t.AWS.Gateway}} {
 		g := side.g
 		pg := &planGateway{Name: side.gw, Side: side.name, Binary: side.def, line: lineOf("topology", side.name, "gateway")}
-		if g.Binary != "" {
+		validateKind(s, g, pg, side.name, lineOf, el)
+		if g.Binary != "" && pg.kind == "" {
 			if g.Binary != "cgw" && g.Binary != "vgw" {
 				el.add(lineOf("topology", side.name, "gateway", "binary"), "topology.%s.gateway.binary: %q is not allowed (allowed: cgw, vgw)", side.name, g.Binary)
 			}
@@ -334,6 +341,7 @@ func validate(s *Scenario, root *yaml.Node, el *errList) {
 		}
 	}
 	validateSteps(s, p, el)
+	validateForeignSteps(s, p, el)
 }
 
 // deref resolves a YAML alias (*name) to the node it names.

@@ -93,10 +93,19 @@ func (w *world) runnerEvent(typ string, detail map[string]string) {
 
 // refresh fetches every running gateway's status and routing.
 func (w *world) refresh(ctx context.Context) {
+	if ctx.Err() != nil {
+		return // keep what was seen last: a dead context is not a stopped gateway
+	}
 	for name, g := range w.gws {
 		var st *ike.Status
 		var rv *routingView
-		if g.running() {
+		if g.foreign != nil {
+			var evs []report.Event
+			st, rv, evs = g.foreign.poll(ctx)
+			for _, ev := range evs {
+				w.addEvent(ev)
+			}
+		} else if g.running() {
 			c := g.client()
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
 			if s, err := c.Status(cctx); err == nil {
@@ -360,10 +369,7 @@ func (w *world) eval(c *Cond, since time.Time) (bool, string) {
 	case "log":
 		g := w.gws[c.Gateway]
 		var all strings.Builder
-		g.mu.Lock()
-		logs := append([]string(nil), g.logs...)
-		g.mu.Unlock()
-		for _, l := range logs {
+		for _, l := range g.logFiles() {
 			b, _ := os.ReadFile(l)
 			all.Write(b)
 		}

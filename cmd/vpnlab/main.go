@@ -1,9 +1,14 @@
 // Command vpnlab is the vpnlab test harness CLI.
 //
+//	vpnlab decode CAPTURE [--keys F]  explain the IKEv1/IPsec traffic of a capture (see docs/decode.md)
 //	vpnlab vectors PATH...          run JSON known-answer test vectors (see docs/testvectors.md)
 //	vpnlab status --control ADDR    show a running gateway's tunnels (see docs/control-api.md)
 //	vpnlab run SCENARIO.yaml...     run scenario files end to end (see docs/scenarios.md)
 //	vpnlab gateway cgw|vgw ...      run a gateway (as the cgw and vgw binaries; used by run)
+//	vpnlab export --format F VGW.yaml  the customer gateway's configuration (see docs/export.md)
+//	vpnlab clean [--dry-run]        remove what killed runs left behind: namespaces (with their
+//	                                nft rules), processes in them, run state; only labs whose
+//	                                marker (/run/vpnlab/labs/ID) names a dead owner
 package main
 
 import (
@@ -27,9 +32,12 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.AddCommand(newDecodeCmd())
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newVectorsCmd(), newStatusCmd(), newRunCmd(), newGatewayCmd())
+	root.AddCommand(newExportCmd())
+	root.AddCommand(newCleanCmd())
 	return root
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -34,6 +35,9 @@ type routing struct {
 
 	mu     sync.Mutex
 	kernel map[netip.Prefix]bool // prefixes we routed into the TUN device
+
+	unsubscribe func()        // stops following the engine's events
+	followDone  chan struct{} // closed when follow has returned
 }
 
 // routingWanted reports whether the configuration asks for route decisions
@@ -70,6 +74,7 @@ func newRouting(c *gwconfig.Config, dp *datapath.DataPath, log logrus.FieldLogge
 	if b := c.BGP; b != nil && len(neighbors) > 0 {
 		bc.ASN, bc.RouterID, bc.ListenPort = b.ASN, b.RouterID, int(b.Port)
 		bc.HoldTime, bc.Keepalive, bc.ConnectRetry = b.HoldTime, b.Keepalive, b.ConnectRetry
+		bc.Passive = b.Passive
 		bc.Advertise = b.Advertise
 	}
 	sp, err := bgp.New(bc, neighbors, order)
@@ -100,11 +105,50 @@ func (r *routing) start(ctx context.Context, eng *ike.Engine) error {
 		return fmt.Errorf("bgp: %w", err)
 	}
 	r.apply(r.sp.Routes(), nil)
+	if r.cfg.Routing.Mode == gwconfig.RoutingBGP {
+		evs, unsub := eng.Subscribe()
+		r.unsubscribe, r.followDone = unsub, make(chan struct{})
+		go r.follow(evs)
+	}
 	return nil
+}
+
+// follow passes on what the IKE layer learns about the BGP neighbors: a
+// phase 1 with INITIAL-CONTACT means the gateway at the other end kept
+// nothing from before (it restarted), so the tunnel's BGP session is stale
+// and is started over at once instead of after the hold timer, GoBGP's idle
+// holds and refused reconnections (bgp/restart.go).
+func (r *routing) follow(evs <-chan ike.Event) {
+	defer close(r.followDone)
+	for ev := range evs {
+		if ev.Type != "phase1-up" || ev.Detail["initial_contact"] != "true" {
+			continue
+		}
+		if !r.hasNeighbor(ev.Tunnel) {
+			continue
+		}
+		if err := r.sp.PeerRestarted(ev.Tunnel, "INITIAL-CONTACT from the peer"); err != nil && !errors.Is(err, bgp.ErrStopped) {
+			r.log.WithError(err).WithField("tunnel", ev.Tunnel).Warn("bgp: could not start the session over after the peer restarted")
+		}
+	}
+}
+
+// hasNeighbor reports whether tunnel has a BGP session.
+func (r *routing) hasNeighbor(tunnel string) bool {
+	for _, t := range r.cfg.Tunnels {
+		if t.Name == tunnel {
+			return t.PeerASN != 0
+		}
+	}
+	return false
 }
 
 // stop ends the speaker and removes the kernel routes it added.
 func (r *routing) stop() {
+	if r.unsubscribe != nil {
+		r.unsubscribe()
+		<-r.followDone
+	}
 	r.sp.Stop()
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -9,6 +9,11 @@
 // SIGKILL), any other process still inside one of the lab's namespaces is
 // killed by PID, and the namespaces are deleted.
 //
+// A lab is marked as ours by a file under MarkerDir naming its owning
+// process (marker.go). When the owner dies without Close (SIGKILL),
+// Leftovers finds the lab by its namespace names and that marker and
+// Leftover.Remove cleans it up (clean.go; `vpnlab clean`).
+//
 // The package shells out to iproute2 (`ip`) and nftables (`nft`) and runs
 // commands inside a namespace with `ip netns exec NAME ...`, which also gives
 // every such command its own mount namespace (so a process may bind-mount a
@@ -48,6 +53,7 @@ type Lab struct {
 	procs  []*Proc
 	seq    int
 	closed bool
+	marker *marker // nil once Close removed it (marker.go)
 }
 
 // NS is one network namespace of a Lab.
@@ -109,7 +115,18 @@ func Open(logDir string, logf func(format string, args ...any)) (*Lab, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	return &Lab{logf: logf, id: "vl" + hex.EncodeToString(b[:]), logDir: logDir}, nil
+	id := "vl" + hex.EncodeToString(b[:])
+	if _, err := os.Stat(markerPath(id)); err == nil {
+		return nil, fmt.Errorf("netlab: lab %s already has a marker (%s): not ours", id, markerPath(id))
+	}
+	m, err := newMarker(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeMarker(m); err != nil {
+		return nil, err
+	}
+	return &Lab{logf: logf, id: id, logDir: logDir, marker: m}, nil
 }
 
 // Usable reports why network namespaces cannot be used here (nil if they can).
@@ -238,6 +255,13 @@ func (l *Lab) Close() error {
 	for _, ns := range nss {
 		ns.killAll()
 		if err := run(context.Background(), ipBin, "netns", "del", ns.name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// The marker goes last, and only when nothing is left: otherwise
+	// `vpnlab clean` finds the rest once this process has exited.
+	if len(errs) == 0 {
+		if err := l.removeMarker(); err != nil {
 			errs = append(errs, err)
 		}
 	}

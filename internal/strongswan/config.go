@@ -12,7 +12,8 @@ type Config struct {
 	Connections []Conn
 }
 
-// Conn is one IKEv1 connection (version = 1, aggressive = no, auth = psk).
+// Conn is one IKEv1 connection (version = 1, auth = psk; main mode unless
+// Aggressive).
 // Time values use swanctl syntax ("10s", "28740s", "0s"); "" leaves the
 // option out (strongSwan default).
 type Conn struct {
@@ -23,7 +24,11 @@ type Conn struct {
 	RemoteID    string // default: RemoteAddrs
 	Proposals   []string
 	// Encap forces ESP-in-UDP (kernel-libipsec forces it anyway).
-	Encap       bool
+	Encap bool
+	// Aggressive: initiate aggressive mode (aggressive = yes). A charon that
+	// answers aggressive mode with a PSK also needs AggressivePSKResponder
+	// in its Options.Extra.
+	Aggressive  bool
 	DPDDelay    string
 	DPDTimeout  string
 	ReauthTime  string
@@ -88,7 +93,7 @@ func (cfg Config) Render() (string, error) {
 		add := func(indent, k, v string) { errs = append(errs, kv(indent, k, v)) }
 		fmt.Fprintf(&b, "  %s {\n", c.Name)
 		add("    ", "version", "1")
-		add("    ", "aggressive", "no")
+		add("    ", "aggressive", yesNo(c.Aggressive))
 		add("    ", "local_addrs", c.LocalAddrs)
 		add("    ", "remote_addrs", c.RemoteAddrs)
 		add("    ", "proposals", strings.Join(c.Proposals, ","))
@@ -136,6 +141,10 @@ func (cfg Config) Render() (string, error) {
 	s.WriteString("}\n")
 	return b.String() + s.String(), nil
 }
+
+// AggressivePSKResponder is the strongswan.conf line (for Options.Extra)
+// without which charon refuses to answer aggressive mode with a PSK.
+const AggressivePSKResponder = "  i_dont_care_about_security_and_use_aggressive_mode_psk = yes\n"
 
 func yesNo(v bool) string {
 	if v {

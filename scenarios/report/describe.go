@@ -14,6 +14,21 @@ import (
 // "BGP Established", "route 172.31.0.0/16: tunnel1 -> tunnel2". It does not
 // repeat the time, the source or the tunnel.
 func DescribeEvent(e Event) string {
+	s := describeEvent(e)
+	switch e.Detail["foreign"] {
+	case "strongswan":
+		s += " [strongSwan]"
+	case "bird":
+		s += " [BIRD]"
+	case "frr":
+		s += " [FRR]"
+	}
+	return s
+}
+
+// describeEvent is DescribeEvent without the mark of a foreign gateway's
+// events (polled from strongSwan or BIRD by the runner).
+func describeEvent(e Event) string {
 	d := e.Detail
 	get := func(k string) string { return d[k] }
 	switch e.Type {
@@ -39,6 +54,8 @@ func DescribeEvent(e Event) string {
 		return "phase 2 down" + paren(join(": ", spi, get("reason")))
 	case "phase2-failed":
 		return "phase 2 failed" + colon(get("reason"))
+	case "phase2-superseded":
+		return "one SA pair per tunnel: " + orDash(get("deleted_ts")) + " replaced by " + orDash(get("kept_ts")) + paren(prefixed("deleted SPI in ", get("deleted_spi_in")))
 	case "tunnel-status":
 		return "tunnel " + orDash(get("status")) + colon(get("message"))
 	case "dpd-state":

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vpnlab/vpnlab/export"
+)
+
+// newExportCmd: vpnlab export --format F [--connection NAME]... [--include-secrets]
+// [--out DIR] [--advertise CIDR]... [--customer-address IP] VGW.yaml
+func newExportCmd() *cobra.Command {
+	var (
+		format, out string
+		opts        export.Options
+	)
+	cmd := &cobra.Command{
+		Use:   "export --format FORMAT [flags] VGW.yaml",
+		Short: "Generate a customer gateway's configuration from a vgw configuration (AWS's \"Download configuration\")",
+		Long: `Reads a vgw configuration (with its AWS defaults and checks, as the vgw would) and
+writes the configuration a customer gateway needs to connect to it, for one of the
+formats: ` + strings.Join(export.Formats(), ", ") + ` (docs/export.md).
+
+Without --out the files are printed to stdout, each after a header line
+"==> NAME <==". With --out DIR they are written into DIR (created if needed),
+keeping their relative names and modes. Pre-shared keys are written only with
+--include-secrets (into files of mode 0600); otherwise the files say where the
+vgw configuration takes them from.
+
+Exit status: 0 done, 2 bad usage, unknown format or connection, or an invalid
+vgw configuration.`,
+		Example: "  vpnlab export --format strongswan --customer-address 10.99.0.2 --out cgw/ examples/vgw.yaml\n" +
+			"  vpnlab export --format bird --advertise 10.10.0.0/16 examples/vgw.yaml",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format == "" {
+				return fmt.Errorf("--format is required (formats: %s)", strings.Join(export.Formats(), ", "))
+			}
+			files, err := export.Export(format, args[0], opts)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				w := cmd.OutOrStdout()
+				for i, f := range files {
+					if i > 0 {
+						fmt.Fprintln(w)
+					}
+					fmt.Fprintf(w, "==> %s <==\n%s", f.Name, f.Data)
+				}
+				return nil
+			}
+			return writeFiles(out, files, cmd)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&format, "format", "", "output format: "+strings.Join(export.Formats(), ", "))
+	f.StringSliceVar(&opts.Connections, "connection", nil, "export only this VPN connection (repeatable or comma-separated; default all)")
+	f.BoolVar(&opts.IncludeSecrets, "include-secrets", false, "put the pre-shared keys into the files")
+	f.StringVar(&out, "out", "", "write the files into this directory instead of printing them")
+	f.StringSliceVar(&opts.Advertise, "advertise", nil, "a customer prefix to announce (BGP) or route (static); repeatable, or comma-separated")
+	f.StringVar(&opts.CustomerAddress, "customer-address", "", "the customer gateway's own outside address when AWS sees another one (behind NAT)")
+	return cmd
+}
+
+// writeFiles writes files below dir with their modes and lists them.
+func writeFiles(dir string, files []export.File, cmd *cobra.Command) error {
+	for _, f := range files {
+		if !filepath.IsLocal(filepath.FromSlash(f.Name)) {
+			return fmt.Errorf("refusing to write %q outside %s", f.Name, dir)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(f.Name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, f.Data, f.Mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, f.Mode); err != nil { // an existing file keeps its mode otherwise
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", p)
+	}
+	return nil
+}
