@@ -48,7 +48,7 @@ type Collector struct {
 	bytes, packets, drops, dpDrops                            *prometheus.Desc
 	dpdProbes, dpdTimeouts, rekeys                            *prometheus.Desc
 	messages, exchanges, retransmits, notifies, duplicates    *prometheus.Desc
-	ikeReceived, ikeDropped, halfOpen                         *prometheus.Desc
+	ikeReceived, ikeDropped, halfOpen, halfOpenLimit, unauthN *prometheus.Desc
 	bgpState, bgpAccepted, bgpAdvertised, bgpFlaps, bgpLimit  *prometheus.Desc
 	routes, routesActive, routeChanges                        *prometheus.Desc
 }
@@ -79,6 +79,8 @@ func NewCollector(b Backend) *Collector {
 		ikeReceived:   desc("ike_datagrams_received_total", "IKE datagrams received on every socket, before decoding."),
 		ikeDropped:    desc("ike_datagrams_dropped_total", "IKE datagrams dropped before they reached a tunnel, by reason.", "reason"),
 		halfOpen:      desc("ike_half_open_sas", "Responder ISAKMP SAs whose phase 1 has not completed."),
+		halfOpenLimit: desc("ike_half_open_sas_limit", "The engine-wide bound on half-open responder ISAKMP SAs in force."),
+		unauthN:       desc("ike_unauthenticated_notifies_total", "Plaintext (unauthenticated) error notifies that did not end a negotiation at once."),
 		bgpState:      desc("bgp_session_state", "The tunnel's BGP session state (RFC 4271): 1 for the current state.", t, "state"),
 		bgpAccepted:   desc("bgp_accepted_routes", "Prefixes accepted from the tunnel's BGP neighbor (AWS acceptedRouteCount).", t),
 		bgpAdvertised: desc("bgp_advertised_routes", "Prefixes advertised to the tunnel's BGP neighbor.", t),
@@ -96,7 +98,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.tunnelUp, c.tunnelChange, c.phase1, c.phase2, c.dpdState, c.saPairs,
 		c.bytes, c.packets, c.drops, c.dpDrops, c.dpdProbes, c.dpdTimeouts, c.rekeys,
 		c.messages, c.exchanges, c.retransmits, c.notifies, c.duplicates,
-		c.ikeReceived, c.ikeDropped, c.halfOpen,
+		c.ikeReceived, c.ikeDropped, c.halfOpen, c.halfOpenLimit, c.unauthN,
 		c.bgpState, c.bgpAccepted, c.bgpAdvertised, c.bgpFlaps, c.bgpLimit,
 		c.routes, c.routesActive, c.routeChanges,
 	} {
@@ -122,8 +124,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.ikeDropped, ec.Malformed, "malformed")
 	counter(c.ikeDropped, ec.UnknownCookie, "unknown-cookie")
 	counter(c.ikeDropped, ec.UnknownPeer, "unknown-peer")
-	counter(c.ikeDropped, ec.HalfOpenRefused, "half-open-limit")
+	// HalfOpenRefused counts both bounds; the reasons stay disjoint.
+	counter(c.ikeDropped, ec.HalfOpenRefused-min(ec.HalfOpenPeerRefused, ec.HalfOpenRefused), "half-open-limit")
+	counter(c.ikeDropped, ec.HalfOpenPeerRefused, "half-open-peer-limit")
+	counter(c.ikeDropped, ec.ZeroCookie, "zero-cookie")
+	counter(c.ikeDropped, ec.CookieMismatch, "cookie-mismatch")
+	counter(c.unauthN, ec.UnauthenticatedNotifies)
 	ch <- prometheus.MustNewConstMetric(c.halfOpen, prometheus.GaugeValue, float64(ec.HalfOpen))
+	ch <- prometheus.MustNewConstMetric(c.halfOpenLimit, prometheus.GaugeValue, float64(ec.HalfOpenLimit))
 	if rb, ok := c.b.(BGPStatusBackend); ok {
 		if bs, ok := rb.BGPStatus(); ok {
 			c.collectRouting(ch, &bs)

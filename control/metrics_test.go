@@ -52,7 +52,8 @@ func fullStatus() *routedBackend {
 			Counters: ike.Counters{DPDProbes: 4, DPDTimeouts: 1, Phase1Rekeys: 1, Phase2Rekeys: 2, NotifiesSent: 1,
 				Exchanges: ike.ExchangeCounters{Main: ike.ExchangeCount{Sent: 3, Received: 3, Completed: 1}}},
 		}, {Name: "tunnel2", Phase1State: "Down", Phase2State: "Down", Status: "DOWN", DPDState: "off"}},
-		Counters:      ike.EngineCounters{Received: 9, Malformed: 1, HalfOpen: 2},
+		Counters: ike.EngineCounters{Received: 9, Malformed: 1, HalfOpen: 2, HalfOpenRefused: 7, HalfOpenPeerRefused: 3,
+			HalfOpenLimit: 1000, ZeroCookie: 4, CookieMismatch: 5, UnauthenticatedNotifies: 6},
 		DataPathDrops: map[string]uint64{"no-sa": 5, "no-route": 0},
 	}
 	p := netip.MustParsePrefix("10.10.0.0/16")
@@ -122,6 +123,12 @@ func TestMetricsValues(t *testing.T) {
 		{"vpnlab_ike_exchanges_total", "exchange=main,result=completed,tunnel=tunnel1", 1},
 		{"vpnlab_ike_datagrams_dropped_total", "reason=malformed", 1},
 		{"vpnlab_ike_half_open_sas", "", 2},
+		{"vpnlab_ike_half_open_sas_limit", "", 1000},
+		{"vpnlab_ike_datagrams_dropped_total", "reason=half-open-limit", 4},
+		{"vpnlab_ike_datagrams_dropped_total", "reason=half-open-peer-limit", 3},
+		{"vpnlab_ike_datagrams_dropped_total", "reason=zero-cookie", 4},
+		{"vpnlab_ike_datagrams_dropped_total", "reason=cookie-mismatch", 5},
+		{"vpnlab_ike_unauthenticated_notifies_total", "", 6},
 		{"vpnlab_bgp_session_state", "state=Established,tunnel=tunnel1", 1},
 		{"vpnlab_bgp_session_state", "state=Active,tunnel=tunnel2", 1},
 		{"vpnlab_bgp_accepted_routes", "tunnel=tunnel1", 1},

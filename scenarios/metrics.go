@@ -23,7 +23,7 @@ const metricsEvery = time.Second
 // docs/metrics.md) about once a second during a run and keeps, per scrape,
 // the vpnlab_ series that changed since the gateway's previous scrape: the
 // "metrics" of timeline.json, so that runs can be compared. A scrape that
-// fails (gateway stopped, not ours) is skipped.
+// fails (gateway stopped) is skipped; a foreign gateway is not scraped.
 type metricsSampler struct {
 	mu      sync.Mutex
 	lastAt  map[string]time.Time
@@ -47,8 +47,8 @@ func (m *metricsSampler) sample(ctx context.Context, gws map[string]*gwProc) {
 		m.mu.Lock()
 		due := time.Since(m.lastAt[name]) >= metricsEvery
 		m.mu.Unlock()
-		if !due || !g.running() {
-			continue
+		if !due || g.foreign != nil || !g.running() {
+			continue // a foreign gateway (strongSwan) has no /metrics
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
 		body, err := g.client().Raw(cctx, http.MethodGet, "/metrics")
