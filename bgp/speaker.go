@@ -228,6 +228,8 @@ func (s *Speaker) Stop() {
 		s.mu.Unlock()
 		if srv != nil {
 			srv.StopBgp(context.Background(), &api.StopBgpRequest{})
+		}
+		if s.cancelWatch != nil { // nil when GoBGP failed to start
 			s.cancelWatch()
 		}
 		s.post(func() {

@@ -1,10 +1,12 @@
 package bgp
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -354,4 +356,22 @@ func TestStaticMode(t *testing.T) {
 	if err := s.AddStatic(siteNet1, "tunnel1"); err != ErrStopped {
 		t.Errorf("AddStatic after Stop: %v", err)
 	}
+}
+
+// TestStartFailsCleanly: GoBGP cannot listen (the inside address is on no
+// interface, as in a gateway without a data path): Start returns the error
+// instead of panicking in the clean-up (Stop before the watch existed).
+func TestStartFailsCleanly(t *testing.T) {
+	local := netip.MustParseAddr("169.254.77.1") // assigned nowhere
+	s, err := New(Config{ASN: 64512, ListenPort: freePort(t, netip.MustParseAddr("127.0.0.1"))},
+		[]Neighbor{{Tunnel: "tunnel1", Local: local, Peer: netip.MustParseAddr("169.254.77.2"), PeerASN: 65000}},
+		[]string{"tunnel1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Start(t.Context())
+	if err == nil || !errors.Is(err, syscall.EADDRNOTAVAIL) {
+		t.Fatalf("Start: %v, want the listen error (cannot assign requested address)", err)
+	}
+	s.Stop() // a second Stop is harmless
 }

@@ -231,7 +231,7 @@ func (e *Engine) post(fn func()) {
 func (e *Engine) call(fn func()) error {
 	finished := make(chan struct{})
 	select {
-	case e.inbox <- func() { fn(); close(finished) }:
+	case e.inbox <- func() { defer close(finished); fn() }:
 	case <-e.done:
 		return errors.New("engine is not running")
 	}
@@ -312,7 +312,7 @@ func (e *Engine) routineLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case fn := <-e.inbox:
-			fn()
+			e.runGuarded(fn) // recover.go
 		}
 	}
 }
@@ -331,8 +331,7 @@ func (e *Engine) Status() Status {
 		for _, t := range e.tunnels {
 			st.Tunnels = append(st.Tunnels, t.status())
 		}
-		st.Counters = e.counters
-		st.Counters.HalfOpen = e.halfOpen
+		st.Counters = e.countersSnapshot()
 		st.Counters.HalfOpenLimit = e.halfOpenMax
 	})
 	if dc, ok := e.dp.(DataPathCounters); ok && err == nil {

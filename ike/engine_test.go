@@ -81,6 +81,20 @@ type gw struct {
 	logs   *logBuffer
 	cancel context.CancelFunc
 	done   chan struct{}
+	// allowPanics: the test provokes handler panics on purpose.
+	allowPanics bool
+}
+
+// checkNoPanics fails the test if the engine's loop recovered a panic
+// (recover.go): the safety net must never hide a bug from the tests.
+func checkNoPanics(t testing.TB, name string, e *Engine, allowed bool) {
+	t.Helper()
+	if allowed {
+		return
+	}
+	if p := e.Status().Counters.Panics; p != 0 {
+		t.Errorf("%s: the engine recovered %d panic(s); see the error lines of its log", name, p)
+	}
 }
 
 type logBuffer struct {
@@ -124,6 +138,7 @@ func startGW(t testing.TB, name string, cfg Config) *gw {
 		}
 	}()
 	t.Cleanup(func() {
+		checkNoPanics(t, name, e, g.allowPanics)
 		cancel()
 		<-g.done
 		if t.Failed() {

@@ -98,6 +98,7 @@ type ikeSA struct {
 	seenInfo      map[uint32]bool
 	seenInfoOrder []uint32 // oldest first, at most seenInfoKept
 	infoSent      int      // informational messages we sent (impairments count them)
+	usedQuick     usedIDs  // quick mode message IDs used, bounded (qmreplay.go)
 
 	timers struct {
 		halfOpen *time.Timer

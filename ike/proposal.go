@@ -211,7 +211,7 @@ func parsePhase1Transform(tr isakmp.Transform) (Phase1Proposal, time.Duration, e
 			lifeType = uint16(v)
 		case isakmp.AttrLifeDuration:
 			if lifeType == isakmp.LifeSeconds {
-				life = time.Duration(v) * time.Second
+				life = secondsDuration(v)
 			}
 		default:
 			return p, 0, fmt.Errorf("attribute %d not supported", a.Type)
@@ -416,7 +416,7 @@ func parsePhase2Transform(protocol uint8, tr isakmp.Transform) (phase2Offer, err
 		case isakmp.AttrSALifeDuration:
 			switch lifeType {
 			case isakmp.LifeSeconds:
-				o.life = time.Duration(v) * time.Second
+				o.life = secondsDuration(v)
 			case isakmp.LifeKilobytes:
 				o.lifeKB = v
 			}
@@ -455,13 +455,27 @@ func parsePhase2Transform(protocol uint8, tr isakmp.Transform) (phase2Offer, err
 	return o, nil
 }
 
+// errInvalidKE is returned by choosePhase2 when a proposal with a PFS group
+// would have been chosen but the KE payload does not fit that group (empty,
+// or not the group's public value length): RFC 2408 section 5.7 answers a
+// Key Exchange that does not fit the SA with INVALID-KEY-INFORMATION.
+var errInvalidKE = errors.New("KE payload does not fit the PFS group")
+
 // choosePhase2 picks a proposal from the initiator's quick mode SA payload.
-// The encapsulation must match our mode and the NAT situation; keLen is the
-// length of the initiator's KE payload (0 if none): PFS is used exactly when
-// a KE payload is present, and its length must fit the proposal's group.
-func choosePhase2(pol *Phase2Policy, sa *isakmp.SA, wantUDP bool, keLen int) (phase2Offer, []string, error) {
+// The encapsulation must match our mode and the NAT situation. ke is the
+// initiator's KE payload (nil if none): PFS is used exactly when a KE
+// payload is present, even an empty one (RFC 2409 section 5.5: the KE
+// payload is there only for PFS, and the SA then carries the group), and its
+// length must be the group's public value length. It returns errNoProposal,
+// or errInvalidKE when the only obstacle was the KE payload's length.
+func choosePhase2(pol *Phase2Policy, sa *isakmp.SA, wantUDP bool, ke *isakmp.KE) (phase2Offer, []string, error) {
 	var reasons []string
 	var best *phase2Offer
+	keLen := 0
+	if ke != nil {
+		keLen = len(ke.Data)
+	}
+	badKE := false
 	for _, prop := range sa.Proposals {
 		if prop.ProtocolID != isakmp.ProtoESP && prop.ProtocolID != isakmp.ProtoAH {
 			reasons = append(reasons, fmt.Sprintf("proposal %d: protocol %d not supported", prop.Number, prop.ProtocolID))
@@ -489,13 +503,14 @@ func choosePhase2(pol *Phase2Policy, sa *isakmp.SA, wantUDP bool, keLen int) (ph
 				reasons = append(reasons, fmt.Sprintf("proposal %d: UDP encapsulation %v does not fit the NAT situation (%v)", prop.Number, o.udp, wantUDP))
 				continue
 			}
-			if (o.p.PFSGroup != 0) != (keLen != 0) {
-				reasons = append(reasons, fmt.Sprintf("proposal %d: PFS group %d but KE payload length %d", prop.Number, o.p.PFSGroup, keLen))
+			if (o.p.PFSGroup != 0) != (ke != nil) {
+				reasons = append(reasons, fmt.Sprintf("proposal %d: PFS group %d but KE payload present %v", prop.Number, o.p.PFSGroup, ke != nil))
 				continue
 			}
 			if o.p.PFSGroup != 0 {
 				if g, err := dh.ByID(o.p.PFSGroup); err != nil || g.PublicLen() != keLen {
 					reasons = append(reasons, fmt.Sprintf("proposal %d: KE length %d does not fit PFS group %d", prop.Number, keLen, o.p.PFSGroup))
+					badKE = true
 					continue
 				}
 			}
@@ -514,6 +529,9 @@ func choosePhase2(pol *Phase2Policy, sa *isakmp.SA, wantUDP bool, keLen int) (ph
 		}
 	}
 	if best == nil {
+		if badKE {
+			return phase2Offer{}, reasons, errInvalidKE
+		}
 		return phase2Offer{}, reasons, errNoProposal
 	}
 	return *best, reasons, nil

@@ -55,6 +55,7 @@ type quickMode struct {
 	ni, nr        []byte
 	dhKey         dh.Key
 	gi, gr        []byte
+	shared        []byte // g^xy of PFS, once the peer's KE was checked
 	localTS       netip.Prefix
 	remoteTS      netip.Prefix
 	// From the peer's NAT-OA payloads (transport mode in UDP): the peer's
@@ -129,6 +130,7 @@ func (t *tunnel) startQuickMode(replaces *childSA) {
 		return
 	}
 	sa.quick[qm.mid] = qm
+	sa.rememberQuickID(qm.mid)
 	qm.state = qmQM1Sent
 	t.setPhase2State("Negotiating")
 	qm.logger().WithFields(logrus.Fields{"proposals": len(saP.Proposals), "local_ts": qm.localTS.String(), "remote_ts": qm.remoteTS.String(),
@@ -244,16 +246,17 @@ func (qm *quickMode) fail(reason string) {
 
 // handleQuickMode dispatches a quick mode message by message ID.
 func (sa *ikeSA) handleQuickMode(s *socket, from netip.AddrPort, m *isakmp.Message, raw []byte) {
+	mid := m.Header.MessageID
 	if sa.state != stateEstablished {
-		sa.logger().Debug("quick mode before phase 1 completed: dropped")
+		sa.dropQuick(dropQuickEarly, mid, "quick mode before phase 1 completed: dropped")
 		return
 	}
 	if m.Header.Flags&isakmp.FlagEncryption == 0 {
-		sa.logger().Warn("unencrypted quick mode message: dropped")
+		sa.dropQuick(dropQuickPlain, mid, "unencrypted quick mode message: dropped")
 		return
 	}
 	dg := digest(raw)
-	qm := sa.quick[m.Header.MessageID]
+	qm := sa.quick[mid]
 	if qm != nil && qm.lastInHash == dg {
 		// QM3 ends the exchange: a duplicate of it gets no answer (QM2 again
 		// would make the initiator send QM3 again, and so on forever).
@@ -265,19 +268,17 @@ func (sa *ikeSA) handleQuickMode(s *socket, from netip.AddrPort, m *isakmp.Messa
 		}
 		return
 	}
+	if sa.staleQuick(m, qm) { // qmreplay.go
+		return
+	}
 	plain, commit, err := sa.openExchange(m)
 	if err != nil {
-		sa.logger().WithError(err).Warn("quick mode message does not decrypt: dropped")
+		sa.dropQuick(dropQuickUndecrypted, mid, "quick mode message does not decrypt ("+err.Error()+"): dropped")
 		return
 	}
-	ps, err := isakmp.DecodePayloads(m.Header.NextPayload, plain, isakmp.HeaderLen)
-	if err != nil || len(ps) == 0 || ps[0].Type() != isakmp.PayloadHash {
-		sa.logger().WithError(err).Warn("quick mode message is malformed or does not start with HASH: answering PAYLOAD-MALFORMED")
-		sa.sendNotify(isakmp.NotifyPayloadMalformed, isakmp.ProtoISAKMP, nil, nil)
-		return
-	}
-	rest, err := chainAfterFirst(plain)
+	ps, rest, err := quickPayloads(m, plain)
 	if err != nil {
+		sa.logger().WithError(err).WithField("msgid", fmt.Sprintf("%08x", mid)).Warn("malformed quick mode message: answering PAYLOAD-MALFORMED")
 		sa.sendNotify(isakmp.NotifyPayloadMalformed, isakmp.ProtoISAKMP, nil, nil)
 		return
 	}
@@ -291,7 +292,8 @@ func (sa *ikeSA) handleQuickMode(s *socket, from netip.AddrPort, m *isakmp.Messa
 		}
 		commit()
 		sa.authenticated(from)
-		sa.processQM1(m.Header.MessageID, ps[1:], dg)
+		sa.rememberQuickID(mid)
+		sa.processQM1(mid, ps[1:], dg)
 	case qm.initiator && qm.state == qmQM1Sent:
 		if !hmac.Equal(hash, keymat.QMHash2(sa.hash, sa.skeyidA, qm.mid, qm.ni, rest)) {
 			qm.logger().Warn("quick mode HASH(2) does not verify: dropped")
@@ -315,151 +317,29 @@ func (sa *ikeSA) handleQuickMode(s *socket, from netip.AddrPort, m *isakmp.Messa
 		qm.logger().Info("quick mode: QM3 received")
 		qm.install()
 	default:
-		qm.logger().Debug("unexpected quick mode message: ignored")
+		sa.dropQuick(dropQuickStale, mid, "quick mode message the exchange does not expect now: dropped")
 	}
 }
 
-// idPair returns the ID payloads of a quick mode message (IDci, IDcr).
-func idPair(ps []isakmp.Payload) (ci, cr *isakmp.ID, n int) {
-	for _, p := range ps {
-		if id, ok := p.(*isakmp.ID); ok {
-			switch n {
-			case 0:
-				ci = id
-			case 1:
-				cr = id
-			}
-			n++
-		}
-	}
-	return ci, cr, n
-}
-
-// processQM1 (responder): choose a proposal, check selectors, answer QM2.
-func (sa *ikeSA) processQM1(mid uint32, ps []isakmp.Payload, dg [32]byte) {
-	t := sa.t
-	pol := &t.cfg.Phase2
-	qm := &quickMode{sa: sa, mid: mid, initiator: false, lastInHash: dg, started: timeNow()}
-	saP, _ := findPayload(ps, isakmp.PayloadSA).(*isakmp.SA)
-	ni, _ := findPayload(ps, isakmp.PayloadNonce).(*isakmp.Nonce)
-	ke, _ := findPayload(ps, isakmp.PayloadKE).(*isakmp.KE)
-	if saP == nil || ni == nil {
-		qm.logger().Warn("QM1 lacks SA or nonce: answering PAYLOAD-MALFORMED")
-		sa.sendNotify(isakmp.NotifyPayloadMalformed, isakmp.ProtoISAKMP, nil, nil)
-		return
-	}
-	qm.ni = ni.Data
-	// Traffic selectors: IDci is the initiator's side (our remote), IDcr ours.
-	ci, cr, nids := idPair(ps)
-	qm.localTS = netip.PrefixFrom(sa.local.Addr(), sa.local.Addr().BitLen())
-	qm.remoteTS = netip.PrefixFrom(sa.remote.Addr(), sa.remote.Addr().BitLen())
-	if nids == 2 {
-		rp, err1 := ci.Prefix()
-		lp, err2 := cr.Prefix()
-		if err1 != nil || err2 != nil {
-			qm.rejectTS(fmt.Sprintf("unsupported ID payloads %s / %s", ci.String(), cr.String()))
-			return
-		}
-		qm.remoteTS, qm.localTS = rp, lp
-	} else if nids != 0 {
-		qm.rejectTS("QM1 carries one ID payload; quick mode needs none or two")
-		return
-	}
-	if !prefixWithin(qm.localTS, pol.LocalTS) || !prefixWithin(qm.remoteTS, pol.RemoteTS) {
-		qm.rejectTS(fmt.Sprintf("traffic selectors do not match: peer proposes %s === %s (its side first), this tunnel allows %s === %s",
-			qm.remoteTS, qm.localTS, pol.RemoteTS, pol.LocalTS))
-		return
-	}
-	keLen := 0
-	if ke != nil {
-		keLen = len(ke.Data)
-	}
-	o, reasons, err := choosePhase2(pol, saP, sa.natDetected(), keLen)
+// quickPayloads decodes a decrypted quick mode body: a payload chain that
+// starts with HASH, and the bytes after the HASH that it covers.
+func quickPayloads(m *isakmp.Message, plain []byte) ([]isakmp.Payload, []byte, error) {
+	ps, err := isakmp.DecodePayloads(m.Header.NextPayload, plain, isakmp.HeaderLen)
 	if err != nil {
-		qm.logger().WithField("why", reasons).Warn("No Proposal Match Found. Notifying with \"No proposal chosen\"")
-		var spi []byte
-		if len(saP.Proposals) > 0 {
-			spi = saP.Proposals[0].SPI
+		return nil, nil, err
+	}
+	if len(ps) == 0 || ps[0].Type() != isakmp.PayloadHash {
+		first := "nothing"
+		if len(ps) > 0 {
+			first = ps[0].Type().String()
 		}
-		proto := isakmp.ProtoESP
-		if len(saP.Proposals) > 0 {
-			proto = saP.Proposals[0].ProtocolID
-		}
-		sa.sendNotify(isakmp.NotifyNoProposalChosen, proto, spi, nil)
-		t.onChildFailed(qm, "no phase 2 proposal matched")
-		return
+		return nil, nil, fmt.Errorf("the payload chain starts with %s, not HASH", first)
 	}
-	qm.chosen, qm.mode, qm.udp, qm.encap, qm.spiOut = o.p, o.mode, o.udp, o.encap, o.spi
-	qm.readNATOA(ps)
-	qm.life, qm.lifeKB = pol.Lifetime, pol.LifetimeKB
-	var notifies []isakmp.Payload
-	if o.life > 0 && o.life < qm.life {
-		qm.life = o.life
-	}
-	if o.lifeKB > 0 && (qm.lifeKB == 0 || o.lifeKB < qm.lifeKB) {
-		qm.lifeKB = o.lifeKB
-	}
-	if o.life > qm.life || (qm.lifeKB > 0 && o.lifeKB > qm.lifeKB) {
-		qm.logger().WithFields(logrus.Fields{"proposed": o.life.String(), "configured": qm.life.String()}).Info("peer proposed a longer lifetime: answering with RESPONDER-LIFETIME")
-		attrs := []isakmp.Attribute{isakmp.AttrBasic(isakmp.AttrSALifeType, isakmp.LifeSeconds), isakmp.AttrUint(isakmp.AttrSALifeDuration, uint64(qm.life/time.Second))}
-		if qm.lifeKB > 0 {
-			attrs = append(attrs, isakmp.AttrBasic(isakmp.AttrSALifeType, isakmp.LifeKilobytes), isakmp.AttrUint(isakmp.AttrSALifeDuration, qm.lifeKB))
-		}
-		notifies = append(notifies, &isakmp.Notify{DOI: isakmp.DOIIPsec, ProtocolID: o.p.Protocol, SPI: spiBytes(o.spi),
-			NotifyType: isakmp.NotifyResponderLifetime, Data: encodeAttributes(attrs)})
-	}
-	spi, err := sa.e.dp.AllocateSPI(o.p.Protocol)
+	rest, err := chainAfterFirst(plain)
 	if err != nil {
-		qm.logger().WithError(err).Warn("cannot allocate SPI")
-		return
+		return nil, nil, err
 	}
-	qm.spiIn = spi
-	qm.nr = randomBytes(nonceLen)
-	reply := &isakmp.SA{DOI: isakmp.DOIIPsec, Situation: saP.Situation, Proposals: []isakmp.Proposal{{
-		Number: o.prop.Number, ProtocolID: o.p.Protocol, SPI: spiBytes(spi), Transforms: []isakmp.Transform{o.tr}}}}
-	after := []isakmp.Payload{reply, &isakmp.Nonce{Data: qm.nr}}
-	if ke != nil {
-		g, _ := dh.ByID(o.p.PFSGroup)
-		if qm.dhKey, err = g.Generate(rand.Reader); err != nil {
-			qm.logger().WithError(err).Warn("DH generation failed")
-			return
-		}
-		qm.gi, qm.gr = ke.Data, qm.dhKey.Public()
-		after = append(after, &isakmp.KE{Data: qm.gr})
-	}
-	if nids == 2 {
-		after = append(after, ci, cr)
-	}
-	after = append(after, qm.natOA()...)
-	after = append(after, notifies...)
-	ref := sa.msgRef("QM2")
-	after = sa.impairPayloads(ref, after)
-	_, rest, err := isakmp.EncodePayloads(after)
-	if err != nil {
-		return
-	}
-	h2 := keymat.QMHash2(sa.hash, sa.skeyidA, mid, qm.ni, rest)
-	b, err := qm.seal(sa.impairPayloads(ref, append([]isakmp.Payload{&isakmp.Hash{Data: h2}}, after...)))
-	if err != nil {
-		return
-	}
-	sa.quick[mid] = qm
-	qm.state = qmQM2Sent
-	t.setPhase2State("Negotiating")
-	qm.logger().WithFields(logrus.Fields{"proposal": o.p.String(), "mode": qm.mode.String(), "udp_encap": qm.udp,
-		"local_ts": qm.localTS.String(), "remote_ts": qm.remoteTS.String(), "lifetime": qm.life.String()}).Info("quick mode: QM1 accepted, sending QM2")
-	qm.send(b, "QM2", true)
-}
-
-func (qm *quickMode) rejectTS(why string) {
-	qm.logger().Warn(why + ": answering INVALID-ID-INFORMATION")
-	qm.sa.sendNotify(isakmp.NotifyInvalidIDInformation, isakmp.ProtoISAKMP, nil, nil)
-	qm.sa.t.onChildFailed(qm, why)
-}
-
-// prefixWithin reports whether p lies inside q.
-func prefixWithin(p, q netip.Prefix) bool {
-	return p.Addr().Is4() == q.Addr().Is4() && p.Bits() >= q.Bits() && q.Contains(p.Addr())
+	return ps, rest, nil
 }
 
 // processQM2 (initiator): read the responder's choice, send QM3, install.
@@ -477,13 +357,14 @@ func (qm *quickMode) processQM2(ps []isakmp.Payload) {
 		qm.fail(fmt.Sprintf("the responder chose a proposal we did not offer (%v)", err))
 		return
 	}
-	if ci, cr, n := idPair(ps); n == 2 {
-		cp, e1 := ci.Prefix()
-		rp, e2 := cr.Prefix()
-		if e1 != nil || e2 != nil || cp != qm.localTS || rp != qm.remoteTS {
-			qm.fail("QM2 ID payloads differ from those we sent")
-			return
-		}
+	if !nonceLenOK(nr.Data) {
+		qm.sa.sendNotify(isakmp.NotifyPayloadMalformed, isakmp.ProtoISAKMP, nil, nil)
+		qm.fail(fmt.Sprintf("QM2 nonce of %d bytes (RFC 2409: %d to %d): answered PAYLOAD-MALFORMED", len(nr.Data), minNonceLen, maxNonceLen))
+		return
+	}
+	if !qm.sameIDs(ps) {
+		qm.fail("QM2 ID payloads differ from those we sent")
+		return
 	}
 	qm.chosen, qm.spiOut, qm.nr = o.p, binary.BigEndian.Uint32(prop.SPI), nr.Data
 	qm.readNATOA(ps)
@@ -492,9 +373,7 @@ func (qm *quickMode) processQM2(ps []isakmp.Payload) {
 			qm.applyResponderLifetime(n.Data)
 		}
 	}
-	if o.life > 0 && o.life < qm.life {
-		qm.life = o.life
-	}
+	qm.life, qm.lifeKB = minLifetime(qm.life, o.life), minLifeKB(qm.lifeKB, o.lifeKB)
 	if qm.dhKey != nil {
 		ke, _ := findPayload(ps, isakmp.PayloadKE).(*isakmp.KE)
 		if ke == nil {
@@ -502,6 +381,12 @@ func (qm *quickMode) processQM2(ps []isakmp.Payload) {
 			return
 		}
 		qm.gr = ke.Data
+		var err error
+		if qm.shared, err = qm.dhKey.SharedSecret(qm.gr); err != nil {
+			qm.sa.sendNotify(isakmp.NotifyInvalidKeyInformation, qm.chosen.Protocol, spiBytes(qm.spiOut), nil)
+			qm.fail("QM2 KE: " + err.Error() + ": answered INVALID-KEY-INFORMATION")
+			return
+		}
 	}
 	h3 := keymat.QMHash3(sa.hash, sa.skeyidA, qm.mid, qm.ni, qm.nr)
 	b, err := qm.seal(sa.impairPayloads(sa.msgRef("QM3"), []isakmp.Payload{&isakmp.Hash{Data: h3}}))
@@ -515,35 +400,11 @@ func (qm *quickMode) processQM2(ps []isakmp.Payload) {
 	qm.install()
 }
 
-// applyResponderLifetime adopts the responder's shorter lifetimes (RFC 2407 4.6.3.1).
-func (qm *quickMode) applyResponderLifetime(data []byte) {
-	attrs, err := decodeAttributes(data)
-	if err != nil {
-		qm.logger().WithError(err).Warn("malformed RESPONDER-LIFETIME notify ignored")
-		return
-	}
-	lt := uint16(0)
-	for _, a := range attrs {
-		v, _ := a.Uint()
-		switch a.Type {
-		case isakmp.AttrSALifeType:
-			lt = uint16(v)
-		case isakmp.AttrSALifeDuration:
-			if lt == isakmp.LifeSeconds {
-				qm.life = time.Duration(v) * time.Second
-			} else if lt == isakmp.LifeKilobytes {
-				qm.lifeKB = v
-			}
-		}
-	}
-	qm.logger().WithField("lifetime", qm.life.String()).Info("responder lifetime adopted")
-}
-
 // install derives KEYMAT for both SPIs and hands the pair to the data path.
 func (qm *quickMode) install() {
 	sa := qm.sa
-	var gqm []byte
-	if qm.dhKey != nil {
+	gqm := qm.shared
+	if qm.dhKey != nil && gqm == nil {
 		peer := qm.gr
 		if !qm.initiator {
 			peer = qm.gi
@@ -588,43 +449,4 @@ func (qm *quickMode) install() {
 			delete(sa.ivs, qm.mid)
 		}
 	})
-}
-
-// encodeAttributes/decodeAttributes handle the attribute list carried in a
-// RESPONDER-LIFETIME notify's data (RFC 2407 4.6.3.1).
-func encodeAttributes(attrs []isakmp.Attribute) []byte {
-	var out []byte
-	for _, a := range attrs {
-		if a.Basic {
-			out = binary.BigEndian.AppendUint16(out, a.Type|0x8000)
-			out = binary.BigEndian.AppendUint16(out, a.Value)
-			continue
-		}
-		out = binary.BigEndian.AppendUint16(out, a.Type)
-		out = binary.BigEndian.AppendUint16(out, uint16(len(a.Data)))
-		out = append(out, a.Data...)
-	}
-	return out
-}
-
-func decodeAttributes(b []byte) ([]isakmp.Attribute, error) {
-	var out []isakmp.Attribute
-	for len(b) > 0 {
-		if len(b) < 4 {
-			return nil, fmt.Errorf("attribute truncated")
-		}
-		t := binary.BigEndian.Uint16(b)
-		v := binary.BigEndian.Uint16(b[2:])
-		if t&0x8000 != 0 {
-			out = append(out, isakmp.Attribute{Type: t &^ 0x8000, Basic: true, Value: v})
-			b = b[4:]
-			continue
-		}
-		if len(b) < 4+int(v) {
-			return nil, fmt.Errorf("attribute length %d past end", v)
-		}
-		out = append(out, isakmp.Attribute{Type: t, Data: append([]byte(nil), b[4:4+int(v)]...)})
-		b = b[4+int(v):]
-	}
-	return out, nil
 }

@@ -2,10 +2,15 @@ package ike
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"net/netip"
 	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
 // outbox holds the last message of an exchange that expects an answer, and
@@ -22,6 +27,7 @@ type outbox struct {
 	counters *Counters // the owning tunnel's counters (Retransmits)
 	timer    *time.Timer
 	onGiveUp func()
+	log      logrus.FieldLogger // tunnel, peer, cookies and message ID of msg
 }
 
 // transmit sends msg now and, if expectReply, arms retransmission.
@@ -29,6 +35,7 @@ func (e *Engine) transmit(ob *outbox, counters *Counters, ref msgRef, local, rem
 	ob.stop()
 	ob.msg, ob.local, ob.remote, ob.what, ob.tries, ob.onGiveUp = msg, local, remote, what, 0, onGiveUp
 	ob.counters, ob.ref = counters, ref
+	ob.log = e.messageLogger(ref, remote, msg)
 	e.sendOut(ref, sendFirst, local, remote, msg, what)
 	if expectReply {
 		ob.arm(e)
@@ -66,7 +73,7 @@ func (ob *outbox) expired(e *Engine) {
 		ob.arm(e)
 		return
 	}
-	e.log.WithField("message", ob.what).WithField("try", ob.tries).Info("no answer, retransmitting")
+	ob.log.WithField("try", ob.tries).Info("no answer, retransmitting")
 	if ob.counters != nil {
 		ob.counters.Retransmits++
 	}
@@ -96,6 +103,24 @@ func (e *Engine) resend(ob *outbox) bool {
 	}
 	e.sendOut(ob.ref, sendCached, ob.local, ob.remote, ob.msg, ob.what+" (again, for a duplicate)")
 	return true
+}
+
+// messageLogger returns a logger with the fields that identify one of our
+// messages: tunnel, peer, message name, and from its ISAKMP header the
+// exchange, both cookies and (phase 2, informational) the message ID.
+func (e *Engine) messageLogger(ref msgRef, remote netip.AddrPort, msg []byte) logrus.FieldLogger {
+	f := logrus.Fields{"peer": remote.String(), "message": ref.what}
+	if ref.tunnel != "" {
+		f["tunnel"] = ref.tunnel
+	}
+	if h, err := isakmp.DecodeHeader(msg); err == nil {
+		f["icookie"], f["rcookie"] = hex.EncodeToString(h.ICookie[:]), hex.EncodeToString(h.RCookie[:])
+		f["exchange"] = h.Exchange.String()
+		if h.MessageID != 0 {
+			f["msgid"] = fmt.Sprintf("%08x", h.MessageID)
+		}
+	}
+	return e.log.WithFields(f)
 }
 
 func digest(b []byte) [32]byte { return sha256.Sum256(b) }

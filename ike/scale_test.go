@@ -295,10 +295,25 @@ func startScalePair(tb testing.TB, n int, dpdDelay, dpdTimeout time.Duration, af
 			lastErr = err
 			continue
 		}
+		tb.Cleanup(func() { checkScalePanics(tb, v); checkScalePanics(tb, c) })
 		return v, c
 	}
 	tb.Fatalf("could not start the engines: %v", lastErr)
 	return nil, nil
+}
+
+// checkScalePanics fails the test if the engine recovered a panic, also
+// after it stopped (its counters are final once the loop ended).
+func checkScalePanics(tb testing.TB, s *scaleSide) {
+	tb.Helper()
+	select {
+	case <-s.done:
+		if p := s.e.counters.Panics; p != 0 {
+			tb.Errorf("%s: the engine recovered %d panic(s)", s.name, p)
+		}
+	default:
+		checkNoPanics(tb, s.name, s.e, false)
+	}
 }
 
 // waitAllUp waits until every tunnel of both sides has phase 1 and phase 2

@@ -149,6 +149,13 @@ type EngineCounters struct {
 	// UnauthenticatedNotifies: plaintext error notifies that did not end
 	// anything at once (informational.go, unauthnotify.go).
 	UnauthenticatedNotifies uint64 `json:"unauthenticated_notifies"`
+	// Panics counts handler panics the loop recovered (recover.go): any
+	// value above zero is a bug to report.
+	Panics uint64 `json:"panics"`
+	// Drops counts messages dropped on purpose without an answer, by
+	// reason (docs/hostile-input.md): e.g. quick-mode-stale,
+	// quick-mode-replay, internal-error.
+	Drops map[string]uint64 `json:"drops,omitempty"`
 }
 
 // Status is the whole engine's status.

@@ -104,7 +104,7 @@ func (e *Engine) routineReceive(s *socket) {
 	if nd, ok := e.dp.(NATTDataPath); ok && s.natt {
 		nd.ServeNATT(s.conn, s.local, func(from netip.AddrPort, data []byte) {
 			msg := append([]byte(nil), data...)
-			e.post(func() { e.handleDatagram(s, from, msg) })
+			e.post(func() { e.handleDatagramGuarded(s, from, msg) })
 		})
 		return
 	}
@@ -136,7 +136,7 @@ func (e *Engine) routineReceive(s *socket) {
 			}
 		}
 		msg := append([]byte(nil), data...)
-		e.post(func() { e.handleDatagram(s, from, msg) })
+		e.post(func() { e.handleDatagramGuarded(s, from, msg) })
 	}
 }
 

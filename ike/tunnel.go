@@ -298,6 +298,10 @@ func (sa *ikeSA) delete(reason string, tellPeer bool) {
 	for _, qm := range sa.quick {
 		qm.out.stop()
 	}
+	// A quick mode still negotiating cannot finish without its ISAKMP SA.
+	for _, qm := range sa.quick {
+		qm.abandon("phase 1 down: " + reason)
+	}
 	for _, tm := range []*time.Timer{sa.timers.halfOpen, sa.timers.rekey, sa.timers.expire} {
 		if tm != nil {
 			tm.Stop()
@@ -484,6 +488,42 @@ func (t *tunnel) deleteChildByOutbound(proto uint8, spi uint32, reason string) {
 			t.deleteChild(c, reason, false)
 			return
 		}
+	}
+}
+
+// abandon ends a quick mode that is still negotiating when its ISAKMP SA
+// goes away (DELETE, DPD, expiry, replacement): without it the tunnel
+// stayed "Negotiating" and no phase 2 event said otherwise. It emits
+// phase2-failed and sets the phase 2 state (Down, or Established while
+// pairs stay installed; IKEv1 pairs outlive their ISAKMP SA), but leaves
+// the tunnel's last error to the phase 1 reason.
+func (qm *quickMode) abandon(reason string) {
+	if qm.state != qmQM1Sent && qm.state != qmQM2Sent {
+		return
+	}
+	qm.state = qmFailed
+	qm.out.stop()
+	qm.logger().WithField("reason", reason).Info("phase 2 negotiation abandoned")
+	proto := qm.chosen.Protocol
+	if proto == 0 && len(qm.offered) > 0 {
+		proto = qm.offered[0].Protocol
+	}
+	if qm.spiIn != 0 {
+		_ = qm.sa.e.dp.Delete(proto, qm.spiIn)
+	}
+	delete(qm.sa.quick, qm.mid)
+	t := qm.sa.t
+	if t == nil {
+		return
+	}
+	t.e.emit(Event{Tunnel: t.cfg.Name, Type: "phase2-failed", Detail: map[string]string{"reason": reason}})
+	if t.quickPending() {
+		return
+	}
+	if len(t.children) == 0 {
+		t.setPhase2State("Down")
+	} else {
+		t.setPhase2State("Established")
 	}
 }
 

@@ -323,19 +323,9 @@ func (e *env) startGateway(bin, name, cfg, psk string, ns *netlab.NS) *gateway {
 	g := &gateway{name: name, proc: p, sock: filepath.Join(dir, name+".sock")}
 	g.control = "unix:" + g.sock
 	e.onFailure("our "+name+" log "+p.Log, func() string { return p.Tail(logTailLines) })
-	deadline := time.Now().Add(startTimeout)
-	for {
-		if ok, err := p.Exited(); ok {
-			e.t.Fatalf("interop: our %s exited at start-up (%v); its log is below; config:\n%s", name, err, cfg)
-		}
-		if fi, err := os.Stat(g.sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return g
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("interop: our %s did not open its control socket %s within %v (log below)", name, g.sock, startTimeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.onFailure("our "+name+" configuration", func() string { return cfg })
+	waitSocket(e.t, p, g.sock)
+	return g
 }
 
 // startCharon starts charon in ns and loads conn.

@@ -23,7 +23,7 @@ func TestShippedVectors(t *testing.T) {
 			t.Errorf("FAIL %s %s %s: %s", r.Kind, r.File, r.Name, r.Detail)
 		}
 	}
-	for _, k := range []string{"prf", "integrity", "dh", "ikev1-psk-skeyid"} {
+	for _, k := range []string{"prf", "integrity", "dh", "ikev1-psk-skeyid", "ikev2-kdf"} {
 		if kinds[k] == 0 {
 			t.Errorf("no vectors of kind %s", k)
 		}
@@ -112,7 +112,7 @@ func TestFileErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("unknown kind accepted")
 	}
-	for _, s := range []string{unknown, `"esp-frobnicate"`, "known kinds: ah, dh, esp, ikev1-keymat, ikev1-psk-skeyid, integrity, prf, replay"} {
+	for _, s := range []string{unknown, `"esp-frobnicate"`, "known kinds: ah, dh, esp, ikev1-keymat, ikev1-psk-skeyid, ikev2-kdf, integrity, prf, replay"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q lacks %q", err, s)
 		}
@@ -155,7 +155,7 @@ func TestFileErrors(t *testing.T) {
 }
 
 func TestKinds(t *testing.T) {
-	want := []string{"ah", "dh", "esp", "ikev1-keymat", "ikev1-psk-skeyid", "integrity", "prf", "replay"}
+	want := []string{"ah", "dh", "esp", "ikev1-keymat", "ikev1-psk-skeyid", "ikev2-kdf", "integrity", "prf", "replay"}
 	got := Kinds()
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("Kinds() = %v", got)

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/sirupsen/logrus"
 
@@ -102,6 +103,9 @@ func (r *routing) start(ctx context.Context, eng *ike.Engine) error {
 	r.sp.OnChange(r.apply)
 	r.sp.OnSession(r.onSession)
 	if err := r.sp.Start(ctx); err != nil {
+		if errors.Is(err, syscall.EADDRNOTAVAIL) && r.dp == nil {
+			return fmt.Errorf("bgp: %w: the BGP sessions run over the tunnels' inside addresses, which the data path's TUN device carries; add a data_path section (docs/config.md)", err)
+		}
 		return fmt.Errorf("bgp: %w", err)
 	}
 	r.apply(r.sp.Routes(), nil)
