@@ -97,12 +97,13 @@ type DataPath struct {
 	sink PacketSink
 	soft int
 
-	table atomic.Pointer[table]
-	mu    sync.Mutex // serialises writers of table; guards spis, slots, peers
-	spis  map[uint64]bool
-	slots map[string]int32      // tunnel -> index in table.senders (routes.go)
-	peers map[string]*peerState // tunnel -> current peer address (peer.go)
-	seed  uint64                // ECMP flow hash seed
+	table   atomic.Pointer[table]
+	mu      sync.Mutex // serialises writers of table; guards spis, slots, peers
+	spis    map[uint64]bool
+	slots   map[string]int32       // tunnel -> index in table.senders (routes.go)
+	peers   map[string]*peerState  // tunnel -> current peer address (peer.go)
+	tunOpts map[string]*tunnelOpts // tunnel -> MSS clamp, outside MTU (mtu.go)
+	seed    uint64                 // ECMP flow hash seed
 
 	moveMu      sync.Mutex // guards the OnPeerMoved handler and its queue
 	moveFn      func(tunnel string, from, to netip.AddrPort)
@@ -131,7 +132,7 @@ func New(cfg Config) (*DataPath, error) {
 		return nil, errors.New("datapath: no wire")
 	}
 	d := &DataPath{dev: cfg.Device, wire: cfg.Wire, log: cfg.Log, sink: cfg.Sink, soft: cfg.SoftBytesPercent,
-		spis: map[uint64]bool{}, slots: map[string]int32{}, peers: map[string]*peerState{}, seed: rand.Uint64()}
+		spis: map[uint64]bool{}, slots: map[string]int32{}, peers: map[string]*peerState{}, tunOpts: map[string]*tunnelOpts{}, seed: rand.Uint64()}
 	if d.log == nil {
 		l := logrus.New()
 		l.SetLevel(logrus.WarnLevel)
@@ -174,6 +175,7 @@ func (d *DataPath) Install(p ike.ChildSAPair) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	pr.peer = d.peerLocked(p.Tunnel, p.Remote)
+	pr.opts = d.optsLocked(p.Tunnel)
 	if from, moved := pr.peer.set(p.Remote); moved {
 		d.log.WithFields(logrus.Fields{"tunnel": p.Tunnel, "from": from.String(), "to": p.Remote.String()}).Info("data path: peer address set by the installed pair")
 	}

@@ -22,13 +22,14 @@ const (
 
 // worker is one goroutine's reusable buffers.
 type worker struct {
-	buf []byte   // output of a transform
-	tmp []byte   // AH tunnel mode: outer header + inner packet
-	wb  [][]byte // one-element batch for Device.Write
+	buf  []byte   // output of a transform
+	tmp  []byte   // AH tunnel mode: outer header + inner packet
+	frag []byte   // a fragment made before encryption (mtu.go)
+	wb   [][]byte // one-element batch for Device.Write
 }
 
 func newWorker() *worker {
-	return &worker{buf: make([]byte, bufSize), tmp: make([]byte, bufSize), wb: make([][]byte, 1)}
+	return &worker{buf: make([]byte, bufSize), tmp: make([]byte, bufSize), frag: make([]byte, bufSize), wb: make([][]byte, 1)}
 }
 
 func (d *DataPath) getWorker() *worker {
@@ -111,6 +112,20 @@ func (d *DataPath) sendInside(w *worker, b *udpBatch, pkt []byte) {
 		d.selectorDrop(p, "outbound", src, dst)
 		return
 	}
+	if p.opts != nil {
+		if mss := p.opts.mss.Load(); mss != 0 && clampMSS(pkt, uint16(mss)) {
+			p.mssClamped.Add(1)
+		}
+		if d.tooBig(w, b, p, pkt) {
+			return
+		}
+	}
+	d.protectSend(w, b, p, pkt)
+}
+
+// protectSend protects one inside packet with p and sends it (or queues it
+// in b).
+func (d *DataPath) protectSend(w *worker, b *udpBatch, p *pair, pkt []byte) {
 	var dstBuf []byte
 	if p.udpEncap {
 		sz := p.out.ESPLen(len(pkt))

@@ -53,6 +53,11 @@ type pair struct {
 	badInner  atomic.Uint64 // verified, but the inner packet is unusable (not IP, RFC 6040 drop): counted as malformed
 	expDrops  atomic.Uint64 // packets refused because the SA is past its hard limit
 	sendFails atomic.Uint64 // outside write errors
+
+	opts       *tunnelOpts   // the tunnel's MSS clamp and outside MTU (mtu.go), shared by its pairs
+	mssClamped atomic.Uint64 // SYNs whose MSS was lowered
+	fragBefore atomic.Uint64 // inside packets fragmented before encryption
+	icmpSent   atomic.Uint64 // ICMP fragmentation-needed sent to the inside
 }
 
 func newPair(p ike.ChildSAPair, softPercent int) (*pair, error) {
@@ -103,6 +108,7 @@ func (p *pair) counters() ike.SACounters {
 	c.Drops["selector"] = p.selDrops.Load()
 	c.Drops["expired"] = p.expDrops.Load()
 	c.Drops["send-failed"] = p.sendFails.Load()
+	c.MSSClamped, c.FragBeforeEncrypt, c.ICMPFragNeededSent = p.mssClamped.Load(), p.fragBefore.Load(), p.icmpSent.Load()
 	return c
 }
 

@@ -13,6 +13,8 @@
 //	frr         FRR bgpd configuration over the tunnels' inside /30s
 //	vpnlab      a cgw.yaml for this project's customer gateway
 //	generic     the plain-text parameter sheet AWS gives for unlisted devices
+//	containerlab from a scenario file (not a vgw configuration): a containerlab
+//	            topology of the scenario's lab, its gateways' files, the image's Dockerfile
 //
 // Pre-shared keys appear in the files only with Options.IncludeSecrets;
 // otherwise the files refer to where the vgw configuration takes them from
@@ -45,6 +47,22 @@ type Options struct {
 	// differs from the address AWS sees (behind NAT); empty: use what the
 	// vgw config says.
 	CustomerAddress string
+
+	// The containerlab format (a scenario file): the scenario's profile
+	// and --set variables, the image of every node (default containerlab.DefaultImage)
+	// and the lab's name (default "vpnlab-" and the scenario's name).
+	Profile string
+	Set     map[string]string
+	Image   string
+	LabName string
+	// Machine splits the lab over two machines joined by a VXLAN link in
+	// place of the WAN router's link to the AWS endpoints: "customer"
+	// (wan, cgw, the customer's hosts) or "aws" (vgw, the AWS hosts); ""
+	// (default) is the whole lab on one machine. VXLANRemote is the other
+	// machine's address, VNI the link's VXLAN network identifier.
+	Machine     string
+	VXLANRemote string
+	VNI         int
 }
 
 // File is one generated file. Name is relative (e.g. "swanctl.conf" or
@@ -68,29 +86,77 @@ var generators = map[string]generator{
 }
 
 // formatOrder is the order Formats lists them in.
-var formatOrder = []string{"strongswan", "libreswan", "bird", "frr", "vpnlab", "generic"}
+var formatOrder = []string{"strongswan", "libreswan", "bird", "frr", "vpnlab", "generic", "containerlab"}
+
+// ScenarioExporter exports a scenario file (not a vgw configuration).
+type ScenarioExporter func(path string, opts Options) ([]File, error)
+
+// scenarioFormats read a scenario file instead of a vgw configuration. The
+// containerlab format lives in package export/containerlab, which registers
+// itself here (RegisterScenarioFormat) when imported: it reads scenarios
+// through package scenarios, which itself uses this package for a foreign
+// customer gateway's files.
+var scenarioFormats = map[string]ScenarioExporter{}
+
+// RegisterScenarioFormat adds a format that reads a scenario file.
+func RegisterScenarioFormat(name string, fn ScenarioExporter) { scenarioFormats[name] = fn }
 
 // Formats returns the supported format names.
 func Formats() []string {
 	var fs []string
 	for _, f := range formatOrder {
-		if generators[f] != nil {
+		if generators[f] != nil || scenarioFormats[f] != nil {
 			fs = append(fs, f)
 		}
 	}
 	return fs
 }
 
-// Export reads the vgw configuration at vgwConfigPath (through gwconfig,
-// with the vgw profile) and returns the files of format for the selected
-// connections. Errors name the bad format, connection, option or the
-// configuration problems (file:line).
-func Export(format string, vgwConfigPath string, opts Options) ([]File, error) {
-	gen, ok := generators[format]
-	if !ok {
+// What a format reads (Input).
+const (
+	InputVGW      = "vgw configuration"
+	InputScenario = "scenario file"
+)
+
+// Input says what the path given to Export is for format: InputVGW or
+// InputScenario ("" for an unknown format).
+func Input(format string) string {
+	switch {
+	case scenarioFormats[format] != nil:
+		return InputScenario
+	case generators[format] != nil:
+		return InputVGW
+	}
+	return ""
+}
+
+// Export reads the file at path and returns the files of format. For the
+// vgw formats path is a vgw configuration (read through gwconfig, with the
+// vgw profile) and the files are for the selected connections; for
+// containerlab it is a scenario file. Errors name the bad format,
+// connection, option, the wrong kind of input file or the problems of the
+// file (file:line).
+func Export(format string, path string, opts Options) ([]File, error) {
+	in := Input(format)
+	if in == "" {
 		return nil, fmt.Errorf("unknown format %q (formats: %s)", format, strings.Join(Formats(), ", "))
 	}
-	m, err := load(vgwConfigPath, opts)
+	if err := checkInput(format, in, path); err != nil {
+		return nil, err
+	}
+	if in == InputScenario {
+		files, err := scenarioFormats[format](path, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", format, err)
+		}
+		sort.SliceStable(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+		return files, nil
+	}
+	if err := vgwOptionsOK(opts); err != nil {
+		return nil, err
+	}
+	gen := generators[format]
+	m, err := load(path, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -13,10 +13,17 @@ import (
 	"github.com/vpnlab/vpnlab/internal/libreswan"
 )
 
+// TestFormats: the vgw formats (containerlab registers itself from package
+// export/containerlab, whose test checks it).
 func TestFormats(t *testing.T) {
 	want := "strongswan libreswan bird frr vpnlab generic"
 	if got := strings.Join(Formats(), " "); got != want {
 		t.Errorf("Formats() = %q, want %q", got, want)
+	}
+	for f, in := range map[string]string{"strongswan": InputVGW, "generic": InputVGW, "containerlab": "", "cisco": ""} {
+		if got := Input(f); got != in {
+			t.Errorf("Input(%s) = %q, want %q", f, got, in)
+		}
 	}
 }
 

@@ -76,6 +76,12 @@ func (t *Tunnel) Describe() string {
 	if len(t.StaticRoutes) > 0 {
 		s += fmt.Sprintf(" static_routes=%v", t.StaticRoutes)
 	}
+	if t.MSSClamp != 0 {
+		s += fmt.Sprintf(" mss_clamp=%d", t.MSSClamp)
+	}
+	if t.OutsideMTU != 0 {
+		s += fmt.Sprintf(" outside_mtu=%d", t.OutsideMTU)
+	}
 	return s
 }
 

@@ -89,6 +89,13 @@ type Tunnel struct {
 	// StaticRoutes are the prefixes reached through this tunnel (static
 	// routing mode; on the cgw also kept in bgp mode, with a warning).
 	StaticRoutes []netip.Prefix
+	// MSSClamp is the MSS that TCP SYNs entering the tunnel are lowered to
+	// (0: off; mss_clamp, aws = 1379).
+	MSSClamp int
+	// OutsideMTU is the largest outer packet the tunnel sends (outside_mtu,
+	// 0: 1500): bigger inside packets are fragmented before
+	// encryption, or answered with ICMP fragmentation-needed if DF is set.
+	OutsideMTU int
 }
 
 // Routing and BGP defaults and limits.

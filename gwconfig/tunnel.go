@@ -162,7 +162,7 @@ func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string, r *tunnelRa
 		"remote_port", "remote_natt_port", "psk_file", "psk_env", "startup_action", "ike_mode",
 		"allow_aggressive", "phase1", "phase2", "local_ts", "remote_ts", "rekey_margin",
 		"rekey_fuzz", "replay_window", "dpd", "nat_traversal", "nat_keepalive", "force_encap",
-		"inside_cidr", "bgp", "static_routes")
+		"inside_cidr", "bgp", "static_routes", "mss_clamp", "outside_mtu")
 	if n.Kind != yaml.MappingNode {
 		return t
 	}
@@ -246,6 +246,7 @@ func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string, r *tunnelRa
 	}
 
 	b.tunnelRouting(o, r)
+	b.tunnelSizes(o, r)
 	r.ext.Name = t.Name
 	r.remote = t.RemoteAddr
 	r.ok = len(d.errs) == before

@@ -68,6 +68,13 @@ type SACounters struct {
 	BytesOut    uint64            `json:"bytes_out"`
 	Drops       map[string]uint64 `json:"drops"` // by reason: icv, replay, padding, selector, malformed, no-sa, expired
 	LastInbound time.Time         `json:"last_inbound,omitzero"`
+	// Sizes on the way in (data path tunnel options): TCP SYNs whose MSS
+	// was clamped, inside packets fragmented before encryption, ICMP
+	// fragmentation-needed sent back for packets with DF too big for the
+	// tunnel.
+	MSSClamped         uint64 `json:"mss_clamped,omitempty"`
+	FragBeforeEncrypt  uint64 `json:"frag_before_encrypt,omitempty"`
+	ICMPFragNeededSent uint64 `json:"icmp_frag_needed_sent,omitempty"`
 }
 
 // DataPathCounters is implemented by data paths that count traffic. The

@@ -174,15 +174,25 @@ tunnels:
 func checkAlive(t *testing.T, g *gateway, why string) {
 	t.Helper()
 	time.Sleep(aggDPDTimeout + 2*time.Second)
+	// A dead verdict would have cleared the tunnel (action clear). DPD may
+	// be "probing" at any instant (an R-U-THERE in flight every second on
+	// an idle tunnel), so wait a little for the acknowledgement.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	tu, err := control.Dial(g.control).Tunnel(ctx, tunnelName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tu.Phase1State != "Established" || tu.DPDState != "alive" || len(tu.SAs) == 0 {
-		t.Fatalf("after %v: phase 1 %s, DPD %s, %d SAs; want Established, alive, 1 (%s)", aggDPDTimeout+2*time.Second,
-			tu.Phase1State, tu.DPDState, len(tu.SAs), why)
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		tu, err := control.Dial(g.control).Tunnel(ctx, tunnelName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tu.Phase1State == "Established" && tu.DPDState == "alive" && len(tu.SAs) > 0 {
+			return
+		}
+		if tu.Phase1State != "Established" || len(tu.SAs) == 0 || time.Now().After(deadline) {
+			t.Fatalf("after %v: phase 1 %s, DPD %s, %d SAs; want Established, alive, 1 (%s)", aggDPDTimeout+2*time.Second,
+				tu.Phase1State, tu.DPDState, len(tu.SAs), why)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

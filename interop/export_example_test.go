@@ -73,16 +73,7 @@ func TestExportedExampleConfiguration(t *testing.T) {
 	tunnels := []*exportedTunnel{{name: "tunnel1", inside: "169.254.10.2/30"}, {name: "tunnel2", inside: "169.254.11.2/30"}}
 	tLoad := time.Now()
 	startExportedCharons(ctx, t, e, swanDir, tunnels)
-	bcfg, err := os.ReadFile(filepath.Join(birdDir, "bird.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bd, err := bird.Start(ctx, e.cgw, bird.Options{Name: "bird-cgw", Config: string(bcfg)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bd.Stop() })
-	e.onFailure("BIRD log "+bd.LogPath(), func() string { return bd.LogTail(logTailLines) })
+	bd := startExportedBIRD(ctx, t, e, birdDir)
 
 	// tunnel1 keeps AWS's defaults, tunnel2 is narrowed in the example to
 	// AES256/SHA2-256/DH 14, 19, 20 and ESP AES256-GCM-16 or AES256: the

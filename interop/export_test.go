@@ -100,16 +100,7 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 	tLoad := time.Now()
 	startExportedCharons(ctx, t, e, swanDir, tunnels)
 
-	bcfg, err := os.ReadFile(filepath.Join(birdDir, "bird.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bd, err := bird.Start(ctx, e.cgw, bird.Options{Name: "bird-cgw", Config: string(bcfg)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bd.Stop() })
-	e.onFailure("BIRD log "+bd.LogPath(), func() string { return bd.LogTail(logTailLines) })
+	bd := startExportedBIRD(ctx, t, e, birdDir)
 
 	checkExportedSAs(ctx, t, tunnels, tLoad)
 
@@ -171,6 +162,23 @@ func startExportedCharons(ctx context.Context, t *testing.T, e *connEnv, swanDir
 			t.Fatal(err)
 		}
 	}
+}
+
+// startExportedBIRD starts BIRD in the cgw namespace with the exported
+// bird.conf.
+func startExportedBIRD(ctx context.Context, t *testing.T, e *connEnv, birdDir string) *bird.BIRD {
+	t.Helper()
+	bcfg, err := os.ReadFile(filepath.Join(birdDir, "bird.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bd, err := bird.Start(ctx, e.cgw, bird.Options{Name: "bird-cgw", Config: string(bcfg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bd.Stop() })
+	e.onFailure("BIRD log "+bd.LogPath(), func() string { return bd.LogTail(logTailLines) })
+	return bd
 }
 
 // checkExportedSAs waits for each tunnel's IKE_SA and CHILD_SA and checks

@@ -119,6 +119,8 @@ func parseCond(text string, line int, wait bool) (*Cond, error) {
 		return c, c.parseFlow(toks[1:], wait)
 	case "route":
 		return c, c.parseRoute(toks[1:])
+	case "wan":
+		return c, c.parseWAN(toks[1:])
 	case "event":
 		return c, c.parseEvent(toks[1:])
 	case "counter":

@@ -24,6 +24,8 @@ func describe(st *Step) string {
 		return d
 	case st.Restore != "":
 		return "restore " + st.Restore
+	case st.WAN != nil:
+		return describeWAN(st.WAN)
 	case st.Flow != nil:
 		f := st.Flow
 		return fmt.Sprintf("flow %s: %s %s -> %s", f.Name, f.Proto, f.From, f.To)

@@ -54,9 +54,10 @@ func (f *foreignCGW) poll(ctx context.Context) (*ike.Status, *routingView, []rep
 	var protos []bird.Protocol
 	var routes []bird.Route
 	var frrSessions map[string]string
+	var protosErr, routesErr error
 	if f.bird != nil {
-		protos, _ = f.bird.Protocols(ctx)
-		routes, _ = f.bird.Routes(ctx, "")
+		protos, protosErr = f.bird.Protocols(ctx)
+		routes, routesErr = f.bird.Routes(ctx, "")
 	}
 	if f.frr != nil {
 		frrSessions = f.frr.sessions(ctx)
@@ -66,12 +67,22 @@ func (f *foreignCGW) poll(ctx context.Context) (*ike.Status, *routingView, []rep
 	for _, tn := range f.tunnels {
 		c := f.charons[tn]
 		sas, err := c.ListSAs(ctx)
+		prev := f.lastTunnel(tn)
 		ts := foreignTunnelStatus(tn, sas, err)
+		if err != nil && prev != nil {
+			// A query that failed (swanctl timed out on a loaded
+			// machine) says nothing about the tunnel: keep what the last
+			// poll saw rather than report it down.
+			ts = *prev
+			ts.LastError = "swanctl --list-sas failed, state of the last poll: " + err.Error()
+		}
 		switch f.bgp {
 		case "bird":
 			ts.BGPState = "Idle"
 			if p, ok := bird.FindProtocol(protos, birdProtocol(tn)); ok {
 				ts.BGPState = bgpWord(p)
+			} else if protosErr != nil && prev != nil {
+				ts.BGPState = prev.BGPState // birdc failed: as last seen
 			}
 		case "frr":
 			ts.BGPState = frrState(frrSessions[f.vgwInside[tn].String()])
@@ -93,6 +104,9 @@ func (f *foreignCGW) poll(ctx context.Context) (*ike.Status, *routingView, []rep
 	var rv *routingView
 	if f.bird != nil {
 		rv = birdRouting(routes)
+		if routesErr != nil && f.last != nil {
+			rv = f.last.routing // birdc failed: as last seen
+		}
 	}
 	if f.frr != nil {
 		peers := map[string]string{}
@@ -105,6 +119,19 @@ func (f *foreignCGW) poll(ctx context.Context) (*ike.Status, *routingView, []rep
 	f.prev = keys
 	f.last = &foreignState{at: time.Now(), status: st, routing: rv}
 	return st, rv, evs
+}
+
+// lastTunnel is the tunnel's status from the last poll, or nil.
+func (f *foreignCGW) lastTunnel(tn string) *ike.TunnelStatus {
+	if f.last == nil || f.last.status == nil {
+		return nil
+	}
+	for i := range f.last.status.Tunnels {
+		if f.last.status.Tunnels[i].Name == tn {
+			return &f.last.status.Tunnels[i]
+		}
+	}
+	return nil
 }
 
 // foreignTunnelStatus is a tunnel's status from its charon's IKE_SAs (the

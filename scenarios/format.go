@@ -114,6 +114,7 @@ type Step struct {
 
 	Impair  *ImpairStep `yaml:"impair"`
 	Restore string      `yaml:"restore"` // tunnel name or "all"
+	WAN     *WANStep    `yaml:"wan"`     // WAN emulation (wan.go)
 
 	Flow     *FlowStep  `yaml:"flow"`
 	StopFlow StringList `yaml:"stop_flow"`

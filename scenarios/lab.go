@@ -37,6 +37,7 @@ type lab struct {
 
 	mu       sync.Mutex
 	impaired map[string][]string // tunnel -> faults in effect
+	wanl     wanLab              // WAN emulation (wan.go)
 
 	capStop func() (int, error)
 }
@@ -161,6 +162,10 @@ func (l *lab) impair(tunnel, fault string, percent float64) error {
 	if fault == "flush-nat" {
 		return l.flushNAT()
 	}
+	l.noteFault(tunnel, fault, percent)
+	if l.wanl.f != nil { // the forwarder carries the tunnels: it applies the fault
+		return l.applyWAN()
+	}
 	var targets []*planTunnel
 	if tunnel == "all" {
 		targets = l.p.tunnels
@@ -204,6 +209,9 @@ func (l *lab) impair(tunnel, fault string, percent float64) error {
 func (l *lab) restore(tunnel string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.restoreWAN(tunnel) {
+		return l.applyWAN()
+	}
 	var b strings.Builder
 	for _, t := range l.p.tunnels {
 		if tunnel != "all" && t.Name != tunnel {

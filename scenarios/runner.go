@@ -166,6 +166,7 @@ func (ru *runner) setup(ctx context.Context) error {
 		return fmt.Errorf("building the lab: %v", err)
 	}
 	ru.gw["cgw"].ns, ru.gw["vgw"].ns = ru.l.cgw, ru.l.vgw
+	ru.w.wan = ru.l.wanCounters
 	if f := ru.gw["cgw"].foreign; f != nil {
 		f.ns = ru.l.cgw
 	}
@@ -295,6 +296,9 @@ func (ru *runner) step(ctx, parent context.Context, st *Step, rs *report.Step, l
 	case st.Restore != "":
 		w.runnerEvent("restore", map[string]string{"tunnel": st.Restore})
 		return ru.l.restore(st.Restore)
+	case st.WAN != nil:
+		w.runnerEvent("wan", map[string]string{"tunnel": st.WAN.Tunnel, "set": describeWAN(st.WAN)})
+		return ru.l.wanStep(st.WAN)
 	case st.Flow != nil:
 		return ru.startFlow(ctx, st.Flow)
 	case len(st.StopFlow.Items) > 0:

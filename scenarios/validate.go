@@ -427,6 +427,7 @@ func validateSteps(s *Scenario, p *plan, el *errList) {
 		add("restart", st.Restart != "")
 		add("impair", st.Impair != nil)
 		add("restore", st.Restore != "")
+		add("wan", st.WAN != nil)
 		add("flow", st.Flow != nil)
 		add("stop_flow", len(st.StopFlow.Items) > 0)
 		add("ike_impair", st.IKEImpair != nil)
@@ -440,7 +441,7 @@ func validateSteps(s *Scenario, p *plan, el *errList) {
 		add("assert", len(st.Assert.Items) > 0)
 		what := fmt.Sprintf("steps[%d]", i)
 		if len(acts) != 1 {
-			el.add(st.Line, "%s: a step has exactly one action, this one has %d (%s); actions: start, stop, kill, restart, impair, restore, flow, stop_flow, ike_impair, flood, rekey, initiate, terminate, bgp, wait, sleep, assert",
+			el.add(st.Line, "%s: a step has exactly one action, this one has %d (%s); actions: start, stop, kill, restart, impair, restore, wan, flow, stop_flow, ike_impair, flood, rekey, initiate, terminate, bgp, wait, sleep, assert",
 				what, len(acts), orNone(acts))
 			continue
 		}
@@ -466,6 +467,8 @@ func validateSteps(s *Scenario, p *plan, el *errList) {
 			}
 		case "restore":
 			tunOK(st.Line, what, st.Restore, true)
+		case "wan":
+			p.validateWAN(el, what, st.WAN)
 		case "flow":
 			f := st.Flow
 			if f.Name == "" || flows[f.Name] {

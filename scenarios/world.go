@@ -55,7 +55,8 @@ type world struct {
 	status  map[string]*ike.Status
 	routing map[string]*routingView
 	flows   map[string]*flowState
-	order   []string // flow names in start order
+	order   []string       // flow names in start order
+	wan     wanCounterFunc // the WAN emulation's counters (wan.go)
 }
 
 type flowState struct {
@@ -142,6 +143,9 @@ func (w *world) tunnelStatus(gw, tunnel string) *ike.TunnelStatus {
 func tunnelField(t *ike.TunnelStatus, field string) string {
 	if t == nil {
 		return "(gateway not running)"
+	}
+	if v, ok := sizeField(t, field); ok {
+		return v
 	}
 	var newest *ike.SAStatus
 	var pin, pout uint64
@@ -260,6 +264,9 @@ func (w *world) flowResult(name string) (traffic.Result, bool) {
 }
 
 func flowField(r traffic.Result, field string) string {
+	if v, ok := delayField(r, field); ok {
+		return v
+	}
 	switch field {
 	case "sent":
 		return strconv.FormatUint(r.Sent, 10)
@@ -363,6 +370,8 @@ func (w *world) eval(c *Cond, since time.Time) (bool, string) {
 			}
 		}
 		return compare(strconv.Itoa(n), c.Op, c.Value), fmt.Sprintf("%d %s events", n, c.eventDesc())
+	case "wan":
+		return evalWAN(c, w.wan)
 	case "counter":
 		v := engineCounter(w.status[c.Gateway], c.Name)
 		return compare(v, c.Op, c.Value), v

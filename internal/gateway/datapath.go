@@ -45,6 +45,13 @@ func startDataPath(c *gwconfig.Config, sink *capture.Writer, log logrus.FieldLog
 		wire.Close()
 		return nil, nil, err
 	}
+	for _, t := range c.Tunnels {
+		if err := dp.SetTunnelOptions(t.Name, datapath.TunnelOptions{MSSClamp: t.MSSClamp, OutsideMTU: t.OutsideMTU}); err != nil {
+			dp.Close()
+			wire.Close()
+			return nil, nil, err
+		}
+	}
 	var undo []func()
 	stop := func() {
 		for _, u := range undo {
