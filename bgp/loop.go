@@ -107,6 +107,12 @@ func (s *Speaker) publish() {
 	s.mu.Lock()
 	s.routes = rs
 	s.recent = append(s.recent, changes...)
+	if s.changeN == nil {
+		s.changeN = map[routes.ChangeKind]uint64{}
+	}
+	for _, c := range changes {
+		s.changeN[c.Kind]++
+	}
 	if over := len(s.recent) - recentChanges; over > 0 {
 		s.recent = slices.Delete(s.recent, 0, over)
 	}

@@ -47,7 +47,8 @@ type Speaker struct {
 	stopped    bool
 	routes     []routes.Route
 	recent     []routes.Change
-	advertised map[netip.Prefix][]byte // prefix -> GoBGP path UUID (nil until sent)
+	changeN    map[routes.ChangeKind]uint64 // every change since New, by kind
+	advertised map[netip.Prefix][]byte      // prefix -> GoBGP path UUID (nil until sent)
 	onChange   []func([]routes.Route, []routes.Change)
 	onSession  []func(SessionEvent)
 }

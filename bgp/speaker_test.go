@@ -90,6 +90,16 @@ func TestExchange(t *testing.T) {
 	if st.ASN != 64512 || !slices.Equal(st.Originated, []netip.Prefix{vpcCIDR}) || len(st.Routes) != 1 || len(st.Changes) == 0 {
 		t.Errorf("vgw status: %+v", st)
 	}
+	// ChangeCounts is the total of every change so far, by kind.
+	var removed uint64
+	for _, c := range st.Changes {
+		if c.Kind == routes.Removed {
+			removed++
+		}
+	}
+	if st.ChangeCounts[routes.Removed] != removed || removed == 0 || st.ChangeCounts[routes.Installed] == 0 {
+		t.Errorf("change counts %v, %d removed changes in Changes", st.ChangeCounts, removed)
+	}
 
 	// Stopping the cgw closes the session cleanly: the vgw withdraws at
 	// once (no hold timer), and the cgw reports its own routes gone.

@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -75,6 +76,9 @@ type Status struct {
 	Neighbors  []NeighborStatus `json:"neighbors"`
 	Routes     []routes.Route   `json:"routes"`
 	Changes    []routes.Change  `json:"changes"`
+	// ChangeCounts counts every route change since the speaker started,
+	// by kind (Changes keeps only the last 256).
+	ChangeCounts map[routes.ChangeKind]uint64 `json:"change_counts"`
 }
 
 // Status reports the sessions and the route table.
@@ -87,6 +91,7 @@ func (s *Speaker) Status() Status {
 	}
 	st.Routes = slices.Clone(s.routes)
 	st.Changes = slices.Clone(s.recent)
+	st.ChangeCounts = maps.Clone(s.changeN)
 	s.mu.Unlock()
 	slices.SortFunc(st.Originated, comparePrefix)
 	running := s.running()

@@ -229,6 +229,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/tunnels/{name}/terminate", s.handleAction("terminate"))
 	m.HandleFunc("POST /v1/tunnels/{name}/rekey", s.handleAction("rekey"))
 	m.HandleFunc("GET /v1/events", s.handleEvents)
+	m.Handle("GET /metrics", MetricsHandler(s.b, s.log))
 	s.routingRoutes()
 	s.impairRoutes()
 
@@ -247,6 +248,7 @@ func (s *Server) routes() {
 		"/v1/routing/withdraw":           "POST",
 		"/v1/routing/neighbors/{tunnel}": "POST",
 		"/v1/impair":                     "GET, HEAD, POST, DELETE",
+		"/metrics":                       "GET, HEAD",
 	} {
 		m.HandleFunc(path, methodNotAllowed(allow))
 	}

@@ -200,6 +200,9 @@ func (sa *ikeSA) sendDPD(nt isakmp.NotifyType, seq uint32) {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], seq)
 	n := &isakmp.Notify{DOI: isakmp.DOIIPsec, ProtocolID: isakmp.ProtoISAKMP, SPI: sa.cookiesSPI(), NotifyType: nt, Data: b[:]}
+	if nt == isakmp.NotifyRUThere && sa.t != nil {
+		sa.t.counters.DPDProbes++
+	}
 	sa.sendInformational(n, "Informational "+nt.String())
 }
 
@@ -208,6 +211,7 @@ func (t *tunnel) peerDead(silent time.Duration) {
 	action := t.cfg.DPDAction
 	t.log.WithFields(logrus.Fields{"silent_for": silent.Round(time.Millisecond).String(), "action": action.String()}).Warn(peerDeadMessage)
 	t.lastError = peerDeadMessage
+	t.counters.DPDTimeouts++
 	t.e.emit(Event{Tunnel: t.cfg.Name, Type: "dpd-state", Detail: map[string]string{
 		"state": "dead", "message": peerDeadMessage, "action": action.String(), "silent_for": silent.Round(time.Millisecond).String()}})
 	switch action {

@@ -341,8 +341,7 @@ func (e *Engine) Status() Status {
 				sa := &st.Tunnels[i].SAs[j]
 				if c, ok := dc.SACounters(sa.protocol, sa.inboundSPI); ok {
 					sa.Counters = &c
-					st.Tunnels[i].DataIn += c.BytesIn
-					st.Tunnels[i].DataOut += c.BytesOut
+					st.Tunnels[i].addLive(c)
 				}
 			}
 		}

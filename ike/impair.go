@@ -395,6 +395,7 @@ const (
 // sendOut sends one of our messages with the impairments that apply.
 func (e *Engine) sendOut(r msgRef, kind sendKind, local, remote netip.AddrPort, msg []byte, what string) {
 	if len(e.impairs) == 0 {
+		e.countSent(r, kind, 1)
 		e.sendLogged(local, remote, msg, what)
 		return
 	}
@@ -419,6 +420,7 @@ func (e *Engine) sendOut(r msgRef, kind sendKind, local, remote netip.AddrPort, 
 		e.impaired(imp, r, "sent twice ("+kindName(kind)+")")
 		copies++
 	}
+	e.countSent(r, kind, copies)
 	for i := 0; i < copies; i++ {
 		e.sendLogged(local, remote, msg, what)
 	}
@@ -427,6 +429,7 @@ func (e *Engine) sendOut(r msgRef, kind sendKind, local, remote netip.AddrPort, 
 			stale := append([]byte(nil), msg...)
 			e.afterFunc(replayDelay, func() {
 				e.impaired(imp, r, "replayed "+replayDelay.String()+" after its first transmission")
+				e.countSent(r, sendCached, 1)
 				e.sendLogged(local, remote, stale, what+" (replayed)")
 			})
 		}

@@ -67,10 +67,15 @@ type TunnelStatus struct {
 	// DataIn and DataOut are AWS's TunnelDataIn/TunnelDataOut: bytes after
 	// decryption and before encryption, over every SA pair the tunnel had
 	// (needs a data path that counts).
-	DataIn   uint64     `json:"tunnel_data_in"`
-	DataOut  uint64     `json:"tunnel_data_out"`
-	SAs      []SAStatus `json:"sas"`
-	Counters Counters   `json:"counters"`
+	DataIn  uint64 `json:"tunnel_data_in"`
+	DataOut uint64 `json:"tunnel_data_out"`
+	// PacketsIn, PacketsOut and Drops (by reason, as in SACounters) are
+	// the same sums for packets and data-path drops.
+	PacketsIn  uint64            `json:"tunnel_packets_in"`
+	PacketsOut uint64            `json:"tunnel_packets_out"`
+	Drops      map[string]uint64 `json:"tunnel_drops,omitempty"`
+	SAs        []SAStatus        `json:"sas"`
+	Counters   Counters          `json:"counters"`
 }
 
 // Counters are per-tunnel IKE counters.
@@ -87,6 +92,40 @@ type Counters struct {
 	Phase2Superseded uint64 `json:"phase2_superseded"`
 	NotifiesSent     uint64 `json:"notifies_sent"`
 	NotifiesReceived uint64 `json:"notifies_received"`
+	// DPDProbes counts R-U-THERE sent, DPDTimeouts the peer declared dead
+	// (RFC 3706).
+	DPDProbes   uint64 `json:"dpd_probes"`
+	DPDTimeouts uint64 `json:"dpd_timeouts"`
+	// Phase1Rekeys and Phase2Rekeys count completed rekeys, either side
+	// started: an ISAKMP SA established while another one was, an IPsec SA
+	// pair installed that replaces an older one.
+	Phase1Rekeys uint64 `json:"phase1_rekeys"`
+	Phase2Rekeys uint64 `json:"phase2_rekeys"`
+	// Exchanges counts messages and outcomes per exchange type.
+	Exchanges ExchangeCounters `json:"exchanges"`
+}
+
+// ExchangeCounters are the per-exchange counters of a tunnel (counters.go).
+type ExchangeCounters struct {
+	Main          ExchangeCount `json:"main"`
+	Aggressive    ExchangeCount `json:"aggressive"`
+	Quick         ExchangeCount `json:"quick"`
+	Informational ExchangeCount `json:"informational"`
+}
+
+// ExchangeCount counts one exchange type's messages and results. Sent counts
+// every datagram that left (first transmissions, retransmissions, cached
+// answers to duplicates, impairment copies; not what an impairment
+// dropped); Received every message of the tunnel's ISAKMP SAs that arrived,
+// before decryption and checks. Completed and Failed count negotiations:
+// phase 1 established or failed (main, aggressive), an IPsec SA pair
+// installed or its quick mode failed (quick).
+type ExchangeCount struct {
+	Sent        uint64 `json:"sent"`
+	Received    uint64 `json:"received"`
+	Retransmits uint64 `json:"retransmits"`
+	Completed   uint64 `json:"completed"`
+	Failed      uint64 `json:"failed"`
 }
 
 // EngineCounters are engine-wide counters (drops before a tunnel is known).

@@ -45,6 +45,9 @@ type tunnel struct {
 	lastStatusChange time.Time
 	retiredIn        uint64 // bytes of deleted pairs (TunnelDataIn/Out)
 	retiredOut       uint64
+	retiredPktIn     uint64            // packets of deleted pairs
+	retiredPktOut    uint64            //
+	retiredDrops     map[string]uint64 // data-path drops of deleted pairs, by reason
 }
 
 // childSA is one installed IPsec SA pair.
@@ -182,6 +185,7 @@ func (sa *ikeSA) establish(initialContact bool) {
 	}
 	sa.dhKey = nil
 	t.counters.Phase1Established++
+	t.counters.Exchanges.ofMode(sa.exchange).Completed++
 	old := t.sa
 	t.sa = sa
 	t.lastError = ""
@@ -218,6 +222,7 @@ func (sa *ikeSA) establish(initialContact bool) {
 	})
 	if old != nil && old != sa && old.state == stateEstablished {
 		// Phase 1 rekey: retire the old ISAKMP SA.
+		t.counters.Phase1Rekeys++
 		old.delete("replaced by a new ISAKMP SA", true)
 	}
 	if initialContact {
@@ -274,6 +279,9 @@ func (t *tunnel) initialContact(current *ikeSA) {
 func (sa *ikeSA) fail(reason string, tellPeer bool) {
 	if sa.t != nil {
 		sa.t.setError(reason)
+		if sa.state != stateEstablished && sa.state != stateDeleted {
+			sa.t.counters.Exchanges.ofMode(sa.exchange).Failed++
+		}
 	}
 	sa.delete(reason, tellPeer)
 }
@@ -354,6 +362,7 @@ func (t *tunnel) onChildUp(qm *quickMode, pair ChildSAPair) {
 	c.expires = c.established.Add(pair.Lifetime)
 	t.children = append(t.children, c)
 	t.counters.Phase2Established++
+	t.counters.Exchanges.Quick.Completed++
 	t.lastError = ""
 	t.setPhase2State("Established")
 	t.log.WithFields(logrus.Fields{"proposal": qm.chosen.String(), "mode": pair.Mode.String(), "udp_encap": pair.UDPEncap,
@@ -376,9 +385,11 @@ func (t *tunnel) onChildUp(qm *quickMode, pair ChildSAPair) {
 		t.log.WithField("spi_in", fmt.Sprintf("%08x", pair.Inbound.SPI)).Info("IPsec SA lifetime expired")
 		t.deleteChild(c, "lifetime expired", true)
 	})
+	rekey := false
 	if qm.replaces != nil {
 		qm.replaces.rekeyed = true
 		t.makeBeforeBreak(qm.replaces, c)
+		rekey = true
 	}
 	// A new pair of the same negotiation direction also supersedes older
 	// pairs the peer rekeyed (responder side of a rekey).
@@ -386,7 +397,11 @@ func (t *tunnel) onChildUp(qm *quickMode, pair ChildSAPair) {
 		if old != c && !old.rekeyed && old.pair.LocalTS == c.pair.LocalTS && old.pair.RemoteTS == c.pair.RemoteTS {
 			old.rekeyed = true
 			t.makeBeforeBreak(old, c)
+			rekey = true
 		}
+	}
+	if rekey {
+		t.counters.Phase2Rekeys++
 	}
 	t.keepOnePair(c)
 }
@@ -449,8 +464,7 @@ func (t *tunnel) deleteChild(c *childSA, reason string, tellPeer bool) {
 	}
 	if dc, ok := t.e.dp.(DataPathCounters); ok {
 		if n, ok := dc.SACounters(c.pair.Inbound.Protocol, c.pair.Inbound.SPI); ok {
-			t.retiredIn += n.BytesIn
-			t.retiredOut += n.BytesOut
+			t.retireCounters(n)
 		}
 	}
 	_ = t.e.dp.Delete(c.pair.Inbound.Protocol, c.pair.Inbound.SPI)
@@ -511,6 +525,7 @@ func (qm *quickMode) abandon(reason string) {
 }
 
 func (t *tunnel) onChildFailed(qm *quickMode, reason string) {
+	t.counters.Exchanges.Quick.Failed++
 	t.setError("phase 2: " + reason)
 	t.e.emit(Event{Tunnel: t.cfg.Name, Type: "phase2-failed", Detail: map[string]string{"reason": reason}})
 	if len(t.children) == 0 {
@@ -545,7 +560,13 @@ func (t *tunnel) status() TunnelStatus {
 		Phase1State: t.phase1State, Phase2State: t.phase2State, LastError: t.lastError, LastChange: t.lastChange,
 		Counters: t.counters, SAs: []SAStatus{},
 		Status: t.upDown, LastStatusChange: t.lastStatusChange, DPDState: "off",
-		DataIn: t.retiredIn, DataOut: t.retiredOut,
+		DataIn: t.retiredIn, DataOut: t.retiredOut, PacketsIn: t.retiredPktIn, PacketsOut: t.retiredPktOut,
+	}
+	if len(t.retiredDrops) > 0 {
+		st.Drops = make(map[string]uint64, len(t.retiredDrops))
+		for k, v := range t.retiredDrops {
+			st.Drops[k] = v
+		}
 	}
 	if t.upDown == "DOWN" {
 		st.StatusMessage = t.lastError

@@ -60,7 +60,7 @@ func Run(ctx context.Context, s *Scenario, o RunOptions) (r *report.Run, err err
 		return r, err
 	}
 	clearOutDir(o.OutDir)
-	ru := &runner{s: s, o: o, r: r}
+	ru := &runner{s: s, o: o, r: r, metrics: newMetricsSampler()}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("internal error (please report): %v\n%s", p, debug.Stack())
@@ -93,7 +93,8 @@ type runner struct {
 	cancel   func() // stops event readers and progress
 	bgDone   chan struct{}
 	prog     *progress
-	readerCh chan struct{} // one value per event reader that ended
+	readerCh chan struct{}   // one value per event reader that ended
+	metrics  *metricsSampler // metrics.go
 }
 
 // setup writes the configurations, builds the lab and starts nothing but
@@ -199,6 +200,7 @@ func (ru *runner) setup(ctx context.Context) error {
 				return
 			case <-t.C:
 				ru.w.refresh(bg)
+				ru.metrics.sample(bg, ru.gw)
 				ru.prog.draw()
 			}
 		}
@@ -566,6 +568,7 @@ func (ru *runner) cleanup() {
 func (ru *runner) finish() {
 	r := ru.r
 	r.End = time.Now()
+	r.Metrics = ru.metrics.result()
 	if ru.w != nil {
 		r.Events = ru.w.eventsCopy()
 		for _, n := range ru.w.order {

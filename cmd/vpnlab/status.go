@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,7 +22,11 @@ func newStatusCmd() *cobra.Command {
 		Use:   "status --control ADDR",
 		Short: "Show a running gateway's tunnels (optionally wait until all are established)",
 		Long: `Reads a running cgw or vgw through its control API (docs/control-api.md) and prints
-each tunnel: phase 1 and phase 2 state (AWS wording), chosen proposals, NAT-T, SPIs.
+each tunnel in the manner of swanctl --list-sas: its AWS state (UP/DOWN, phase 1
+and phase 2 states, BGP), the ISAKMP SA (IKE version, exchange, role, proposal,
+cookies, lifetime left), each IPsec SA pair (SPIs, proposal, traffic selectors,
+bytes and packets each way, rekey and expiry), drops and IKE counters.
+--json prints the control API's status object instead (ike.Status).
 With --wait-established it polls until every tunnel has phase 1 and phase 2
 Established, and exits 1 if that does not happen in time.`,
 		Args: cobra.NoArgs,
@@ -86,25 +88,5 @@ func printStatus(w io.Writer, st ike.Status, asJSON bool) {
 		_ = enc.Encode(st)
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TUNNEL\tPEER\tPHASE1\tPHASE2\tIKE PROPOSAL\tNAT-T\tIPSEC SAS")
-	for _, t := range st.Tunnels {
-		var sas []string
-		for _, s := range t.SAs {
-			sas = append(sas, fmt.Sprintf("%s in %s out %s %s", s.Proposal, s.InboundSPI, s.OutboundSPI, s.Mode))
-		}
-		nat := "no"
-		if t.NATDetected {
-			nat = "yes"
-		}
-		prop := t.Proposal
-		if prop == "" {
-			prop = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.RemoteAddr, t.Phase1State, t.Phase2State, prop, nat, strings.Join(sas, "; "))
-		if t.LastError != "" {
-			fmt.Fprintf(tw, "\t\tlast error: %s\t\t\t\t\n", t.LastError)
-		}
-	}
-	tw.Flush()
+	writeSAs(w, st, time.Now())
 }

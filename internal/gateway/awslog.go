@@ -24,17 +24,25 @@ import (
 //	TunnelCGWNATTDetectionStatus   whether NAT-T was detected on the tunnel
 //	TunnelIKEPhase1State           Established, Rekeying, Negotiating or Down
 //	TunnelIKEPhase2State           the same for phase 2
-//	VpnLogDetail                   what happened: the message and its fields
+//	VpnLogDetail                   what happened
 //
-// plus Level and, for records that belong to no tunnel, empty tunnel
-// fields. The states come from the engine's events (awsTunnelStates), so
-// the formatter never calls into the engine (which may be the caller).
+// plus vpnlab's Level and Tunnel; records that belong to no tunnel have
+// empty connection and address fields and no tunnel state. The states come
+// from the engine's events (awsTunnelStates), so the formatter never calls
+// into the engine (which may be the caller).
+//
+// On the AWS side (vgw) the records AWS documents an IKEv1 message for
+// carry AWS's wording in VpnLogDetail (awsMessage) and the engine's own
+// message with its fields in VpnlabDetail; every other record has the
+// message and its fields in VpnLogDetail. docs/metrics.md has the table.
 
 // awsTunnelStates is the formatter's view of each tunnel, updated from the
 // engine's event stream.
 type awsTunnelStates struct {
+	awsSide bool // vgw: use AWS's documented messages
 	mu      sync.Mutex
 	tunnels map[string]*awsTunnel
+	events  <-chan ike.Event // the engine's events (attach)
 }
 
 type awsTunnel struct {
@@ -45,7 +53,7 @@ type awsTunnel struct {
 }
 
 func newAWSTunnelStates(c *gwconfig.Config) *awsTunnelStates {
-	s := &awsTunnelStates{tunnels: map[string]*awsTunnel{}}
+	s := &awsTunnelStates{awsSide: c.Profile == gwconfig.VGW, tunnels: map[string]*awsTunnel{}}
 	for i, t := range c.IKE.Tunnels {
 		at := &awsTunnel{outside: t.LocalAddr.String(), dpd: t.DPDTimeout > 0, p1: "Down", p2: "Down"}
 		if i < len(c.Tunnels) {
@@ -56,23 +64,66 @@ func newAWSTunnelStates(c *gwconfig.Config) *awsTunnelStates {
 	return s
 }
 
-// follow updates the states from events until the channel closes.
-func (s *awsTunnelStates) follow(events <-chan ike.Event) {
-	for ev := range events {
+// attach gives the states the engine's event subscription. Records are
+// formatted on the goroutine that logs them, which for the engine's records
+// is the goroutine that emitted the events just before: so Format applies
+// every event already queued before it reads a tunnel's fields, and a
+// record never shows a state older than the events emitted before it.
+func (s *awsTunnelStates) attach(events <-chan ike.Event) {
+	s.mu.Lock()
+	s.events = events
+	s.mu.Unlock()
+}
+
+// follow keeps the subscription from filling while nothing is logged: it
+// applies queued events every 50 ms until the channel is closed.
+func (s *awsTunnelStates) follow() {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for range tick.C {
 		s.mu.Lock()
-		if t := s.tunnels[ev.Tunnel]; t != nil {
-			switch ev.Type {
-			case "phase1-state":
-				t.p1 = ev.Detail["state"]
-			case "phase2-state":
-				t.p2 = ev.Detail["state"]
-			case "nat-detected":
-				t.natt = true
-			case "phase1-up":
-				t.natt = ev.Detail["nat_detected"] == "true"
-			}
-		}
+		open := s.drainLocked()
 		s.mu.Unlock()
+		if !open {
+			return
+		}
+	}
+}
+
+// drainLocked applies every queued event; false once the channel is closed
+// (or none was attached).
+func (s *awsTunnelStates) drainLocked() bool {
+	if s.events == nil {
+		return false
+	}
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				s.events = nil
+				return false
+			}
+			s.applyLocked(ev)
+		default:
+			return true
+		}
+	}
+}
+
+func (s *awsTunnelStates) applyLocked(ev ike.Event) {
+	t := s.tunnels[ev.Tunnel]
+	if t == nil {
+		return
+	}
+	switch ev.Type {
+	case "phase1-state":
+		t.p1 = ev.Detail["state"]
+	case "phase2-state":
+		t.p2 = ev.Detail["state"]
+	case "nat-detected":
+		t.natt = true
+	case "phase1-up":
+		t.natt = ev.Detail["nat_detected"] == "true"
 	}
 }
 
@@ -88,6 +139,7 @@ func (f awsFormatter) Format(e *logrus.Entry) ([]byte, error) {
 	rec["VpnConnectionId"], rec["TunnelOutsideIPAddress"] = "", ""
 	if f.states != nil && name != "" {
 		f.states.mu.Lock()
+		f.states.drainLocked()
 		if t := f.states.tunnels[name]; t != nil {
 			rec["VpnConnectionId"] = t.connection
 			rec["TunnelOutsideIPAddress"] = t.outside
@@ -98,6 +150,26 @@ func (f awsFormatter) Format(e *logrus.Entry) ([]byte, error) {
 		}
 		f.states.mu.Unlock()
 	}
+	detail := describeEntry(e)
+	rec["VpnLogDetail"] = detail
+	if f.states != nil && f.states.awsSide {
+		if msg := awsMessage(e); msg != "" {
+			rec["VpnLogDetail"], rec["VpnlabDetail"] = msg, detail
+		}
+	}
+	if name != "" {
+		rec["Tunnel"] = name
+	}
+	out, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}
+
+// describeEntry is the record's message followed by its fields (but the
+// tunnel) as key=value, sorted.
+func describeEntry(e *logrus.Entry) string {
 	keys := make([]string, 0, len(e.Data))
 	for k := range e.Data {
 		if k != "tunnel" {
@@ -114,13 +186,5 @@ func (f awsFormatter) Format(e *logrus.Entry) ([]byte, error) {
 		}
 		fmt.Fprintf(&b, " %s=%v", k, v)
 	}
-	if name != "" {
-		rec["Tunnel"] = name
-	}
-	rec["VpnLogDetail"] = b.String()
-	out, err := json.Marshal(rec)
-	if err != nil {
-		return nil, err
-	}
-	return append(out, '\n'), nil
+	return b.String()
 }

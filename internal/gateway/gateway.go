@@ -99,6 +99,7 @@ type options struct {
 	capture   string
 	control   string
 	events    string
+	metrics   string
 	check     bool
 	set       map[string]bool
 }
@@ -114,9 +115,10 @@ func parseFlags(name string, args []string, stderr io.Writer) (*options, int) {
 	fs.StringVar(&o.capture, "capture", "", "write a pcap of the outside traffic to `file` (overrides capture)")
 	fs.StringVar(&o.control, "control", "", "control API `address`: unix:/path or loopback host:port (overrides control.listen)")
 	fs.StringVar(&o.events, "events", "", "append every engine event to `file` as JSON lines, from the start (the scenario runner reads it)")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics alone on `address` (host:port or unix:/path), GET /metrics; the control API serves them too")
 	fs.BoolVar(&o.check, "check", false, "validate the configuration, print the effective settings (without secrets) and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: %s --config FILE [--check] [--log-format text|json|aws] [--log-level LEVEL] [--key-log FILE] [--capture FILE] [--control ADDR] [--events FILE]\n\n", name)
+		fmt.Fprintf(stderr, "usage: %s --config FILE [--check] [--log-format text|json|aws] [--log-level LEVEL] [--key-log FILE] [--capture FILE] [--control ADDR] [--events FILE] [--metrics ADDR]\n\n", name)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -327,7 +329,8 @@ func Run(ctx context.Context, profile gwconfig.Profile, name string, args []stri
 		logger.SetFormatter(awsFormatter{states: states})
 		evs, unsub := eng.Subscribe()
 		defer unsub()
-		go states.follow(evs)
+		states.attach(evs)
+		go states.follow()
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -370,12 +373,25 @@ func Run(ctx context.Context, profile gwconfig.Profile, name string, args []stri
 		}
 	}
 
+	var metricsWait func() error
+	if o.metrics != "" {
+		metricsWait, err = startMetrics(ctx, o.metrics, be, log.WithField("component", "metrics"))
+		if err != nil {
+			return fail("--metrics %s: %v", o.metrics, err)
+		}
+	}
+
 	runErr := eng.Run(ctx)
 	interrupted := ctx.Err() != nil
 	cancel()
 	var ctlErr error
 	if controlDone != nil {
 		ctlErr = <-controlDone
+	}
+	if metricsWait != nil {
+		if err := metricsWait(); err != nil {
+			log.WithError(err).Warn("metrics server")
+		}
 	}
 	switch {
 	case runErr != nil && !errors.Is(runErr, context.Canceled):

@@ -290,7 +290,10 @@ type backend struct {
 	r *routing
 }
 
-var _ control.RoutingBackend = backend{}
+var (
+	_ control.RoutingBackend   = backend{}
+	_ control.BGPStatusBackend = backend{}
+)
 
 func (b backend) Status() ike.Status {
 	st := b.Engine.Status()
@@ -331,6 +334,14 @@ func (b backend) RoutingStatus() any {
 	}
 	st := b.r.sp.Status()
 	return view{Mode: string(b.r.cfg.Routing.Mode), Status: st, Routes: routeViews(st.Routes, b.r.carryingNow(st.Routes))}
+}
+
+// BGPStatus gives the metrics collector the speaker's status.
+func (b backend) BGPStatus() (bgp.Status, bool) {
+	if b.r == nil {
+		return bgp.Status{}, false
+	}
+	return b.r.sp.Status(), true
 }
 
 func (b backend) Advertise(p netip.Prefix) error {

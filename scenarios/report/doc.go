@@ -73,7 +73,11 @@
 //	    "max_gap_from": "...", "max_gap_to": "...", "max_gap_from_offset_s": 5.1, "max_gap_to_offset_s": 9.1,
 //	    "series": [{"start": "...", "offset_s": 1.0, "sent": 10, "received": 10}]
 //	  }],
-//	  "artifacts": [{"name": "...", "path": "failover.html", "what": "..."}]
+//	  "artifacts": [{"name": "...", "path": "failover.html", "what": "..."}],
+//	  "metrics": [{                          // each gateway's /metrics about once a second
+//	    "time": "...", "offset_s": 2.0, "gateway": "cgw",
+//	    "values": {"vpnlab_tunnel_up{tunnel=\"tunnel1\"}": 1}  // vpnlab_ series changed since its previous sample
+//	  }]
 //	}
 //
 // Arrays are always present ([] when empty); optional strings are left out

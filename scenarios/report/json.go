@@ -15,23 +15,24 @@ const FormatVersion = "vpnlab-report/1"
 const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 type jsonRun struct {
-	Format      string            `json:"format"`
-	Scenario    string            `json:"scenario"`
-	File        string            `json:"file,omitempty"`
-	Description string            `json:"description,omitempty"`
-	Vars        map[string]string `json:"vars,omitempty"`
-	Start       string            `json:"start,omitempty"`
-	End         string            `json:"end,omitempty"`
-	DurationS   float64           `json:"duration_s"`
-	Passed      bool              `json:"passed"`
-	Verdict     string            `json:"verdict"`
-	Error       string            `json:"error,omitempty"`
-	Gateways    []string          `json:"gateways"`
-	Tunnels     []string          `json:"tunnels"`
-	Steps       []jsonStep        `json:"steps"`
-	Events      []jsonEvent       `json:"events"`
-	Flows       []jsonFlow        `json:"flows"`
-	Artifacts   []jsonArtifact    `json:"artifacts"`
+	Format      string             `json:"format"`
+	Scenario    string             `json:"scenario"`
+	File        string             `json:"file,omitempty"`
+	Description string             `json:"description,omitempty"`
+	Vars        map[string]string  `json:"vars,omitempty"`
+	Start       string             `json:"start,omitempty"`
+	End         string             `json:"end,omitempty"`
+	DurationS   float64            `json:"duration_s"`
+	Passed      bool               `json:"passed"`
+	Verdict     string             `json:"verdict"`
+	Error       string             `json:"error,omitempty"`
+	Gateways    []string           `json:"gateways"`
+	Tunnels     []string           `json:"tunnels"`
+	Steps       []jsonStep         `json:"steps"`
+	Events      []jsonEvent        `json:"events"`
+	Flows       []jsonFlow         `json:"flows"`
+	Artifacts   []jsonArtifact     `json:"artifacts"`
+	Metrics     []jsonMetricSample `json:"metrics"`
 }
 
 type jsonStep struct {
@@ -164,6 +165,7 @@ func WriteJSON(w io.Writer, r *Run) error {
 	for _, a := range r.Artifacts {
 		j.Artifacts = append(j.Artifacts, jsonArtifact(a))
 	}
+	j.Metrics = metricsToJSON(r)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
@@ -218,6 +220,7 @@ func ReadJSON(rd io.Reader) (*Run, error) {
 	for _, a := range j.Artifacts {
 		r.Artifacts = append(r.Artifacts, Artifact(a))
 	}
+	r.Metrics = metricsFromJSON(j.Metrics, tm)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("report: %w", errs[0])
 	}

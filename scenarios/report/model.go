@@ -18,7 +18,8 @@ type Run struct {
 	Steps       []Step
 	Events      []Event // every event of both gateways and of the runner, in time order
 	Flows       []Flow
-	Artifacts   []Artifact // files in the output folder
+	Artifacts   []Artifact     // files in the output folder
+	Metrics     []MetricSample // the gateways' metrics, sampled during the run (metrics.go)
 }
 
 // Step is one step of the scenario.
