@@ -294,7 +294,8 @@ func TestContainerlabDockerfile(t *testing.T) {
 
 // TestContainerlabSecrets: keys go into the files only with
 // IncludeSecrets, then into each gateway's psk.env (0600), each side its
-// own (psk-mismatch gives the customer another key).
+// own (psk-mismatch gives the customer another key on tunnel1: a per-tunnel
+// key with its own variable).
 func TestContainerlabSecrets(t *testing.T) {
 	const aws, cust = "correct.horse.battery.staple", "wrong.horse.battery.staple"
 	files, err := export.Export("containerlab", "../../scenarios/psk-mismatch.yaml", export.Options{})
@@ -313,10 +314,15 @@ func TestContainerlabSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for gw, line := range map[string]string{"cgw": "VPNLAB_PSK_CUSTOMER_VPN_1='" + cust + "'", "vgw": "VPNLAB_PSK_AWS_VPN_1='" + aws + "'"} {
+	for gw, lines := range map[string][]string{
+		"cgw": {"VPNLAB_PSK_CUSTOMER_VPN_1__TUNNEL1='" + cust + "'", "VPNLAB_PSK_CUSTOMER_VPN_1='" + aws + "'"},
+		"vgw": {"VPNLAB_PSK_AWS_VPN_1='" + aws + "'"},
+	} {
 		f := fileByName(files, gw+"/psk.env")
-		if f == nil || f.Mode != 0o600 || !bytes.Contains(f.Data, []byte("\n"+line+"\n")) {
-			t.Errorf("%s/psk.env: %+v, want mode 0600 with %s", gw, f, line)
+		for _, line := range lines {
+			if f == nil || f.Mode != 0o600 || !bytes.Contains(f.Data, []byte("\n"+line+"\n")) {
+				t.Errorf("%s/psk.env: want mode 0600 with %s; got %+v", gw, line, f)
+			}
 		}
 	}
 	for _, f := range files {
