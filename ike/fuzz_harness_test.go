@@ -2,10 +2,12 @@ package ike
 
 import (
 	"crypto"
+	"crypto/rand"
 	"encoding/binary"
 	"net/netip"
 	"testing"
 
+	"github.com/vpnlab/vpnlab/ike/dh"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
@@ -229,4 +231,24 @@ func seedChain(t testing.TB, ps ...isakmp.Payload) []byte {
 		t.Fatal(err)
 	}
 	return append([]byte{byte(first)}, body...)
+}
+
+// harnessDHKey gives FuzzQM1's stand-in initiator quick mode a DH key of
+// the group its chain's KE belongs to (by length), as a real initiator
+// that offers PFS has: without one, an initiator refuses a QM2 with KE.
+// The key is not the one behind the chain's KE, so the two sides' keys
+// differ with PFS (TestQM1Harness allows for that).
+func harnessDHKey(ps []isakmp.Payload) dh.Key {
+	ke, ok := findPayload(ps, isakmp.PayloadKE).(*isakmp.KE)
+	if !ok {
+		return nil
+	}
+	for _, id := range []uint16{2, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24} {
+		if g, err := dh.ByID(id); err == nil && g.PublicLen() == len(ke.Data) {
+			if k, err := g.Generate(rand.Reader); err == nil {
+				return k
+			}
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"bytes"
 	"crypto/aes"
 	"encoding/binary"
 	"testing"
@@ -127,6 +128,11 @@ func FuzzQM3(f *testing.F) {
 	})
 }
 
+// infoCookies in a fuzzed informational stands for the SA's cookie pair
+// (the ISAKMP SPI), which changes with every run: sendInfo puts the real
+// one in its place, so that seeds can name the SA (DELETE, DPD).
+var infoCookies = [16]byte{0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0}
+
 // infoMID is the message ID of the fuzzed informational exchanges.
 const infoMID = 0x1f0e0001
 
@@ -138,6 +144,7 @@ func (h *qmHarness) sendInfo(to harnessAddr, first byte, chain []byte) {
 		recv = h.vgw
 	}
 	sa := recv.byName["tunnel1"].sa
+	chain = bytes.ReplaceAll(chain, infoCookies[:], sa.cookiesSPI())
 	body := hashedBody(sa.hash.Size(), first, chain, func(rest []byte) []byte {
 		return keymat.QMHash1(sa.hash, sa.skeyidA, infoMID, rest)
 	})

@@ -176,6 +176,7 @@ func (h *qmHarness) registerInitiatorQM(sa *ikeSA, first byte, chain []byte) {
 			if n, ok := findPayload(ps, isakmp.PayloadNonce).(*isakmp.Nonce); ok {
 				qm.ni = n.Data
 			}
+			qm.dhKey = harnessDHKey(ps) // an initiator that sends KE holds a DH key
 			if ci, cr, n := idPair(ps); n == 2 {
 				if p, err := ci.Prefix(); err == nil {
 					qm.localTS = p
