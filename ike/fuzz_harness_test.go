@@ -96,6 +96,7 @@ func ikeBytes(p harnessPacket) []byte {
 
 // deliver hands one datagram to the engine it is addressed to.
 func (h *qmHarness) deliver(p harnessPacket) {
+	h.snapshot()
 	saved := h.wire.pkts
 	h.wire.pkts = []harnessPacket{p}
 	h.pump(1)
@@ -109,6 +110,7 @@ func (h *qmHarness) inject(to *Engine, b []byte) {
 		src, dst = dst, src
 	}
 	s := to.sockets[dst]
+	h.snapshot()
 	to.handleDatagram(s, src, b)
 }
 
@@ -152,10 +154,27 @@ func idBody(ps []isakmp.Payload) []byte {
 	return nil
 }
 
-// checkEngines checks both engines of the harness.
+// checkEngines checks both engines of the harness, and that no ISAKMP SA
+// the harness saw registered (snapshot) was deleted with a timer running.
 func (h *qmHarness) checkEngines(t *testing.T) {
 	checkEngine(t, "cgw", h.cgw, h.cdp)
 	checkEngine(t, "vgw", h.vgw, h.vdp)
+	h.snapshot()
+	if leaks := deletedSATimers(h.seen); len(leaks) > 0 {
+		t.Fatalf("deleted ISAKMP SAs left timers running: %v", leaks)
+	}
+}
+
+// snapshot records the SAs both engines hold now (for checkEngines).
+func (h *qmHarness) snapshot() {
+	if h.seen == nil {
+		h.seen = map[*ikeSA]bool{}
+	}
+	for _, e := range []*Engine{h.cgw, h.vgw} {
+		for _, sa := range e.sas {
+			h.seen[sa] = true
+		}
+	}
 }
 
 // Bounds of one harness run: a run holds one tunnel per engine, one

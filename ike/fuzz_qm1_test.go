@@ -55,6 +55,7 @@ type qmHarness struct {
 	cdp, vdp *MemoryDataPath
 	wire     *harnessWire
 	mid      uint32
+	seen     map[*ikeSA]bool // SAs registered at some point (fuzz_harness_test.go)
 }
 
 // harnessWire collects the datagrams the engines send.
