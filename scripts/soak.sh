@@ -51,19 +51,18 @@ YAML
 t=0; i=0
 while [ $t -lt "$DURATION" ]; do
   t=$((t + 30)); i=$((i + 1))
-  echo "  - sleep: 27s"
+  echo "  - sleep: 26s"
   if [ $((i % 2)) -eq 1 ]; then a=cgw; b=vgw; else a=vgw; b=cgw; fi
-  if [ $((t % 120)) -eq 0 ]; then
-    echo "  - {name: 'phase 1 rekeys at ${t}s', rekey: {gateway: $a, tunnel: tunnel1, phase: 1}}"
-    echo "  - rekey: {gateway: $b, tunnel: tunnel2, phase: 1}"
-    echo "  - wait: [$a event phase1-up tunnel1, $b event phase1-up tunnel2]"
-    echo "    timeout: 20s"
-  else
-    echo "  - {name: 'phase 2 rekeys at ${t}s', rekey: {gateway: $a, tunnel: tunnel1, phase: 2}}"
-    echo "  - rekey: {gateway: $b, tunnel: tunnel2, phase: 2}"
-    echo "  - wait: [$a event phase2-up tunnel1, $b event phase2-up tunnel2]"
-    echo "    timeout: 20s"
-  fi
+  # One wait after each rekey: a wait counts the events since the latest
+  # action step, so a second rekey before the first one's wait could hide
+  # the first one's event.
+  ph=2; [ $((t % 120)) -eq 0 ] && ph=1
+  echo "  - {name: 'phase $ph rekeys at ${t}s', rekey: {gateway: $a, tunnel: tunnel1, phase: $ph}}"
+  echo "  - wait: $a event phase${ph}-up tunnel1"
+  echo "    timeout: 20s"
+  echo "  - rekey: {gateway: $b, tunnel: tunnel2, phase: $ph}"
+  echo "  - wait: $b event phase${ph}-up tunnel2"
+  echo "    timeout: 20s"
 done
 cat <<YAML
   - stop_flow: [up, down]
@@ -91,7 +90,7 @@ start=$(date +%s)
 while kill -0 "$RUN" 2>/dev/null; do
   now=$(( $(date +%s) - start ))
   for p in /proc/[0-9]*; do
-    cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+    cmd=$(cat "$p/cmdline" 2>/dev/null | tr '\0' ' ') || continue
     case "$cmd" in
       *" gateway "*"$OUT/soak/"*) ;;
       *) continue ;;
