@@ -79,6 +79,10 @@ func (sa *ikeSA) handleAggressive(s *socket, from netip.AddrPort, m *isakmp.Mess
 	if sa.staleFirstMessage(dg) {
 		return
 	}
+	if m.Header.MessageID != 0 {
+		sa.dropQuick(dropPhase1MessageID, m.Header.MessageID, "aggressive mode message with non-zero message ID: dropped")
+		return
+	}
 	var ok bool
 	switch {
 	case sa.initiator && sa.state == stateAM1Sent:
@@ -209,7 +213,9 @@ func (sa *ikeSA) processAM3(m *isakmp.Message) bool {
 	ps := m.Payloads
 	if m.Header.Flags&isakmp.FlagEncryption != 0 {
 		var err error
-		if ps, _, err = sa.openPhase1(m); err != nil {
+		if ps, _, err = sa.openPhase1(m); sa.undecryptablePhase1(err, "AM3") {
+			return false
+		} else if err != nil {
 			sa.rejectPhase1(isakmp.NotifyAuthenticationFailed, "AM3 decryption failed: pre-shared key mismatch")
 			return false
 		}

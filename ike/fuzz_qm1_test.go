@@ -55,6 +55,7 @@ type qmHarness struct {
 	cdp, vdp *MemoryDataPath
 	wire     *harnessWire
 	mid      uint32
+	seen     map[*ikeSA]bool // SAs registered at some point (fuzz_harness_test.go)
 }
 
 // harnessWire collects the datagrams the engines send.
@@ -176,6 +177,7 @@ func (h *qmHarness) registerInitiatorQM(sa *ikeSA, first byte, chain []byte) {
 			if n, ok := findPayload(ps, isakmp.PayloadNonce).(*isakmp.Nonce); ok {
 				qm.ni = n.Data
 			}
+			qm.dhKey = harnessDHKey(ps) // an initiator that sends KE holds a DH key
 			if ci, cr, n := idPair(ps); n == 2 {
 				if p, err := ci.Prefix(); err == nil {
 					qm.localTS = p

@@ -96,23 +96,23 @@ func (sa *ikeSA) handleInformational(s *socket, from netip.AddrPort, m *isakmp.M
 	authenticated := false
 	if m.Header.Flags&isakmp.FlagEncryption != 0 {
 		if sa.block == nil {
-			sa.logger().Debug("encrypted informational before keys exist: dropped")
+			sa.dropQuick(dropInfoNoKeys, m.Header.MessageID, "encrypted informational before keys exist: dropped")
 			return
 		}
 		plain, commit, err := sa.openExchange(m)
 		delete(sa.ivs, m.Header.MessageID)
 		if err != nil {
-			sa.logger().WithError(err).Warn("informational message does not decrypt: dropped")
+			sa.dropQuick(dropInfoUndecryptable, m.Header.MessageID, "informational message does not decrypt: dropped")
 			return
 		}
 		ps, err = isakmp.DecodePayloads(m.Header.NextPayload, plain, isakmp.HeaderLen)
 		if err != nil || len(ps) < 2 || ps[0].Type() != isakmp.PayloadHash {
-			sa.logger().WithError(err).Warn("informational message malformed or without HASH(1): dropped")
+			sa.dropQuick(dropInfoMalformed, m.Header.MessageID, "informational message malformed or without HASH(1): dropped")
 			return
 		}
 		rest, err := chainAfterFirst(plain)
 		if err != nil || !hmac.Equal(ps[0].(*isakmp.Hash).Data, keymat.QMHash1(sa.hash, sa.skeyidA, m.Header.MessageID, rest)) {
-			sa.logger().Warn("informational HASH(1) does not verify: dropped")
+			sa.dropQuick(dropInfoBadHash, m.Header.MessageID, "informational HASH(1) does not verify: dropped")
 			return
 		}
 		// An informational's IV is derived afresh from its message ID
@@ -133,7 +133,7 @@ func (sa *ikeSA) handleInformational(s *socket, from netip.AddrPort, m *isakmp.M
 			sa.processNotify(v, authenticated)
 		case *isakmp.Delete:
 			if !authenticated {
-				sa.logger().Warn("unauthenticated DELETE ignored")
+				sa.dropQuick(dropUnauthDelete, m.Header.MessageID, "unauthenticated (plaintext) DELETE ignored")
 				continue
 			}
 			sa.processDelete(v)
@@ -234,9 +234,14 @@ func (sa *ikeSA) peerError(nt isakmp.NotifyType) {
 func (sa *ikeSA) processDelete(d *isakmp.Delete) {
 	switch d.ProtocolID {
 	case isakmp.ProtoISAKMP:
-		sa.logger().Info("peer deleted the ISAKMP SA (received DELETE for IKE_SA)")
+		target := sa.deleteTarget(d)
+		if target == nil {
+			sa.dropQuick(dropDeleteUnknownSPI, 0, "DELETE for an ISAKMP SA we do not have (cookies): ignored")
+			return
+		}
+		target.logger().Info("peer deleted the ISAKMP SA (received DELETE for IKE_SA)")
 		sa.e.emit(Event{Tunnel: sa.tunnelName(), Type: "delete-received", Detail: map[string]string{"protocol": "isakmp"}})
-		sa.delete("peer sent DELETE for the ISAKMP SA", false)
+		target.delete("peer sent DELETE for the ISAKMP SA", false)
 	case isakmp.ProtoESP, isakmp.ProtoAH:
 		for _, spi := range d.SPIs {
 			if len(spi) != 4 {
@@ -245,11 +250,45 @@ func (sa *ikeSA) processDelete(d *isakmp.Delete) {
 			v := binary.BigEndian.Uint32(spi)
 			sa.logger().WithField("spi", hex.EncodeToString(spi)).Info("received DELETE for phase 2 SA")
 			sa.e.emit(Event{Tunnel: sa.tunnelName(), Type: "delete-received", Detail: map[string]string{"protocol": protoName(d.ProtocolID), "spi": hex.EncodeToString(spi)}})
-			if sa.t != nil {
-				sa.t.deleteChildByOutbound(d.ProtocolID, v, "peer sent DELETE")
+			if sa.t == nil || !sa.t.deleteChildByOutbound(d.ProtocolID, v, "peer sent DELETE") {
+				sa.dropQuick(dropDeleteUnknownSPI, 0, "DELETE for a phase 2 SA we do not have (SPI): ignored")
 			}
 		}
 	}
+}
+
+// Drop reasons of informational messages (counters.drops).
+const (
+	dropInfoNoKeys        = "informational-before-keys"
+	dropInfoUndecryptable = "informational-undecryptable"
+	dropInfoMalformed     = "informational-malformed"
+	dropInfoBadHash       = "informational-bad-hash"
+	dropUnauthDelete      = "unauthenticated-delete"
+	dropDeleteUnknownSPI  = "delete-unknown-spi"
+)
+
+// deleteTarget is the ISAKMP SA a DELETE names: the one of these cookies
+// if it is of the same peer (this SA's tunnel), nil if the DELETE names
+// cookies we do not hold. A DELETE without a 16-byte SPI (not what RFC
+// 2408 section 3.15 asks, but seen) deletes the SA it came on, as before.
+func (sa *ikeSA) deleteTarget(d *isakmp.Delete) *ikeSA {
+	found16 := false
+	for _, spi := range d.SPIs {
+		if len(spi) != 16 {
+			continue
+		}
+		found16 = true
+		var ic, rc [8]byte
+		copy(ic[:], spi[:8])
+		copy(rc[:], spi[8:])
+		if o := sa.e.sas[ic]; o != nil && o.rCookie == rc && (o == sa || (o.t != nil && o.t == sa.t)) {
+			return o
+		}
+	}
+	if !found16 {
+		return sa
+	}
+	return nil
 }
 
 func protoName(p uint8) string {

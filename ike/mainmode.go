@@ -74,7 +74,7 @@ func (sa *ikeSA) handleMainMode(s *socket, from netip.AddrPort, m *isakmp.Messag
 		return
 	}
 	if m.Header.MessageID != 0 {
-		sa.logger().Warn("main mode message with non-zero message ID: dropped")
+		sa.dropQuick(dropPhase1MessageID, m.Header.MessageID, "main mode message with non-zero message ID: dropped")
 		return
 	}
 	var ok bool
@@ -300,6 +300,9 @@ func (sa *ikeSA) processMM5(m *isakmp.Message) bool {
 		return false
 	}
 	ps, _, err := sa.openPhase1(m)
+	if sa.undecryptablePhase1(err, "MM5") {
+		return false
+	}
 	if err != nil {
 		sa.logger().WithError(err).Warn("payload decryption was unsuccessful due to invalid pre-shared key: MM5 does not decrypt to valid payloads (the pre-shared keys differ)")
 		sa.rejectPhase1(isakmp.NotifyAuthenticationFailed, "MM5 decryption failed: pre-shared key mismatch")
@@ -342,6 +345,9 @@ func (sa *ikeSA) processMM6(m *isakmp.Message) bool {
 		return false
 	}
 	ps, _, err := sa.openPhase1(m)
+	if sa.undecryptablePhase1(err, "MM6") {
+		return false
+	}
 	if err != nil {
 		sa.logger().WithError(err).Warn("MM6 does not decrypt: the pre-shared keys differ")
 		sa.fail("MM6 decryption failed: pre-shared key mismatch", false)

@@ -374,8 +374,15 @@ func (qm *quickMode) processQM2(ps []isakmp.Payload) {
 		}
 	}
 	qm.life, qm.lifeKB = minLifetime(qm.life, o.life), minLifeKB(qm.lifeKB, o.lifeKB)
+	ke, _ := findPayload(ps, isakmp.PayloadKE).(*isakmp.KE)
+	if qm.dhKey == nil && ke != nil {
+		// We offered no PFS: a responder that sends KE computes KEYMAT
+		// with g(qm)^xy and we without, so the pair would never carry
+		// traffic. The responder side refuses the same mismatch.
+		qm.fail("QM2 carries a KE payload but we offered no PFS")
+		return
+	}
 	if qm.dhKey != nil {
-		ke, _ := findPayload(ps, isakmp.PayloadKE).(*isakmp.KE)
 		if ke == nil {
 			qm.fail("QM2 lacks the KE payload that PFS requires")
 			return

@@ -479,13 +479,14 @@ func (t *tunnel) deleteChild(c *childSA, reason string, tellPeer bool) {
 	t.updateUpDown()
 }
 
-func (t *tunnel) deleteChildByOutbound(proto uint8, spi uint32, reason string) {
+func (t *tunnel) deleteChildByOutbound(proto uint8, spi uint32, reason string) bool {
 	for _, c := range t.children {
 		if c.pair.Outbound.Protocol == proto && c.pair.Outbound.SPI == spi {
 			t.deleteChild(c, reason, false)
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // abandon ends a quick mode that is still negotiating when its ISAKMP SA

@@ -27,6 +27,9 @@ type gwProc struct {
 	env    []string
 	files  gatewayFiles
 
+	clientOnce sync.Once
+	cl         *control.Client
+
 	mu   sync.Mutex
 	proc *netlab.Proc
 	logs []string // one log file per start
@@ -132,7 +135,14 @@ func (g *gwProc) running() bool {
 	return !ok
 }
 
-func (g *gwProc) client() *control.Client { return control.Dial("unix:" + g.files.Control) }
+// client is the gateway's control client, one for the whole run: a new
+// one per call (the runner polls every 200 ms) left each call's connection
+// idle in a transport of its own until the server's idle timeout, some 600
+// open sockets per gateway (seen in scripts/soak.sh).
+func (g *gwProc) client() *control.Client {
+	g.clientOnce.Do(func() { g.cl = control.Dial("unix:" + g.files.Control) })
+	return g.cl
+}
 
 // followEvents reads the gateway's event file as it grows (across
 // restarts: the file is appended to) and hands each event to add, until
