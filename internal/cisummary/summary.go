@@ -88,11 +88,11 @@ func (s *summarizer) handle(ev event) {
 		s.print(s.buf[b])
 		s.finish(b)
 	case "pass":
-		s.finish(k)
 		if ev.Test == "" {
-			s.printPackageLine(k)
+			s.printPackageLine(k) // finishes k after printing from its buffer
 		} else {
 			s.sum.Passed++
+			s.finish(k)
 		}
 	case "skip":
 		if ev.Test == "" { // a package without tests

@@ -29,6 +29,7 @@ func TestSub(t *testing.T) {
 `,
 		"b/b_test.go": "package b\nimport \"testing\"\nfunc TestB(t *testing.T) { undefined() }\n",
 		"c/c.go":      "package c\n",
+		"d/d_test.go": "package d\nimport \"testing\"\nfunc TestD(t *testing.T) {}\n",
 	}
 	for name, body := range files {
 		p := filepath.Join(dir, name)
@@ -65,8 +66,8 @@ func TestSummaryOfARealStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := s.Summary()
-	if sum.Passed != 3 || sum.Failed != 1 { // TestPass, TestSub, TestSub/ok
-		t.Errorf("passed %d failed %d, want 3 and 1", sum.Passed, sum.Failed)
+	if sum.Passed != 4 || sum.Failed != 1 { // TestPass, TestSub, TestSub/ok, TestD
+		t.Errorf("passed %d failed %d, want 4 and 1", sum.Passed, sum.Failed)
 	}
 	if len(sum.FailedPackages) != 2 { // a (TestFail) and b (build)
 		t.Errorf("failed packages %v, want a and b", sum.FailedPackages)
@@ -84,7 +85,8 @@ func TestSummaryOfARealStream(t *testing.T) {
 	}
 	text := out.String()
 	for _, want := range []string{"the failure text", "undefined", "SKIP example.com/m/a TestNeedsTool",
-		"NOT ALLOWED", "CI=true: 2 skipped test(s)", "tests: 3 passed, 1 failed, 2 skipped\n"} {
+		"NOT ALLOWED", "CI=true: 2 skipped test(s)", "tests: 4 passed, 1 failed, 2 skipped\n",
+		"ok  \texample.com/m/d\t", "?   \texample.com/m/c\t[no test files]"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
