@@ -2,7 +2,6 @@ package strongswan
 
 import (
 	"context"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,21 +37,7 @@ func TestSelfIKEv2(t *testing.T) {
 	if err := Available(nil); err != nil {
 		t.Skip(err)
 	}
-	lab, err := netlab.New(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cgwNS, err := lab.AddNS("cgw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vgwNS, err := lab.AddNS("vgw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Link(cgwNS, "wan0", netip.MustParsePrefix("10.99.0.2/24"), vgwNS, "wan0", netip.MustParsePrefix("10.99.0.1/24")); err != nil {
-		t.Fatal(err)
-	}
+	lab, cgwNS, vgwNS := netlab.NewPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	capDir := os.Getenv("V2WIRE_CAPTURE_DIR")
@@ -62,6 +47,7 @@ func TestSelfIKEv2(t *testing.T) {
 		if _, err := exec.LookPath("tshark"); err != nil {
 			t.Fatal("V2WIRE_CAPTURE_DIR needs tshark")
 		}
+		var err error
 		dump, err = cgwNS.Start(ctx, "tshark", "-i", "wan0", "-F", "pcap", "-w", pcap, "-f", "udp port 500 or udp port 4500")
 		if err != nil {
 			t.Fatal(err)

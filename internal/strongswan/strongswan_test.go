@@ -3,7 +3,6 @@ package strongswan
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -60,21 +59,7 @@ func TestSelfStrongSwanVsStrongSwan(t *testing.T) {
 		t.Skip(err)
 	}
 	start := time.Now()
-	lab, err := netlab.New(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cgwNS, err := lab.AddNS("cgw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vgwNS, err := lab.AddNS("vgw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Link(cgwNS, "wan0", netip.MustParsePrefix("10.99.0.2/24"), vgwNS, "wan0", netip.MustParsePrefix("10.99.0.1/24")); err != nil {
-		t.Fatal(err)
-	}
+	_, cgwNS, vgwNS := netlab.NewPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -100,21 +99,7 @@ func TestCharonKeys(t *testing.T) {
 	if err := strongswan.Available(nil); err != nil {
 		t.Skip(err)
 	}
-	lab, err := netlab.New(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cgwNS, err := lab.AddNS("cgw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vgwNS, err := lab.AddNS("vgw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Link(cgwNS, "wan0", netip.MustParsePrefix("10.99.0.2/24"), vgwNS, "wan0", netip.MustParsePrefix("10.99.0.1/24")); err != nil {
-		t.Fatal(err)
-	}
+	_, cgwNS, vgwNS := netlab.NewPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	capture, err := startCapture(cgwNS, "wan0")
