@@ -176,6 +176,12 @@ func (t *tunnel) terminate(reason string) {
 // establish marks phase 1 complete.
 func (sa *ikeSA) establish(initialContact bool) {
 	e, t := sa.e, sa.t
+	// A peer that says INITIAL-CONTACT while we hold nothing else of it
+	// (DPD or a DELETE ended the rest) restarted: its BGP session on our
+	// side can only be stale. With other state still here it may be a
+	// collision or a reauthentication of a live peer (strongSwan sends
+	// INITIAL-CONTACT then too): no restart is reported.
+	peerRestarted := initialContact && !t.hasOtherState(sa)
 	sa.state = stateEstablished
 	sa.established = timeNow()
 	sa.expires = sa.established.Add(sa.lifetime)
@@ -196,9 +202,12 @@ func (sa *ikeSA) establish(initialContact bool) {
 	detail := map[string]string{
 		"role": sa.role(), "proposal": sa.chosen.String(), "exchange": sa.exchange.String(), "nat_detected": boolStr(sa.natDetected())}
 	if initialContact {
-		// The peer kept nothing from before (it restarted): the gateway
-		// starts the tunnel's BGP session over (bgp.Speaker.PeerRestarted).
 		detail["initial_contact"] = "true"
+	}
+	if peerRestarted {
+		// The gateway starts the tunnel's BGP session over
+		// (bgp.Speaker.PeerRestarted).
+		detail["peer_restarted"] = "true"
 	}
 	e.emit(Event{Tunnel: t.cfg.Name, Type: "phase1-up", Detail: detail})
 	t.failures = 0

@@ -135,10 +135,13 @@ func (r *routing) start(ctx context.Context, eng *ike.Engine) error {
 }
 
 // follow passes on what the IKE layer learns about the BGP neighbors: a
-// phase 1 with INITIAL-CONTACT means the gateway at the other end kept
-// nothing from before (it restarted), so the tunnel's BGP session is stale
-// and is started over at once instead of after the hold timer, GoBGP's idle
-// holds and refused reconnections (bgp/restart.go).
+// phase 1 with INITIAL-CONTACT while the engine held nothing else of the
+// peer (event detail peer_restarted) means the gateway at the other end
+// restarted, so the tunnel's BGP session is stale and is started over at
+// once instead of after the hold timer, GoBGP's idle holds and refused
+// reconnections (bgp/restart.go). INITIAL-CONTACT alone is not enough: a
+// live strongSwan sends it on a reauthentication that collides with our
+// rekey, and resetting its live session lost traffic (strongswan-rekey).
 func (r *routing) follow(evs <-chan ike.Event) {
 	defer close(r.followDone)
 	for ev := range evs {
@@ -146,7 +149,7 @@ func (r *routing) follow(evs <-chan ike.Event) {
 			r.refreshCarrying(r.sp.Routes())
 			continue
 		}
-		if ev.Type != "phase1-up" || ev.Detail["initial_contact"] != "true" {
+		if ev.Type != "phase1-up" || ev.Detail["peer_restarted"] != "true" {
 			continue
 		}
 		if !r.hasNeighbor(ev.Tunnel) {
