@@ -343,47 +343,14 @@ func TestStrongSwanBIRDCustomerGateway(t *testing.T) {
 
 	// Routes both ways: our vgw has 10.10.0.0/16 from AS 65000 over both
 	// tunnels, BIRD has 172.31.0.0/16 from AS 64512 over both.
-	var rv vgwRoutingView
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, err := control.Dial(vg.control).Raw(ctx, "GET", "/v1/routing")
-		if err == nil {
-			rv = vgwRoutingView{}
-			err = json.Unmarshal(b, &rv)
-		}
-		if err == nil && slices.Equal(rv.bgpPathTunnels(onpremNet.String(), []uint32{65000}), []string{"tunnel1", "tunnel2"}) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("our vgw did not learn %s from AS 65000 over both tunnels (error %v):%s", onpremNet, err, rv.summary())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	rv := waitVGWLearns(ctx, t, vg)
 	t.Logf("our vgw routing:%s", rv.summary())
 	for _, n := range rv.Neighbors {
 		if n.State != "Established" || n.PeerASN != 65000 || !slices.Contains(n.Received, onpremNet.String()) {
 			t.Errorf("our vgw neighbor %s (%s AS%d): %s, received %v; want Established, AS 65000, %s", n.Tunnel, n.Peer, n.PeerASN, n.State, n.Received, onpremNet)
 		}
 	}
-	var brs []bird.Route
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		brs, err = bd.Routes(ctx, vpcNet.String())
-		var from []string
-		for _, r := range brs {
-			if slices.Equal(r.ASPath, []uint32{64512}) {
-				from = append(from, r.Protocol)
-			}
-		}
-		slices.Sort(from)
-		if err == nil && slices.Equal(from, []string{"tun1", "tun2"}) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("BIRD did not learn %s from AS 64512 over both sessions (error %v):\n%s", vpcNet, err, bird.FormatRoutes(brs))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	brs := waitBIRDLearns(ctx, t, bd, "tun1", "tun2")
 	t.Logf("BIRD `show route %s all`:\n%s", vpcNet, bird.FormatRoutes(brs))
 	var best *birdCGWTunnel
 	for _, r := range brs {
@@ -404,7 +371,7 @@ func TestStrongSwanBIRDCustomerGateway(t *testing.T) {
 	}
 	// BIRD's best path is in the kernel: the data goes into that tunnel's TUN.
 	var kr []byte
-	deadline = time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		kr, err = e.cgw.Run(ctx, "ip", "route", "show", "exact", vpcNet.String())
 		if err == nil && strings.Contains(string(kr), "via "+best.vgwInside.String()+" dev "+best.charon.TUN()) && strings.Contains(string(kr), "proto bird") {

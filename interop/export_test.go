@@ -210,12 +210,12 @@ func checkExportedSAs(ctx context.Context, t *testing.T, tunnels []*exportedTunn
 func waitRoutesBothWays(ctx context.Context, t *testing.T, vg *gateway, bd *bird.BIRD) {
 	t.Helper()
 	waitVGWLearns(ctx, t, vg)
-	waitBIRDLearns(ctx, t, bd)
+	waitBIRDLearns(ctx, t, bd, "aws_tunnel1", "aws_tunnel2")
 }
 
-// waitVGWLearns waits until the vgw has the exported --advertise prefix
-// from AS 65000 over both tunnels.
-func waitVGWLearns(ctx context.Context, t *testing.T, vg *gateway) {
+// waitVGWLearns waits until the vgw has the customer's prefix (onpremNet)
+// from AS 65000 over both tunnels and returns its routing view.
+func waitVGWLearns(ctx context.Context, t *testing.T, vg *gateway) vgwRoutingView {
 	t.Helper()
 	var rv vgwRoutingView
 	deadline := time.Now().Add(15 * time.Second)
@@ -226,7 +226,7 @@ func waitVGWLearns(ctx context.Context, t *testing.T, vg *gateway) {
 			err = json.Unmarshal(b, &rv)
 		}
 		if err == nil && slices.Equal(rv.bgpPathTunnels(onpremNet.String(), []uint32{65000}), []string{"tunnel1", "tunnel2"}) {
-			return
+			return rv
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("our vgw did not learn %s from AS 65000 over both tunnels (error %v):%s", onpremNet, err, rv.summary())
@@ -235,9 +235,9 @@ func waitVGWLearns(ctx context.Context, t *testing.T, vg *gateway) {
 	}
 }
 
-// waitBIRDLearns waits until BIRD has the VPC from AS 64512 over both
-// sessions.
-func waitBIRDLearns(ctx context.Context, t *testing.T, bd *bird.BIRD) {
+// waitBIRDLearns waits until BIRD has the VPC from AS 64512 over exactly
+// the given sessions (sorted) and returns its routes.
+func waitBIRDLearns(ctx context.Context, t *testing.T, bd *bird.BIRD, protocols ...string) []bird.Route {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -249,11 +249,11 @@ func waitBIRDLearns(ctx context.Context, t *testing.T, bd *bird.BIRD) {
 			}
 		}
 		slices.Sort(from)
-		if err == nil && slices.Equal(from, []string{"aws_tunnel1", "aws_tunnel2"}) {
-			break
+		if err == nil && slices.Equal(from, protocols) {
+			return brs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("BIRD did not learn %s from AS 64512 over both sessions (error %v):\n%s", vpcNet, err, bird.FormatRoutes(brs))
+			t.Fatalf("BIRD did not learn %s from AS 64512 over %v (error %v):\n%s", vpcNet, protocols, err, bird.FormatRoutes(brs))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
