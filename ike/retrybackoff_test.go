@@ -38,10 +38,21 @@ func TestWrongPSKIsRetriedWithBackoff(t *testing.T) {
 	if downs < 2 {
 		t.Fatalf("%d failed phase 1 attempts within 25 s: no retry after the authentication failure", downs)
 	}
-	logs := cgw.logs.String()
-	for _, want := range []string{"retry_in=5s", "failures_in_a_row=1", "retry_in=10s", "failures_in_a_row=2", `reason="retry after failure"`} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("cgw log lacks %q", want)
+	// The retry's log line follows the phase1-down event: wait for it.
+	wants := []string{"retry_in=5s", "failures_in_a_row=1", "retry_in=10s", "failures_in_a_row=2", `reason="retry after failure"`}
+	missing := func() (m []string) {
+		logs := cgw.logs.String()
+		for _, want := range wants {
+			if !strings.Contains(logs, want) {
+				m = append(m, want)
+			}
 		}
+		return m
+	}
+	for end := time.Now().Add(2 * time.Second); len(missing()) > 0 && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range missing() {
+		t.Errorf("cgw log lacks %q", want)
 	}
 }
