@@ -115,27 +115,8 @@ func (c *Config) checked(neighbors []Neighbor, tunnelOrder []string) ([]string, 
 	if c.ListenPort == 0 {
 		c.ListenPort = DefaultListenPort
 	}
-	for _, t := range []struct {
-		name string
-		d    *time.Duration
-		def  time.Duration
-	}{
-		{"HoldTime", &c.HoldTime, DefaultHoldTime},
-		{"Keepalive", &c.Keepalive, DefaultKeepalive},
-		{"ConnectRetry", &c.ConnectRetry, DefaultConnectRetry},
-	} {
-		if *t.d == 0 {
-			*t.d = t.def
-		}
-		if *t.d < time.Second || *t.d%time.Second != 0 {
-			return nil, fmt.Errorf("bgp: %s %v is not a positive whole number of seconds", t.name, *t.d)
-		}
-	}
-	if c.HoldTime < 3*time.Second {
-		return nil, fmt.Errorf("bgp: HoldTime %v below the 3 s minimum of RFC 4271", c.HoldTime)
-	}
-	if c.Keepalive >= c.HoldTime {
-		return nil, fmt.Errorf("bgp: Keepalive %v not below HoldTime %v", c.Keepalive, c.HoldTime)
+	if err := c.checkTimers(); err != nil {
+		return nil, err
 	}
 	if c.RouteLimit == 0 {
 		c.RouteLimit = DefaultRouteLimit
@@ -157,24 +138,9 @@ func (c *Config) checked(neighbors []Neighbor, tunnelOrder []string) ([]string, 
 		c.Log = l
 	}
 
-	tunnels := make(map[string]bool)
-	peers := make(map[netip.Addr]string)
-	for i := range neighbors {
-		n := &neighbors[i]
-		if err := n.validate(); err != nil {
-			return nil, fmt.Errorf("bgp: %w", err)
-		}
-		if tunnels[n.Tunnel] {
-			return nil, fmt.Errorf("bgp: duplicate neighbor for tunnel %s", n.Tunnel)
-		}
-		tunnels[n.Tunnel] = true
-		if other, dup := peers[n.Peer]; dup {
-			return nil, fmt.Errorf("bgp: neighbors %s and %s have the same Peer %v (GoBGP tells sessions apart by peer address)", other, n.Tunnel, n.Peer)
-		}
-		peers[n.Peer] = n.Tunnel
-		if !c.RouterID.IsValid() && n.Local.Is4() {
-			c.RouterID = n.Local
-		}
+	tunnels, err := c.checkNeighbors(neighbors)
+	if err != nil {
+		return nil, err
 	}
 	if len(neighbors) > 0 {
 		if !c.RouterID.IsValid() {
@@ -208,6 +174,61 @@ func (c *Config) checked(neighbors []Neighbor, tunnelOrder []string) ([]string, 
 		}
 	}
 	return slices.Clone(tunnelOrder), nil
+}
+
+// checkTimers fills in the default hold time, keepalive and connect retry
+// and checks them: whole seconds, hold time at least 3 s (RFC 4271 section
+// 4.2) and above the keepalive.
+func (c *Config) checkTimers() error {
+	for _, t := range []struct {
+		name string
+		d    *time.Duration
+		def  time.Duration
+	}{
+		{"HoldTime", &c.HoldTime, DefaultHoldTime},
+		{"Keepalive", &c.Keepalive, DefaultKeepalive},
+		{"ConnectRetry", &c.ConnectRetry, DefaultConnectRetry},
+	} {
+		if *t.d == 0 {
+			*t.d = t.def
+		}
+		if *t.d < time.Second || *t.d%time.Second != 0 {
+			return fmt.Errorf("bgp: %s %v is not a positive whole number of seconds", t.name, *t.d)
+		}
+	}
+	if c.HoldTime < 3*time.Second {
+		return fmt.Errorf("bgp: HoldTime %v below the 3 s minimum of RFC 4271", c.HoldTime)
+	}
+	if c.Keepalive >= c.HoldTime {
+		return fmt.Errorf("bgp: Keepalive %v not below HoldTime %v", c.Keepalive, c.HoldTime)
+	}
+	return nil
+}
+
+// checkNeighbors checks each neighbor and that tunnels and peer addresses
+// are unique, takes the router ID from the first IPv4 local address if
+// none is set, and returns the set of tunnels.
+func (c *Config) checkNeighbors(neighbors []Neighbor) (map[string]bool, error) {
+	tunnels := make(map[string]bool)
+	peers := make(map[netip.Addr]string)
+	for i := range neighbors {
+		n := &neighbors[i]
+		if err := n.validate(); err != nil {
+			return nil, fmt.Errorf("bgp: %w", err)
+		}
+		if tunnels[n.Tunnel] {
+			return nil, fmt.Errorf("bgp: duplicate neighbor for tunnel %s", n.Tunnel)
+		}
+		tunnels[n.Tunnel] = true
+		if other, dup := peers[n.Peer]; dup {
+			return nil, fmt.Errorf("bgp: neighbors %s and %s have the same Peer %v (GoBGP tells sessions apart by peer address)", other, n.Tunnel, n.Peer)
+		}
+		peers[n.Peer] = n.Tunnel
+		if !c.RouterID.IsValid() && n.Local.Is4() {
+			c.RouterID = n.Local
+		}
+	}
+	return tunnels, nil
 }
 
 // checkPrefix accepts the prefixes the speaker can carry: IPv4 unicast.
