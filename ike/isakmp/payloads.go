@@ -135,34 +135,12 @@ func encodeBody(p Payload) ([]byte, error) {
 		if p == nil {
 			return nil, errNilPayload
 		}
-		if len(p.SPI) > 0xff {
-			return nil, fmt.Errorf("SPI of %d bytes too long", len(p.SPI))
-		}
-		b := binary.BigEndian.AppendUint32(nil, p.DOI)
-		b = append(b, p.ProtocolID, byte(len(p.SPI)))
-		b = binary.BigEndian.AppendUint16(b, uint16(p.NotifyType))
-		b = append(b, p.SPI...)
-		return append(b, p.Data...), nil
+		return p.encodeBody()
 	case *Delete:
 		if p == nil {
 			return nil, errNilPayload
 		}
-		if len(p.SPIs) > 0xffff {
-			return nil, fmt.Errorf("%d SPIs, at most 65535", len(p.SPIs))
-		}
-		if p.SPISize == 0 && len(p.SPIs) > 0 {
-			return nil, errors.New("SPI size 0 with SPIs")
-		}
-		b := binary.BigEndian.AppendUint32(nil, p.DOI)
-		b = append(b, p.ProtocolID, p.SPISize)
-		b = binary.BigEndian.AppendUint16(b, uint16(len(p.SPIs)))
-		for i, s := range p.SPIs {
-			if len(s) != int(p.SPISize) {
-				return nil, fmt.Errorf("SPI %d has %d bytes, SPI size is %d", i, len(s), p.SPISize)
-			}
-			b = append(b, s...)
-		}
-		return b, nil
+		return p.encodeBody()
 	case *NATOA:
 		if p == nil {
 			return nil, errNilPayload
@@ -176,6 +154,38 @@ func encodeBody(p Payload) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("unsupported payload implementation %T", p)
 	}
+}
+
+// encodeBody encodes a Notify payload's body (RFC 2408 section 3.14).
+func (p *Notify) encodeBody() ([]byte, error) {
+	if len(p.SPI) > 0xff {
+		return nil, fmt.Errorf("SPI of %d bytes too long", len(p.SPI))
+	}
+	b := binary.BigEndian.AppendUint32(nil, p.DOI)
+	b = append(b, p.ProtocolID, byte(len(p.SPI)))
+	b = binary.BigEndian.AppendUint16(b, uint16(p.NotifyType))
+	b = append(b, p.SPI...)
+	return append(b, p.Data...), nil
+}
+
+// encodeBody encodes a Delete payload's body (RFC 2408 section 3.15).
+func (p *Delete) encodeBody() ([]byte, error) {
+	if len(p.SPIs) > 0xffff {
+		return nil, fmt.Errorf("%d SPIs, at most 65535", len(p.SPIs))
+	}
+	if p.SPISize == 0 && len(p.SPIs) > 0 {
+		return nil, errors.New("SPI size 0 with SPIs")
+	}
+	b := binary.BigEndian.AppendUint32(nil, p.DOI)
+	b = append(b, p.ProtocolID, p.SPISize)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(p.SPIs)))
+	for i, s := range p.SPIs {
+		if len(s) != int(p.SPISize) {
+			return nil, fmt.Errorf("SPI %d has %d bytes, SPI size is %d", i, len(s), p.SPISize)
+		}
+		b = append(b, s...)
+	}
+	return b, nil
 }
 
 func clone(b []byte) []byte { return append([]byte{}, b...) }
