@@ -32,10 +32,6 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// ErrUnknownTunnel is returned (wrapped) by control calls naming a tunnel
-// that is not configured.
-var ErrUnknownTunnel = errors.New("unknown tunnel")
-
 // Defaults for Config fields left zero.
 const (
 	DefaultRetransmitTimeout = 4 * time.Second // strongSwan's retransmit_timeout
@@ -174,7 +170,7 @@ func validateTunnel(tc *TunnelConfig) error {
 		return errors.New("phase 1 has no proposals")
 	}
 	for _, p := range tc.Phase1.Proposals {
-		if err := p.check(); err != nil {
+		if err := checkPhase1(p); err != nil {
 			return fmt.Errorf("phase 1 proposal: %w", err)
 		}
 	}
@@ -182,7 +178,7 @@ func validateTunnel(tc *TunnelConfig) error {
 		return errors.New("phase 2 has no proposals")
 	}
 	for _, p := range tc.Phase2.Proposals {
-		if err := p.check(); err != nil {
+		if err := checkPhase2(p); err != nil {
 			return fmt.Errorf("phase 2 proposal: %w", err)
 		}
 	}
@@ -327,9 +323,15 @@ func (e *Engine) shutdown() {
 // Status returns a snapshot of every tunnel.
 func (e *Engine) Status() Status {
 	var st Status
+	var pairs [][]ChildSAPair // per tunnel, in the order of its SAs in the status
 	err := e.call(func() {
 		for _, t := range e.tunnels {
 			st.Tunnels = append(st.Tunnels, t.status())
+			ps := make([]ChildSAPair, 0, len(t.children))
+			for _, c := range t.children {
+				ps = append(ps, c.pair)
+			}
+			pairs = append(pairs, ps)
 		}
 		st.Counters = e.countersSnapshot()
 		st.Counters.HalfOpenLimit = e.halfOpenMax
@@ -338,10 +340,10 @@ func (e *Engine) Status() Status {
 		st.DataPathDrops = dc.Drops()
 		for i := range st.Tunnels {
 			for j := range st.Tunnels[i].SAs {
-				sa := &st.Tunnels[i].SAs[j]
-				if c, ok := dc.SACounters(sa.protocol, sa.inboundSPI); ok {
+				sa, in := &st.Tunnels[i].SAs[j], pairs[i][j].Inbound
+				if c, ok := dc.SACounters(in.Protocol, in.SPI); ok {
 					sa.Counters = &c
-					st.Tunnels[i].addLive(c)
+					st.Tunnels[i].AddLive(c)
 				}
 			}
 		}

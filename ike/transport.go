@@ -23,13 +23,6 @@ type socket struct {
 
 var nonESPMarker = []byte{0, 0, 0, 0}
 
-// PacketSink receives every UDP datagram the engine sends or receives on its
-// IKE and NAT-T sockets, exactly as on the wire (with the non-ESP marker on
-// NAT-T), for pcap capture. It is called from several goroutines.
-type PacketSink interface {
-	Packet(src, dst netip.AddrPort, payload []byte)
-}
-
 // WithPacketSink copies every datagram to s.
 func WithPacketSink(s PacketSink) Option { return func(e *Engine) { e.sink = s } }
 

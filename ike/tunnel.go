@@ -191,7 +191,7 @@ func (sa *ikeSA) establish(initialContact bool) {
 	}
 	sa.dhKey = nil
 	t.counters.Phase1Established++
-	t.counters.Exchanges.ofMode(sa.exchange).Completed++
+	modeCounters(&t.counters.Exchanges, sa.exchange).Completed++
 	old := t.sa
 	t.sa = sa
 	t.lastError = ""
@@ -289,7 +289,7 @@ func (sa *ikeSA) fail(reason string, tellPeer bool) {
 	if sa.t != nil {
 		sa.t.setError(reason)
 		if sa.state != stateEstablished && sa.state != stateDeleted {
-			sa.t.counters.Exchanges.ofMode(sa.exchange).Failed++
+			modeCounters(&sa.t.counters.Exchanges, sa.exchange).Failed++
 		}
 	}
 	sa.delete(reason, tellPeer)
@@ -603,7 +603,6 @@ func (t *tunnel) status() TunnelStatus {
 			InboundSPI: fmt.Sprintf("%08x", c.pair.Inbound.SPI), OutboundSPI: fmt.Sprintf("%08x", c.pair.Outbound.SPI),
 			Proposal: c.proposal.String(), LocalTS: c.pair.LocalTS.String(), RemoteTS: c.pair.RemoteTS.String(),
 			Established: c.established, Expires: c.expires, RekeyAt: c.rekeyAt,
-			protocol: c.pair.Inbound.Protocol, inboundSPI: c.pair.Inbound.SPI,
 		})
 	}
 	return st

@@ -12,7 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/impair"
 )
 
 // The fixed part of every lab's addressing (docs/scenarios.md, Topology).
@@ -548,7 +548,7 @@ func validateSteps(s *Scenario, p *plan, el *errList) {
 				el.add(st.Line, "%s: spec is required (e.g. drop:main:3; none clears)", what)
 			}
 			for j, sp := range st.IKEImpair.Spec.Items {
-				imp, err := ike.ParseImpairment(sp)
+				imp, err := impair.Parse(sp)
 				if err != nil {
 					el.add(st.IKEImpair.Spec.Lines[j], "%s: %v", what, err)
 				} else if imp.Tunnel != "" && p.tunnel(imp.Tunnel) == nil {
