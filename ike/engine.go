@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/vpnlab/vpnlab/ike/sock"
 )
 
 // Defaults for Config fields left zero.
@@ -47,12 +49,13 @@ const (
 
 // Engine runs the IKEv1 control plane for a set of tunnels.
 type Engine struct {
-	cfg  Config
-	log  logrus.FieldLogger
-	dp   DataPath
-	klog KeyLogger
-	sink PacketSink
-	mark uint32 // SO_MARK of the UDP sockets (0: none)
+	cfg    Config
+	log    logrus.FieldLogger
+	dp     DataPath
+	klog   KeyLogger
+	sink   PacketSink
+	mark   uint32      // SO_MARK of the UDP sockets (0: none)
+	binder sock.Binder // nil: kernel UDP sockets (sock.UDP)
 
 	inbox chan func()
 	done  chan struct{}

@@ -114,7 +114,7 @@ func (l *logBuffer) String() string {
 	return l.sb.String()
 }
 
-func startGW(t testing.TB, name string, cfg Config) *gw {
+func startGW(t testing.TB, name string, cfg Config, opts ...Option) *gw {
 	t.Helper()
 	lb := &logBuffer{}
 	lg := logrus.New()
@@ -124,7 +124,7 @@ func startGW(t testing.TB, name string, cfg Config) *gw {
 		lg.SetOutput(os.Stderr)
 	}
 	dp := NewMemoryDataPath()
-	e, err := NewEngine(cfg, WithLogger(lg.WithField("gw", name)), WithDataPath(dp))
+	e, err := NewEngine(cfg, append([]Option{WithLogger(lg.WithField("gw", name)), WithDataPath(dp)}, opts...)...)
 	if err != nil {
 		t.Fatalf("%s: NewEngine: %v", name, err)
 	}

@@ -59,7 +59,7 @@ func (t *tunnel) sendKeepalive(sa *ikeSA) {
 	if t.e.sink != nil {
 		t.e.sink.Packet(sa.local, sa.remote, ka)
 	}
-	if _, err := s.conn.WriteToUDPAddrPort(ka, sa.remote); err != nil {
+	if err := s.conn.WriteTo(ka, sa.remote); err != nil {
 		t.log.WithError(err).Debug("NAT-keepalive not sent")
 	}
 }
