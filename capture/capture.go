@@ -1,6 +1,6 @@
 // Package capture writes a pcap file of what crosses a gateway's outside
 // interface: the IKE / NAT-T datagrams the engine sends and receives (Writer
-// implements ike.PacketSink) and, from the ESP data path, raw ESP/AH IP
+// implements status.PacketSink) and, from the ESP data path, raw ESP/AH IP
 // packets (Writer.IP).
 //
 // The file has link type LINKTYPE_RAW (101): every record is a bare IPv4 or
@@ -28,7 +28,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 )
 
 // LinkType is the pcap link type of the files this package writes.
@@ -56,7 +56,7 @@ type Writer struct {
 	now    func() time.Time
 }
 
-var _ ike.PacketSink = (*Writer)(nil)
+var _ status.PacketSink = (*Writer)(nil)
 
 // Create creates (or truncates) the pcap file at path with mode 0600 and
 // writes the file header.
@@ -89,7 +89,7 @@ func (w *Writer) String() string { return "capture.Writer(" + w.path + ")" }
 // Packet records one UDP datagram from src to dst carrying payload (the UDP
 // payload exactly as on the wire, e.g. with the non-ESP marker on port 4500).
 // Both addresses must be of the same IP version (IPv4-mapped IPv6 addresses
-// count as IPv4). It implements ike.PacketSink.
+// count as IPv4). It implements status.PacketSink.
 func (w *Writer) Packet(src, dst netip.AddrPort, payload []byte) {
 	sa, da := src.Addr().Unmap(), dst.Addr().Unmap()
 	udp := &layers.UDP{SrcPort: layers.UDPPort(src.Port()), DstPort: layers.UDPPort(dst.Port())}

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 )
 
 // Client talks to a Server. It is safe for concurrent use.
@@ -113,16 +113,16 @@ func (c *Client) Health(ctx context.Context) error {
 }
 
 // Status returns the whole engine status.
-func (c *Client) Status(ctx context.Context) (ike.Status, error) {
-	var st ike.Status
+func (c *Client) Status(ctx context.Context) (status.Snapshot, error) {
+	var st status.Snapshot
 	err := c.do(ctx, http.MethodGet, "/v1/status", &st)
 	return st, err
 }
 
 // Tunnel returns one tunnel's status; an unknown name gives an error matching
 // ErrUnknownTunnel.
-func (c *Client) Tunnel(ctx context.Context, name string) (ike.TunnelStatus, error) {
-	var t ike.TunnelStatus
+func (c *Client) Tunnel(ctx context.Context, name string) (status.Tunnel, error) {
+	var t status.Tunnel
 	err := c.do(ctx, http.MethodGet, tunnelPath(name, ""), &t)
 	return t, err
 }
@@ -147,7 +147,7 @@ func (c *Client) Rekey(ctx context.Context, name string, phase int) error {
 // the server sent them and is closed when ctx is cancelled, the server ends
 // the stream (shutdown) or the connection fails. Events that happened before
 // the call are not replayed.
-func (c *Client) Events(ctx context.Context) (<-chan ike.Event, error) {
+func (c *Client) Events(ctx context.Context) (<-chan status.Event, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/events", nil)
 	if err != nil {
 		return nil, err
@@ -161,7 +161,7 @@ func (c *Client) Events(ctx context.Context) (<-chan ike.Event, error) {
 		resp.Body.Close()
 		return nil, err
 	}
-	ch := make(chan ike.Event, 16)
+	ch := make(chan status.Event, 16)
 	go func() {
 		defer close(ch)
 		defer resp.Body.Close()
@@ -172,7 +172,7 @@ func (c *Client) Events(ctx context.Context) (<-chan ike.Event, error) {
 			if len(strings.TrimSpace(string(line))) == 0 {
 				continue
 			}
-			var ev ike.Event
+			var ev status.Event
 			if err := json.Unmarshal(line, &ev); err != nil {
 				return
 			}

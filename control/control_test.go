@@ -16,44 +16,45 @@ import (
 	"time"
 
 	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 )
 
 // fakeBackend is an in-memory Backend.
 type fakeBackend struct {
 	mu       sync.Mutex
-	tunnels  []ike.TunnelStatus
+	tunnels  []status.Tunnel
 	calls    []string
 	failWith error // returned by every action when set
-	subs     map[int]chan ike.Event
+	subs     map[int]chan status.Event
 	nextSub  int
 	unsubbed chan int
 }
 
 func newFake() *fakeBackend {
 	return &fakeBackend{
-		tunnels: []ike.TunnelStatus{
+		tunnels: []status.Tunnel{
 			{Name: "tunnel1", LocalAddr: "198.51.100.2", RemoteAddr: "203.0.113.10", Phase1State: "Established", Phase2State: "Established",
-				ICookie: "069cf174ba04d16c", SAs: []ike.SAStatus{{Protocol: "esp", Mode: "tunnel", UDPEncap: true, InboundSPI: "ef5ebbd9", OutboundSPI: "ad8c3188"}},
-				Counters: ike.Counters{MessagesIn: 7, MessagesOut: 8}},
+				ICookie: "069cf174ba04d16c", SAs: []status.SA{{Protocol: "esp", Mode: "tunnel", UDPEncap: true, InboundSPI: "ef5ebbd9", OutboundSPI: "ad8c3188"}},
+				Counters: status.Counters{MessagesIn: 7, MessagesOut: 8}},
 			{Name: "tunnel2", LocalAddr: "198.51.100.2", RemoteAddr: "203.0.113.20", Phase1State: "Down", Phase2State: "Down"},
 		},
-		subs:     map[int]chan ike.Event{},
+		subs:     map[int]chan status.Event{},
 		unsubbed: make(chan int, 16),
 	}
 }
 
-func (f *fakeBackend) Status() ike.Status {
+func (f *fakeBackend) Status() status.Snapshot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return ike.Status{Tunnels: append([]ike.TunnelStatus(nil), f.tunnels...), Counters: ike.EngineCounters{Received: 42}}
+	return status.Snapshot{Tunnels: append([]status.Tunnel(nil), f.tunnels...), Counters: status.EngineCounters{Received: 42}}
 }
 
-func (f *fakeBackend) Subscribe() (<-chan ike.Event, func()) {
+func (f *fakeBackend) Subscribe() (<-chan status.Event, func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id := f.nextSub
 	f.nextSub++
-	ch := make(chan ike.Event, 64)
+	ch := make(chan status.Event, 64)
 	f.subs[id] = ch
 	var once sync.Once
 	return ch, func() {
@@ -66,7 +67,7 @@ func (f *fakeBackend) Subscribe() (<-chan ike.Event, func()) {
 	}
 }
 
-func (f *fakeBackend) publish(ev ike.Event) {
+func (f *fakeBackend) publish(ev status.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, ch := range f.subs {
@@ -311,7 +312,7 @@ func TestEndpointsOverUnixSocket(t *testing.T) {
 	}
 }
 
-func recvEvent(t *testing.T, ch <-chan ike.Event) ike.Event {
+func recvEvent(t *testing.T, ch <-chan status.Event) status.Event {
 	t.Helper()
 	select {
 	case ev, ok := <-ch:
@@ -322,7 +323,7 @@ func recvEvent(t *testing.T, ch <-chan ike.Event) ike.Event {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no event within 5s")
 	}
-	return ike.Event{}
+	return status.Event{}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -353,9 +354,9 @@ func TestEventStream(t *testing.T) {
 		t.Fatalf("subscribers = %d, want 1", n)
 	}
 	t0 := time.Date(2026, 11, 21, 10, 55, 39, 0, time.UTC)
-	var sent []ike.Event
+	var sent []status.Event
 	for i, typ := range []string{"phase1-up", "phase2-up", "notify-received", "phase2-down", "phase1-down"} {
-		ev := ike.Event{Time: t0.Add(time.Duration(i) * time.Millisecond), Tunnel: "tunnel1", Type: typ}
+		ev := status.Event{Time: t0.Add(time.Duration(i) * time.Millisecond), Tunnel: "tunnel1", Type: typ}
 		if typ == "notify-received" {
 			ev.Detail = map[string]string{"notify": "R-U-THERE", "seq": fmt.Sprint(i)}
 		}
@@ -411,7 +412,7 @@ func TestEventStreamRaw(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("code %d content-type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	fb.publish(ike.Event{Time: time.Unix(0, 0).UTC(), Tunnel: "tunnel1", Type: "phase1-up"})
+	fb.publish(status.Event{Time: time.Unix(0, 0).UTC(), Tunnel: "tunnel1", Type: "phase1-up"})
 	buf := make([]byte, 4096)
 	n, err := resp.Body.Read(buf)
 	if err != nil {

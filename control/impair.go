@@ -8,22 +8,20 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/impair"
 )
 
 // ImpairBackend is implemented by backends whose IKE engine can be told to
-// misbehave on purpose (*ike.Engine does; see ike.ParseImpairment for the
+// misbehave on purpose (*ike.Engine does; see impair.Parse for the
 // specs). The server offers /v1/impair only when the Backend implements it.
 //
 //	GET    /v1/impair              the active impairments
 //	POST   /v1/impair?spec=SPEC    add one ("none" or "TUNNEL/none" clears)
 //	DELETE /v1/impair              clear them all
 type ImpairBackend interface {
-	Impair(ike.Impairment) error
+	Impair(impair.Spec) error
 	Impairments() []string
 }
-
-var _ ImpairBackend = (*ike.Engine)(nil)
 
 // ErrNoImpair is answered (404) when the backend cannot impair.
 var ErrNoImpair = errors.New("this gateway cannot be impaired (its backend has no IKE impairments)")
@@ -41,7 +39,7 @@ func (s *Server) impairRoutes() {
 	}))
 	m.HandleFunc("POST /v1/impair", s.withImpair(func(ib ImpairBackend, w http.ResponseWriter, r *http.Request) {
 		spec := r.URL.Query().Get("spec")
-		imp, err := ike.ParseImpairment(spec)
+		imp, err := impair.Parse(spec)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
@@ -49,11 +47,11 @@ func (s *Server) impairRoutes() {
 		s.applyImpairment(ib, w, imp)
 	}))
 	m.HandleFunc("DELETE /v1/impair", s.withImpair(func(ib ImpairBackend, w http.ResponseWriter, r *http.Request) {
-		s.applyImpairment(ib, w, ike.Impairment{Verb: ike.ImpairNone})
+		s.applyImpairment(ib, w, impair.Spec{Verb: impair.None})
 	}))
 }
 
-func (s *Server) applyImpairment(ib ImpairBackend, w http.ResponseWriter, imp ike.Impairment) {
+func (s *Server) applyImpairment(ib ImpairBackend, w http.ResponseWriter, imp impair.Spec) {
 	log := s.log.WithFields(logrus.Fields{"action": "impair", "impairment": imp.String()})
 	switch err := ib.Impair(imp); {
 	case errors.Is(err, ErrUnknownTunnel):
@@ -88,7 +86,7 @@ func (s *Server) withImpair(h func(ImpairBackend, http.ResponseWriter, *http.Req
 }
 
 // Impair adds an impairment to the gateway's IKE engine (spec as
-// ike.ParseImpairment takes it; "none" clears). A bad spec is a 400
+// impair.Parse takes it; "none" clears). A bad spec is a 400
 // *APIError with the parser's message; an unknown tunnel matches
 // ErrUnknownTunnel.
 func (c *Client) Impair(ctx context.Context, spec string) error {

@@ -17,8 +17,14 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/impair"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
+
+// The engine must stay an ImpairBackend, or /v1/impair would silently
+// disappear from the gateways.
+var _ ImpairBackend = (*ike.Engine)(nil)
 
 // runEngine runs a real engine (one tunnel, nothing initiated) on loopback.
 func runEngine(t *testing.T) *ike.Engine {
@@ -27,11 +33,11 @@ func runEngine(t *testing.T) *ike.Engine {
 	port := uint16(20000 + rand.IntN(20000))
 	lg := logrus.New()
 	lg.SetOutput(discard{})
-	cfg := ike.Config{Ports: ike.Ports{IKE: port, NATT: port + 1}, Tunnels: []ike.TunnelConfig{{
+	cfg := policy.Config{Ports: policy.Ports{IKE: port, NATT: port + 1}, Tunnels: []policy.Tunnel{{
 		Name: "tunnel1", LocalAddr: netip.AddrFrom4([4]byte{127, x, y, 1}), RemoteAddr: netip.AddrFrom4([4]byte{127, x, y, 2}),
-		PSK:    ike.Secret("test.psk_for_vpnlab_1"),
-		Phase1: ike.Phase1Policy{Proposals: []ike.Phase1Proposal{{EncKeyBits: 128, Hash: crypto.SHA1, DHGroup: 14}}},
-		Phase2: ike.Phase2Policy{Proposals: []ike.Phase2Proposal{{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 128, Integrity: isakmp.AuthHMACSHA1}}},
+		PSK:    policy.Secret("test.psk_for_vpnlab_1"),
+		Phase1: policy.Phase1{Proposals: []policy.Phase1Proposal{{EncKeyBits: 128, Hash: crypto.SHA1, DHGroup: 14}}},
+		Phase2: policy.Phase2{Proposals: []policy.Phase2Proposal{{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 128, Integrity: isakmp.AuthHMACSHA1}}},
 	}}}
 	e, err := ike.NewEngine(cfg, ike.WithLogger(lg))
 	if err != nil {
@@ -82,7 +88,7 @@ func TestImpairAPI(t *testing.T) {
 		!strings.Contains(ae.Message, "out of range for main mode (allowed: 1-6") {
 		t.Fatalf("Impair(drop:main:9) = %v, want a 400 with the parser's message", err)
 	}
-	_, perr := ike.ParseImpairment("drop:main:9")
+	_, perr := impair.Parse("drop:main:9")
 	if ae.Message != perr.Error() {
 		t.Fatalf("message %q, want the parser's %q", ae.Message, perr)
 	}

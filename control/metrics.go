@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vpnlab/vpnlab/bgp"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 )
 
 // Prometheus metrics (docs/metrics.md). The Collector owns no state: every
@@ -139,7 +139,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *Collector) collectTunnel(ch chan<- prometheus.Metric, t *ike.TunnelStatus) {
+func (c *Collector) collectTunnel(ch chan<- prometheus.Metric, t *status.Tunnel) {
 	n := t.Name
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{n}, labels...)...)
@@ -173,7 +173,7 @@ func (c *Collector) collectTunnel(ch chan<- prometheus.Metric, t *ike.TunnelStat
 	counter(c.rekeys, k.Phase2Rekeys, "2")
 	for _, x := range []struct {
 		name string
-		c    ike.ExchangeCount
+		c    status.ExchangeCount
 	}{{"main", k.Exchanges.Main}, {"aggressive", k.Exchanges.Aggressive}, {"quick", k.Exchanges.Quick}, {"informational", k.Exchanges.Informational}} {
 		counter(c.messages, x.c.Sent, x.name, "sent")
 		counter(c.messages, x.c.Received, x.name, "received")

@@ -27,6 +27,8 @@ import (
 	"github.com/vpnlab/vpnlab/datapath"
 	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/routes"
 )
 
@@ -34,25 +36,25 @@ import (
 // metric appears in a scrape.
 type routedBackend struct {
 	*fakeBackend
-	st ike.Status
+	st status.Snapshot
 	bs bgp.Status
 }
 
-func (r *routedBackend) Status() ike.Status            { return r.st }
+func (r *routedBackend) Status() status.Snapshot       { return r.st }
 func (r *routedBackend) BGPStatus() (bgp.Status, bool) { return r.bs, true }
 
 func fullStatus() *routedBackend {
 	now := time.Now()
-	st := ike.Status{
-		Tunnels: []ike.TunnelStatus{{
+	st := status.Snapshot{
+		Tunnels: []status.Tunnel{{
 			Name: "tunnel1", Phase1State: "Established", Phase2State: "Rekeying", Status: "UP", DPDState: "alive",
 			LastStatusChange: now, DataIn: 1000, DataOut: 2000, PacketsIn: 10, PacketsOut: 20,
 			Drops: map[string]uint64{"replay": 3, "icv": 1},
-			SAs:   []ike.SAStatus{{Protocol: "esp"}},
-			Counters: ike.Counters{DPDProbes: 4, DPDTimeouts: 1, Phase1Rekeys: 1, Phase2Rekeys: 2, NotifiesSent: 1,
-				Exchanges: ike.ExchangeCounters{Main: ike.ExchangeCount{Sent: 3, Received: 3, Completed: 1}}},
+			SAs:   []status.SA{{Protocol: "esp"}},
+			Counters: status.Counters{DPDProbes: 4, DPDTimeouts: 1, Phase1Rekeys: 1, Phase2Rekeys: 2, NotifiesSent: 1,
+				Exchanges: status.ExchangeCounters{Main: status.ExchangeCount{Sent: 3, Received: 3, Completed: 1}}},
 		}, {Name: "tunnel2", Phase1State: "Down", Phase2State: "Down", Status: "DOWN", DPDState: "off"}},
-		Counters: ike.EngineCounters{Received: 9, Malformed: 1, HalfOpen: 2, HalfOpenRefused: 7, HalfOpenPeerRefused: 3,
+		Counters: status.EngineCounters{Received: 9, Malformed: 1, HalfOpen: 2, HalfOpenRefused: 7, HalfOpenPeerRefused: 3,
 			HalfOpenLimit: 1000, ZeroCookie: 4, CookieMismatch: 5, UnauthenticatedNotifies: 6},
 		DataPathDrops: map[string]uint64{"no-sa": 5, "no-route": 0},
 	}
@@ -211,7 +213,7 @@ type pairGW struct {
 	tun *tuntest.ChannelTUN
 }
 
-func startPairGW(t *testing.T, w *datapath.MemoryWire, tc ike.TunnelConfig, ports ike.Ports) *pairGW {
+func startPairGW(t *testing.T, w *datapath.MemoryWire, tc policy.Tunnel, ports policy.Ports) *pairGW {
 	t.Helper()
 	lg := logrus.New()
 	lg.SetOutput(discard{})
@@ -222,7 +224,7 @@ func startPairGW(t *testing.T, w *datapath.MemoryWire, tc ike.TunnelConfig, port
 	}
 	dpDone := make(chan error, 1)
 	go func() { dpDone <- dp.RunInside() }()
-	e, err := ike.NewEngine(ike.Config{Ports: ports, Tunnels: []ike.TunnelConfig{tc}}, ike.WithLogger(lg), ike.WithDataPath(dp))
+	e, err := ike.NewEngine(policy.Config{Ports: ports, Tunnels: []policy.Tunnel{tc}}, ike.WithLogger(lg), ike.WithDataPath(dp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,12 +252,12 @@ func TestMetricsRealPair(t *testing.T) {
 	x, y := byte(rand.IntN(250)+1), byte(rand.IntN(250)+1)
 	a, b := netip.AddrFrom4([4]byte{127, x, y, 1}), netip.AddrFrom4([4]byte{127, x, y, 2})
 	port := uint16(20000 + rand.IntN(20000))
-	ports := ike.Ports{IKE: port, NATT: port + 1}
-	tunnel := func(local, remote netip.Addr) ike.TunnelConfig {
-		return ike.TunnelConfig{
-			Name: "tunnel1", LocalAddr: local, RemoteAddr: remote, RemotePorts: ports, PSK: ike.Secret("test.psk_for_vpnlab_1"),
-			Phase1: ike.Phase1Policy{Proposals: []ike.Phase1Proposal{{EncKeyBits: 128, Hash: crypto.SHA256, DHGroup: 14}}, Lifetime: time.Hour},
-			Phase2: ike.Phase2Policy{Proposals: []ike.Phase2Proposal{{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESGCM16, EncKeyBits: 128, PFSGroup: 14}}, Lifetime: time.Hour},
+	ports := policy.Ports{IKE: port, NATT: port + 1}
+	tunnel := func(local, remote netip.Addr) policy.Tunnel {
+		return policy.Tunnel{
+			Name: "tunnel1", LocalAddr: local, RemoteAddr: remote, RemotePorts: ports, PSK: policy.Secret("test.psk_for_vpnlab_1"),
+			Phase1: policy.Phase1{Proposals: []policy.Phase1Proposal{{EncKeyBits: 128, Hash: crypto.SHA256, DHGroup: 14}}, Lifetime: time.Hour},
+			Phase2: policy.Phase2{Proposals: []policy.Phase2Proposal{{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESGCM16, EncKeyBits: 128, PFSGroup: 14}}, Lifetime: time.Hour},
 		}
 	}
 	wa, wb := datapath.NewMemoryWires()

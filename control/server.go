@@ -19,22 +19,22 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 )
 
 // ErrUnknownTunnel is the sentinel a Backend wraps (fmt.Errorf("%w ...")) when
 // a control call names a tunnel that is not configured; the server answers
-// such errors with 404. It is the same value as ike.ErrUnknownTunnel, so the
+// such errors with 404. It is the same value as status.ErrUnknownTunnel, so the
 // engine's errors match it with errors.Is. Client methods return errors that
 // match it too when the server answered 404 for a tunnel.
-var ErrUnknownTunnel = ike.ErrUnknownTunnel
+var ErrUnknownTunnel = status.ErrUnknownTunnel
 
 // Backend is what the control API drives; *ike.Engine implements it.
 type Backend interface {
-	Status() ike.Status
+	Status() status.Snapshot
 	// Subscribe returns a channel of events and a function that ends the
 	// subscription (after which the channel may be closed).
-	Subscribe() (<-chan ike.Event, func())
+	Subscribe() (<-chan status.Event, func())
 	Initiate(tunnel string) error
 	Terminate(tunnel string) error
 	Rekey(tunnel string, phase int) error
@@ -298,16 +298,16 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 // normalize makes nil slices empty so the JSON shows [] instead of null.
-func normalize(t ike.TunnelStatus) ike.TunnelStatus {
+func normalize(t status.Tunnel) status.Tunnel {
 	if t.SAs == nil {
-		t.SAs = []ike.SAStatus{}
+		t.SAs = []status.SA{}
 	}
 	return t
 }
 
-func (s *Server) status() ike.Status {
+func (s *Server) status() status.Snapshot {
 	st := s.b.Status()
-	tunnels := make([]ike.TunnelStatus, 0, len(st.Tunnels))
+	tunnels := make([]status.Tunnel, 0, len(st.Tunnels))
 	for _, t := range st.Tunnels {
 		tunnels = append(tunnels, normalize(t))
 	}
@@ -319,13 +319,13 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.status())
 }
 
-func (s *Server) findTunnel(name string) (ike.TunnelStatus, bool) {
+func (s *Server) findTunnel(name string) (status.Tunnel, bool) {
 	for _, t := range s.b.Status().Tunnels {
 		if t.Name == name {
 			return normalize(t), true
 		}
 	}
-	return ike.TunnelStatus{}, false
+	return status.Tunnel{}, false
 }
 
 func unknownTunnel(name string) string { return fmt.Sprintf("unknown tunnel %q", name) }

@@ -9,7 +9,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 )
 
 // nullDevice is a tun.Device that discards writes and never reads.
@@ -77,9 +77,9 @@ func benchPair(tb testing.TB, s suite, encap bool) (a, b *DataPath, dev *nullDev
 		tb.Fatal(err)
 	}
 	in, out := s.child(0x1000), s.child(0x2000)
-	pa := ike.ChildSAPair{Tunnel: "t", Inbound: in, Outbound: out, Mode: ike.ModeTunnel, UDPEncap: encap,
+	pa := childsa.Pair{Tunnel: "t", Inbound: in, Outbound: out, Mode: childsa.ModeTunnel, UDPEncap: encap,
 		Local: outsideA, Remote: outsideB, LocalTS: netA, RemoteTS: netB, Lifetime: time.Hour}
-	pb := ike.ChildSAPair{Tunnel: "t", Inbound: out, Outbound: in, Mode: ike.ModeTunnel, UDPEncap: encap,
+	pb := childsa.Pair{Tunnel: "t", Inbound: out, Outbound: in, Mode: childsa.ModeTunnel, UDPEncap: encap,
 		Local: outsideB, Remote: outsideA, LocalTS: netB, RemoteTS: netA, Lifetime: time.Hour}
 	if err := adp.Install(pa); err != nil {
 		tb.Fatal(err)

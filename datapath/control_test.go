@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 )
 
 // Packets between the inside /30's link-local addresses (BGP) are counted
@@ -16,9 +16,9 @@ func TestControlTrafficCountedApart(t *testing.T) {
 	s := suites()[0]
 	any4 := netip.MustParsePrefix("0.0.0.0/0")
 	inA, inB := s.child(0x1000), s.child(0x2000)
-	pa := ike.ChildSAPair{Tunnel: "tunnel1", Inbound: inA, Outbound: inB, Mode: ike.ModeTunnel,
+	pa := childsa.Pair{Tunnel: "tunnel1", Inbound: inA, Outbound: inB, Mode: childsa.ModeTunnel,
 		Local: outsideA, Remote: outsideB, LocalTS: any4, RemoteTS: any4, Lifetime: time.Hour}
-	pb := ike.ChildSAPair{Tunnel: "tunnel1", Inbound: inB, Outbound: inA, Mode: ike.ModeTunnel,
+	pb := childsa.Pair{Tunnel: "tunnel1", Inbound: inB, Outbound: inA, Mode: childsa.ModeTunnel,
 		Local: outsideB, Remote: outsideA, LocalTS: any4, RemoteTS: any4, Lifetime: time.Hour}
 	if err := a.dp.Install(pa); err != nil {
 		t.Fatal(err)

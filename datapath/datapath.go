@@ -1,5 +1,5 @@
 // Package datapath carries the traffic of the IPsec SAs that the IKE engine
-// negotiates: it is the engine's ike.DataPath.
+// negotiates: it is the engine's childsa.DataPath.
 //
 // # Pipeline
 //
@@ -59,7 +59,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.zx2c4.com/wireguard/tun"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 )
 
 // PacketSink receives copies of what crosses the outside (for pcap). src and
@@ -111,7 +111,7 @@ type DataPath struct {
 	moveRunning bool
 
 	limitMu sync.Mutex
-	limitFn func(ike.SALimit)
+	limitFn func(childsa.Limit)
 
 	workers sync.Pool // *worker for Receive* called by wires
 	batches sync.Pool // *inBatch for ReceiveIPs
@@ -152,7 +152,7 @@ func spiKey(proto uint8, spi uint32) uint64 { return uint64(proto)<<32 | uint64(
 func (d *DataPath) AllocateSPI(proto uint8) (uint32, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	spi, err := ike.RandomSPI(func(spi uint32) bool { return d.spis[spiKey(proto, spi)] })
+	spi, err := childsa.RandomSPI(func(spi uint32) bool { return d.spis[spiKey(proto, spi)] })
 	if err != nil {
 		return 0, fmt.Errorf("datapath: %w", err)
 	}
@@ -164,7 +164,7 @@ func (d *DataPath) AllocateSPI(proto uint8) (uint32, error) {
 // once, older pairs keep verifying inbound packets until deleted
 // (make-before-break). The pair's Remote becomes the tunnel's peer address
 // (for all its pairs): the engine's view is the newest.
-func (d *DataPath) Install(p ike.ChildSAPair) error {
+func (d *DataPath) Install(p childsa.Pair) error {
 	pr, err := newPair(p, d.soft)
 	if err != nil {
 		return fmt.Errorf("datapath: install %s: %w", p.Tunnel, err)
@@ -216,10 +216,10 @@ func (d *DataPath) LastInbound(proto uint8, spi uint32) time.Time {
 }
 
 // SACounters returns the counters of the pair with this inbound SPI.
-func (d *DataPath) SACounters(proto uint8, spi uint32) (ike.SACounters, bool) {
+func (d *DataPath) SACounters(proto uint8, spi uint32) (childsa.Counters, bool) {
 	p := d.table.Load().inbound[spiKey(proto, spi)]
 	if p == nil {
-		return ike.SACounters{}, false
+		return childsa.Counters{}, false
 	}
 	return p.counters(), true
 }
@@ -228,13 +228,13 @@ func (d *DataPath) SACounters(proto uint8, spi uint32) (ike.SACounters, bool) {
 func (d *DataPath) Drops() map[string]uint64 { return d.drops.snapshot() }
 
 // OnLimit sets the handler of lifetime events (the IKE engine's).
-func (d *DataPath) OnLimit(fn func(ike.SALimit)) {
+func (d *DataPath) OnLimit(fn func(childsa.Limit)) {
 	d.limitMu.Lock()
 	d.limitFn = fn
 	d.limitMu.Unlock()
 }
 
-func (d *DataPath) signal(l ike.SALimit) {
+func (d *DataPath) signal(l childsa.Limit) {
 	d.limitMu.Lock()
 	fn := d.limitFn
 	d.limitMu.Unlock()
@@ -254,11 +254,11 @@ func protoName(p uint8) string {
 }
 
 var (
-	_ ike.DataPath         = (*DataPath)(nil)
-	_ ike.DataPathCounters = (*DataPath)(nil)
-	_ ike.SALimitSource    = (*DataPath)(nil)
-	_ ike.NATTDataPath     = (*DataPath)(nil)
-	_ ike.PeerMover        = (*DataPath)(nil)
+	_ childsa.DataPath         = (*DataPath)(nil)
+	_ childsa.DataPathCounters = (*DataPath)(nil)
+	_ childsa.LimitSource      = (*DataPath)(nil)
+	_ childsa.NATTDataPath     = (*DataPath)(nil)
+	_ childsa.PeerMover        = (*DataPath)(nil)
 )
 
 // Close stops the data path: RunInside returns, the device is closed.

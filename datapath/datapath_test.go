@@ -11,8 +11,8 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/esp"
-	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
@@ -54,8 +54,8 @@ func randBytes(n int) []byte {
 	return b
 }
 
-func (s suite) child(spi uint32) ike.ChildSA {
-	return ike.ChildSA{SPI: spi, Protocol: s.proto, Encryption: s.enc, EncKey: randBytes(s.encBytes), Integrity: s.integ, IntegKey: randBytes(s.intBytes)}
+func (s suite) child(spi uint32) childsa.SA {
+	return childsa.SA{SPI: spi, Protocol: s.proto, Encryption: s.enc, EncKey: randBytes(s.encBytes), Integrity: s.integ, IntegKey: randBytes(s.intBytes)}
 }
 
 // gw is one side of a two-gateway test: a data path, its channel TUN and
@@ -110,16 +110,16 @@ var (
 
 // install negotiates nothing: it installs matching pairs on both sides as
 // quick mode would.
-func install(t *testing.T, a, b *gw, s suite, mode ike.Mode, encap bool, spiA, spiB uint32) (ike.ChildSAPair, ike.ChildSAPair) {
+func install(t *testing.T, a, b *gw, s suite, mode childsa.Mode, encap bool, spiA, spiB uint32) (childsa.Pair, childsa.Pair) {
 	t.Helper()
 	inA, inB := s.child(spiA), s.child(spiB)
 	ltsA, rtsA := netA, netB
-	if mode == ike.ModeTransport {
+	if mode == childsa.ModeTransport {
 		ltsA, rtsA = netip.PrefixFrom(outsideA.Addr(), 32), netip.PrefixFrom(outsideB.Addr(), 32)
 	}
-	pa := ike.ChildSAPair{Tunnel: "tunnel1", Inbound: inA, Outbound: inB, Mode: mode, UDPEncap: encap,
+	pa := childsa.Pair{Tunnel: "tunnel1", Inbound: inA, Outbound: inB, Mode: mode, UDPEncap: encap,
 		Local: outsideA, Remote: outsideB, LocalTS: ltsA, RemoteTS: rtsA, Lifetime: time.Hour}
-	pb := ike.ChildSAPair{Tunnel: "tunnel1", Inbound: inB, Outbound: inA, Mode: mode, UDPEncap: encap,
+	pb := childsa.Pair{Tunnel: "tunnel1", Inbound: inB, Outbound: inA, Mode: mode, UDPEncap: encap,
 		Local: outsideB, Remote: outsideA, LocalTS: rtsA, RemoteTS: ltsA, Lifetime: time.Hour}
 	if err := a.dp.Install(pa); err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func through(from, to *gw, pkt []byte) []byte {
 // several sizes, and the packet arrives unchanged.
 func TestMatrix(t *testing.T) {
 	for _, s := range suites() {
-		for _, mode := range []ike.Mode{ike.ModeTunnel, ike.ModeTransport} {
+		for _, mode := range []childsa.Mode{childsa.ModeTunnel, childsa.ModeTransport} {
 			for _, encap := range []bool{false, true} {
 				if s.proto == protoAH && encap {
 					continue
@@ -177,7 +177,7 @@ func TestMatrix(t *testing.T) {
 					a, b := newGWs(t)
 					install(t, a, b, s, mode, encap, 0x1000, 0x2000)
 					srcA, dstB := hostA, hostB
-					if mode == ike.ModeTransport {
+					if mode == childsa.ModeTransport {
 						srcA, dstB = outsideA.Addr(), outsideB.Addr()
 					}
 					for _, n := range []int{0, 1, 63, 500, 1372} {
@@ -187,7 +187,7 @@ func TestMatrix(t *testing.T) {
 						}{{a, b, srcA, dstB}, {b, a, dstB, srcA}} {
 							pkt := udpPacket(dir.src, dir.dst, n, 0)
 							got := through(dir.from, dir.to, append([]byte(nil), pkt...))
-							if mode == ike.ModeTransport && encap && len(got) == len(pkt) {
+							if mode == childsa.ModeTransport && encap && len(got) == len(pkt) {
 								// UDP-encapsulated transport: the receiver rebuilds the
 								// IP header from the datagram (RFC 3948 section 3.2),
 								// so the identification is not carried.
@@ -248,9 +248,9 @@ func TestIPv6Inner(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/udp=%v", s.name, encap), func(t *testing.T) {
 				a, b := newGWs(t)
 				in, out := s.child(0x1000), s.child(0x2000)
-				pa := ike.ChildSAPair{Tunnel: "t6", Inbound: in, Outbound: out, Mode: ike.ModeTunnel, UDPEncap: encap,
+				pa := childsa.Pair{Tunnel: "t6", Inbound: in, Outbound: out, Mode: childsa.ModeTunnel, UDPEncap: encap,
 					Local: outsideA, Remote: outsideB, LocalTS: l6, RemoteTS: r6, Lifetime: time.Hour}
-				pb := ike.ChildSAPair{Tunnel: "t6", Inbound: out, Outbound: in, Mode: ike.ModeTunnel, UDPEncap: encap,
+				pb := childsa.Pair{Tunnel: "t6", Inbound: out, Outbound: in, Mode: childsa.ModeTunnel, UDPEncap: encap,
 					Local: outsideB, Remote: outsideA, LocalTS: r6, RemoteTS: l6, Lifetime: time.Hour}
 				if err := a.dp.Install(pa); err != nil {
 					t.Fatal(err)

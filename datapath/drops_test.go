@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 )
 
 func gcmSuite() suite {
@@ -51,7 +51,7 @@ func TestDrops(t *testing.T) {
 	for _, s := range []suite{gcmSuite(), cbcSuite()} {
 		t.Run(s.name, func(t *testing.T) {
 			a, b := newGWs(t)
-			install(t, a, b, s, ike.ModeTunnel, true, 0x1000, 0x2000)
+			install(t, a, b, s, childsa.ModeTunnel, true, 0x1000, 0x2000)
 			rec := &recorder{}
 			a.wire.SetFilter(rec.filter)
 			var sent [][]byte
@@ -129,7 +129,7 @@ func TestDrops(t *testing.T) {
 
 func TestSelectorsAndRoutes(t *testing.T) {
 	a, b := newGWs(t)
-	install(t, a, b, gcmSuite(), ike.ModeTunnel, false, 0x1000, 0x2000)
+	install(t, a, b, gcmSuite(), childsa.ModeTunnel, false, 0x1000, 0x2000)
 	// no route: destination outside every remote TS
 	a.tun.Outbound <- udpPacket(hostA, netip.MustParseAddr("198.51.100.7"), 10, 0)
 	// route exists but the source is outside the local TS
@@ -172,13 +172,13 @@ func TestSelectorsAndRoutes(t *testing.T) {
 func TestMakeBeforeBreak(t *testing.T) {
 	a, b := newGWs(t)
 	s := gcmSuite()
-	install(t, a, b, s, ike.ModeTunnel, true, 0x1000, 0x2000)
+	install(t, a, b, s, childsa.ModeTunnel, true, 0x1000, 0x2000)
 	rec := &recorder{}
 	a.wire.SetFilter(rec.filter)
 	if through(a, b, udpPacket(hostA, hostB, 10, 0)) == nil {
 		t.Fatal("no delivery")
 	}
-	install(t, a, b, s, ike.ModeTunnel, true, 0x3000, 0x4000)
+	install(t, a, b, s, childsa.ModeTunnel, true, 0x3000, 0x4000)
 	if through(a, b, udpPacket(hostA, hostB, 10, 0)) == nil {
 		t.Fatal("no delivery after rekey")
 	}
@@ -205,13 +205,13 @@ func TestMakeBeforeBreak(t *testing.T) {
 func TestByteLifetime(t *testing.T) {
 	a, b := newGWs(t)
 	var mu sync.Mutex
-	var limits []ike.SALimit
-	a.dp.OnLimit(func(l ike.SALimit) { mu.Lock(); limits = append(limits, l); mu.Unlock() })
+	var limits []childsa.Limit
+	a.dp.OnLimit(func(l childsa.Limit) { mu.Lock(); limits = append(limits, l); mu.Unlock() })
 	s := gcmSuite()
 	pa, pb := s.child(0x1000), s.child(0x2000)
-	pairA := ike.ChildSAPair{Tunnel: "tunnel1", Inbound: pa, Outbound: pb, Mode: ike.ModeTunnel, UDPEncap: true,
+	pairA := childsa.Pair{Tunnel: "tunnel1", Inbound: pa, Outbound: pb, Mode: childsa.ModeTunnel, UDPEncap: true,
 		Local: outsideA, Remote: outsideB, LocalTS: netA, RemoteTS: netB, Lifetime: time.Hour, LifetimeKB: 10}
-	pairB := ike.ChildSAPair{Tunnel: "tunnel1", Inbound: pb, Outbound: pa, Mode: ike.ModeTunnel, UDPEncap: true,
+	pairB := childsa.Pair{Tunnel: "tunnel1", Inbound: pb, Outbound: pa, Mode: childsa.ModeTunnel, UDPEncap: true,
 		Local: outsideB, Remote: outsideA, LocalTS: netB, RemoteTS: netA, Lifetime: time.Hour}
 	if err := a.dp.Install(pairA); err != nil {
 		t.Fatal(err)
@@ -260,7 +260,7 @@ func TestInstallErrors(t *testing.T) {
 			ah = x
 		}
 	}
-	p := ike.ChildSAPair{Tunnel: "t", Inbound: ah.child(0x100), Outbound: ah.child(0x200), UDPEncap: true,
+	p := childsa.Pair{Tunnel: "t", Inbound: ah.child(0x100), Outbound: ah.child(0x200), UDPEncap: true,
 		Local: outsideA, Remote: outsideB, LocalTS: netA, RemoteTS: netB}
 	if err := a.dp.Install(p); err == nil || !contains(err.Error(), "AH cannot cross NAT") {
 		t.Fatalf("AH in UDP: %v", err)

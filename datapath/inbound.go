@@ -8,8 +8,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/esp"
-	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/natt"
 )
 
@@ -114,7 +114,7 @@ func (d *DataPath) openIP(buf []byte, pkt []byte) []byte {
 	switch {
 	case proto == protoAH:
 		inner, nh, err = p.in.VerifyAH(out, pkt)
-	case p.mode == ike.ModeTunnel:
+	case p.mode == childsa.ModeTunnel:
 		inner, nh, err = p.in.OpenESP(out, pkt[ihl:])
 	default: // ESP transport: the outer header becomes the packet's header again
 		out = append(out, pkt[:ihl]...)
@@ -159,7 +159,7 @@ func (d *DataPath) openUDP(buf []byte, local, from netip.AddrPort, espPkt []byte
 	var inner []byte
 	var nh byte
 	var err error
-	tunnel := p.mode == ike.ModeTunnel
+	tunnel := p.mode == childsa.ModeTunnel
 	p.inMu.Lock()
 	if tunnel {
 		inner, nh, err = p.in.OpenESP(out, espPkt)
@@ -225,7 +225,7 @@ func (d *DataPath) accept(p *pair, inner []byte, nh byte, outerTOS byte) bool {
 	if nh == esp.NextHdrNone {
 		return false // dummy packet (RFC 4303 section 2.6)
 	}
-	if p.mode == ike.ModeTunnel {
+	if p.mode == childsa.ModeTunnel {
 		if nh != esp.ProtoIPv4 && nh != esp.ProtoIPv6 {
 			d.innerDrop(p)
 			return false

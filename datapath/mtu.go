@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/esp"
-	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/natt"
 )
 
@@ -159,7 +159,7 @@ func (p *pair) innerLimit(mtu int) int {
 // in one outer packet: it reports false when the packet fits; otherwise it
 // answers or fragments it and reports true.
 func (d *DataPath) tooBig(w *worker, b *udpBatch, p *pair, pkt []byte) bool {
-	if p.proto != protoESP || p.mode != ike.ModeTunnel || pkt[0]>>4 != 4 || p.opts == nil {
+	if p.proto != protoESP || p.mode != childsa.ModeTunnel || pkt[0]>>4 != 4 || p.opts == nil {
 		return false
 	}
 	mtu := int(p.opts.mtu.Load())

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/esp"
-	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/natt"
 )
 
@@ -67,7 +67,7 @@ const (
 
 func TestMSSClamp(t *testing.T) {
 	a, b := newGWs(t)
-	install(t, a, b, gcmSuite(), ike.ModeTunnel, true, 0x1000, 0x2000)
+	install(t, a, b, gcmSuite(), childsa.ModeTunnel, true, 0x1000, 0x2000)
 	if err := a.dp.SetTunnelOptions("tunnel1", TunnelOptions{MSSClamp: AWSMSSClamp}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestTooBigForTheTunnel(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				a, b := newGWs(t)
-				install(t, a, b, s, ike.ModeTunnel, encap, 0x1000, 0x2000)
+				install(t, a, b, s, childsa.ModeTunnel, encap, 0x1000, 0x2000)
 				if err := a.dp.SetTunnelOptions("tunnel1", TunnelOptions{OutsideMTU: mtu}); err != nil {
 					t.Fatal(err)
 				}

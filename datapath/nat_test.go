@@ -12,7 +12,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/sys/unix"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/natt"
 )
 
@@ -46,9 +46,9 @@ func installNAT(t *testing.T, a, b *gw, spiA, spiB uint32) {
 	t.Helper()
 	s := gcmSuite()
 	inA, inB := s.child(spiA), s.child(spiB)
-	pa := ike.ChildSAPair{Tunnel: "tunnel1", Inbound: inA, Outbound: inB, Mode: ike.ModeTunnel, UDPEncap: true,
+	pa := childsa.Pair{Tunnel: "tunnel1", Inbound: inA, Outbound: inB, Mode: childsa.ModeTunnel, UDPEncap: true,
 		Local: insideA, Remote: outsideB, LocalTS: netA, RemoteTS: netB, Lifetime: time.Hour}
-	pb := ike.ChildSAPair{Tunnel: "tunnel1", Inbound: inB, Outbound: inA, Mode: ike.ModeTunnel, UDPEncap: true,
+	pb := childsa.Pair{Tunnel: "tunnel1", Inbound: inB, Outbound: inA, Mode: childsa.ModeTunnel, UDPEncap: true,
 		Local: outsideB, Remote: pub1, LocalTS: netB, RemoteTS: netA, Lifetime: time.Hour}
 	if err := a.dp.Install(pa); err != nil {
 		t.Fatal(err)
@@ -286,9 +286,9 @@ func TestNATOAChecksum(t *testing.T) {
 			a.wire.SetNAT(insideA, pub1)
 			s := gcmSuite()
 			inA, inB := s.child(0x1000), s.child(0x2000)
-			pa := ike.ChildSAPair{Tunnel: "tunnel1", Inbound: inA, Outbound: inB, Mode: ike.ModeTransport, UDPEncap: true,
+			pa := childsa.Pair{Tunnel: "tunnel1", Inbound: inA, Outbound: inB, Mode: childsa.ModeTransport, UDPEncap: true,
 				Local: insideA, Remote: outsideB, LocalTS: netip.PrefixFrom(insideA.Addr(), 32), RemoteTS: netip.PrefixFrom(bAddr, 32)}
-			pb := ike.ChildSAPair{Tunnel: "tunnel1", Inbound: inB, Outbound: inA, Mode: ike.ModeTransport, UDPEncap: true,
+			pb := childsa.Pair{Tunnel: "tunnel1", Inbound: inB, Outbound: inA, Mode: childsa.ModeTransport, UDPEncap: true,
 				Local: outsideB, Remote: pub1, LocalTS: netip.PrefixFrom(bAddr, 32), RemoteTS: netip.PrefixFrom(pub1.Addr(), 32)}
 			if withOA {
 				// each side: the peer's own address, and ours as the peer sees it
@@ -365,11 +365,11 @@ func TestECNOverNATT(t *testing.T) {
 	from := sender.LocalAddr().(*net.UDPAddr).AddrPort()
 	s := gcmSuite()
 	inA, inB := s.child(0x1000), s.child(0x2000)
-	if err := a.dp.Install(ike.ChildSAPair{Tunnel: "tunnel1", Inbound: inA, Outbound: inB, Mode: ike.ModeTunnel, UDPEncap: true,
+	if err := a.dp.Install(childsa.Pair{Tunnel: "tunnel1", Inbound: inA, Outbound: inB, Mode: childsa.ModeTunnel, UDPEncap: true,
 		Local: from, Remote: local, LocalTS: netA, RemoteTS: netB}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.dp.Install(ike.ChildSAPair{Tunnel: "tunnel1", Inbound: inB, Outbound: inA, Mode: ike.ModeTunnel, UDPEncap: true,
+	if err := b.dp.Install(childsa.Pair{Tunnel: "tunnel1", Inbound: inB, Outbound: inA, Mode: childsa.ModeTunnel, UDPEncap: true,
 		Local: local, Remote: from, LocalTS: netB, RemoteTS: netA}); err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ type nattReader struct {
 }
 
 // ServeNATT reads a NAT-T socket of the IKE engine until it is closed
-// (ike.NATTDataPath). RFC 3948 section 2.2: a datagram starting with four
+// (childsa.NATTDataPath). RFC 3948 section 2.2: a datagram starting with four
 // zero bytes (the non-ESP marker) is IKE and goes to ike without the
 // marker; a single 0xff byte is a NAT keepalive (section 2.3) and is
 // dropped; anything else is ESP. Every datagram goes to the capture sink

@@ -8,8 +8,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/esp"
-	"github.com/vpnlab/vpnlab/ike"
 )
 
 // Buffer layout: every worker buffer leaves writeOffset bytes in front for
@@ -129,7 +129,7 @@ func (d *DataPath) protectSend(w *worker, b *udpBatch, p *pair, pkt []byte) {
 	var dstBuf []byte
 	if p.udpEncap {
 		sz := p.out.ESPLen(len(pkt))
-		if p.mode != ike.ModeTunnel {
+		if p.mode != childsa.ModeTunnel {
 			sz = p.out.ESPLen(len(pkt) - int(pkt[0]&0x0f)*4)
 		}
 		if b.count > 0 && (b.p != p || b.short || sz > b.seg || b.count >= maxUDPBatchCount || len(b.buf)+sz > maxUDPBatchBytes) {
@@ -143,7 +143,7 @@ func (d *DataPath) protectSend(w *worker, b *udpBatch, p *pair, pkt []byte) {
 	if err != nil {
 		if errors.Is(err, esp.ErrSeqExhausted) {
 			if !p.expired.Swap(true) {
-				d.signal(ike.SALimit{Protocol: p.proto, InboundSPI: uint32(p.key), Hard: true, Reason: "sequence number space exhausted"})
+				d.signal(childsa.Limit{Protocol: p.proto, InboundSPI: uint32(p.key), Hard: true, Reason: "sequence number space exhausted"})
 			}
 			d.expiredDrop(p)
 			return
@@ -200,7 +200,7 @@ func (d *DataPath) protect(dst, tmp []byte, p *pair, pkt []byte) ([]byte, error)
 	p.outM.Lock()
 	defer p.outM.Unlock()
 	sa := p.out
-	tunnel := p.mode == ike.ModeTunnel
+	tunnel := p.mode == childsa.ModeTunnel
 	if !tunnel && pkt[0]>>4 != 4 {
 		return nil, errors.New("transport mode carries IPv4 only")
 	}
@@ -270,17 +270,17 @@ func (d *DataPath) checkLimits(p *pair, sa *esp.SA) {
 		_, b := sa.Counts()
 		if b >= p.hardBytes {
 			if !p.expired.Swap(true) {
-				d.signal(ike.SALimit{Protocol: p.proto, InboundSPI: uint32(p.key), Hard: true,
+				d.signal(childsa.Limit{Protocol: p.proto, InboundSPI: uint32(p.key), Hard: true,
 					Reason: fmt.Sprintf("byte lifetime of %d KB used up (%s)", p.hardBytes/1024, sa.Direction())})
 			}
 			return
 		}
 		if b >= p.softBytes && !p.softSent.Swap(true) {
-			d.signal(ike.SALimit{Protocol: p.proto, InboundSPI: uint32(p.key),
+			d.signal(childsa.Limit{Protocol: p.proto, InboundSPI: uint32(p.key),
 				Reason: fmt.Sprintf("byte lifetime %d%% used (%s)", d.soft, sa.Direction())})
 		}
 	}
 	if sa.Direction() == esp.Outbound && sa.SoftLimitReached() && !p.softSent.Swap(true) {
-		d.signal(ike.SALimit{Protocol: p.proto, InboundSPI: uint32(p.key), Reason: "outbound sequence number near 2^32"})
+		d.signal(childsa.Limit{Protocol: p.proto, InboundSPI: uint32(p.key), Reason: "outbound sequence number near 2^32"})
 	}
 }

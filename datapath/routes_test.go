@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 )
 
 // The two-tunnel setup of AWS: one customer gateway address, two AWS
@@ -34,9 +34,9 @@ func installTunnel(t *testing.T, a, b *gw, name string, spiA uint32) {
 	t.Helper()
 	s := gcmSuite()
 	inA, inB := s.child(spiA), s.child(spiA+0x100)
-	pa := ike.ChildSAPair{Tunnel: name, Inbound: inA, Outbound: inB, Mode: ike.ModeTunnel, UDPEncap: true,
+	pa := childsa.Pair{Tunnel: name, Inbound: inA, Outbound: inB, Mode: childsa.ModeTunnel, UDPEncap: true,
 		Local: cgwOutside, Remote: awsTunnel[name], LocalTS: anyNet, RemoteTS: anyNet, Lifetime: time.Hour}
-	pb := ike.ChildSAPair{Tunnel: name, Inbound: inB, Outbound: inA, Mode: ike.ModeTunnel, UDPEncap: true,
+	pb := childsa.Pair{Tunnel: name, Inbound: inB, Outbound: inA, Mode: childsa.ModeTunnel, UDPEncap: true,
 		Local: awsTunnel[name], Remote: cgwOutside, LocalTS: anyNet, RemoteTS: anyNet, Lifetime: time.Hour}
 	if err := a.dp.Install(pa); err != nil {
 		t.Fatal(err)

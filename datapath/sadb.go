@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/esp"
-	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
@@ -26,7 +26,7 @@ type pair struct {
 	tunnel    string
 	key       uint64 // protocol<<32 | inbound SPI
 	proto     uint8
-	mode      ike.Mode
+	mode      childsa.Mode
 	udpEncap  bool
 	local     netip.AddrPort
 	remote    netip.AddrPort // as installed; the current peer is peer's
@@ -61,7 +61,7 @@ type pair struct {
 	ctl        controlCounters // link-local (inside /30) traffic: BGP and the like (control.go)
 }
 
-func newPair(p ike.ChildSAPair, softPercent int) (*pair, error) {
+func newPair(p childsa.Pair, softPercent int) (*pair, error) {
 	in, err := esp.New(esp.Config{SA: p.Inbound, Direction: esp.Inbound, Mode: p.Mode, ReplayWindow: p.ReplayWindow})
 	if err != nil {
 		return nil, err
@@ -79,7 +79,7 @@ func newPair(p ike.ChildSAPair, softPercent int) (*pair, error) {
 	pr := &pair{tunnel: p.Tunnel, key: spiKey(p.Inbound.Protocol, p.Inbound.SPI), proto: p.Inbound.Protocol,
 		mode: p.Mode, udpEncap: p.UDPEncap, local: p.Local, remote: p.Remote, localTS: p.LocalTS.Masked(),
 		remoteTS: p.RemoteTS.Masked(), installed: time.Now(), in: in, out: out}
-	if p.UDPEncap && p.Mode == ike.ModeTransport {
+	if p.UDPEncap && p.Mode == childsa.ModeTransport {
 		pr.origRemote, pr.origLocal = p.OriginalRemote, p.OriginalLocal
 	}
 	if p.LifetimeKB > 0 {
@@ -98,9 +98,9 @@ func (p *pair) lastInbound() time.Time {
 }
 
 // counters returns the pair's counters (allocates: not for the packet path).
-func (p *pair) counters() ike.SACounters {
+func (p *pair) counters() childsa.Counters {
 	si, so := p.in.Stats(), p.out.Stats()
-	c := ike.SACounters{PacketsIn: si.Packets, BytesIn: si.Bytes, PacketsOut: so.Packets, BytesOut: so.Bytes,
+	c := childsa.Counters{PacketsIn: si.Packets, BytesIn: si.Bytes, PacketsOut: so.Packets, BytesOut: so.Bytes,
 		Drops: map[string]uint64{}, LastInbound: p.lastInbound(),
 		ControlPacketsIn: p.ctl.pktIn.Load(), ControlBytesIn: p.ctl.bytesIn.Load(),
 		ControlPacketsOut: p.ctl.pktOut.Load(), ControlBytesOut: p.ctl.bytesOut.Load()}

@@ -7,8 +7,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/esp"
-	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
@@ -164,12 +164,12 @@ func (dec *espDecoder) opener(spi uint32, p packet) (espOpener, string, string) 
 	}
 	var why string
 	for _, k := range ks {
-		c := ike.ChildSA{SPI: spi, Protocol: isakmp.ProtoESP, Encryption: k.Encryption, EncKey: k.EncKey, Integrity: k.Integrity, IntegKey: k.AuthKey}
+		c := childsa.SA{SPI: spi, Protocol: isakmp.ProtoESP, Encryption: k.Encryption, EncKey: k.EncKey, Integrity: k.Integrity, IntegKey: k.AuthKey}
 		if k.Encryption == 0 || k.Integrity == 0xffff {
 			why = fmt.Sprintf("%s: algorithm %q / %q is not supported by the decoder", k.Source, k.EncName, k.AuthName)
 			continue
 		}
-		sa, err := esp.New(esp.Config{SA: c, Direction: esp.Inbound, Mode: ike.ModeTunnel, ReplayWindow: 2048, AllowEncryptionOnly: true})
+		sa, err := esp.New(esp.Config{SA: c, Direction: esp.Inbound, Mode: childsa.ModeTunnel, ReplayWindow: 2048, AllowEncryptionOnly: true})
 		if err == nil {
 			return sa, k.Source, ""
 		}

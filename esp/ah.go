@@ -4,7 +4,7 @@ import (
 	"crypto/hmac"
 	"encoding/binary"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
@@ -77,7 +77,7 @@ func (sa *SA) ProtectAH(dst, ipPacket []byte) ([]byte, error) {
 		return dst, err
 	}
 	nh := ipPacket[9]
-	if sa.mode == ike.ModeTunnel && nh != ProtoIPv4 && nh != ProtoIPv6 {
+	if sa.mode == childsa.ModeTunnel && nh != ProtoIPv4 && nh != ProtoIPv6 {
 		return dst, DropMalformed
 	}
 	if len(ipPacket)+sa.ahLen > 0xffff {
@@ -136,7 +136,7 @@ func (sa *SA) VerifyAH(dst, ipPacket []byte) ([]byte, byte, error) {
 	if (int(ah[1])+2)*4 != sa.ahLen {
 		return dst, 0, sa.drop(DropMalformed)
 	}
-	if sa.mode == ike.ModeTunnel && nh != ProtoIPv4 && nh != ProtoIPv6 {
+	if sa.mode == childsa.ModeTunnel && nh != ProtoIPv4 && nh != ProtoIPv6 {
 		return dst, 0, sa.drop(DropMalformed)
 	}
 	if binary.BigEndian.Uint32(ah[4:8]) != sa.spi {
@@ -152,7 +152,7 @@ func (sa *SA) VerifyAH(dst, ipPacket []byte) ([]byte, byte, error) {
 	}
 	sa.replay.update(seq)
 	sa.ok(len(payload))
-	if sa.mode == ike.ModeTunnel {
+	if sa.mode == childsa.ModeTunnel {
 		return append(dst, payload...), nh, nil
 	}
 	out, p := grow(dst, IPv4HeaderLen+len(payload))

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
@@ -18,13 +18,13 @@ func BenchmarkESP(b *testing.B) {
 		for _, size := range []int{64, 512, 1400} {
 			b.Run(fmt.Sprintf("%s/%d", a.name, size), func(b *testing.B) {
 				c := childSA(a, isakmp.ProtoESP, 0x9000)
-				out, err := New(Config{SA: c, Direction: Outbound, Mode: ike.ModeTunnel})
+				out, err := New(Config{SA: c, Direction: Outbound, Mode: childsa.ModeTunnel})
 				if err != nil {
 					b.Fatal(err)
 				}
 				// Inbound without replay protection would be unrealistic;
 				// sequence numbers increase so the window always accepts.
-				in, err := New(Config{SA: c, Direction: Inbound, Mode: ike.ModeTunnel})
+				in, err := New(Config{SA: c, Direction: Inbound, Mode: childsa.ModeTunnel})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -60,11 +60,11 @@ func FuzzOpenESP(f *testing.F) {
 	var ins []*SA
 	for i, a := range algs {
 		c := childSA(a, isakmp.ProtoESP, 0x100)
-		out, err := New(Config{SA: c, Direction: Outbound, Mode: ike.ModeTunnel, AllowEncryptionOnly: true})
+		out, err := New(Config{SA: c, Direction: Outbound, Mode: childsa.ModeTunnel, AllowEncryptionOnly: true})
 		if err != nil {
 			f.Fatal(err)
 		}
-		in, err := New(Config{SA: c, Direction: Inbound, Mode: ike.ModeTunnel, AllowEncryptionOnly: true, ReplayWindow: 64})
+		in, err := New(Config{SA: c, Direction: Inbound, Mode: childsa.ModeTunnel, AllowEncryptionOnly: true, ReplayWindow: 64})
 		if err != nil {
 			f.Fatal(err)
 		}

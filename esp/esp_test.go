@@ -11,7 +11,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 	"github.com/vpnlab/vpnlab/ike/keymat"
 )
@@ -50,8 +50,8 @@ func espAlgs() []alg {
 	return as
 }
 
-func childSA(a alg, proto uint8, spi uint32) ike.ChildSA {
-	c := ike.ChildSA{SPI: spi, Protocol: proto, Encryption: a.enc, Integrity: a.integ}
+func childSA(a alg, proto uint8, spi uint32) childsa.SA {
+	c := childsa.SA{SPI: spi, Protocol: proto, Encryption: a.enc, Integrity: a.integ}
 	if a.keyLen > 0 {
 		c.EncKey = key(a.keyLen, 1)
 	}
@@ -62,7 +62,7 @@ func childSA(a alg, proto uint8, spi uint32) ike.ChildSA {
 	return c
 }
 
-func pair(t testing.TB, c ike.ChildSA, mode ike.Mode, window int) (out, in *SA) {
+func pair(t testing.TB, c childsa.SA, mode childsa.Mode, window int) (out, in *SA) {
 	t.Helper()
 	out, err := New(Config{SA: c, Direction: Outbound, Mode: mode})
 	if err != nil {
@@ -101,7 +101,7 @@ func protectESP(t testing.TB, sa *SA, inner []byte) []byte {
 	t.Helper()
 	buf := make([]byte, 0, len(inner)+IPv4HeaderLen+sa.Overhead())
 	var err error
-	if sa.Mode() == ike.ModeTunnel {
+	if sa.Mode() == childsa.ModeTunnel {
 		buf = buf[:IPv4HeaderLen]
 		if buf, err = sa.AppendESP(buf, inner, ProtoIPv4); err != nil {
 			t.Fatal(err)
@@ -123,7 +123,7 @@ func protectESP(t testing.TB, sa *SA, inner []byte) []byte {
 
 // openESP reverses protectESP.
 func openESP(sa *SA, pkt []byte) ([]byte, error) {
-	if sa.Mode() == ike.ModeTunnel {
+	if sa.Mode() == childsa.ModeTunnel {
 		inner, nh, err := sa.OpenESP(nil, pkt[IPv4HeaderLen:])
 		if err == nil && nh != ProtoIPv4 {
 			err = fmt.Errorf("next header %d", nh)
@@ -139,7 +139,7 @@ func openESP(sa *SA, pkt []byte) ([]byte, error) {
 	return out, nil
 }
 
-var modes = []ike.Mode{ike.ModeTunnel, ike.ModeTransport}
+var modes = []childsa.Mode{childsa.ModeTunnel, childsa.ModeTransport}
 
 func TestESPRoundTrip(t *testing.T) {
 	for _, a := range espAlgs() {
@@ -152,11 +152,11 @@ func TestESPRoundTrip(t *testing.T) {
 					if Checksum(pkt[:IPv4HeaderLen]) != 0 || pkt[9] != ProtoESP || int(binary.BigEndian.Uint16(pkt[2:])) != len(pkt) {
 						t.Fatalf("bad outer header % x", pkt[:20])
 					}
-					if mode == ike.ModeTunnel && (pkt[1] != 0xb9 || pkt[6] != 0x40 || pkt[8] != 64) {
+					if mode == childsa.ModeTunnel && (pkt[1] != 0xb9 || pkt[6] != 0x40 || pkt[8] != 64) {
 						t.Fatalf("outer header does not copy TOS/DF: % x", pkt[:20])
 					}
 					esp := pkt[IPv4HeaderLen:]
-					if len(esp) != out.ESPLen(len(inner)) && mode == ike.ModeTunnel {
+					if len(esp) != out.ESPLen(len(inner)) && mode == childsa.ModeTunnel {
 						t.Fatalf("ESPLen %d, packet %d", out.ESPLen(len(inner)), len(esp))
 					}
 					got, err := openESP(in, pkt)
@@ -182,7 +182,7 @@ func TestESPRoundTrip(t *testing.T) {
 func TestESPLayout(t *testing.T) {
 	a := alg{"null-sha256", isakmp.ESPNull, 0, isakmp.AuthHMACSHA2256}
 	c := childSA(a, isakmp.ProtoESP, 0xabcdef01)
-	out, _ := pair(t, c, ike.ModeTransport, 0)
+	out, _ := pair(t, c, childsa.ModeTransport, 0)
 	payload := []byte{1, 2, 3, 4, 5}
 	pkt, err := out.AppendESP(nil, payload, 6)
 	if err != nil {
@@ -208,7 +208,7 @@ func TestAHRoundTrip(t *testing.T) {
 				for n := 0; n < 40; n++ {
 					inner := ipv4Packet(n, 6, 0x03)
 					src := inner
-					if mode == ike.ModeTunnel {
+					if mode == childsa.ModeTunnel {
 						src = make([]byte, IPv4HeaderLen, IPv4HeaderLen+len(inner))
 						src = append(src, inner...)
 						PutOuterIPv4(src, outerSrc, outerDst, 9, ProtoIPv4, len(src), inner)
@@ -229,7 +229,7 @@ func TestAHRoundTrip(t *testing.T) {
 						t.Fatalf("n=%d: %v", n, err)
 					}
 					wantNH := byte(6)
-					if mode == ike.ModeTunnel {
+					if mode == childsa.ModeTunnel {
 						wantNH = ProtoIPv4
 					} else {
 						// transport: mutable fields as received
@@ -262,7 +262,7 @@ func TestESPDrops(t *testing.T) {
 		{"null-sha512", isakmp.ESPNull, 0, isakmp.AuthHMACSHA2512},
 	} {
 		t.Run(a.name, func(t *testing.T) {
-			out, in := pair(t, childSA(a, isakmp.ProtoESP, 0x3000), ike.ModeTunnel, 64)
+			out, in := pair(t, childSA(a, isakmp.ProtoESP, 0x3000), childsa.ModeTunnel, 64)
 			inner := ipv4Packet(33, 17, 0)
 			pkts := make([][]byte, 200)
 			for i := range pkts {
@@ -326,7 +326,7 @@ func TestESPBadPadding(t *testing.T) {
 	} {
 		t.Run(a.name, func(t *testing.T) {
 			c := childSA(a, isakmp.ProtoESP, 0x4000)
-			_, in := pair(t, c, ike.ModeTransport, 0)
+			_, in := pair(t, c, childsa.ModeTransport, 0)
 			for _, tc := range []struct {
 				name string
 				tail []byte // padding, pad length, next header
@@ -367,8 +367,8 @@ func mustWindow(t *testing.T) *replayWindow {
 
 // sealRaw produces an ESP packet whose plaintext (payload+trailer) is pt,
 // computing encryption and ICV independently of AppendESP's trailer logic.
-func sealRaw(t *testing.T, c ike.ChildSA, seq uint32, pt []byte) []byte {
-	sa, err := New(Config{SA: c, Direction: Outbound, Mode: ike.ModeTransport})
+func sealRaw(t *testing.T, c childsa.SA, seq uint32, pt []byte) []byte {
+	sa, err := New(Config{SA: c, Direction: Outbound, Mode: childsa.ModeTransport})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func sealRaw(t *testing.T, c ike.ChildSA, seq uint32, pt []byte) []byte {
 func TestAHDrops(t *testing.T) {
 	a := alg{"sha256", 0, 0, isakmp.AuthHMACSHA2256}
 	c := childSA(a, isakmp.ProtoAH, 0x5000)
-	out, in := pair(t, c, ike.ModeTransport, 0)
+	out, in := pair(t, c, childsa.ModeTransport, 0)
 	p1, err := out.ProtectAH(nil, ipv4Packet(20, 17, 0))
 	if err != nil {
 		t.Fatal(err)
@@ -454,7 +454,7 @@ func TestAHDrops(t *testing.T) {
 func TestSequenceLimits(t *testing.T) {
 	a := alg{"aesgcm128", isakmp.ESPAESGCM16, 20, 0}
 	c := childSA(a, isakmp.ProtoESP, 0x6000)
-	sa, err := New(Config{SA: c, Direction: Outbound, Mode: ike.ModeTunnel, LastSeq: DefaultSoftLimit - 2})
+	sa, err := New(Config{SA: c, Direction: Outbound, Mode: childsa.ModeTunnel, LastSeq: DefaultSoftLimit - 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +464,7 @@ func TestSequenceLimits(t *testing.T) {
 	if _, err := sa.AppendESP(nil, []byte{1}, 4); err != nil || !sa.SoftLimitReached() {
 		t.Fatalf("soft limit: %v %v", err, sa.SoftLimitReached())
 	}
-	sa, _ = New(Config{SA: c, Direction: Outbound, Mode: ike.ModeTunnel, LastSeq: math.MaxUint32 - 1})
+	sa, _ = New(Config{SA: c, Direction: Outbound, Mode: childsa.ModeTunnel, LastSeq: math.MaxUint32 - 1})
 	p, err := sa.AppendESP(nil, []byte{1}, 4)
 	if err != nil || binary.BigEndian.Uint32(p[4:]) != math.MaxUint32 {
 		t.Fatalf("last seq: %v", err)
@@ -477,7 +477,7 @@ func TestSequenceLimits(t *testing.T) {
 	if sa.LastSeq() != math.MaxUint32 {
 		t.Errorf("LastSeq %d", sa.LastSeq())
 	}
-	ah, _ := New(Config{SA: childSA(alg{"", 0, 0, 2}, isakmp.ProtoAH, 0x6001), Direction: Outbound, Mode: ike.ModeTransport, LastSeq: math.MaxUint32})
+	ah, _ := New(Config{SA: childSA(alg{"", 0, 0, 2}, isakmp.ProtoAH, 0x6001), Direction: Outbound, Mode: childsa.ModeTransport, LastSeq: math.MaxUint32})
 	if _, err := ah.ProtectAH(nil, ipv4Packet(1, 17, 0)); err != ErrSeqExhausted {
 		t.Errorf("AH after 2^32-1: %v", err)
 	}
@@ -485,39 +485,39 @@ func TestSequenceLimits(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	good := childSA(alg{"", isakmp.ESPAESCBC, 16, isakmp.AuthHMACSHA1}, isakmp.ProtoESP, 0x7000)
-	mod := func(f func(c *ike.ChildSA, cfg *Config)) Config {
+	mod := func(f func(c *childsa.SA, cfg *Config)) Config {
 		cfg := Config{SA: good, Direction: Inbound}
 		cfg.SA.EncKey = bytes.Clone(good.EncKey)
 		f(&cfg.SA, &cfg)
 		return cfg
 	}
 	for name, cfg := range map[string]Config{
-		"spi":         mod(func(c *ike.ChildSA, _ *Config) { c.SPI = 255 }),
-		"cbc-key":     mod(func(c *ike.ChildSA, _ *Config) { c.EncKey = c.EncKey[:15] }),
-		"gcm-key":     mod(func(c *ike.ChildSA, _ *Config) { c.Encryption, c.Integrity, c.IntegKey = isakmp.ESPAESGCM16, 0, nil }),
-		"gcm-integ":   mod(func(c *ike.ChildSA, _ *Config) { c.Encryption, c.EncKey = isakmp.ESPAESGCM16, key(20, 0) }),
-		"no-integ":    mod(func(c *ike.ChildSA, _ *Config) { c.Integrity, c.IntegKey = 0, nil }),
-		"integ-key":   mod(func(c *ike.ChildSA, _ *Config) { c.IntegKey = c.IntegKey[:19] }),
-		"md5":         mod(func(c *ike.ChildSA, _ *Config) { c.Integrity = isakmp.AuthHMACMD5 }),
-		"3des":        mod(func(c *ike.ChildSA, _ *Config) { c.Encryption = 3 }),
-		"proto":       mod(func(c *ike.ChildSA, _ *Config) { c.Protocol = 4 }),
-		"ah-enc":      mod(func(c *ike.ChildSA, _ *Config) { c.Protocol = isakmp.ProtoAH }),
-		"null-key":    mod(func(c *ike.ChildSA, _ *Config) { c.Encryption = isakmp.ESPNull }),
-		"window-100":  mod(func(_ *ike.ChildSA, cfg *Config) { cfg.ReplayWindow = 100 }),
-		"window-4096": mod(func(_ *ike.ChildSA, cfg *Config) { cfg.ReplayWindow = 4096 }),
-		"window-32":   mod(func(_ *ike.ChildSA, cfg *Config) { cfg.ReplayWindow = 32 }),
-		"mode":        mod(func(_ *ike.ChildSA, cfg *Config) { cfg.Mode = 7 }),
+		"spi":         mod(func(c *childsa.SA, _ *Config) { c.SPI = 255 }),
+		"cbc-key":     mod(func(c *childsa.SA, _ *Config) { c.EncKey = c.EncKey[:15] }),
+		"gcm-key":     mod(func(c *childsa.SA, _ *Config) { c.Encryption, c.Integrity, c.IntegKey = isakmp.ESPAESGCM16, 0, nil }),
+		"gcm-integ":   mod(func(c *childsa.SA, _ *Config) { c.Encryption, c.EncKey = isakmp.ESPAESGCM16, key(20, 0) }),
+		"no-integ":    mod(func(c *childsa.SA, _ *Config) { c.Integrity, c.IntegKey = 0, nil }),
+		"integ-key":   mod(func(c *childsa.SA, _ *Config) { c.IntegKey = c.IntegKey[:19] }),
+		"md5":         mod(func(c *childsa.SA, _ *Config) { c.Integrity = isakmp.AuthHMACMD5 }),
+		"3des":        mod(func(c *childsa.SA, _ *Config) { c.Encryption = 3 }),
+		"proto":       mod(func(c *childsa.SA, _ *Config) { c.Protocol = 4 }),
+		"ah-enc":      mod(func(c *childsa.SA, _ *Config) { c.Protocol = isakmp.ProtoAH }),
+		"null-key":    mod(func(c *childsa.SA, _ *Config) { c.Encryption = isakmp.ESPNull }),
+		"window-100":  mod(func(_ *childsa.SA, cfg *Config) { cfg.ReplayWindow = 100 }),
+		"window-4096": mod(func(_ *childsa.SA, cfg *Config) { cfg.ReplayWindow = 4096 }),
+		"window-32":   mod(func(_ *childsa.SA, cfg *Config) { cfg.ReplayWindow = 32 }),
+		"mode":        mod(func(_ *childsa.SA, cfg *Config) { cfg.Mode = 7 }),
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	cfg := mod(func(c *ike.ChildSA, cfg *Config) { c.Integrity, c.IntegKey = 0, nil; cfg.AllowEncryptionOnly = true })
+	cfg := mod(func(c *childsa.SA, cfg *Config) { c.Integrity, c.IntegKey = 0, nil; cfg.AllowEncryptionOnly = true })
 	if _, err := New(cfg); err != nil {
 		t.Errorf("encryption-only with AllowEncryptionOnly: %v", err)
 	}
 	// Wrong direction / protocol.
-	out, in := pair(t, good, ike.ModeTunnel, 0)
+	out, in := pair(t, good, childsa.ModeTunnel, 0)
 	if _, err := in.AppendESP(nil, nil, 4); err != ErrWrongDirection {
 		t.Error(err)
 	}
@@ -576,7 +576,7 @@ func TestChecksumAndECN(t *testing.T) {
 // TestZeroAllocs checks that the hot path allocates nothing.
 func TestZeroAllocs(t *testing.T) {
 	for _, a := range espAlgs() {
-		out, in := pair(t, childSA(a, isakmp.ProtoESP, 0x8000), ike.ModeTunnel, 0)
+		out, in := pair(t, childSA(a, isakmp.ProtoESP, 0x8000), childsa.ModeTunnel, 0)
 		inner := ipv4Packet(1000, 17, 0)
 		buf := make([]byte, 0, 2048)
 		dec := make([]byte, 0, 2048)
@@ -593,7 +593,7 @@ func TestZeroAllocs(t *testing.T) {
 			t.Errorf("%s: %v allocs per packet", a.name, n)
 		}
 	}
-	out, in := pair(t, childSA(alg{"", 0, 0, isakmp.AuthHMACSHA2512}, isakmp.ProtoAH, 0x8001), ike.ModeTransport, 0)
+	out, in := pair(t, childSA(alg{"", 0, 0, isakmp.AuthHMACSHA2512}, isakmp.ProtoAH, 0x8001), childsa.ModeTransport, 0)
 	pkt := ipv4Packet(1000, 17, 0)
 	buf := make([]byte, 0, 2048)
 	dec := make([]byte, 0, 2048)

@@ -31,7 +31,7 @@ import (
 	"math"
 	"sync/atomic"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 	"github.com/vpnlab/vpnlab/ike/keymat"
 )
@@ -65,9 +65,9 @@ const DefaultSoftLimit = math.MaxUint32 - 1<<20 + 1
 
 // Config describes one SA.
 type Config struct {
-	SA        ike.ChildSA // SPI, protocol, algorithms and keys from quick mode
+	SA        childsa.SA // SPI, protocol, algorithms and keys from quick mode
 	Direction Direction
-	Mode      ike.Mode
+	Mode      childsa.Mode
 	// ReplayWindow is the inbound anti-replay window in packets: a multiple
 	// of 64 in 64..2048; 0 means DefaultReplayWindow. Ignored outbound.
 	ReplayWindow int
@@ -104,7 +104,7 @@ type SA struct {
 	spi       uint32
 	proto     uint8
 	dir       Direction
-	mode      ike.Mode
+	mode      childsa.Mode
 	enc       encKind
 	blockSize int // padding alignment: 16 (CBC) or 4
 	ivLen     int // 16 (CBC), 8 (GCM), 0
@@ -161,7 +161,7 @@ func New(cfg Config) (*SA, error) {
 	if cfg.Direction != Outbound && cfg.Direction != Inbound {
 		return nil, fmt.Errorf("esp: invalid direction %d", cfg.Direction)
 	}
-	if cfg.Mode != ike.ModeTunnel && cfg.Mode != ike.ModeTransport {
+	if cfg.Mode != childsa.ModeTunnel && cfg.Mode != childsa.ModeTransport {
 		return nil, fmt.Errorf("esp: invalid mode %d", cfg.Mode)
 	}
 	if c.SPI < 256 {
@@ -288,7 +288,7 @@ func (sa *SA) SPI() uint32 { return sa.spi }
 func (sa *SA) Protocol() uint8 { return sa.proto }
 
 // Mode returns the SA's encapsulation mode.
-func (sa *SA) Mode() ike.Mode { return sa.mode }
+func (sa *SA) Mode() childsa.Mode { return sa.mode }
 
 // Direction returns the SA's direction.
 func (sa *SA) Direction() Direction { return sa.dir }

@@ -35,7 +35,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vpnlab/vpnlab/gwconfig"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 // Options select what is exported and how.
@@ -193,16 +193,16 @@ type tunnel struct {
 	index      int // among the exported tunnels, from 0
 	name       string
 	connection string // the tunnel's connection ("" none)
-	vgw        *ike.TunnelConfig
+	vgw        *policy.Tunnel
 	ext        *gwconfig.Tunnel
 
-	awsAddr  netip.Addr // AWS outside address (the vgw's local_address)
-	awsID    netip.Addr // the identity AWS sends
-	awsPorts ike.Ports  // the vgw's IKE and NAT-T ports
+	awsAddr  netip.Addr   // AWS outside address (the vgw's local_address)
+	awsID    netip.Addr   // the identity AWS sends
+	awsPorts policy.Ports // the vgw's IKE and NAT-T ports
 	// cgwPublic is the customer address AWS sees; cgwID the identity AWS
 	// expects; cgwLocal the address the customer gateway sends from.
 	cgwPublic, cgwID, cgwLocal netip.Addr
-	psk                        ike.Secret
+	psk                        policy.Secret
 	pskRef                     string // where the vgw takes the PSK from, e.g. "psk_file /etc/vgw/t1.psk"
 
 	inside    netip.Prefix // the /30 (invalid: none)

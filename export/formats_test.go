@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/vpnlab/vpnlab/gwconfig"
-	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
 	"github.com/vpnlab/vpnlab/internal/libreswan"
 )
 
@@ -214,7 +214,7 @@ func TestVPNLab(t *testing.T) {
 			t.Errorf("%s: proposals differ from the vgw's", ct.Name)
 		case ct.Phase1.Lifetime != vt.Phase1.Lifetime || ct.Phase2.Lifetime != vt.Phase2.Lifetime || ct.RekeyMargin != vt.RekeyMargin || ct.RekeyFuzz != vt.RekeyFuzz:
 			t.Errorf("%s: lifetimes/rekey differ", ct.Name)
-		case ct.DPDDelay != vt.DPDDelay || ct.DPDTimeout != vt.DPDTimeout || ct.DPDAction != ike.DPDRestart || ct.StartupAction != ike.StartupStart:
+		case ct.DPDDelay != vt.DPDDelay || ct.DPDTimeout != vt.DPDTimeout || ct.DPDAction != policy.DPDRestart || ct.StartupAction != policy.StartupStart:
 			t.Errorf("%s: DPD %v/%v %v startup %v", ct.Name, ct.DPDDelay, ct.DPDTimeout, ct.DPDAction, ct.StartupAction)
 		case cfg.Tunnels[i].Inside != vgw.Tunnels[i].Inside || cfg.Tunnels[i].LocalInside.Addr() != vgw.Tunnels[i].PeerInside:
 			t.Errorf("%s: inside %s", ct.Name, cfg.Tunnels[i].Describe())
@@ -275,13 +275,13 @@ func TestGeneric(t *testing.T) {
 // TestMTU: the ESP overhead arithmetic gives AWS's MTU/MSS table
 // (AWSUG your-cgw.md, anchors 1.1).
 func TestMTU(t *testing.T) {
-	cbc := func(bits int, integ uint16) ike.Phase2Proposal {
-		return ike.Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: bits, Integrity: integ}
+	cbc := func(bits int, integ uint16) policy.Phase2Proposal {
+		return policy.Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: bits, Integrity: integ}
 	}
-	gcm := ike.Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESGCM16, EncKeyBits: 128}
+	gcm := policy.Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESGCM16, EncKeyBits: 128}
 	for _, c := range []struct {
 		name string
-		p    ike.Phase2Proposal
+		p    policy.Phase2Proposal
 		natt bool
 		mtu  int
 	}{
@@ -297,7 +297,7 @@ func TestMTU(t *testing.T) {
 			t.Errorf("%s: MTU %d, want %d (MSS %d)", c.name, got, c.mtu, c.mtu-40)
 		}
 	}
-	if got := tunnelMTU([]ike.Phase2Proposal{gcm, cbc(256, isakmp.AuthHMACSHA2512)}, true); got != 1406 {
+	if got := tunnelMTU([]policy.Phase2Proposal{gcm, cbc(256, isakmp.AuthHMACSHA2512)}, true); got != 1406 {
 		t.Errorf("tunnel MTU %d, want the smaller 1406", got)
 	}
 	if AWSMaxMTU != innerMTU(gcm, false) || AWSMaxMSS != AWSMaxMTU-40 {

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/vpnlab/vpnlab/gwconfig"
-	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 // genGeneric writes the plain-text parameter sheet for a device without
@@ -38,7 +38,7 @@ var (
 	awsAuth = map[uint16]string{isakmp.AuthHMACSHA1: "SHA1", isakmp.AuthHMACSHA2256: "SHA2-256", isakmp.AuthHMACSHA2384: "SHA2-384", isakmp.AuthHMACSHA2512: "SHA2-512"}
 )
 
-func p2Enc(p ike.Phase2Proposal) string {
+func p2Enc(p policy.Phase2Proposal) string {
 	switch p.Encryption {
 	case isakmp.ESPAESCBC:
 		return fmt.Sprintf("AES%d", p.EncKeyBits)
@@ -156,7 +156,7 @@ func comb(b *strings.Builder, product int, names []string) {
 	fmt.Fprintf(b, "  %-26s %s\n", "Proposals (exactly):", strings.Join(names, ", "))
 }
 
-func lifetimeKB(v *ike.TunnelConfig) string {
+func lifetimeKB(v *policy.Tunnel) string {
 	if v.Phase2.LifetimeKB == 0 {
 		return ""
 	}

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/gwconfig"
-	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
@@ -137,7 +137,7 @@ func groupList(gs []uint16) string {
 
 func lsConn(m *model, t *tunnel, b *strings.Builder) error {
 	v := t.vgw
-	if v.Phase2.Mode != ike.ModeTunnel {
+	if v.Phase2.Mode != childsa.ModeTunnel {
 		return fmt.Errorf("tunnel %s: phase 2 mode %s: this export writes tunnel mode (AWS's) only", t.name, v.Phase2.Mode)
 	}
 	ikeList, espList, pfs, err := lsProposals(t)

@@ -1,8 +1,8 @@
 package export
 
 import (
-	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 // Tunnel MTU and TCP MSS advice. The largest inner packet that fits a
@@ -27,7 +27,7 @@ const (
 
 // innerMTU returns the largest inner packet for one phase 2 proposal;
 // natt adds the UDP header of ESP in UDP.
-func innerMTU(p ike.Phase2Proposal, natt bool) int {
+func innerMTU(p policy.Phase2Proposal, natt bool) int {
 	room := outsideMTU - 20 - 8 // outer IPv4 and ESP header
 	if natt {
 		room -= 8
@@ -56,7 +56,7 @@ func innerMTU(p ike.Phase2Proposal, natt bool) int {
 
 // tunnelMTU returns the largest inner packet that fits every proposal the
 // tunnel may negotiate.
-func tunnelMTU(ps []ike.Phase2Proposal, natt bool) int {
+func tunnelMTU(ps []policy.Phase2Proposal, natt bool) int {
 	mtu := outsideMTU
 	for _, p := range ps {
 		if p.Protocol != isakmp.ProtoESP {

@@ -6,9 +6,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/gwconfig"
-	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 // The strongswan format targets a Linux customer gateway whose kernel has no
@@ -86,7 +87,7 @@ func swanCheck(m *model, t *tunnel) error {
 		return fmt.Errorf("tunnel %s: nat_traversal is off on the vgw, but kernel-libipsec sends ESP in UDP only", t.name)
 	case t.awsPorts.NATT != 4500:
 		return fmt.Errorf("tunnel %s: the vgw's natt_port is %d; strongSwan always floats to the peer's port 4500", t.name, t.awsPorts.NATT)
-	case v.Phase2.Mode != ike.ModeTunnel:
+	case v.Phase2.Mode != childsa.ModeTunnel:
 		return fmt.Errorf("tunnel %s: phase 2 mode %s; kernel-libipsec does tunnel mode only", t.name, v.Phase2.Mode)
 	}
 	for _, p := range v.Phase2.Proposals {
@@ -138,11 +139,11 @@ charon {
 func secs(d time.Duration) string { return fmt.Sprintf("%ds", int64(d/time.Second)) }
 
 // swanProposals are the vgw's phase 1 proposals in strongSwan syntax.
-func swanProposals(v *ike.TunnelConfig) []string { return gwconfig.Phase1Names(v.Phase1.Proposals) }
+func swanProposals(v *policy.Tunnel) []string { return gwconfig.Phase1Names(v.Phase1.Proposals) }
 
 // swanESP are the vgw's phase 2 ESP proposals in strongSwan syntax (the
 // trailing group is PFS).
-func swanESP(v *ike.TunnelConfig) []string {
+func swanESP(v *policy.Tunnel) []string {
 	var s []string
 	for _, p := range v.Phase2.Proposals {
 		s = append(s, strings.TrimPrefix(gwconfig.FormatPhase2(p), "esp-"))

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/gwconfig"
-	"github.com/vpnlab/vpnlab/ike"
 )
 
 // genVPNLab writes a cgw.yaml for this project's customer gateway (cmd/cgw,
@@ -115,7 +115,7 @@ func vpnlabTunnel(m *model, t *tunnel, psk string, b *strings.Builder) {
 	if v.Phase2.LifetimeKB > 0 {
 		fmt.Fprintf(b, "      lifetime_kb: %d\n", v.Phase2.LifetimeKB)
 	}
-	if v.Phase2.Mode == ike.ModeTransport {
+	if v.Phase2.Mode == childsa.ModeTransport {
 		b.WriteString("      mode: transport\n")
 	}
 	fmt.Fprintf(b, "    local_ts: %s\n    remote_ts: %s\n", v.Phase2.RemoteTS, v.Phase2.LocalTS)

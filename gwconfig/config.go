@@ -2,7 +2,7 @@
 // cmd/vgw (the AWS-modelled virtual private gateway) and cmd/cgw (the customer
 // gateway). It applies the profile's defaults, validates every field with an
 // error that names the file, line and field path, reads the pre-shared keys,
-// and converts the result to an ike.Config.
+// and converts the result to an policy.Config.
 //
 // The vgw profile defaults to, and is held to, the AWS Site-to-Site VPN tunnel
 // options; the cgw profile defaults to a typical strongSwan-like customer
@@ -24,7 +24,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 // Profile selects defaults and validation rules.
@@ -140,7 +140,7 @@ type Config struct {
 	// rekey margin, DPD timeout) for tests and demos.
 	LabTimers bool
 
-	IKE ike.Config
+	IKE policy.Config
 
 	// Routing is the routing section: static or BGP.
 	Routing Routing

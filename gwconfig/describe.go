@@ -6,11 +6,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 // Phase1Names returns the strongSwan-style names of proposals.
-func Phase1Names(ps []ike.Phase1Proposal) []string {
+func Phase1Names(ps []policy.Phase1Proposal) []string {
 	s := make([]string, len(ps))
 	for i, p := range ps {
 		s[i] = FormatPhase1(p)
@@ -19,7 +19,7 @@ func Phase1Names(ps []ike.Phase1Proposal) []string {
 }
 
 // Phase2Names returns the strongSwan-style names of proposals.
-func Phase2Names(ps []ike.Phase2Proposal) []string {
+func Phase2Names(ps []policy.Phase2Proposal) []string {
 	s := make([]string, len(ps))
 	for i, p := range ps {
 		s[i] = FormatPhase2(p)
@@ -29,7 +29,7 @@ func Phase2Names(ps []ike.Phase2Proposal) []string {
 
 // DescribeTunnel returns one line with a tunnel's effective settings and
 // proposals, for the startup log. It never contains the pre-shared key.
-func DescribeTunnel(t *ike.TunnelConfig) string {
+func DescribeTunnel(t *policy.Tunnel) string {
 	remoteID := "any"
 	if t.RemoteID.IsValid() {
 		remoteID = t.RemoteID.String()
@@ -220,7 +220,7 @@ func prefixesOrNone(ps []netip.Prefix) string {
 	return strings.Join(s, " ")
 }
 
-func pskState(s ike.Secret) string {
+func pskState(s policy.Secret) string {
 	if len(s) == 0 {
 		return "missing"
 	}

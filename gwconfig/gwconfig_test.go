@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 const testPSK = "Sup3rSecretKey.value_42"
@@ -70,22 +71,22 @@ func TestVGWDefaultsAreAWS(t *testing.T) {
 	if c.Log != (Log{Format: "text", Level: "info"}) || c.Control.Enabled() || c.KeyLog != "" || c.LabTimers {
 		t.Errorf("process defaults: %+v %+v %q %v", c.Log, c.Control, c.KeyLog, c.LabTimers)
 	}
-	if c.IKE.Ports != ike.DefaultPorts || c.IKE.RetransmitTimeout != 4*time.Second || c.IKE.RetransmitBase != 1.8 ||
+	if c.IKE.Ports != policy.DefaultPorts || c.IKE.RetransmitTimeout != 4*time.Second || c.IKE.RetransmitBase != 1.8 ||
 		c.IKE.RetransmitTries != 5 || c.IKE.MaxHalfOpen != 1024 {
 		t.Errorf("ike defaults: %+v", c.IKE)
 	}
 	tc := c.IKE.Tunnels[0]
 	any4 := netip.MustParsePrefix("0.0.0.0/0")
-	if tc.LocalID != tc.LocalAddr || tc.RemoteID != tc.RemoteAddr || tc.RemotePorts != ike.DefaultPorts {
+	if tc.LocalID != tc.LocalAddr || tc.RemoteID != tc.RemoteAddr || tc.RemotePorts != policy.DefaultPorts {
 		t.Errorf("ids/ports: %v %v %v", tc.LocalID, tc.RemoteID, tc.RemotePorts)
 	}
 	if string(tc.PSK) != testPSK {
 		t.Errorf("psk not loaded")
 	}
-	if tc.StartupAction != ike.StartupAdd || tc.Phase1.Exchange != ike.MainMode || tc.Phase1.AllowAggressive {
+	if tc.StartupAction != policy.StartupAdd || tc.Phase1.Exchange != policy.MainMode || tc.Phase1.AllowAggressive {
 		t.Errorf("startup/mode: %v %v %v", tc.StartupAction, tc.Phase1.Exchange, tc.Phase1.AllowAggressive)
 	}
-	if tc.Phase1.Selection != ike.SelectLowestValue || tc.Phase2.Selection != ike.SelectLowestValue {
+	if tc.Phase1.Selection != policy.SelectLowestValue || tc.Phase2.Selection != policy.SelectLowestValue {
 		t.Errorf("selection: %v %v", tc.Phase1.Selection, tc.Phase2.Selection)
 	}
 	if tc.Phase1.Lifetime != 28800*time.Second || tc.Phase2.Lifetime != 3600*time.Second || tc.Phase2.LifetimeKB != 0 {
@@ -94,19 +95,19 @@ func TestVGWDefaultsAreAWS(t *testing.T) {
 	if tc.RekeyMargin != 270*time.Second || tc.RekeyFuzz != 100 || tc.Phase2.ReplayWindow != 1024 {
 		t.Errorf("rekey/replay: %v %v %v", tc.RekeyMargin, tc.RekeyFuzz, tc.Phase2.ReplayWindow)
 	}
-	if tc.DPDTimeout != 40*time.Second || tc.DPDAction != ike.DPDClear {
+	if tc.DPDTimeout != 40*time.Second || tc.DPDAction != policy.DPDClear {
 		t.Errorf("dpd: %v %v", tc.DPDTimeout, tc.DPDAction)
 	}
-	if tc.Phase2.LocalTS != any4 || tc.Phase2.RemoteTS != any4 || tc.Phase2.Mode != ike.ModeTunnel || !tc.NATT || tc.ForceEncap {
+	if tc.Phase2.LocalTS != any4 || tc.Phase2.RemoteTS != any4 || tc.Phase2.Mode != childsa.ModeTunnel || !tc.NATT || tc.ForceEncap {
 		t.Errorf("ts/mode/natt: %+v", tc.Phase2)
 	}
 
 	// Phase 1: AES128/AES256 x SHA1..SHA2-512 x DH 2, 14-24, in AWS order.
-	var p1 []ike.Phase1Proposal
+	var p1 []policy.Phase1Proposal
 	for _, e := range []int{128, 256} {
 		for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512} {
 			for _, g := range []uint16{2, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24} {
-				p1 = append(p1, ike.Phase1Proposal{EncKeyBits: e, Hash: h, DHGroup: g})
+				p1 = append(p1, policy.Phase1Proposal{EncKeyBits: e, Hash: h, DHGroup: g})
 			}
 		}
 	}
@@ -116,17 +117,17 @@ func TestVGWDefaultsAreAWS(t *testing.T) {
 	// Phase 2: AES128, AES256 (x 4 integrity), AES128-GCM-16, AES256-GCM-16
 	// (no integrity) x PFS 2, 5, 14-24.
 	groups := []uint16{2, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24}
-	var p2 []ike.Phase2Proposal
+	var p2 []policy.Phase2Proposal
 	for _, e := range []int{128, 256} {
 		for _, a := range []uint16{isakmp.AuthHMACSHA1, isakmp.AuthHMACSHA2256, isakmp.AuthHMACSHA2384, isakmp.AuthHMACSHA2512} {
 			for _, g := range groups {
-				p2 = append(p2, ike.Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: e, Integrity: a, PFSGroup: g})
+				p2 = append(p2, policy.Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: e, Integrity: a, PFSGroup: g})
 			}
 		}
 	}
 	for _, e := range []int{128, 256} {
 		for _, g := range groups {
-			p2 = append(p2, ike.Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESGCM16, EncKeyBits: e, PFSGroup: g})
+			p2 = append(p2, policy.Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESGCM16, EncKeyBits: e, PFSGroup: g})
 		}
 	}
 	if !reflect.DeepEqual(tc.Phase2.Proposals, p2) {
@@ -143,13 +144,13 @@ func TestCGWDefaults(t *testing.T) {
 	if got := Phase2Names(tc.Phase2.Proposals); !reflect.DeepEqual(got, []string{"esp-aes128-sha1-modp2048"}) {
 		t.Errorf("phase 2: %v", got)
 	}
-	if tc.StartupAction != ike.StartupStart || tc.Phase1.Selection != ike.SelectInitiatorOrder || tc.Phase2.Selection != ike.SelectInitiatorOrder {
+	if tc.StartupAction != policy.StartupStart || tc.Phase1.Selection != policy.SelectInitiatorOrder || tc.Phase2.Selection != policy.SelectInitiatorOrder {
 		t.Errorf("startup/selection: %v %v %v", tc.StartupAction, tc.Phase1.Selection, tc.Phase2.Selection)
 	}
 	if tc.Phase1.Lifetime != 28800*time.Second || tc.Phase2.Lifetime != 3600*time.Second || tc.RekeyMargin != 270*time.Second {
 		t.Errorf("lifetimes: %v %v %v", tc.Phase1.Lifetime, tc.Phase2.Lifetime, tc.RekeyMargin)
 	}
-	if tc.DPDTimeout != 40*time.Second || tc.DPDAction != ike.DPDRestart {
+	if tc.DPDTimeout != 40*time.Second || tc.DPDAction != policy.DPDRestart {
 		t.Errorf("dpd: %v %v", tc.DPDTimeout, tc.DPDAction)
 	}
 }
@@ -203,14 +204,14 @@ tunnels:
 	if c.Log != (Log{"json", "debug"}) || c.Control != (Control{"tcp", "127.0.0.1:9500"}) || c.KeyLog != "/tmp/keys.log" {
 		t.Errorf("process: %+v %+v %q", c.Log, c.Control, c.KeyLog)
 	}
-	if c.IKE.Ports != (ike.Ports{IKE: 1500, NATT: 14500}) || c.IKE.RetransmitTimeout != 2*time.Second || c.IKE.RetransmitBase != 2 || c.IKE.RetransmitTries != 3 || c.IKE.MaxHalfOpen != 10 {
+	if c.IKE.Ports != (policy.Ports{IKE: 1500, NATT: 14500}) || c.IKE.RetransmitTimeout != 2*time.Second || c.IKE.RetransmitBase != 2 || c.IKE.RetransmitTries != 3 || c.IKE.MaxHalfOpen != 10 {
 		t.Errorf("ike: %+v", c.IKE)
 	}
 	tc := c.IKE.Tunnels[0]
-	if tc.RemoteID.IsValid() || tc.LocalID != netip.MustParseAddr("198.51.100.2") || tc.RemotePorts != (ike.Ports{IKE: 1500, NATT: 14500}) {
+	if tc.RemoteID.IsValid() || tc.LocalID != netip.MustParseAddr("198.51.100.2") || tc.RemotePorts != (policy.Ports{IKE: 1500, NATT: 14500}) {
 		t.Errorf("ids: %+v", tc)
 	}
-	if tc.StartupAction != ike.StartupAdd || tc.Phase1.Exchange != ike.AggressiveMode || !tc.Phase1.AllowAggressive {
+	if tc.StartupAction != policy.StartupAdd || tc.Phase1.Exchange != policy.AggressiveMode || !tc.Phase1.AllowAggressive {
 		t.Errorf("modes: %+v", tc)
 	}
 	if got := strings.Join(Phase1Names(tc.Phase1.Proposals), " "); got != "aes256-sha512-ecp384 aes192-sha256-modp1536" {
@@ -219,14 +220,14 @@ tunnels:
 	if got := strings.Join(Phase2Names(tc.Phase2.Proposals), " "); got != "esp-null-sha256 ah-sha384-modp2048 esp-aes192gcm16-ecp521" {
 		t.Errorf("phase 2: %s", got)
 	}
-	if tc.Phase1.Lifetime != time.Hour || tc.Phase1.Selection != ike.SelectLowestValue || tc.Phase2.Selection != ike.SelectInitiatorOrder ||
-		tc.Phase2.LifetimeKB != 100000 || tc.Phase2.Mode != ike.ModeTransport {
+	if tc.Phase1.Lifetime != time.Hour || tc.Phase1.Selection != policy.SelectLowestValue || tc.Phase2.Selection != policy.SelectInitiatorOrder ||
+		tc.Phase2.LifetimeKB != 100000 || tc.Phase2.Mode != childsa.ModeTransport {
 		t.Errorf("phase settings: %+v %+v", tc.Phase1, tc.Phase2)
 	}
 	if tc.Phase2.LocalTS.String() != "10.1.0.0/16" || tc.Phase2.RemoteTS.String() != "192.168.7.1/32" {
 		t.Errorf("ts: %v %v", tc.Phase2.LocalTS, tc.Phase2.RemoteTS)
 	}
-	if tc.RekeyMargin != time.Minute || tc.RekeyFuzz != 0 || tc.Phase2.ReplayWindow != 0 || tc.DPDTimeout != 0 || tc.DPDAction != ike.DPDNone || !tc.ForceEncap {
+	if tc.RekeyMargin != time.Minute || tc.RekeyFuzz != 0 || tc.Phase2.ReplayWindow != 0 || tc.DPDTimeout != 0 || tc.DPDAction != policy.DPDNone || !tc.ForceEncap {
 		t.Errorf("misc: %+v", tc)
 	}
 }
@@ -293,7 +294,7 @@ func TestProposalRoundTrip(t *testing.T) {
 		}
 	}
 	p, _ := ParsePhase1Proposal("AES-SHA256-ECP256")
-	if p != (ike.Phase1Proposal{EncKeyBits: 128, Hash: crypto.SHA256, DHGroup: 19}) {
+	if p != (policy.Phase1Proposal{EncKeyBits: 128, Hash: crypto.SHA256, DHGroup: 19}) {
 		t.Errorf("alias: %+v", p)
 	}
 
@@ -324,7 +325,7 @@ func TestProposalRoundTrip(t *testing.T) {
 			t.Errorf("FormatPhase2(ParsePhase2Proposal(%q)) = %q", s, got)
 		}
 	}
-	want := map[string]ike.Phase2Proposal{
+	want := map[string]policy.Phase2Proposal{
 		"esp-aes128-sha256-modp2048": {Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 128, Integrity: isakmp.AuthHMACSHA2256, PFSGroup: 14},
 		"esp-aes256gcm16":            {Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESGCM16, EncKeyBits: 256},
 		"esp-null-sha1":              {Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPNull, Integrity: isakmp.AuthHMACSHA1},
@@ -760,7 +761,7 @@ func TestExamplesLoad(t *testing.T) {
 	}
 }
 
-func containsP1(l []ike.Phase1Proposal, p ike.Phase1Proposal) bool {
+func containsP1(l []policy.Phase1Proposal, p policy.Phase1Proposal) bool {
 	for _, x := range l {
 		if x == p {
 			return true
@@ -769,7 +770,7 @@ func containsP1(l []ike.Phase1Proposal, p ike.Phase1Proposal) bool {
 	return false
 }
 
-func containsP2(l []ike.Phase2Proposal, p ike.Phase2Proposal) bool {
+func containsP2(l []policy.Phase2Proposal, p policy.Phase2Proposal) bool {
 	for _, x := range l {
 		if x == p {
 			return true

@@ -5,25 +5,25 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/impair"
 )
 
 // impairItem is one parsed entry of the top-level impair list.
 type impairItem struct {
 	it  item
 	idx int
-	imp ike.Impairment
+	imp impair.Spec
 }
 
 // impair reads the top-level impair list: protocol impairments for tests
-// (ike.ParseImpairment specs, e.g. drop:main:3 or tunnel1/no-delete). Each
+// (impair.Parse specs, e.g. drop:main:3 or tunnel1/no-delete). Each
 // entry is checked by the parser; the tunnel names once the tunnels are
 // known (impairTunnels).
 func (d *decoder) impair(top *object) []impairItem {
 	items, _ := top.list("impair")
 	var out []impairItem
 	for i, it := range items {
-		imp, err := ike.ParseImpairment(it.s)
+		imp, err := impair.Parse(it.s)
 		if err != nil {
 			d.errf(it.n, fmt.Sprintf("impair[%d]", i), "%v", err)
 			continue
@@ -65,9 +65,9 @@ func (d *decoder) impairTunnels(c *Config, items []impairItem) {
 // addImpairment adds imp to list as the engine would: "none" removes the
 // entries before it (those of its tunnel when it has one), a repeated entry
 // is kept once.
-func addImpairment(list []ike.Impairment, imp ike.Impairment) []ike.Impairment {
-	if imp.Verb == ike.ImpairNone {
-		var kept []ike.Impairment
+func addImpairment(list []impair.Spec, imp impair.Spec) []impair.Spec {
+	if imp.Verb == impair.None {
+		var kept []impair.Spec
 		for _, x := range list {
 			if imp.Tunnel != "" && x.Tunnel != imp.Tunnel {
 				kept = append(kept, x)

@@ -8,6 +8,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/impair"
 )
 
 func TestImpair(t *testing.T) {
@@ -18,10 +19,10 @@ func TestImpair(t *testing.T) {
 `
 	for _, p := range []Profile{VGW, CGW} {
 		c := mustParse(t, p, two+"impair:\n  - drop:main:1\n  - tunnel2/No-Delete\n  - send-twice\n")
-		want := []ike.Impairment{
-			{Verb: ike.ImpairDrop, Exchange: ike.ImpairMain, Message: 1},
-			{Tunnel: "tunnel2", Verb: ike.ImpairNoDelete},
-			{Verb: ike.ImpairSendTwice},
+		want := []impair.Spec{
+			{Verb: impair.Drop, Exchange: impair.Main, Message: 1},
+			{Tunnel: "tunnel2", Verb: impair.NoDelete},
+			{Verb: impair.SendTwice},
 		}
 		if len(c.IKE.Impairments) != len(want) {
 			t.Fatalf("%s: impairments %+v", p, c.IKE.Impairments)
@@ -46,7 +47,7 @@ func TestImpair(t *testing.T) {
 		}
 	}
 	// One entry as a plain string; none at all.
-	if c := mustParse(t, CGW, minimal("")+"impair: corrupt-hash:quick\n"); len(c.IKE.Impairments) != 1 || c.IKE.Impairments[0].Verb != ike.ImpairCorruptHash {
+	if c := mustParse(t, CGW, minimal("")+"impair: corrupt-hash:quick\n"); len(c.IKE.Impairments) != 1 || c.IKE.Impairments[0].Verb != impair.CorruptHash {
 		t.Fatalf("impairments %+v", c.IKE.Impairments)
 	}
 	// none clears what came before (of its tunnel), repeats are kept once.

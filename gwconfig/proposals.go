@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 // dhGroup is a Diffie-Hellman group with its strongSwan keyword.
@@ -118,8 +118,8 @@ func authAWSName(a uint16) string {
 // modp1536 (5), modp2048 (14), modp3072 (15), modp4096 (16), modp6144 (17),
 // modp8192 (18), ecp256 (19), ecp384 (20), ecp521 (21), modp1024s160 (22),
 // modp2048s224 (23), modp2048s256 (24). Matching is case-insensitive.
-func ParsePhase1Proposal(s string) (ike.Phase1Proposal, error) {
-	var p ike.Phase1Proposal
+func ParsePhase1Proposal(s string) (policy.Phase1Proposal, error) {
+	var p policy.Phase1Proposal
 	parts := strings.Split(strings.ToLower(strings.TrimSpace(s)), "-")
 	if len(parts) != 3 {
 		return p, fmt.Errorf("%q: want ENC-HASH-GROUP, e.g. aes128-sha1-modp2048", s)
@@ -156,7 +156,7 @@ func ParsePhase1Proposal(s string) (ike.Phase1Proposal, error) {
 
 // FormatPhase1 returns the strongSwan-style name of a phase 1 proposal, e.g.
 // "aes128-sha1-modp2048". It is the inverse of ParsePhase1Proposal.
-func FormatPhase1(p ike.Phase1Proposal) string {
+func FormatPhase1(p policy.Phase1Proposal) string {
 	return fmt.Sprintf("aes%d-%s-%s", p.EncKeyBits, hashName(p.Hash), dhGroupName(p.DHGroup))
 }
 
@@ -169,8 +169,8 @@ func FormatPhase1(p ike.Phase1Proposal) string {
 // INTEG is sha1, sha256, sha384 or sha512; the optional GROUP (as in
 // ParsePhase1Proposal) is the PFS group, none when absent. "aes" means aes128
 // and "aesgcm16" aes128gcm16. Matching is case-insensitive.
-func ParsePhase2Proposal(s string) (ike.Phase2Proposal, error) {
-	var p ike.Phase2Proposal
+func ParsePhase2Proposal(s string) (policy.Phase2Proposal, error) {
+	var p policy.Phase2Proposal
 	parts := strings.Split(strings.ToLower(strings.TrimSpace(s)), "-")
 	if len(parts) < 2 {
 		return p, fmt.Errorf("%q: want esp-ENC[-INTEG][-GROUP] or ah-INTEG[-GROUP], e.g. esp-aes128-sha1-modp2048", s)
@@ -249,7 +249,7 @@ func authByName(s string) uint16 {
 // FormatPhase2 returns the strongSwan-style name of a quick mode proposal,
 // e.g. "esp-aes128-sha256-modp2048", "esp-aes256gcm16" or "ah-sha256". It is
 // the inverse of ParsePhase2Proposal.
-func FormatPhase2(p ike.Phase2Proposal) string {
+func FormatPhase2(p policy.Phase2Proposal) string {
 	var b strings.Builder
 	switch p.Protocol {
 	case isakmp.ProtoESP:

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 // two returns a two-tunnel config: tunnel1 and tunnel2 (other local
@@ -368,7 +368,7 @@ func TestDPDDelayAndNATKeepalive(t *testing.T) {
 	wantWarn(t, c, "tunnels[0].dpd.delay: AWS sends R-U-THERE after 10 s without traffic")
 	// Action none with timeout 0: the delay is not checked against it.
 	c = mustParse(t, CGW, minimal("    dpd: {timeout: 0, action: none}\n"))
-	if tc := c.IKE.Tunnels[0]; tc.DPDDelay != 10*time.Second || tc.DPDAction != ike.DPDNone {
+	if tc := c.IKE.Tunnels[0]; tc.DPDDelay != 10*time.Second || tc.DPDAction != policy.DPDNone {
 		t.Errorf("dpd none: %+v", tc)
 	}
 

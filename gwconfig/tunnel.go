@@ -13,8 +13,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 // AWS tunnel-option defaults and limits (AWS Site-to-Site VPN User Guide,
@@ -37,10 +38,10 @@ const (
 	AWSDPDDelay = 10 * time.Second
 )
 
-// NAT keepalive settings (ike.TunnelConfig.NATKeepalive).
+// NAT keepalive settings (policy.Tunnel.NATKeepalive).
 const (
 	// DefaultNATKeepalive is RFC 3948's and strongSwan's 20 s.
-	DefaultNATKeepalive = ike.DefaultNATKeepalive
+	DefaultNATKeepalive = policy.DefaultNATKeepalive
 	// NATKeepaliveOff is the value for no NAT keepalives (nat_keepalive: 0
 	// or off): the engine takes a negative interval as none.
 	NATKeepaliveOff time.Duration = -1
@@ -149,8 +150,8 @@ type tb struct {
 
 // tunnel reads one tunnel: its engine settings, and in r what the routing
 // checks need (r.ok reports whether the whole tunnel decoded without error).
-func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string, r *tunnelRaw) ike.TunnelConfig {
-	var t ike.TunnelConfig
+func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string, r *tunnelRaw) policy.Tunnel {
+	var t policy.Tunnel
 	before := len(d.errs)
 	b := &tb{d: d, c: c, vgw: c.Profile == VGW, lab: c.LabTimers, path: path}
 	r.path = path
@@ -193,8 +194,8 @@ func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string, r *tunnelRa
 			t.RemoteID = b.addr(o, "remote_id", false)
 		}
 	}
-	t.RemotePorts.IKE = uint16(o.integer("remote_port", int64(ike.DefaultPorts.IKE), 1, 65535))
-	t.RemotePorts.NATT = uint16(o.integer("remote_natt_port", int64(ike.DefaultPorts.NATT), 1, 65535))
+	t.RemotePorts.IKE = uint16(o.integer("remote_port", int64(policy.DefaultPorts.IKE), 1, 65535))
+	t.RemotePorts.NATT = uint16(o.integer("remote_natt_port", int64(policy.DefaultPorts.NATT), 1, 65535))
 
 	t.PSK = b.psk(o, base)
 
@@ -203,13 +204,13 @@ func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string, r *tunnelRa
 		defStart = "start"
 	}
 	if o.enum("startup_action", defStart, "add", "start") == "start" {
-		t.StartupAction = ike.StartupStart
+		t.StartupAction = policy.StartupStart
 		if b.vgw {
 			d.warnf(o.line("startup_action"), o.p("startup_action"), "AWS supports startup action start only with IKEv2; an AWS IKEv1 tunnel waits for the customer gateway")
 		}
 	}
 	if o.enum("ike_mode", "main", "main", "aggressive") == "aggressive" {
-		t.Phase1.Exchange = ike.AggressiveMode
+		t.Phase1.Exchange = policy.AggressiveMode
 		if b.vgw {
 			d.warnf(o.line("ike_mode"), o.p("ike_mode"), "AWS uses IKEv1 main mode only")
 		}
@@ -254,7 +255,7 @@ func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string, r *tunnelRa
 }
 
 // natKeepalive reads nat_keepalive: a positive duration, or 0 / off for
-// none (ike.NATKeepaliveOff).
+// none (NATKeepaliveOff).
 func (b *tb) natKeepalive(o *object) time.Duration {
 	if n, ok := o.scalar("nat_keepalive"); ok && strings.EqualFold(strings.TrimSpace(n.Value), "off") {
 		return NATKeepaliveOff
@@ -313,7 +314,7 @@ func (b *tb) prefix(o *object, key string) netip.Prefix {
 
 // psk reads the pre-shared key from psk_file or psk_env. No message names
 // the key itself.
-func (b *tb) psk(o *object, base string) ike.Secret {
+func (b *tb) psk(o *object, base string) policy.Secret {
 	fn, hasFile := o.scalar("psk_file")
 	en, hasEnv := o.scalar("psk_env")
 	var psk []byte
@@ -371,7 +372,7 @@ func (b *tb) psk(o *object, base string) ike.Secret {
 		}
 		b.d.warnf(where, wherePath, "%v: an AWS virtual private gateway would refuse it", err)
 	}
-	return ike.Secret(psk)
+	return policy.Secret(psk)
 }
 
 // unwrapPathError keeps the OS reason ("no such file or directory") with the
@@ -383,15 +384,15 @@ func unwrapPathError(err error, path string) string {
 	return err.Error()
 }
 
-func (b *tb) selection(o *object) ike.Selection {
+func (b *tb) selection(o *object) policy.Selection {
 	def := "lowest-value"
 	if !b.vgw {
 		def = "initiator-order"
 	}
 	if o.enum("selection", def, "lowest-value", "initiator-order") == "lowest-value" {
-		return ike.SelectLowestValue
+		return policy.SelectLowestValue
 	}
-	return ike.SelectInitiatorOrder
+	return policy.SelectInitiatorOrder
 }
 
 // lifetime reads a lifetime that must be whole seconds in [min, max].
@@ -429,7 +430,7 @@ func secs(d time.Duration) string {
 	return d.String()
 }
 
-func (b *tb) phase1(t *ike.TunnelConfig, o *object) {
+func (b *tb) phase1(t *policy.Tunnel, o *object) {
 	t.Phase1.Selection = b.selection(o)
 	min, max := time.Second, time.Duration(math.MaxInt64)
 	if b.vgw {
@@ -455,7 +456,7 @@ func (b *tb) phase1(t *ike.TunnelConfig, o *object) {
 		if len(props) == 0 {
 			b.d.errf(o.line("proposals"), o.p("proposals"), "must not be empty")
 		}
-		seen := map[ike.Phase1Proposal]bool{}
+		seen := map[policy.Phase1Proposal]bool{}
 		for _, it := range props {
 			p, err := ParsePhase1Proposal(it.s)
 			if err != nil {
@@ -487,7 +488,7 @@ func (b *tb) phase1(t *ike.TunnelConfig, o *object) {
 		for _, e := range encBits {
 			for _, h := range hs {
 				for _, g := range gs {
-					t.Phase1.Proposals = append(t.Phase1.Proposals, ike.Phase1Proposal{EncKeyBits: e, Hash: hashes[h].h, DHGroup: g})
+					t.Phase1.Proposals = append(t.Phase1.Proposals, policy.Phase1Proposal{EncKeyBits: e, Hash: hashes[h].h, DHGroup: g})
 				}
 			}
 		}
@@ -591,7 +592,7 @@ func (b *tb) groups(o *object, key string, items []item, set bool, def, allowed 
 	return r
 }
 
-func (b *tb) phase2(t *ike.TunnelConfig, o *object) {
+func (b *tb) phase2(t *policy.Tunnel, o *object) {
 	t.Phase2.Selection = b.selection(o)
 	min, max := time.Second, time.Duration(math.MaxInt64)
 	if b.vgw {
@@ -614,7 +615,7 @@ func (b *tb) phase2(t *ike.TunnelConfig, o *object) {
 		b.d.warnf(o.line("lifetime_kb"), o.p("lifetime_kb"), "AWS has no volume lifetime")
 	}
 	if o.enum("mode", "tunnel", "tunnel", "transport") == "transport" {
-		t.Phase2.Mode = ike.ModeTransport
+		t.Phase2.Mode = childsa.ModeTransport
 		if b.vgw {
 			b.d.warnf(o.line("mode"), o.p("mode"), "AWS uses tunnel mode only")
 		}
@@ -636,7 +637,7 @@ func (b *tb) phase2(t *ike.TunnelConfig, o *object) {
 		if len(props) == 0 {
 			b.d.errf(o.line("proposals"), o.p("proposals"), "must not be empty")
 		}
-		seen := map[ike.Phase2Proposal]bool{}
+		seen := map[policy.Phase2Proposal]bool{}
 		for _, it := range props {
 			p, err := ParsePhase2Proposal(it.s)
 			if err != nil {
@@ -689,7 +690,7 @@ func (b *tb) phase2(t *ike.TunnelConfig, o *object) {
 			}
 			for _, h := range b.integrity(o, integs, iset, false) {
 				for _, g := range gs {
-					t.Phase2.Proposals = append(t.Phase2.Proposals, ike.Phase2Proposal{Protocol: isakmp.ProtoAH, Integrity: hashes[h].auth, PFSGroup: g})
+					t.Phase2.Proposals = append(t.Phase2.Proposals, policy.Phase2Proposal{Protocol: isakmp.ProtoAH, Integrity: hashes[h].auth, PFSGroup: g})
 				}
 			}
 			return
@@ -731,13 +732,13 @@ func (b *tb) phase2(t *ike.TunnelConfig, o *object) {
 			if e.id == isakmp.ESPAESGCM16 {
 				// GCM carries its own integrity: one proposal per group.
 				for _, g := range gs {
-					t.Phase2.Proposals = append(t.Phase2.Proposals, ike.Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: e.id, EncKeyBits: e.bits, PFSGroup: g})
+					t.Phase2.Proposals = append(t.Phase2.Proposals, policy.Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: e.id, EncKeyBits: e.bits, PFSGroup: g})
 				}
 				continue
 			}
 			for _, h := range hs {
 				for _, g := range gs {
-					t.Phase2.Proposals = append(t.Phase2.Proposals, ike.Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: e.id, EncKeyBits: e.bits, Integrity: hashes[h].auth, PFSGroup: g})
+					t.Phase2.Proposals = append(t.Phase2.Proposals, policy.Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: e.id, EncKeyBits: e.bits, Integrity: hashes[h].auth, PFSGroup: g})
 				}
 			}
 		}
@@ -749,7 +750,7 @@ func (b *tb) phase2(t *ike.TunnelConfig, o *object) {
 	}
 }
 
-func (b *tb) rekey(t *ike.TunnelConfig, o *object) {
+func (b *tb) rekey(t *policy.Tunnel, o *object) {
 	m, set := o.duration("rekey_margin", AWSRekeyMargin)
 	n := o.line("rekey_margin")
 	p2 := t.Phase2.Lifetime
@@ -789,18 +790,18 @@ func (b *tb) rekey(t *ike.TunnelConfig, o *object) {
 	t.RekeyMargin = m
 }
 
-func (b *tb) dpd(t *ike.TunnelConfig, o *object) {
+func (b *tb) dpd(t *policy.Tunnel, o *object) {
 	defAction := "clear"
 	if !b.vgw {
 		defAction = "restart"
 	}
 	switch o.enum("action", defAction, "clear", "restart", "none") {
 	case "restart":
-		t.DPDAction = ike.DPDRestart
+		t.DPDAction = policy.DPDRestart
 	case "none":
-		t.DPDAction = ike.DPDNone
+		t.DPDAction = policy.DPDNone
 	default:
-		t.DPDAction = ike.DPDClear
+		t.DPDAction = policy.DPDClear
 	}
 	v, set := o.duration("timeout", AWSDPDTimeout)
 	t.DPDTimeout = v
@@ -809,7 +810,7 @@ func (b *tb) dpd(t *ike.TunnelConfig, o *object) {
 		switch {
 		case b.vgw && !b.lab && v < AWSDPDTimeoutMin:
 			b.d.errf(n, o.p("timeout"), "%s is out of range (allowed: >= 30 s; set lab_timers: true for shorter test timers)", v)
-		case v == 0 && t.DPDAction != ike.DPDNone:
+		case v == 0 && t.DPDAction != policy.DPDNone:
 			b.d.errf(n, o.p("timeout"), "must be positive (or set action: none)")
 		}
 	}

@@ -1,14 +1,12 @@
 package ike
 
 import (
-	"crypto/hmac"
 	"net/netip"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/vpnlab/vpnlab/ike/isakmp"
-	"github.com/vpnlab/vpnlab/ike/keymat"
 )
 
 // Aggressive mode (RFC 2409 section 5, pre-shared keys; NAT-D per RFC 3947
@@ -134,7 +132,10 @@ func (sa *ikeSA) processAM1(m *isakmp.Message) {
 		return
 	}
 	myID := isakmp.IDFromAddr(sa.t.cfg.LocalID)
-	hashR := keymat.HashR(sa.hash, sa.skeyid, sa.gxr, sa.gxi, sa.rCookie[:], sa.iCookie[:], sa.saiB, myID.Body())
+	hashR, ok := sa.proveAuth(false, myID.Body())
+	if !ok {
+		return
+	}
 	ps := []isakmp.Payload{sa.replySA, &isakmp.KE{Data: sa.gxr}, &isakmp.Nonce{Data: sa.nr}, myID, &isakmp.Hash{Data: hashR}}
 	ps = sa.addVendorIDs(ps)
 	ps = sa.impairPayloads(sa.msgRef("AM2"), sa.addNATD(ps))
@@ -173,8 +174,7 @@ func (sa *ikeSA) processAM2(m *isakmp.Message) bool {
 	if !sa.computeKeys(gxr) {
 		return false
 	}
-	want := keymat.HashR(sa.hash, sa.skeyid, sa.gxr, sa.gxi, sa.rCookie[:], sa.iCookie[:], sa.saiB, id.Body())
-	if !hmac.Equal(want, hp.Data) {
+	if !sa.verifyAuth(false, id.Body(), hp.Data) {
 		sa.rejectPhase1(isakmp.NotifyAuthenticationFailed, "HASH_R mismatch: pre-shared key mismatch")
 		return false
 	}
@@ -183,7 +183,10 @@ func (sa *ikeSA) processAM2(m *isakmp.Message) bool {
 		return false
 	}
 	sa.processNATD(m.Payloads)
-	hashI := keymat.HashI(sa.hash, sa.skeyid, sa.gxi, sa.gxr, sa.iCookie[:], sa.rCookie[:], sa.saiB, sa.idiB)
+	hashI, ok := sa.proveAuth(true, sa.idiB)
+	if !ok {
+		return false
+	}
 	ps := sa.impairPayloads(sa.msgRef("AM3"), sa.addNATD([]isakmp.Payload{&isakmp.Hash{Data: hashI}}))
 	if sa.natDetected() {
 		sa.float()
@@ -225,8 +228,7 @@ func (sa *ikeSA) processAM3(m *isakmp.Message) bool {
 		sa.rejectPhase1(isakmp.NotifyPayloadMalformed, "AM3 lacks HASH")
 		return false
 	}
-	want := keymat.HashI(sa.hash, sa.skeyid, sa.gxi, sa.gxr, sa.iCookie[:], sa.rCookie[:], sa.saiB, sa.idiB)
-	if !hmac.Equal(want, hp.Data) {
+	if !sa.verifyAuth(true, sa.idiB, hp.Data) {
 		sa.logger().Warn("HASH_I does not verify: the pre-shared keys differ")
 		sa.rejectPhase1(isakmp.NotifyAuthenticationFailed, "HASH_I mismatch: pre-shared key mismatch")
 		return false

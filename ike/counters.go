@@ -5,9 +5,9 @@ import "github.com/vpnlab/vpnlab/ike/isakmp"
 // Counting per exchange type (status.go's ExchangeCounters). The engine loop
 // owns every counter; Status copies them.
 
-// of returns the counters of an exchange type, nil for one we do not count
+// exchangeCounters returns the counters of an exchange type, nil for one we do not count
 // (an unsupported exchange type).
-func (x *ExchangeCounters) of(ex isakmp.ExchangeType) *ExchangeCount {
+func exchangeCounters(x *ExchangeCounters, ex isakmp.ExchangeType) *ExchangeCount {
 	switch ex {
 	case isakmp.ExchangeIdentityProtection:
 		return &x.Main
@@ -21,16 +21,16 @@ func (x *ExchangeCounters) of(ex isakmp.ExchangeType) *ExchangeCount {
 	return nil
 }
 
-// ofMode returns the counters of a phase 1 exchange mode.
-func (x *ExchangeCounters) ofMode(m ExchangeMode) *ExchangeCount {
+// modeCounters returns the counters of a phase 1 exchange mode.
+func modeCounters(x *ExchangeCounters, m ExchangeMode) *ExchangeCount {
 	if m == AggressiveMode {
 		return &x.Aggressive
 	}
 	return &x.Main
 }
 
-// ofImpair returns the counters of the exchange a sent message belongs to.
-func (x *ExchangeCounters) ofImpair(ex ImpairExchange) *ExchangeCount {
+// impairCounters returns the counters of the exchange a sent message belongs to.
+func impairCounters(x *ExchangeCounters, ex ImpairExchange) *ExchangeCount {
 	switch ex {
 	case ImpairMain:
 		return &x.Main
@@ -44,10 +44,10 @@ func (x *ExchangeCounters) ofImpair(ex ImpairExchange) *ExchangeCount {
 	return nil
 }
 
-// received counts a message of one of the tunnel's ISAKMP SAs.
-func (c *Counters) received(ex isakmp.ExchangeType) {
+// countReceived counts a message of one of the tunnel's ISAKMP SAs.
+func countReceived(c *Counters, ex isakmp.ExchangeType) {
 	c.MessagesIn++
-	if x := c.Exchanges.of(ex); x != nil {
+	if x := exchangeCounters(&c.Exchanges, ex); x != nil {
 		x.Received++
 	}
 }
@@ -58,7 +58,7 @@ func (e *Engine) countSent(r msgRef, kind sendKind, n int) {
 	if t == nil || n == 0 {
 		return
 	}
-	x := t.counters.Exchanges.ofImpair(r.ex)
+	x := impairCounters(&t.counters.Exchanges, r.ex)
 	if x == nil {
 		return
 	}
@@ -83,19 +83,5 @@ func (t *tunnel) retireCounters(n SACounters) {
 			t.retiredDrops = map[string]uint64{}
 		}
 		t.retiredDrops[k] += v
-	}
-}
-
-// addLive adds a live pair's data-path counters to a tunnel's status.
-func (st *TunnelStatus) addLive(c SACounters) {
-	st.DataIn += c.BytesIn
-	st.DataOut += c.BytesOut
-	st.PacketsIn += c.PacketsIn
-	st.PacketsOut += c.PacketsOut
-	for k, v := range c.Drops {
-		if st.Drops == nil {
-			st.Drops = map[string]uint64{}
-		}
-		st.Drops[k] += v
 	}
 }

@@ -76,7 +76,7 @@ func TestFailedExchangeCounters(t *testing.T) {
 	t.Run("phase1", func(t *testing.T) {
 		t.Parallel()
 		cgw, _ := newPair(t, pairOpts{cgw: func(tc *TunnelConfig) {
-			tc.Phase1.Proposals = []Phase1Proposal{{192, crypto.SHA1, 5}}
+			tc.Phase1.Proposals = []Phase1Proposal{{EncKeyBits: 192, Hash: crypto.SHA1, DHGroup: 5}}
 		}})
 		expectFailure(t, cgw, "NO-PROPOSAL-CHOSEN")
 		waitCounters(t, cgw, "cgw", func(s TunnelStatus) bool { return s.Counters.Exchanges.Main.Failed >= 1 })

@@ -18,7 +18,7 @@ func (e *Engine) handleDatagram(s *socket, from netip.AddrPort, b []byte) {
 		e.log.WithFields(logrus.Fields{"peer": from.String(), "len": len(b)}).WithError(err).Warn("dropping malformed IKE message")
 		if h, herr := isakmp.DecodeHeader(b); herr == nil {
 			if sa := e.sas[h.ICookie]; sa != nil && sa.t != nil {
-				sa.t.counters.received(h.Exchange)
+				countReceived(&sa.t.counters, h.Exchange)
 				// A plaintext message of a known SA that does not parse: tell the peer.
 				if h.Flags&isakmp.FlagEncryption == 0 {
 					sa.sendNotify(isakmp.NotifyPayloadMalformed, isakmp.ProtoISAKMP, nil, nil)
@@ -59,7 +59,7 @@ func (e *Engine) handleDatagram(s *socket, from netip.AddrPort, b []byte) {
 		return
 	}
 	if sa.t != nil {
-		sa.t.counters.received(h.Exchange)
+		countReceived(&sa.t.counters, h.Exchange)
 	}
 	if sa.initiator && sa.rCookie == zero && h.RCookie != zero {
 		// The responder's cookie becomes part of the SA's identity only if
@@ -131,7 +131,7 @@ func (e *Engine) respondFirst(s *socket, from netip.AddrPort, m *isakmp.Message,
 	if s.natt {
 		sa.floated = true
 	}
-	t.counters.received(m.Header.Exchange) // the first message, counted here: it has no SA yet in handleDatagram
+	countReceived(&t.counters, m.Header.Exchange) // the first message, counted here: it has no SA yet in handleDatagram
 	e.sas[sa.iCookie] = sa
 	e.holdHalfOpen(sa, from.Addr())
 	sa.timers.halfOpen = e.afterFunc(halfOpenTimeout, func() {

@@ -30,11 +30,9 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-)
 
-// ErrUnknownTunnel is returned (wrapped) by control calls naming a tunnel
-// that is not configured.
-var ErrUnknownTunnel = errors.New("unknown tunnel")
+	"github.com/vpnlab/vpnlab/ike/sock"
+)
 
 // Defaults for Config fields left zero.
 const (
@@ -51,12 +49,13 @@ const (
 
 // Engine runs the IKEv1 control plane for a set of tunnels.
 type Engine struct {
-	cfg  Config
-	log  logrus.FieldLogger
-	dp   DataPath
-	klog KeyLogger
-	sink PacketSink
-	mark uint32 // SO_MARK of the UDP sockets (0: none)
+	cfg    Config
+	log    logrus.FieldLogger
+	dp     DataPath
+	klog   KeyLogger
+	sink   PacketSink
+	mark   uint32      // SO_MARK of the UDP sockets (0: none)
+	binder sock.Binder // nil: kernel UDP sockets (sock.UDP)
 
 	inbox chan func()
 	done  chan struct{}
@@ -174,7 +173,7 @@ func validateTunnel(tc *TunnelConfig) error {
 		return errors.New("phase 1 has no proposals")
 	}
 	for _, p := range tc.Phase1.Proposals {
-		if err := p.check(); err != nil {
+		if err := checkPhase1(p); err != nil {
 			return fmt.Errorf("phase 1 proposal: %w", err)
 		}
 	}
@@ -182,7 +181,7 @@ func validateTunnel(tc *TunnelConfig) error {
 		return errors.New("phase 2 has no proposals")
 	}
 	for _, p := range tc.Phase2.Proposals {
-		if err := p.check(); err != nil {
+		if err := checkPhase2(p); err != nil {
 			return fmt.Errorf("phase 2 proposal: %w", err)
 		}
 	}
@@ -327,9 +326,15 @@ func (e *Engine) shutdown() {
 // Status returns a snapshot of every tunnel.
 func (e *Engine) Status() Status {
 	var st Status
+	var pairs [][]ChildSAPair // per tunnel, in the order of its SAs in the status
 	err := e.call(func() {
 		for _, t := range e.tunnels {
 			st.Tunnels = append(st.Tunnels, t.status())
+			ps := make([]ChildSAPair, 0, len(t.children))
+			for _, c := range t.children {
+				ps = append(ps, c.pair)
+			}
+			pairs = append(pairs, ps)
 		}
 		st.Counters = e.countersSnapshot()
 		st.Counters.HalfOpenLimit = e.halfOpenMax
@@ -338,10 +343,10 @@ func (e *Engine) Status() Status {
 		st.DataPathDrops = dc.Drops()
 		for i := range st.Tunnels {
 			for j := range st.Tunnels[i].SAs {
-				sa := &st.Tunnels[i].SAs[j]
-				if c, ok := dc.SACounters(sa.protocol, sa.inboundSPI); ok {
+				sa, in := &st.Tunnels[i].SAs[j], pairs[i][j].Inbound
+				if c, ok := dc.SACounters(in.Protocol, in.SPI); ok {
 					sa.Counters = &c
-					st.Tunnels[i].addLive(c)
+					st.Tunnels[i].AddLive(c)
 				}
 			}
 		}

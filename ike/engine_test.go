@@ -114,7 +114,7 @@ func (l *logBuffer) String() string {
 	return l.sb.String()
 }
 
-func startGW(t testing.TB, name string, cfg Config) *gw {
+func startGW(t testing.TB, name string, cfg Config, opts ...Option) *gw {
 	t.Helper()
 	lb := &logBuffer{}
 	lg := logrus.New()
@@ -124,7 +124,7 @@ func startGW(t testing.TB, name string, cfg Config) *gw {
 		lg.SetOutput(os.Stderr)
 	}
 	dp := NewMemoryDataPath()
-	e, err := NewEngine(cfg, WithLogger(lg.WithField("gw", name)), WithDataPath(dp))
+	e, err := NewEngine(cfg, append([]Option{WithLogger(lg.WithField("gw", name)), WithDataPath(dp)}, opts...)...)
 	if err != nil {
 		t.Fatalf("%s: NewEngine: %v", name, err)
 	}
@@ -283,7 +283,7 @@ func TestAllDefaultAlgorithms(t *testing.T) {
 		for _, e := range encs {
 			for _, h := range hashes {
 				for _, g := range groups {
-					combos = append(combos, combo{Phase1Proposal{e, h, g}, Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 128, Integrity: isakmp.AuthHMACSHA1}})
+					combos = append(combos, combo{Phase1Proposal{EncKeyBits: e, Hash: h, DHGroup: g}, Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 128, Integrity: isakmp.AuthHMACSHA1}})
 				}
 			}
 		}
@@ -294,7 +294,7 @@ func TestAllDefaultAlgorithms(t *testing.T) {
 		if pe.integ {
 			p2.Integrity = []uint16{isakmp.AuthHMACSHA1, isakmp.AuthHMACSHA2256, isakmp.AuthHMACSHA2384, isakmp.AuthHMACSHA2512}[i%4]
 		}
-		combos = append(combos, combo{Phase1Proposal{encs[i%2], hashes[i%4], groups[i%len(groups)]}, p2})
+		combos = append(combos, combo{Phase1Proposal{EncKeyBits: encs[i%2], Hash: hashes[i%4], DHGroup: groups[i%len(groups)]}, p2})
 	}
 	for i, c := range combos {
 		c := c
@@ -327,7 +327,7 @@ func TestAllDefaultAlgorithms(t *testing.T) {
 func TestAWSLowestValueSelection(t *testing.T) {
 	t.Parallel()
 	cgw, vgw := newPair(t, pairOpts{cgw: func(tc *TunnelConfig) {
-		tc.Phase1.Proposals = []Phase1Proposal{{256, crypto.SHA256, 14}, {128, crypto.SHA512, 19}, {128, crypto.SHA256, 14}}
+		tc.Phase1.Proposals = []Phase1Proposal{{EncKeyBits: 256, Hash: crypto.SHA256, DHGroup: 14}, {EncKeyBits: 128, Hash: crypto.SHA512, DHGroup: 19}, {EncKeyBits: 128, Hash: crypto.SHA256, DHGroup: 14}}
 		tc.Phase2.Proposals = []Phase2Proposal{
 			{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 256, Integrity: isakmp.AuthHMACSHA2256},
 			{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 128, Integrity: isakmp.AuthHMACSHA2512},
@@ -378,7 +378,7 @@ func TestWrongPSK(t *testing.T) {
 func TestNoProposalChosen(t *testing.T) {
 	t.Parallel()
 	cgw, vgw := newPair(t, pairOpts{cgw: func(tc *TunnelConfig) {
-		tc.Phase1.Proposals = []Phase1Proposal{{192, crypto.SHA1, 5}}
+		tc.Phase1.Proposals = []Phase1Proposal{{EncKeyBits: 192, Hash: crypto.SHA1, DHGroup: 5}}
 	}})
 	expectFailure(t, vgw, "no phase 1 proposal matched")
 	expectFailure(t, cgw, "NO-PROPOSAL-CHOSEN")

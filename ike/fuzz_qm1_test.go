@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/vpnlab/vpnlab/ike/dh"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 	"github.com/vpnlab/vpnlab/ike/keymat"
+	"github.com/vpnlab/vpnlab/ike/sock"
 )
 
 // FuzzQM1 drives a responder engine (AWS-like vgw policy: every phase 2
@@ -88,9 +88,14 @@ func harnessEngine(t testing.TB, tc TunnelConfig, w *harnessWire) (*Engine, *Mem
 	if err != nil {
 		t.Fatal(err)
 	}
+	nowhere := sock.NewNetwork() // the sink captures what the engine sends
 	for _, p := range []uint16{e.cfg.Ports.IKE, e.cfg.Ports.NATT} {
 		ap := netip.AddrPortFrom(tc.LocalAddr, p)
-		e.sockets[ap] = &socket{conn: &net.UDPConn{}, local: ap, natt: p == e.cfg.Ports.NATT}
+		c, err := nowhere.Open(ap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.sockets[ap] = &socket{conn: c, local: ap, natt: p == e.cfg.Ports.NATT}
 	}
 	return e, dp
 }

@@ -1,256 +1,53 @@
 package ike
 
-// Impairments: deliberate protocol misbehaviour, so that a test can watch
-// how the other side copes (the idea of Libreswan's --impair). An impairment
-// is set from the configuration (Config.Impairments), or at run time with
-// Engine.Impair (the control API's /v1/impair). It applies to every tunnel of
-// the engine or to one.
-//
-// Spec syntax (Impairment.String gives back the canonical form):
-//
-//	[TUNNEL/]drop:EXCHANGE:N         drop the first transmission of our Nth message of EXCHANGE
-//	[TUNNEL/]drop-all:EXCHANGE:N     drop every transmission of it (retransmissions, cached replies)
-//	[TUNNEL/]duplicate:EXCHANGE:N    send it twice back to back
-//	[TUNNEL/]replay:EXCHANGE:N       send a copy of it again about a second later
-//	[TUNNEL/]corrupt-hash:EXCHANGE   flip bits of the HASH payloads we send in EXCHANGE
-//	[TUNNEL/]omit-hash:EXCHANGE      leave the HASH payloads out
-//	[TUNNEL/]omit-ke:EXCHANGE        leave the KE payloads out (main, aggressive, quick)
-//	[TUNNEL/]no-retransmit           never retransmit
-//	[TUNNEL/]no-delete               send no DELETE (the SAs are still removed here)
-//	[TUNNEL/]send-twice              send every message twice
-//	[TUNNEL/]none                    clear the impairments (of that tunnel only, with a prefix)
-//
-// EXCHANGE is main, aggressive, quick or informational. N is the number of
-// the message in the exchange as RFC 2409 counts it: main mode 1-6,
-// aggressive mode 1-3, quick mode 1-3; an initiator sends the odd ones, a
-// responder the even ones (and quick mode's QM2), so an N the engine never
-// sends in its role has no effect. Numbers count per exchange instance: every
-// ISAKMP SA has its own main or aggressive mode, every quick mode its own
-// messages (a phase 1 restart or rekey is impaired again). Informational
-// messages are counted per ISAKMP SA, 1, 2, ... in the order we send them
-// (notifies, DELETEs, DPD); they are never retransmitted, so drop and
-// drop-all act the same on them. Messages that belong to no ISAKMP SA
-// (INVALID-COOKIE, the answer to an unknown peer) are never impaired.
-//
-// When an impairment takes effect the engine logs a warning and emits an
-// Event of type "impaired" with Detail "impairment" (the spec), "exchange",
-// "message" (N, when there is one), "what" (e.g. "MM3") and "effect".
+// Impairments: package impair has the spec syntax (imported here as
+// impairspec: the battery tests have a func impair); the engine applies
+// them to the messages it sends (sendOut, impairPayloads, suppressDelete).
 
 import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
+	impairspec "github.com/vpnlab/vpnlab/ike/impair"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
-// ImpairVerb is what an impairment does.
-type ImpairVerb string
-
-// The impairment verbs.
-const (
-	ImpairDrop         ImpairVerb = "drop"
-	ImpairDropAll      ImpairVerb = "drop-all"
-	ImpairDuplicate    ImpairVerb = "duplicate"
-	ImpairReplay       ImpairVerb = "replay"
-	ImpairCorruptHash  ImpairVerb = "corrupt-hash"
-	ImpairOmitHash     ImpairVerb = "omit-hash"
-	ImpairOmitKE       ImpairVerb = "omit-ke"
-	ImpairNoRetransmit ImpairVerb = "no-retransmit"
-	ImpairNoDelete     ImpairVerb = "no-delete"
-	ImpairSendTwice    ImpairVerb = "send-twice"
-	ImpairNone         ImpairVerb = "none"
+// The engine's view of the impairment spec, which lives in package impair:
+// aliases for the engine's code and tests. Code outside ike uses impair.
+type (
+	ImpairVerb     = impairspec.Verb
+	ImpairExchange = impairspec.Exchange
+	Impairment     = impairspec.Spec
 )
 
-// ImpairExchange names an exchange in an impairment.
-type ImpairExchange string
-
-// The exchanges an impairment can name.
+// The verbs and exchanges under the engine's names.
 const (
-	ImpairMain          ImpairExchange = "main"
-	ImpairAggressive    ImpairExchange = "aggressive"
-	ImpairQuick         ImpairExchange = "quick"
-	ImpairInformational ImpairExchange = "informational"
+	ImpairDrop          = impairspec.Drop
+	ImpairDropAll       = impairspec.DropAll
+	ImpairDuplicate     = impairspec.Duplicate
+	ImpairReplay        = impairspec.Replay
+	ImpairCorruptHash   = impairspec.CorruptHash
+	ImpairOmitHash      = impairspec.OmitHash
+	ImpairOmitKE        = impairspec.OmitKE
+	ImpairNoRetransmit  = impairspec.NoRetransmit
+	ImpairNoDelete      = impairspec.NoDelete
+	ImpairSendTwice     = impairspec.SendTwice
+	ImpairNone          = impairspec.None
+	ImpairMain          = impairspec.Main
+	ImpairAggressive    = impairspec.Aggressive
+	ImpairQuick         = impairspec.Quick
+	ImpairInformational = impairspec.Informational
 )
 
-// Impairment is one parsed impairment spec. The zero Tunnel means every
-// tunnel. Exchange is set for the verbs that take one, Message for drop,
-// drop-all, duplicate and replay.
-type Impairment struct {
-	Tunnel   string
-	Verb     ImpairVerb
-	Exchange ImpairExchange
-	Message  int
-}
+// ParseImpairment parses a spec (impair.Parse).
+var ParseImpairment = impairspec.Parse
 
 // replayDelay is how long after the first transmission a replay goes out.
 const replayDelay = time.Second
-
-// maxInformationalN bounds N of an informational impairment (a sanity limit,
-// not a protocol one).
-const maxInformationalN = 1 << 20
-
-type verbSpec struct {
-	exchange  bool             // takes :EXCHANGE
-	message   bool             // takes :N after the exchange
-	exchanges []ImpairExchange // allowed exchanges
-}
-
-var allExchanges = []ImpairExchange{ImpairMain, ImpairAggressive, ImpairQuick, ImpairInformational}
-
-var verbs = map[ImpairVerb]verbSpec{
-	ImpairDrop:         {exchange: true, message: true, exchanges: allExchanges},
-	ImpairDropAll:      {exchange: true, message: true, exchanges: allExchanges},
-	ImpairDuplicate:    {exchange: true, message: true, exchanges: allExchanges},
-	ImpairReplay:       {exchange: true, message: true, exchanges: allExchanges},
-	ImpairCorruptHash:  {exchange: true, exchanges: allExchanges},
-	ImpairOmitHash:     {exchange: true, exchanges: allExchanges},
-	ImpairOmitKE:       {exchange: true, exchanges: []ImpairExchange{ImpairMain, ImpairAggressive, ImpairQuick}},
-	ImpairNoRetransmit: {},
-	ImpairNoDelete:     {},
-	ImpairSendTwice:    {},
-	ImpairNone:         {},
-}
-
-// ImpairGrammar lists the allowed specs; parse errors end with it.
-const ImpairGrammar = "allowed: drop:EXCHANGE:N, drop-all:EXCHANGE:N, duplicate:EXCHANGE:N, replay:EXCHANGE:N, " +
-	"corrupt-hash:EXCHANGE, omit-hash:EXCHANGE, omit-ke:EXCHANGE (not informational), no-retransmit, no-delete, send-twice, none; " +
-	"EXCHANGE is main (N 1-6), aggressive (N 1-3), quick (N 1-3) or informational (N >= 1); prefix TUNNEL/ to impair one tunnel only"
-
-// messageRange returns the valid message numbers of an exchange.
-func messageRange(ex ImpairExchange) (lo, hi int) {
-	switch ex {
-	case ImpairMain:
-		return 1, 6
-	case ImpairAggressive, ImpairQuick:
-		return 1, 3
-	}
-	return 1, maxInformationalN
-}
-
-// ParseImpairment parses one impairment spec (see the grammar above and
-// ImpairGrammar). Verb and exchange are case-insensitive; the tunnel name is
-// taken as written. The error says what is wrong and what is allowed.
-func ParseImpairment(spec string) (Impairment, error) {
-	var imp Impairment
-	s := strings.TrimSpace(spec)
-	if s == "" {
-		return imp, fmt.Errorf("empty impairment (%s)", ImpairGrammar)
-	}
-	rest := s
-	if i := strings.LastIndex(s, "/"); i >= 0 {
-		imp.Tunnel, rest = s[:i], s[i+1:]
-		if imp.Tunnel == "" {
-			return imp, fmt.Errorf("impairment %q: empty tunnel name before \"/\" (%s)", spec, ImpairGrammar)
-		}
-	}
-	parts := strings.Split(rest, ":")
-	imp.Verb = ImpairVerb(strings.ToLower(parts[0]))
-	vs, ok := verbs[imp.Verb]
-	if !ok {
-		return Impairment{}, fmt.Errorf("impairment %q: unknown verb %q (%s)", spec, parts[0], ImpairGrammar)
-	}
-	want := 1
-	if vs.exchange {
-		want++
-	}
-	if vs.message {
-		want++
-	}
-	if len(parts) != want {
-		return Impairment{}, fmt.Errorf("impairment %q: %s takes %s (%s)", spec, imp.Verb, verbUsage(imp.Verb), ImpairGrammar)
-	}
-	if vs.exchange {
-		imp.Exchange = ImpairExchange(strings.ToLower(parts[1]))
-	}
-	if vs.message {
-		n, err := strconv.Atoi(parts[2])
-		if err != nil || strings.ContainsAny(parts[2], "+- ") {
-			return Impairment{}, fmt.Errorf("impairment %q: message number %q is not a positive integer (%s)", spec, parts[2], ImpairGrammar)
-		}
-		imp.Message = n
-	}
-	if err := imp.Validate(); err != nil {
-		return Impairment{}, fmt.Errorf("impairment %q: %w", spec, err)
-	}
-	return imp, nil
-}
-
-func verbUsage(v ImpairVerb) string {
-	vs := verbs[v]
-	switch {
-	case vs.message:
-		return "an exchange and a message number (" + string(v) + ":EXCHANGE:N)"
-	case vs.exchange:
-		return "an exchange (" + string(v) + ":EXCHANGE)"
-	}
-	return "no arguments"
-}
-
-// Validate checks an Impairment built in code the way ParseImpairment checks
-// a spec (tunnel names are checked by the engine).
-func (imp Impairment) Validate() error {
-	vs, ok := verbs[imp.Verb]
-	if !ok {
-		return fmt.Errorf("unknown verb %q (%s)", imp.Verb, ImpairGrammar)
-	}
-	if strings.ContainsAny(imp.Tunnel, "\n") {
-		return fmt.Errorf("bad tunnel name %q", imp.Tunnel)
-	}
-	if !vs.exchange {
-		if imp.Exchange != "" || imp.Message != 0 {
-			return fmt.Errorf("%s takes no arguments (%s)", imp.Verb, ImpairGrammar)
-		}
-		return nil
-	}
-	okEx := false
-	for _, e := range vs.exchanges {
-		if e == imp.Exchange {
-			okEx = true
-		}
-	}
-	if !okEx {
-		names := make([]string, len(vs.exchanges))
-		for i, e := range vs.exchanges {
-			names[i] = string(e)
-		}
-		return fmt.Errorf("%s: unknown or unsupported exchange %q (allowed for %s: %s; %s)", imp.Verb, imp.Exchange, imp.Verb, strings.Join(names, ", "), ImpairGrammar)
-	}
-	if !vs.message {
-		if imp.Message != 0 {
-			return fmt.Errorf("%s takes no message number (%s)", imp.Verb, ImpairGrammar)
-		}
-		return nil
-	}
-	lo, hi := messageRange(imp.Exchange)
-	if imp.Message < lo || imp.Message > hi {
-		if imp.Exchange == ImpairInformational {
-			return fmt.Errorf("message %d is out of range for %s (allowed: %d-%d)", imp.Message, imp.Exchange, lo, hi)
-		}
-		return fmt.Errorf("message %d is out of range for %s mode (allowed: %d-%d; RFC 2409 numbers its messages %d to %d)", imp.Message, imp.Exchange, lo, hi, lo, hi)
-	}
-	return nil
-}
-
-// String returns the canonical spec.
-func (imp Impairment) String() string {
-	var b strings.Builder
-	if imp.Tunnel != "" {
-		b.WriteString(imp.Tunnel + "/")
-	}
-	b.WriteString(string(imp.Verb))
-	if imp.Exchange != "" {
-		b.WriteString(":" + string(imp.Exchange))
-	}
-	if imp.Message != 0 {
-		b.WriteString(":" + strconv.Itoa(imp.Message))
-	}
-	return b.String()
-}
 
 // Impair adds an impairment (a "none" impairment clears: every impairment,
 // or with a tunnel only those of that tunnel). Adding one that is already

@@ -141,10 +141,10 @@ func (sa *ikeSA) role() string {
 
 // deriveKeys computes SKEYID and friends once both nonces and g^xy are known
 // (RFC 2409 section 5), the encryption key (appendix B) and the first IV.
-func (sa *ikeSA) deriveKeys(psk []byte, gxy []byte) error {
+func (sa *ikeSA) deriveKeys(gxy []byte) error {
 	h := sa.chosen.Hash
 	sa.hash = h
-	sa.skeyid = keymat.SKEYIDPreShared(h, psk, sa.ni, sa.nr)
+	sa.skeyid = sa.t.auth.SKEYID(h, sa.ni, sa.nr, gxy) // the method decides (auth.go)
 	k := keymat.DerivePhase1(h, sa.skeyid, gxy, sa.iCookie[:], sa.rCookie[:])
 	sa.skeyidD, sa.skeyidA, sa.skeyidE = k.D, k.A, k.E
 	sa.encKey = keymat.EncryptionKey(h, sa.skeyidE, sa.chosen.EncKeyBits/8)

@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
 	"fmt"
 	"net/netip"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/vpnlab/vpnlab/ike/dh"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
-	"github.com/vpnlab/vpnlab/ike/keymat"
 )
 
 // Main mode (identity protection, RFC 2409 section 5 with pre-shared keys):
@@ -239,7 +237,10 @@ func (sa *ikeSA) processMM4(m *isakmp.Message) bool {
 		return false
 	}
 	id := isakmp.IDFromAddr(sa.t.cfg.LocalID)
-	hashI := keymat.HashI(sa.hash, sa.skeyid, sa.gxi, sa.gxr, sa.iCookie[:], sa.rCookie[:], sa.saiB, id.Body())
+	hashI, ok := sa.proveAuth(true, id.Body())
+	if !ok {
+		return false
+	}
 	ps := []isakmp.Payload{id, &isakmp.Hash{Data: hashI}}
 	// INITIAL-CONTACT (RFC 2407 section 4.6.3.3) tells the peer to drop
 	// everything it has with us: only true when we have nothing with it,
@@ -314,8 +315,7 @@ func (sa *ikeSA) processMM5(m *isakmp.Message) bool {
 		sa.rejectPhase1(isakmp.NotifyPayloadMalformed, "MM5 lacks ID or HASH")
 		return false
 	}
-	want := keymat.HashI(sa.hash, sa.skeyid, sa.gxi, sa.gxr, sa.iCookie[:], sa.rCookie[:], sa.saiB, id.Body())
-	if !hmac.Equal(want, hp.Data) {
+	if !sa.verifyAuth(true, id.Body(), hp.Data) {
 		sa.logger().Warn("HASH_I does not verify: the pre-shared keys differ")
 		sa.rejectPhase1(isakmp.NotifyAuthenticationFailed, "HASH_I mismatch: pre-shared key mismatch")
 		return false
@@ -326,7 +326,10 @@ func (sa *ikeSA) processMM5(m *isakmp.Message) bool {
 	}
 	initialContact := hasNotify(ps, isakmp.NotifyInitialContact)
 	myID := isakmp.IDFromAddr(sa.t.cfg.LocalID)
-	hashR := keymat.HashR(sa.hash, sa.skeyid, sa.gxr, sa.gxi, sa.rCookie[:], sa.iCookie[:], sa.saiB, myID.Body())
+	hashR, ok := sa.proveAuth(false, myID.Body())
+	if !ok {
+		return false
+	}
 	b, err := sa.sealPhase1(sa.header(isakmp.ExchangeIdentityProtection, 0), sa.impairPayloads(sa.msgRef("MM6"), []isakmp.Payload{myID, &isakmp.Hash{Data: hashR}}))
 	if err != nil {
 		sa.fail("encoding MM6: "+err.Error(), false)
@@ -359,8 +362,7 @@ func (sa *ikeSA) processMM6(m *isakmp.Message) bool {
 		sa.fail("MM6 lacks ID or HASH", false)
 		return false
 	}
-	want := keymat.HashR(sa.hash, sa.skeyid, sa.gxr, sa.gxi, sa.rCookie[:], sa.iCookie[:], sa.saiB, id.Body())
-	if !hmac.Equal(want, hp.Data) {
+	if !sa.verifyAuth(false, id.Body(), hp.Data) {
 		sa.sendNotify(isakmp.NotifyAuthenticationFailed, isakmp.ProtoISAKMP, sa.cookiesSPI(), nil)
 		sa.fail("HASH_R mismatch: pre-shared key mismatch", false)
 		return false
@@ -447,7 +449,7 @@ func (sa *ikeSA) computeKeys(peerKE []byte) bool {
 		sa.rejectPhase1(isakmp.NotifyInvalidKeyInformation, "peer's DH value is invalid: "+err.Error())
 		return false
 	}
-	if err := sa.deriveKeys(sa.t.cfg.PSK, gxy); err != nil {
+	if err := sa.deriveKeys(gxy); err != nil {
 		sa.fail("key derivation: "+err.Error(), false)
 		return false
 	}

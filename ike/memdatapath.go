@@ -3,6 +3,8 @@ package ike
 import (
 	"sync"
 	"time"
+
+	"github.com/vpnlab/vpnlab/childsa"
 )
 
 // MemoryDataPath is a DataPath that only records SAs: the test double of the
@@ -45,7 +47,7 @@ func spiKey(proto uint8, spi uint32) uint64 { return uint64(proto)<<32 | uint64(
 func (m *MemoryDataPath) AllocateSPI(proto uint8) (uint32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	spi, err := RandomSPI(func(spi uint32) bool { return m.allocated[spiKey(proto, spi)] })
+	spi, err := childsa.RandomSPI(func(spi uint32) bool { return m.allocated[spiKey(proto, spi)] })
 	if err == nil {
 		m.allocated[spiKey(proto, spi)] = true
 	}

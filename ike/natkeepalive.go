@@ -13,18 +13,6 @@ import (
 // rebinding): an authenticated IKE message or ESP packet from a new address
 // or port moves the ISAKMP SA, the IPsec SA pairs and the data path there.
 
-// DefaultNATKeepalive is RFC 3948's suggested keepalive interval (section
-// 4, "20 seconds"), also strongSwan's keep_alive default.
-const DefaultNATKeepalive = 20 * time.Second
-
-// PeerMover is implemented by data paths that follow NAT rebinding: they
-// report a verified ESP-in-UDP packet from a new mapping (OnPeerMoved) and
-// accept the engine's own finding from IKE (UpdatePeer).
-type PeerMover interface {
-	OnPeerMoved(func(tunnel string, from, to netip.AddrPort))
-	UpdatePeer(tunnel string, to netip.AddrPort)
-}
-
 func (t *tunnel) keepaliveInterval() time.Duration {
 	switch {
 	case t.cfg.NATKeepalive < 0:
@@ -71,7 +59,7 @@ func (t *tunnel) sendKeepalive(sa *ikeSA) {
 	if t.e.sink != nil {
 		t.e.sink.Packet(sa.local, sa.remote, ka)
 	}
-	if _, err := s.conn.WriteToUDPAddrPort(ka, sa.remote); err != nil {
+	if err := s.conn.WriteTo(ka, sa.remote); err != nil {
 		t.log.WithError(err).Debug("NAT-keepalive not sent")
 	}
 }

@@ -1,203 +1,40 @@
 package ike
 
-import (
-	"crypto"
-	"fmt"
-	"net/netip"
-	"time"
+import "github.com/vpnlab/vpnlab/ike/policy"
+
+// The engine's view of the tunnel configuration, which lives in package
+// policy (shared by the IKE versions): aliases, so that the engine's code
+// and tests keep their short names. Code outside ike uses package policy.
+type (
+	Secret         = policy.Secret
+	Selection      = policy.Selection
+	Phase1Proposal = policy.Phase1Proposal
+	Phase2Proposal = policy.Phase2Proposal
+	ExchangeMode   = policy.ExchangeMode
+	StartupAction  = policy.StartupAction
+	DPDAction      = policy.DPDAction
+	Phase1Policy   = policy.Phase1
+	Phase2Policy   = policy.Phase2
+	TunnelConfig   = policy.Tunnel
+	Ports          = policy.Ports
 )
 
-// Secret is key material (a pre-shared key). It never prints: every fmt verb,
-// JSON and logrus field shows "[redacted]".
-type Secret []byte
-
-func (s Secret) String() string                { return "[redacted]" }
-func (s Secret) GoString() string              { return "[redacted]" }
-func (s Secret) Format(f fmt.State, verb rune) { fmt.Fprint(f, "[redacted]") }
-func (s Secret) MarshalText() ([]byte, error)  { return []byte("[redacted]"), nil }
-
-// Selection says how a responder picks one of the initiator's proposals.
-type Selection int
-
+// The constants of those types, under the engine's names.
 const (
-	// SelectInitiatorOrder takes the first acceptable proposal in the
-	// initiator's order (strongSwan's behaviour).
-	SelectInitiatorOrder Selection = iota
-	// SelectLowestValue takes, among the acceptable proposals, the one with
-	// the lowest encryption, then integrity, then DH value, whatever the
-	// initiator's order (AWS: "starting with the lowest configured value").
-	SelectLowestValue
+	SelectInitiatorOrder = policy.SelectInitiatorOrder
+	SelectLowestValue    = policy.SelectLowestValue
+	MainMode             = policy.MainMode
+	AggressiveMode       = policy.AggressiveMode
+	StartupAdd           = policy.StartupAdd
+	StartupStart         = policy.StartupStart
+	DPDClear             = policy.DPDClear
+	DPDRestart           = policy.DPDRestart
+	DPDNone              = policy.DPDNone
+	DefaultNATKeepalive  = policy.DefaultNATKeepalive
 )
 
-func (s Selection) String() string {
-	if s == SelectLowestValue {
-		return "lowest-value"
-	}
-	return "initiator-order"
-}
+// DefaultPorts are the standard ports (policy.DefaultPorts).
+var DefaultPorts = policy.DefaultPorts
 
-// Phase1Proposal is one ISAKMP SA transform: AES-CBC with the key size, the
-// hash (also the PRF, as HMAC) and the DH group, with PSK authentication.
-type Phase1Proposal struct {
-	EncKeyBits int         // 128, 192 or 256 (AES-CBC)
-	Hash       crypto.Hash // crypto.SHA1, SHA256, SHA384, SHA512
-	DHGroup    uint16
-}
-
-// Phase2Proposal is one IPsec SA proposal for quick mode.
-type Phase2Proposal struct {
-	Protocol   uint8  // isakmp.ProtoESP or isakmp.ProtoAH
-	Encryption uint8  // ESP transform ID: isakmp.ESPAESCBC, ESPAESGCM16, ESPNull; 0 for AH
-	EncKeyBits int    // 128/192/256 for AES; 0 for NULL
-	Integrity  uint16 // isakmp.AuthHMACSHA1.. (0 with GCM)
-	PFSGroup   uint16 // 0: no PFS
-}
-
-// Mode is the IPsec encapsulation mode.
-type Mode int
-
-const (
-	ModeTunnel Mode = iota
-	ModeTransport
-)
-
-func (m Mode) String() string {
-	if m == ModeTransport {
-		return "transport"
-	}
-	return "tunnel"
-}
-
-// ExchangeMode is the phase 1 exchange the initiator uses.
-type ExchangeMode int
-
-const (
-	MainMode ExchangeMode = iota
-	AggressiveMode
-)
-
-func (m ExchangeMode) String() string {
-	if m == AggressiveMode {
-		return "aggressive"
-	}
-	return "main"
-}
-
-// StartupAction is AWS's startup action: add (wait for the peer) or start.
-type StartupAction int
-
-const (
-	StartupAdd StartupAction = iota
-	StartupStart
-)
-
-func (a StartupAction) String() string {
-	if a == StartupStart {
-		return "start"
-	}
-	return "add"
-}
-
-// DPDAction is what happens when dead-peer detection declares the peer dead.
-type DPDAction int
-
-const (
-	DPDClear DPDAction = iota
-	DPDRestart
-	DPDNone
-)
-
-func (a DPDAction) String() string {
-	switch a {
-	case DPDRestart:
-		return "restart"
-	case DPDNone:
-		return "none"
-	}
-	return "clear"
-}
-
-// Phase1Policy is what a tunnel offers and accepts for the ISAKMP SA.
-type Phase1Policy struct {
-	Proposals []Phase1Proposal // offered in this order; the accepted set as responder
-	Selection Selection
-	Lifetime  time.Duration
-	Exchange  ExchangeMode // used when initiating
-	// AllowAggressive lets a responder accept aggressive mode (AWS: no).
-	AllowAggressive bool
-}
-
-// Phase2Policy is what a tunnel offers and accepts for IPsec SAs.
-type Phase2Policy struct {
-	Proposals    []Phase2Proposal
-	Selection    Selection
-	Lifetime     time.Duration
-	LifetimeKB   uint64 // 0: no volume limit
-	Mode         Mode
-	LocalTS      netip.Prefix
-	RemoteTS     netip.Prefix
-	ReplayWindow int
-}
-
-// TunnelConfig is one IKE peering: one ISAKMP SA and its IPsec SAs.
-type TunnelConfig struct {
-	Name       string
-	LocalAddr  netip.Addr // outside address we send from and expect packets to
-	RemoteAddr netip.Addr // the peer's outside address
-	// LocalID is our ID_IPV4_ADDR identity; defaults to LocalAddr. A gateway
-	// behind NAT uses its public address (as AWS expects).
-	LocalID netip.Addr
-	// RemoteID is the identity we expect; defaults to RemoteAddr. An invalid
-	// address means "accept any".
-	RemoteID netip.Addr
-	PSK      Secret
-	// RemotePorts are the peer's IKE and NAT-T ports (default 500/4500).
-	RemotePorts Ports
-
-	Phase1 Phase1Policy
-	Phase2 Phase2Policy
-
-	StartupAction StartupAction
-	RekeyMargin   time.Duration // rekey this long before expiry (AWS 270 s)
-	RekeyFuzz     int           // percent of RekeyMargin added at random (AWS 100)
-
-	// Dead-peer detection (RFC 3706): after DPDDelay without an inbound
-	// packet from the peer we send R-U-THERE, again every DPDDelay while the
-	// silence lasts; the peer is dead DPDTimeout after its last packet (AWS:
-	// delay 10 s, timeout 40 s = dead 30 s after the first unanswered
-	// probe). DPDDelay 0 means 10 s, or a third of DPDTimeout when that is
-	// shorter. DPDTimeout 0: no probing. DPDAction DPDNone probes and
-	// reports a dead peer, but keeps the SAs.
-	DPDDelay   time.Duration
-	DPDTimeout time.Duration
-	DPDAction  DPDAction
-
-	// NATKeepalive is the interval of NAT-keepalive packets (RFC 3948
-	// section 2.3) sent while we are behind a NAT; 0 means the default,
-	// 20 s. Negative: none.
-	NATKeepalive time.Duration
-
-	// NATT enables NAT traversal (vendor ID, NAT-D, float to 4500).
-	NATT bool
-	// ForceEncap fakes the NAT-D hashes so that the peer and we always use
-	// UDP encapsulation (strongSwan's encap=yes).
-	ForceEncap bool
-}
-
-// Config is the engine's configuration.
-type Config struct {
-	Tunnels []TunnelConfig
-	// Ports are the local UDP ports (default 500/4500). The engine binds
-	// each distinct tunnel LocalAddr on both.
-	Ports Ports
-	// Retransmission: first timeout, backoff factor and tries (strongSwan:
-	// 4 s, 1.8, 5). The exchange times out after the last try.
-	RetransmitTimeout time.Duration
-	RetransmitBase    float64
-	RetransmitTries   int
-	// MaxHalfOpen bounds responder state created by first messages.
-	MaxHalfOpen int
-	// Impairments make the engine misbehave on purpose, for tests
-	// (impair.go); they are in force before any tunnel starts.
-	Impairments []Impairment
-}
+// Config is the engine's configuration (policy.Config).
+type Config = policy.Config

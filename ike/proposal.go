@@ -15,7 +15,8 @@ import (
 // errNoProposal is returned when nothing the peer offered is acceptable.
 var errNoProposal = errors.New("no proposal chosen")
 
-func (p Phase1Proposal) check() error {
+// checkPhase1 says why the engine cannot negotiate a phase 1 proposal.
+func checkPhase1(p Phase1Proposal) error {
 	switch p.EncKeyBits {
 	case 128, 192, 256:
 	default:
@@ -30,12 +31,8 @@ func (p Phase1Proposal) check() error {
 	return nil
 }
 
-// String names the proposal the way strongSwan does: aes128-sha256-modp2048.
-func (p Phase1Proposal) String() string {
-	return fmt.Sprintf("aes%d-%s-%s", p.EncKeyBits, keymat.HashName(p.Hash), dh.Name(p.DHGroup))
-}
-
-func (p Phase2Proposal) check() error {
+// checkPhase2 says why the engine cannot negotiate a phase 2 proposal.
+func checkPhase2(p Phase2Proposal) error {
 	switch p.Protocol {
 	case isakmp.ProtoESP:
 		switch p.Encryption {
@@ -78,45 +75,6 @@ func (p Phase2Proposal) check() error {
 		}
 	}
 	return nil
-}
-
-// String names the proposal: esp-aes128-sha256-modp2048, esp-aes256gcm16, ah-sha256.
-func (p Phase2Proposal) String() string {
-	s := "esp"
-	if p.Protocol == isakmp.ProtoAH {
-		s = "ah"
-	}
-	switch p.Encryption {
-	case isakmp.ESPAESCBC:
-		s += fmt.Sprintf("-aes%d", p.EncKeyBits)
-	case isakmp.ESPAESGCM16:
-		s += fmt.Sprintf("-aes%dgcm16", p.EncKeyBits)
-	case isakmp.ESPNull:
-		s += "-null"
-	}
-	if p.Integrity != 0 {
-		s += "-" + integName(p.Integrity)
-	}
-	if p.PFSGroup != 0 {
-		s += "-" + dh.Name(p.PFSGroup)
-	}
-	return s
-}
-
-func integName(v uint16) string {
-	switch v {
-	case isakmp.AuthHMACSHA1:
-		return "sha1"
-	case isakmp.AuthHMACSHA2256:
-		return "sha256"
-	case isakmp.AuthHMACSHA2384:
-		return "sha384"
-	case isakmp.AuthHMACSHA2512:
-		return "sha512"
-	case isakmp.AuthHMACMD5:
-		return "md5"
-	}
-	return fmt.Sprintf("auth%d", v)
 }
 
 func ahTransformID(integ uint16) (uint8, error) {
@@ -223,7 +181,7 @@ func parsePhase1Transform(tr isakmp.Transform) (Phase1Proposal, time.Duration, e
 	if auth != isakmp.AuthPSK {
 		return p, 0, fmt.Errorf("authentication method %d is not pre-shared key (1)", auth)
 	}
-	if err := p.check(); err != nil {
+	if err := checkPhase1(p); err != nil {
 		return p, 0, err
 	}
 	return p, life, nil
@@ -449,7 +407,7 @@ func parsePhase2Transform(protocol uint8, tr isakmp.Transform) (phase2Offer, err
 			return o, fmt.Errorf("AH transform %d does not match authentication algorithm %d", tr.ID, o.p.Integrity)
 		}
 	}
-	if err := o.p.check(); err != nil {
+	if err := checkPhase2(o.p); err != nil {
 		return o, err
 	}
 	return o, nil

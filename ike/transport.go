@@ -2,33 +2,26 @@ package ike
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strings"
-	"syscall"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/vpnlab/vpnlab/ike/sock"
 )
 
 // socket is one bound UDP socket: port 500 (plain IKE) or 4500 (NAT-T, where
 // IKE messages carry the 4-byte non-ESP marker of RFC 3948 section 2.2).
 type socket struct {
-	conn  *net.UDPConn
+	conn  sock.Conn
 	local netip.AddrPort
 	natt  bool
 }
 
 var nonESPMarker = []byte{0, 0, 0, 0}
-
-// PacketSink receives every UDP datagram the engine sends or receives on its
-// IKE and NAT-T sockets, exactly as on the wire (with the non-ESP marker on
-// NAT-T), for pcap capture. It is called from several goroutines.
-type PacketSink interface {
-	Packet(src, dst netip.AddrPort, payload []byte)
-}
 
 // WithPacketSink copies every datagram to s.
 func WithPacketSink(s PacketSink) Option { return func(e *Engine) { e.sink = s } }
@@ -36,34 +29,20 @@ func WithPacketSink(s PacketSink) Option { return func(e *Engine) { e.sink = s }
 // WithSocketMark sets SO_MARK on the engine's UDP sockets, so that policy
 // routing can tell our outside traffic from traffic that must enter the
 // tunnel (transport mode to the peer's own address).
+// It applies to the default binder (kernel UDP sockets) only.
 func WithSocketMark(mark uint32) Option { return func(e *Engine) { e.mark = mark } }
 
-func (e *Engine) listenUDP(ap netip.AddrPort) (*net.UDPConn, error) {
-	lc := net.ListenConfig{}
-	if e.mark != 0 {
-		lc.Control = func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_MARK, int(e.mark))
-			})
-			if err != nil {
-				return err
-			}
-			if serr != nil {
-				return fmt.Errorf("SO_MARK: %w", serr)
-			}
-			return nil
-		}
-	}
-	pc, err := lc.ListenPacket(context.Background(), "udp", ap.String())
-	if err != nil {
-		return nil, err
-	}
-	return pc.(*net.UDPConn), nil
-}
+// WithBinder makes the engine open its sockets through b instead of kernel
+// UDP sockets: a sock.Network runs engines in one process without ports.
+// ESP in UDP on the NAT-T sockets (childsa.NATTDataPath) needs kernel
+// sockets (sock.KernelConn); on others the engine drops it.
+func WithBinder(b sock.Binder) Option { return func(e *Engine) { e.binder = b } }
 
 // bind opens one IKE and one NAT-T socket per distinct local address.
 func (e *Engine) bind() error {
+	if e.binder == nil {
+		e.binder = sock.UDP{Mark: e.mark}
+	}
 	seen := map[netip.Addr]bool{}
 	for _, t := range e.tunnels {
 		a := t.cfg.LocalAddr
@@ -73,7 +52,7 @@ func (e *Engine) bind() error {
 		seen[a] = true
 		for _, p := range []uint16{e.cfg.Ports.IKE, e.cfg.Ports.NATT} {
 			ap := netip.AddrPortFrom(a, p)
-			c, err := e.listenUDP(ap)
+			c, err := e.binder.Open(ap)
 			if err != nil {
 				hint := ""
 				if strings.Contains(err.Error(), "address already in use") {
@@ -83,7 +62,6 @@ func (e *Engine) bind() error {
 				}
 				return fmt.Errorf("bind UDP %s: %w%s", ap, err, hint)
 			}
-			_ = c.SetReadBuffer(1 << 20)
 			s := &socket{conn: c, local: ap, natt: p == e.cfg.Ports.NATT}
 			e.sockets[ap] = s
 			e.log.WithFields(logrus.Fields{"addr": ap.String(), "natt": s.natt}).Info("listening")
@@ -102,15 +80,18 @@ func (e *Engine) closeSockets() {
 // engine loop.
 func (e *Engine) routineReceive(s *socket) {
 	if nd, ok := e.dp.(NATTDataPath); ok && s.natt {
-		nd.ServeNATT(s.conn, s.local, func(from netip.AddrPort, data []byte) {
-			msg := append([]byte(nil), data...)
-			e.post(func() { e.handleDatagramGuarded(s, from, msg) })
-		})
-		return
+		if kc, ok := s.conn.(sock.KernelConn); ok {
+			nd.ServeNATT(kc.Kernel(), s.local, func(from netip.AddrPort, data []byte) {
+				msg := append([]byte(nil), data...)
+				e.post(func() { e.handleDatagramGuarded(s, from, msg) })
+			})
+			return
+		}
+		e.log.WithField("addr", s.local.String()).Warn("the data path carries ESP in UDP only on kernel sockets: ESP on this NAT-T socket is dropped")
 	}
 	buf := make([]byte, 65536)
 	for {
-		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		n, from, err := s.conn.ReadFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -119,7 +100,6 @@ func (e *Engine) routineReceive(s *socket) {
 			continue
 		}
 		data := buf[:n]
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		if e.sink != nil {
 			e.sink.Packet(from, s.local, data)
 		}
@@ -156,6 +136,5 @@ func (e *Engine) send(local, remote netip.AddrPort, msg []byte) error {
 	if e.sink != nil {
 		e.sink.Packet(local, remote, out)
 	}
-	_, err := s.conn.WriteToUDPAddrPort(out, remote)
-	return err
+	return s.conn.WriteTo(out, remote)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vpnlab/vpnlab/dpd"
+	"github.com/vpnlab/vpnlab/ike/auth"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
@@ -18,9 +19,10 @@ var timeNow = time.Now
 // tunnel owns one configured peering: its current ISAKMP SA, the IPsec SA
 // pairs negotiated on it, and the AWS-style states reported for it.
 type tunnel struct {
-	e   *Engine
-	cfg *TunnelConfig
-	log logrus.FieldLogger
+	e    *Engine
+	cfg  *TunnelConfig
+	log  logrus.FieldLogger
+	auth auth.Authenticator // phase 1 authentication (the pre-shared key)
 
 	sa       *ikeSA     // current ISAKMP SA (negotiating or established)
 	children []*childSA // installed pairs, oldest first
@@ -64,7 +66,7 @@ type childSA struct {
 
 func newTunnel(e *Engine, cfg *TunnelConfig) *tunnel {
 	now := timeNow()
-	return &tunnel{e: e, cfg: cfg, log: e.log.WithField("tunnel", cfg.Name),
+	return &tunnel{e: e, cfg: cfg, log: e.log.WithField("tunnel", cfg.Name), auth: auth.NewPSK(cfg.PSK),
 		phase1State: "Down", phase2State: "Down", lastChange: now, upDown: "DOWN", lastStatusChange: now}
 }
 
@@ -191,7 +193,7 @@ func (sa *ikeSA) establish(initialContact bool) {
 	}
 	sa.dhKey = nil
 	t.counters.Phase1Established++
-	t.counters.Exchanges.ofMode(sa.exchange).Completed++
+	modeCounters(&t.counters.Exchanges, sa.exchange).Completed++
 	old := t.sa
 	t.sa = sa
 	t.lastError = ""
@@ -289,7 +291,7 @@ func (sa *ikeSA) fail(reason string, tellPeer bool) {
 	if sa.t != nil {
 		sa.t.setError(reason)
 		if sa.state != stateEstablished && sa.state != stateDeleted {
-			sa.t.counters.Exchanges.ofMode(sa.exchange).Failed++
+			modeCounters(&sa.t.counters.Exchanges, sa.exchange).Failed++
 		}
 	}
 	sa.delete(reason, tellPeer)
@@ -603,7 +605,6 @@ func (t *tunnel) status() TunnelStatus {
 			InboundSPI: fmt.Sprintf("%08x", c.pair.Inbound.SPI), OutboundSPI: fmt.Sprintf("%08x", c.pair.Outbound.SPI),
 			Proposal: c.proposal.String(), LocalTS: c.pair.LocalTS.String(), RemoteTS: c.pair.RemoteTS.String(),
 			Established: c.established, Expires: c.expires, RekeyAt: c.rekeyAt,
-			protocol: c.pair.Inbound.Protocol, inboundSPI: c.pair.Inbound.SPI,
 		})
 	}
 	return st

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/vpnlab/vpnlab/control"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/internal/strongswan"
 )
 
@@ -222,7 +222,7 @@ func waitOurDown(t *testing.T, g *gateway) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	cl := control.Dial(g.control)
-	var last ike.TunnelStatus
+	var last status.Tunnel
 	for {
 		if tu, err := cl.Tunnel(ctx, tunnelName); err == nil {
 			last = tu

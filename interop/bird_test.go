@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/vpnlab/vpnlab/control"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/internal/bird"
 	"github.com/vpnlab/vpnlab/internal/strongswan"
 )
@@ -314,7 +314,7 @@ func TestStrongSwanBIRDCustomerGateway(t *testing.T) {
 	}
 	for _, tu := range tunnels {
 		name := fmt.Sprintf("tunnel%d", tu.n)
-		i := slices.IndexFunc(st.Tunnels, func(x ike.TunnelStatus) bool { return x.Name == name })
+		i := slices.IndexFunc(st.Tunnels, func(x status.Tunnel) bool { return x.Name == name })
 		if i < 0 {
 			t.Fatalf("our vgw has no %s: %+v", name, st.Tunnels)
 		}

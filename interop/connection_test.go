@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/vpnlab/vpnlab/control"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/internal/netlab"
 )
 
@@ -209,7 +209,7 @@ func waitTunnels(t *testing.T, g *gateway, d time.Duration, names ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cl := control.Dial(g.control)
-	var last ike.Status
+	var last status.Snapshot
 	for {
 		if st, err := cl.Status(ctx); err == nil {
 			last = st
@@ -554,12 +554,12 @@ func TestConnectionDPDActions(t *testing.T) {
 }
 
 // waitDPD waits until the tunnel's dpd_state is want.
-func waitDPD(t *testing.T, g *gateway, tunnel, want string, d time.Duration) ike.TunnelStatus {
+func waitDPD(t *testing.T, g *gateway, tunnel, want string, d time.Duration) status.Tunnel {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cl := control.Dial(g.control)
-	var last ike.TunnelStatus
+	var last status.Tunnel
 	for {
 		if st, err := cl.Tunnel(ctx, tunnel); err == nil {
 			last = st

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/vpnlab/vpnlab/control"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/internal/libreswan"
 	"github.com/vpnlab/vpnlab/internal/netlab"
 )
@@ -148,7 +148,7 @@ func TestExportedLibreswanIKE(t *testing.T) {
 func waitVGWPhase1(ctx context.Context, t *testing.T, vg *gateway, name, proposal string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	var last ike.TunnelStatus
+	var last status.Tunnel
 	for {
 		if st, err := control.Dial(vg.control).Status(ctx); err == nil {
 			for _, ts := range st.Tunnels {

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/vpnlab/vpnlab/control"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/internal/netlab"
 	"github.com/vpnlab/vpnlab/internal/strongswan"
 )
@@ -418,11 +418,11 @@ func checkOurSide(t *testing.T, g *gateway, child strongswan.ChildSA) {
 	defer cancel()
 	cl := control.Dial(g.control)
 	var (
-		last ike.TunnelStatus
+		last status.Tunnel
 		err  error
 	)
 	for {
-		var st ike.Status
+		var st status.Snapshot
 		st, err = cl.Status(ctx)
 		if err == nil {
 			for _, tu := range st.Tunnels {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/vpnlab/vpnlab/control"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/internal/netlab"
 	"github.com/vpnlab/vpnlab/internal/strongswan"
 )
@@ -82,12 +82,12 @@ func (e *env) startOurGateways(vgwBin, cgwBin, p2, extra, cgwTop string) (cg, vg
 }
 
 // waitOurUp waits until our gateway reports phase 2 Established.
-func waitOurUp(t *testing.T, g *gateway) ike.TunnelStatus {
+func waitOurUp(t *testing.T, g *gateway) status.Tunnel {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
 	defer cancel()
 	cl := control.Dial(g.control)
-	var last ike.TunnelStatus
+	var last status.Tunnel
 	for {
 		if tu, err := cl.Tunnel(ctx, tunnelName); err == nil {
 			last = tu

@@ -31,6 +31,8 @@ import (
 	"github.com/vpnlab/vpnlab/capture"
 	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/keylog"
 )
 
@@ -39,7 +41,7 @@ const (
 	wsTimeout = 10 * time.Second
 )
 
-var wsPSK = ike.Secret("wireshark.test_psk1")
+var wsPSK = policy.Secret("wireshark.test_psk1")
 
 type wsScenario struct {
 	nat        bool // cgw -> relay (127.A.B.3 / .4) -> vgw: IKE floats to 4500
@@ -73,13 +75,13 @@ func wsRequirements(t *testing.T) string {
 // wsAddrs picks 127.A.B.1 (cgw), .2 (vgw) and, with NAT, .3/.4 (relay) such
 // that every needed socket can be bound; ports are 500/4500 unless they are
 // taken (e.g. by a charon on the wildcard address), then random high ports.
-func wsAddrs(t *testing.T, nat bool) (addrs [4]netip.Addr, ports ike.Ports) {
+func wsAddrs(t *testing.T, nat bool) (addrs [4]netip.Addr, ports policy.Ports) {
 	t.Helper()
 	n := 2
 	if nat {
 		n = 4
 	}
-	try := func(ports ike.Ports) bool {
+	try := func(ports policy.Ports) bool {
 		x, y := byte(rand.IntN(250)+1), byte(rand.IntN(250)+1)
 		for i := range addrs {
 			addrs[i] = netip.AddrFrom4([4]byte{127, x, y, byte(i + 1)})
@@ -102,13 +104,13 @@ func wsAddrs(t *testing.T, nat bool) (addrs [4]netip.Addr, ports ike.Ports) {
 		return true
 	}
 	for i := 0; i < 5; i++ {
-		if try(ike.DefaultPorts) {
-			return addrs, ike.DefaultPorts
+		if try(policy.DefaultPorts) {
+			return addrs, policy.DefaultPorts
 		}
 	}
 	for i := 0; i < 20; i++ {
 		p := uint16(20000 + rand.IntN(20000))
-		ports = ike.Ports{IKE: p, NATT: p + 1}
+		ports = policy.Ports{IKE: p, NATT: p + 1}
 		if try(ports) {
 			t.Logf("UDP 500/4500 not available on loopback: using %d/%d (tshark gets Decode As options)", ports.IKE, ports.NATT)
 			return addrs, ports
@@ -126,7 +128,7 @@ type wsGateway struct {
 	keys   *keylog.Writer
 	pcapF  string
 	keysF  string
-	events <-chan ike.Event
+	events <-chan status.Event
 	logs   *wsLogBuffer
 	cancel context.CancelFunc
 	done   chan error
@@ -149,7 +151,7 @@ func (l *wsLogBuffer) String() string {
 	return l.b.String()
 }
 
-func wsStart(t *testing.T, dir, name string, cfg ike.Config) *wsGateway {
+func wsStart(t *testing.T, dir, name string, cfg policy.Config) *wsGateway {
 	t.Helper()
 	g := &wsGateway{name: name, logs: &wsLogBuffer{}, done: make(chan error, 1),
 		pcapF: filepath.Join(dir, name+".pcap"), keysF: filepath.Join(dir, name+".keys")}
@@ -205,7 +207,7 @@ func (g *wsGateway) stop(t *testing.T) {
 	}
 }
 
-func (g *wsGateway) wait(t *testing.T, typ string) ike.Event {
+func (g *wsGateway) wait(t *testing.T, typ string) status.Event {
 	t.Helper()
 	timeout := time.After(wsTimeout)
 	for {
@@ -225,7 +227,7 @@ func (g *wsGateway) wait(t *testing.T, typ string) ike.Event {
 
 // wsRelay forwards UDP like a NAT: the cgw talks to cgwSide, the vgw sees
 // the cgw's packets coming from vgwSide (ports unchanged).
-func wsRelay(t *testing.T, cgwSide, vgwSide, cgwAddr, vgwAddr netip.Addr, ports ike.Ports) {
+func wsRelay(t *testing.T, cgwSide, vgwSide, cgwAddr, vgwAddr netip.Addr, ports policy.Ports) {
 	t.Helper()
 	var conns []*net.UDPConn
 	var wg sync.WaitGroup
@@ -263,15 +265,15 @@ func wsRelay(t *testing.T, cgwSide, vgwSide, cgwAddr, vgwAddr netip.Addr, ports 
 	})
 }
 
-func wsTunnelConfig(local, remote netip.Addr, ports ike.Ports) ike.TunnelConfig {
-	return ike.TunnelConfig{
+func wsTunnelConfig(local, remote netip.Addr, ports policy.Ports) policy.Tunnel {
+	return policy.Tunnel{
 		Name: wsTunnel, LocalAddr: local, RemoteAddr: remote, PSK: wsPSK, RemotePorts: ports,
-		Phase1: ike.Phase1Policy{
-			Proposals: []ike.Phase1Proposal{{EncKeyBits: 128, Hash: crypto.SHA256, DHGroup: 14}},
+		Phase1: policy.Phase1{
+			Proposals: []policy.Phase1Proposal{{EncKeyBits: 128, Hash: crypto.SHA256, DHGroup: 14}},
 			Lifetime:  28800 * time.Second,
 		},
-		Phase2: ike.Phase2Policy{
-			Proposals: []ike.Phase2Proposal{{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 128,
+		Phase2: policy.Phase2{
+			Proposals: []policy.Phase2Proposal{{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 128,
 				Integrity: isakmp.AuthHMACSHA2256, PFSGroup: 14}},
 			Lifetime: 3600 * time.Second,
 			LocalTS:  netip.MustParsePrefix("10.10.0.0/16"),
@@ -299,12 +301,12 @@ func wsRun(t *testing.T, sc wsScenario) {
 	vt.Phase1.AllowAggressive = sc.aggressive
 	ct := wsTunnelConfig(c, cgwPeer, ports)
 	ct.RemoteID = v
-	ct.StartupAction = ike.StartupStart
+	ct.StartupAction = policy.StartupStart
 	if sc.aggressive {
-		ct.Phase1.Exchange = ike.AggressiveMode
+		ct.Phase1.Exchange = policy.AggressiveMode
 	}
-	fast := func(tc ike.TunnelConfig) ike.Config {
-		return ike.Config{Tunnels: []ike.TunnelConfig{tc}, Ports: ports,
+	fast := func(tc policy.Tunnel) policy.Config {
+		return policy.Config{Tunnels: []policy.Tunnel{tc}, Ports: ports,
 			RetransmitTimeout: 2 * time.Second, RetransmitBase: 1.5, RetransmitTries: 3}
 	}
 	vgw := wsStart(t, dir, "vgw", fast(vt))
@@ -338,7 +340,7 @@ func wsRun(t *testing.T, sc wsScenario) {
 	}
 
 	var decodeAs []string
-	if ports != ike.DefaultPorts {
+	if ports != policy.DefaultPorts {
 		decodeAs = []string{"-d", fmt.Sprintf("udp.port==%d,isakmp", ports.IKE), "-d", fmt.Sprintf("udp.port==%d,udpencap", ports.NATT)}
 	}
 	for _, g := range []*wsGateway{cgw, vgw} {
@@ -419,7 +421,7 @@ const wsISAKMP = "\nInternet Security Association and Key Management Protocol\n"
 // checksums the capture writer computed (a wrong one is an expert error).
 var wsTsharkChecks = []string{"-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE"}
 
-func wsCheckCapture(t *testing.T, tshark, pcap, keys string, decodeAs []string, written int, sc wsScenario, ports ike.Ports) {
+func wsCheckCapture(t *testing.T, tshark, pcap, keys string, decodeAs []string, written int, sc wsScenario, ports policy.Ports) {
 	opts, err := keylog.TsharkOptions(keys)
 	if err != nil {
 		t.Fatal(err)

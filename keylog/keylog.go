@@ -1,5 +1,5 @@
 // Package keylog is the opt-in export of IKEv1 and ESP keys for Wireshark
-// (ike.KeyLogger). It writes one text file whose record lines are Wireshark
+// (status.KeyLogger). It writes one text file whose record lines are Wireshark
 // UAT records prefixed with their table name:
 //
 //	ikev1_decryption_table:<icookie hex>,<encryption key hex>
@@ -25,8 +25,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/status"
 )
 
 // UAT table names (Wireshark 4.0: packet-isakmp.c and packet-ipsec.c).
@@ -35,7 +36,7 @@ const (
 	TableESP   = "esp_sa"
 )
 
-// Writer appends key records to a key log file. It implements ike.KeyLogger
+// Writer appends key records to a key log file. It implements status.KeyLogger
 // and is safe for concurrent use. Write errors are kept and returned by Err
 // and Close (the KeyLogger methods have no error result).
 type Writer struct {
@@ -46,7 +47,7 @@ type Writer struct {
 	now  func() time.Time
 }
 
-var _ ike.KeyLogger = (*Writer)(nil)
+var _ status.KeyLogger = (*Writer)(nil)
 
 const fileHeader = `# vpnlab key log for Wireshark - SECRET: contains session keys of live SAs.
 # Record lines are "<uat table>:<record>", i.e. the text after "-o uat:" on a
@@ -105,7 +106,7 @@ func (w *Writer) IKEv1Keys(icookie [8]byte, encKey []byte) {
 // pair.Remote, the inbound one from pair.Remote to pair.Local. Only ESP SAs
 // are recorded (Wireshark's AH dissector needs no keys); an algorithm that
 // Wireshark does not know gets a comment instead of a record.
-func (w *Writer) ChildKeys(pair ike.ChildSAPair) {
+func (w *Writer) ChildKeys(pair childsa.Pair) {
 	var b strings.Builder
 	encap := ""
 	if pair.UDPEncap {
@@ -200,7 +201,7 @@ func hexKey(k []byte) string {
 	return "0x" + hex.EncodeToString(k)
 }
 
-func espRecord(sa ike.ChildSA, src, dst netip.Addr, dir string) string {
+func espRecord(sa childsa.SA, src, dst netip.Addr, dir string) string {
 	if sa.Protocol != isakmp.ProtoESP {
 		return fmt.Sprintf("# %s SPI 0x%08x protocol %d: not ESP, no record\n", dir, sa.SPI, sa.Protocol)
 	}

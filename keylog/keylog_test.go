@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
@@ -84,19 +84,19 @@ func readLabKeys(t *testing.T) labKeys {
 	return k
 }
 
-func espSA(spi uint32, enc, auth []byte) ike.ChildSA {
-	return ike.ChildSA{SPI: spi, Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKey: enc,
+func espSA(spi uint32, enc, auth []byte) childsa.SA {
+	return childsa.SA{SPI: spi, Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKey: enc,
 		Integrity: isakmp.AuthHMACSHA2256, IntegKey: auth}
 }
 
 // cgwPair is the SA pair as the cgw's engine would hand it over (addresses
 // as seen on the public side of the NAT).
-func cgwPair(k labKeys) ike.ChildSAPair {
-	return ike.ChildSAPair{
+func cgwPair(k labKeys) childsa.Pair {
+	return childsa.Pair{
 		Tunnel:   "tunnel1",
 		Outbound: espSA(k.spiOut, k.encOut, k.authOut),
 		Inbound:  espSA(k.spiIn, k.encIn, k.authIn),
-		Mode:     ike.ModeTunnel,
+		Mode:     childsa.ModeTunnel,
 		UDPEncap: true,
 		Local:    netip.MustParseAddrPort(cgwPublic + ":4500"),
 		Remote:   netip.MustParseAddrPort(vgwPublic + ":4500"),
@@ -106,7 +106,7 @@ func cgwPair(k labKeys) ike.ChildSAPair {
 }
 
 // vgwPair is the same pair from the vgw's side.
-func vgwPair(k labKeys) ike.ChildSAPair {
+func vgwPair(k labKeys) childsa.Pair {
 	p := cgwPair(k)
 	p.Inbound, p.Outbound = p.Outbound, p.Inbound
 	p.Local, p.Remote = p.Remote, p.Local
@@ -184,22 +184,22 @@ func TestAlgorithmsAndEdgeCases(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keys.log")
 	key := bytes.Repeat([]byte{0xab}, 20)
 	writeLog(t, path, func(w *Writer) {
-		w.ChildKeys(ike.ChildSAPair{
+		w.ChildKeys(childsa.Pair{
 			Tunnel:   "t\nx", // must not break the comment line
-			Inbound:  ike.ChildSA{SPI: 0x1001, Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESGCM16, EncKey: key},
-			Outbound: ike.ChildSA{SPI: 0x1002, Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPNull, Integrity: isakmp.AuthHMACSHA1, IntegKey: key},
+			Inbound:  childsa.SA{SPI: 0x1001, Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESGCM16, EncKey: key},
+			Outbound: childsa.SA{SPI: 0x1002, Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPNull, Integrity: isakmp.AuthHMACSHA1, IntegKey: key},
 			Local:    netip.MustParseAddrPort("[2001:db8::1]:500"),
 			Remote:   netip.MustParseAddrPort("[2001:db8::2]:500"),
 		})
-		w.ChildKeys(ike.ChildSAPair{
-			Inbound:  ike.ChildSA{SPI: 0x2001, Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKey: key, Integrity: isakmp.AuthHMACSHA2512, IntegKey: key},
-			Outbound: ike.ChildSA{SPI: 0x2002, Protocol: isakmp.ProtoESP, Encryption: 99, EncKey: key},
+		w.ChildKeys(childsa.Pair{
+			Inbound:  childsa.SA{SPI: 0x2001, Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKey: key, Integrity: isakmp.AuthHMACSHA2512, IntegKey: key},
+			Outbound: childsa.SA{SPI: 0x2002, Protocol: isakmp.ProtoESP, Encryption: 99, EncKey: key},
 			Local:    netip.MustParseAddrPort("[::ffff:192.0.2.1]:4500"), // mapped: logged as IPv4
 			Remote:   netip.AddrPort{},                                   // unknown: wildcard
 		})
-		w.ChildKeys(ike.ChildSAPair{
-			Inbound:  ike.ChildSA{SPI: 0x3001, Protocol: isakmp.ProtoAH, Integrity: isakmp.AuthHMACSHA2384, IntegKey: key},
-			Outbound: ike.ChildSA{SPI: 0x3002, Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKey: key, Integrity: isakmp.AuthHMACSHA2384, IntegKey: key},
+		w.ChildKeys(childsa.Pair{
+			Inbound:  childsa.SA{SPI: 0x3001, Protocol: isakmp.ProtoAH, Integrity: isakmp.AuthHMACSHA2384, IntegKey: key},
+			Outbound: childsa.SA{SPI: 0x3002, Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKey: key, Integrity: isakmp.AuthHMACSHA2384, IntegKey: key},
 			Local:    netip.MustParseAddrPort("192.0.2.1:500"),
 			Remote:   netip.MustParseAddrPort("192.0.2.2:500"),
 		})
@@ -506,9 +506,9 @@ func TestTsharkAcceptsAllAlgorithmNames(t *testing.T) {
 		for enc := range espEncryptionNames {
 			for integ := range espAuthenticationNames {
 				spi++
-				sa := ike.ChildSA{SPI: spi, Protocol: isakmp.ProtoESP, Encryption: enc, EncKey: bytes.Repeat([]byte{1}, keyLen[enc]),
+				sa := childsa.SA{SPI: spi, Protocol: isakmp.ProtoESP, Encryption: enc, EncKey: bytes.Repeat([]byte{1}, keyLen[enc]),
 					Integrity: integ, IntegKey: bytes.Repeat([]byte{2}, 32)}
-				w.ChildKeys(ike.ChildSAPair{Inbound: sa, Outbound: sa,
+				w.ChildKeys(childsa.Pair{Inbound: sa, Outbound: sa,
 					Local: netip.MustParseAddrPort("192.0.2.1:4500"), Remote: netip.MustParseAddrPort("192.0.2.2:4500")})
 			}
 		}

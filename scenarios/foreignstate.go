@@ -8,7 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/internal/bird"
 	"github.com/vpnlab/vpnlab/internal/strongswan"
 	"github.com/vpnlab/vpnlab/scenarios/report"
@@ -26,20 +27,20 @@ const foreignPoll = 300 * time.Millisecond
 // foreignState is one poll's result.
 type foreignState struct {
 	at      time.Time
-	status  *ike.Status
+	status  *status.Snapshot
 	routing *routingView
 }
 
 // foreignTunnelKey is what the events compare between two polls.
 type foreignTunnelKey struct {
 	phase1, bgp, status string
-	ikeSPIs             string                  // the current IKE_SA's
-	children            map[string]ike.SAStatus // by inbound SPI
+	ikeSPIs             string               // the current IKE_SA's
+	children            map[string]status.SA // by inbound SPI
 }
 
 // poll returns the gateway's state, polling the daemons unless the last
 // poll is recent, and the events since the last poll.
-func (f *foreignCGW) poll(ctx context.Context) (*ike.Status, *routingView, []report.Event) {
+func (f *foreignCGW) poll(ctx context.Context) (*status.Snapshot, *routingView, []report.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.last != nil && time.Since(f.last.at) < foreignPoll {
@@ -62,7 +63,7 @@ func (f *foreignCGW) poll(ctx context.Context) (*ike.Status, *routingView, []rep
 	if f.frr != nil {
 		frrSessions = f.frr.sessions(ctx)
 	}
-	st := &ike.Status{}
+	st := &status.Snapshot{}
 	keys := map[string]foreignTunnelKey{}
 	for _, tn := range f.tunnels {
 		c := f.charons[tn]
@@ -95,7 +96,7 @@ func (f *foreignCGW) poll(ctx context.Context) (*ike.Status, *routingView, []rep
 			ts.StatusMessage = "IPSEC IS UP, BGP IS " + strings.ToUpper(ts.BGPState)
 		}
 		st.Tunnels = append(st.Tunnels, ts)
-		k := foreignTunnelKey{phase1: ts.Phase1State, bgp: ts.BGPState, status: ts.Status, ikeSPIs: ts.ICookie + "/" + ts.RCookie, children: map[string]ike.SAStatus{}}
+		k := foreignTunnelKey{phase1: ts.Phase1State, bgp: ts.BGPState, status: ts.Status, ikeSPIs: ts.ICookie + "/" + ts.RCookie, children: map[string]status.SA{}}
 		for _, sa := range ts.SAs {
 			k.children[sa.InboundSPI] = sa
 		}
@@ -122,7 +123,7 @@ func (f *foreignCGW) poll(ctx context.Context) (*ike.Status, *routingView, []rep
 }
 
 // lastTunnel is the tunnel's status from the last poll, or nil.
-func (f *foreignCGW) lastTunnel(tn string) *ike.TunnelStatus {
+func (f *foreignCGW) lastTunnel(tn string) *status.Tunnel {
 	if f.last == nil || f.last.status == nil {
 		return nil
 	}
@@ -136,8 +137,8 @@ func (f *foreignCGW) lastTunnel(tn string) *ike.TunnelStatus {
 
 // foreignTunnelStatus is a tunnel's status from its charon's IKE_SAs (the
 // connection is named as the tunnel).
-func foreignTunnelStatus(tn string, sas []strongswan.IKESA, err error) ike.TunnelStatus {
-	ts := ike.TunnelStatus{Name: tn, Phase1State: "Down", Phase2State: "Down", DPDState: "off", SAs: []ike.SAStatus{}}
+func foreignTunnelStatus(tn string, sas []strongswan.IKESA, err error) status.Tunnel {
+	ts := status.Tunnel{Name: tn, Phase1State: "Down", Phase2State: "Down", DPDState: "off", SAs: []status.SA{}}
 	if err != nil {
 		ts.LastError = err.Error()
 	}
@@ -193,16 +194,16 @@ func rank(state string) int {
 	return 0
 }
 
-func foreignSA(ch strongswan.ChildSA) ike.SAStatus {
+func foreignSA(ch strongswan.ChildSA) status.SA {
 	est := time.Now()
 	if s, err := strconv.Atoi(ch.Raw["install-time"]); err == nil {
 		est = est.Add(-time.Duration(s) * time.Second)
 	}
-	return ike.SAStatus{
+	return status.SA{
 		Protocol: strings.ToLower(ch.Protocol), Mode: strings.ToLower(ch.Mode), UDPEncap: ch.Encap,
 		InboundSPI: ch.SPIIn, OutboundSPI: ch.SPIOut, Proposal: ch.Proposal(),
 		LocalTS: strings.Join(ch.LocalTS, ","), RemoteTS: strings.Join(ch.RemoteTS, ","), Established: est,
-		Counters: &ike.SACounters{PacketsIn: ch.PacketsIn, BytesIn: ch.BytesIn, PacketsOut: ch.PacketsOut, BytesOut: ch.BytesOut},
+		Counters: &childsa.Counters{PacketsIn: ch.PacketsIn, BytesIn: ch.BytesIn, PacketsOut: ch.PacketsOut, BytesOut: ch.BytesOut},
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/internal/bird"
 	"github.com/vpnlab/vpnlab/internal/strongswan"
 )
@@ -58,9 +58,9 @@ func TestForeignTunnelStatus(t *testing.T) {
 // TestForeignEvents: two polls compared give the events, marked foreign.
 func TestForeignEvents(t *testing.T) {
 	k := func(p1, bgp, st, spis string, children ...string) foreignTunnelKey {
-		m := foreignTunnelKey{phase1: p1, bgp: bgp, status: st, ikeSPIs: spis, children: map[string]ike.SAStatus{}}
+		m := foreignTunnelKey{phase1: p1, bgp: bgp, status: st, ikeSPIs: spis, children: map[string]status.SA{}}
 		for _, c := range children {
-			m.children[c] = ike.SAStatus{InboundSPI: c}
+			m.children[c] = status.SA{InboundSPI: c}
 		}
 		return m
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/vpnlab/vpnlab/control"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/internal/netlab"
 )
 
@@ -147,7 +147,7 @@ func (g *gwProc) client() *control.Client {
 // followEvents reads the gateway's event file as it grows (across
 // restarts: the file is appended to) and hands each event to add, until
 // ctx ends; then it reads what is left once more.
-func followEvents(ctx context.Context, path string, add func(ike.Event)) {
+func followEvents(ctx context.Context, path string, add func(status.Event)) {
 	var f *os.File
 	var r *bufio.Reader
 	var partial []byte
@@ -173,7 +173,7 @@ func followEvents(ctx context.Context, path string, add func(ike.Event)) {
 				line = append(partial, line...)
 				partial = nil
 			}
-			var ev ike.Event
+			var ev status.Event
 			if json.Unmarshal(line, &ev) == nil {
 				add(ev)
 			}

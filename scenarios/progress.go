@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/scenarios/report"
 )
 
@@ -80,7 +80,7 @@ func (p *progress) stepDone(rs report.Step) {
 
 // event prints a line for the events a person follows (report.Interesting
 // decides: tunnels, DPD verdicts, BGP sessions, route moves, errors).
-func (p *progress) event(gw string, ev ike.Event) {
+func (p *progress) event(gw string, ev status.Event) {
 	if p == nil {
 		return
 	}

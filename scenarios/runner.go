@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/internal/netlab"
 	"github.com/vpnlab/vpnlab/internal/strongswan"
 	"github.com/vpnlab/vpnlab/internal/traffic"
@@ -182,7 +182,7 @@ func (ru *runner) setup(ctx context.Context) error {
 	for name, g := range ru.gw {
 		name := name
 		go func() {
-			followEvents(bg, g.files.Events, func(ev ike.Event) {
+			followEvents(bg, g.files.Events, func(ev status.Event) {
 				ru.w.addEvent(report.Event{Time: ev.Time, Source: name, Tunnel: ev.Tunnel, Type: ev.Type, Detail: ev.Detail})
 				ru.prog.event(name, ev)
 			})

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/impair"
 )
 
 // stepActions are the actions a step can have, exactly one each.
@@ -177,7 +177,7 @@ func (c *stepChecker) ikeImpair(st *Step, what string) {
 		c.el.add(st.Line, "%s: spec is required (e.g. drop:main:3; none clears)", what)
 	}
 	for j, sp := range st.IKEImpair.Spec.Items {
-		imp, err := ike.ParseImpairment(sp)
+		imp, err := impair.Parse(sp)
 		if err != nil {
 			c.el.add(st.IKEImpair.Spec.Lines[j], "%s: %v", what, err)
 		} else if imp.Tunnel != "" && c.p.tunnel(imp.Tunnel) == nil {

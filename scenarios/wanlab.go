@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/internal/traffic"
 	"github.com/vpnlab/vpnlab/internal/wanem"
 )
@@ -244,7 +244,7 @@ func init() {
 }
 
 // sizeField reads the size counters summed over the tunnel's SA pairs.
-func sizeField(t *ike.TunnelStatus, field string) (string, bool) {
+func sizeField(t *status.Tunnel, field string) (string, bool) {
 	var n uint64
 	for i := range t.SAs {
 		c := t.SAs[i].Counters

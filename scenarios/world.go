@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/vpnlab/vpnlab/control"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/internal/traffic"
 	"github.com/vpnlab/vpnlab/scenarios/report"
 )
@@ -79,7 +79,7 @@ type world struct {
 
 	mu      sync.Mutex
 	events  []report.Event
-	status  map[string]*ike.Status
+	status  map[string]*status.Snapshot
 	routing map[string]*routingView
 	flows   map[string]*flowState
 	order   []string       // flow names in start order
@@ -95,7 +95,7 @@ type flowState struct {
 }
 
 func newWorld(gws map[string]*gwProc) *world {
-	return &world{start: time.Now(), gws: gws, status: map[string]*ike.Status{}, routing: map[string]*routingView{}, flows: map[string]*flowState{}}
+	return &world{start: time.Now(), gws: gws, status: map[string]*status.Snapshot{}, routing: map[string]*routingView{}, flows: map[string]*flowState{}}
 }
 
 // addEvent records an event (gateway events carry their own time).
@@ -125,7 +125,7 @@ func (w *world) refresh(ctx context.Context) {
 		return // keep what was seen last: a dead context is not a stopped gateway
 	}
 	for name, g := range w.gws {
-		var st *ike.Status
+		var st *status.Snapshot
 		var rv *routingView
 		if g.foreign != nil {
 			var evs []report.Event
@@ -146,7 +146,7 @@ func (w *world) refresh(ctx context.Context) {
 // store records a gateway's state. A query that failed (ok false: the
 // step's time ran out during the request, or the gateway was slow under
 // load) is not an answer: what was seen last stays, instead of "no route".
-func (w *world) store(name string, st *ike.Status, rv *routingView, ok bool) {
+func (w *world) store(name string, st *status.Snapshot, rv *routingView, ok bool) {
 	if !ok {
 		return
 	}
@@ -158,7 +158,7 @@ func (w *world) store(name string, st *ike.Status, rv *routingView, ok bool) {
 // queryGateway asks a running gateway for its status and routing; ok is
 // false when a request failed (a gateway without routing answers 404 for
 // its routing: rv nil, ok true).
-func queryGateway(ctx context.Context, c *control.Client) (st *ike.Status, rv *routingView, ok bool) {
+func queryGateway(ctx context.Context, c *control.Client) (st *status.Snapshot, rv *routingView, ok bool) {
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	s, err := c.Status(cctx)
@@ -179,7 +179,7 @@ func queryGateway(ctx context.Context, c *control.Client) (st *ike.Status, rv *r
 	return &s, &v, true
 }
 
-func (w *world) tunnelStatus(gw, tunnel string) *ike.TunnelStatus {
+func (w *world) tunnelStatus(gw, tunnel string) *status.Tunnel {
 	st := w.status[gw]
 	if st == nil {
 		return nil
@@ -193,14 +193,14 @@ func (w *world) tunnelStatus(gw, tunnel string) *ike.TunnelStatus {
 }
 
 // tunnelField reads one field of a tunnel's status as text.
-func tunnelField(t *ike.TunnelStatus, field string) string {
+func tunnelField(t *status.Tunnel, field string) string {
 	if t == nil {
 		return "(gateway not running)"
 	}
 	if v, ok := sizeField(t, field); ok {
 		return v
 	}
-	var newest *ike.SAStatus
+	var newest *status.SA
 	var pin, pout uint64
 	var cpin, cpout, cbin, cbout, bin, bout uint64 // control share, bytes of the current pairs
 	for i := range t.SAs {
@@ -215,7 +215,7 @@ func tunnelField(t *ike.TunnelStatus, field string) string {
 			bin, bout = bin+c.BytesIn, bout+c.BytesOut
 		}
 	}
-	sa := func(f func(*ike.SAStatus) string) string {
+	sa := func(f func(*status.SA) string) string {
 		if newest == nil {
 			return "(no SA)"
 		}
@@ -234,13 +234,13 @@ func tunnelField(t *ike.TunnelStatus, field string) string {
 	case "proposal":
 		return t.Proposal
 	case "ipsec_proposal":
-		return sa(func(s *ike.SAStatus) string { return s.Proposal })
+		return sa(func(s *status.SA) string { return s.Proposal })
 	case "protocol":
-		return sa(func(s *ike.SAStatus) string { return s.Protocol })
+		return sa(func(s *status.SA) string { return s.Protocol })
 	case "mode":
-		return sa(func(s *ike.SAStatus) string { return s.Mode })
+		return sa(func(s *status.SA) string { return s.Mode })
 	case "udp_encap":
-		return sa(func(s *ike.SAStatus) string { return strconv.FormatBool(s.UDPEncap) })
+		return sa(func(s *status.SA) string { return strconv.FormatBool(s.UDPEncap) })
 	case "nat":
 		return strconv.FormatBool(t.NATDetected)
 	case "exchange":
@@ -297,7 +297,7 @@ func tunnelField(t *ike.TunnelStatus, field string) string {
 	return "(unknown field)"
 }
 
-func engineCounter(st *ike.Status, name string) string {
+func engineCounter(st *status.Snapshot, name string) string {
 	if st == nil {
 		return "(gateway not running)"
 	}

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/control"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/scenarios/report"
 )
 
@@ -28,7 +29,7 @@ func TestWaitKeepsLastSeenRouteWhenAQueryFails(t *testing.T) {
 	hang := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(ike.Status{})
+		_ = json.NewEncoder(w).Encode(status.Snapshot{})
 	})
 	mux.HandleFunc("GET /v1/routing", func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -127,8 +128,8 @@ func TestEventCountSinceAStep(t *testing.T) {
 // user_* leave out the link-local (BGP) share the data path counts apart.
 func TestUserTrafficFields(t *testing.T) {
 	w := newWorld(nil)
-	c := &ike.SACounters{PacketsOut: 10, BytesOut: 1000, ControlPacketsOut: 4, ControlBytesOut: 200, PacketsIn: 3, ControlPacketsIn: 3}
-	w.store("cgw", &ike.Status{Tunnels: []ike.TunnelStatus{{Name: "tunnel2", SAs: []ike.SAStatus{{Counters: c}}}}}, nil, true)
+	c := &childsa.Counters{PacketsOut: 10, BytesOut: 1000, ControlPacketsOut: 4, ControlBytesOut: 200, PacketsIn: 3, ControlPacketsIn: 3}
+	w.store("cgw", &status.Snapshot{Tunnels: []status.Tunnel{{Name: "tunnel2", SAs: []status.SA{{Counters: c}}}}}, nil, true)
 	for cond, want := range map[string]bool{
 		"cgw tunnel2 user_packets_out == 6": true, "cgw tunnel2 user_data_out == 800": true,
 		"cgw tunnel2 user_packets_in == 0": true, "cgw tunnel2 control_packets_out == 4": true, "cgw tunnel2 packets_out == 10": true,

@@ -10,8 +10,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/esp"
-	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 	"github.com/vpnlab/vpnlab/ike/keymat"
 )
@@ -54,12 +54,12 @@ func integrityID(name string) (uint16, error) {
 
 // configs returns the outbound and inbound esp.Config of the vector.
 func (p saParams) configs(proto uint8, iv []byte) (out, in esp.Config, err error) {
-	var mode ike.Mode
+	var mode childsa.Mode
 	switch p.Mode {
 	case "tunnel":
-		mode = ike.ModeTunnel
+		mode = childsa.ModeTunnel
 	case "transport":
-		mode = ike.ModeTransport
+		mode = childsa.ModeTransport
 	default:
 		return out, in, fmt.Errorf("invalid vector: mode must be tunnel or transport, got %q", p.Mode)
 	}
@@ -69,7 +69,7 @@ func (p saParams) configs(proto uint8, iv []byte) (out, in esp.Config, err error
 	if p.Seq == 0 {
 		return out, in, errors.New("invalid vector: seq must be >= 1")
 	}
-	c := ike.ChildSA{SPI: binary.BigEndian.Uint32(p.SPI), Protocol: proto, EncKey: p.EncKey, IntegKey: p.IntegKey}
+	c := childsa.SA{SPI: binary.BigEndian.Uint32(p.SPI), Protocol: proto, EncKey: p.EncKey, IntegKey: p.IntegKey}
 	if c.Integrity, err = integrityID(p.Integrity); err != nil {
 		return out, in, err
 	}
@@ -268,7 +268,7 @@ func checkReplay(raw json.RawMessage) (string, error) {
 	if v.Window == 0 || len(v.Steps) == 0 {
 		return "", errors.New("invalid vector: missing \"window\" or \"steps\"")
 	}
-	c := ike.ChildSA{SPI: 0x1000, Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPNull, Integrity: isakmp.AuthHMACSHA2256, IntegKey: make([]byte, 32)}
+	c := childsa.SA{SPI: 0x1000, Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPNull, Integrity: isakmp.AuthHMACSHA2256, IntegKey: make([]byte, 32)}
 	in, err := esp.New(esp.Config{SA: c, Direction: esp.Inbound, ReplayWindow: v.Window})
 	if err != nil {
 		return "", fmt.Errorf("invalid vector: %v", err)

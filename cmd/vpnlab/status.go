@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vpnlab/vpnlab/control"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 )
 
 // newStatusCmd: vpnlab status --control ADDR [--wait-established D] [--json]
@@ -26,7 +26,7 @@ each tunnel in the manner of swanctl --list-sas: its AWS state (UP/DOWN, phase 1
 and phase 2 states, BGP), the ISAKMP SA (IKE version, exchange, role, proposal,
 cookies, lifetime left), each IPsec SA pair (SPIs, proposal, traffic selectors,
 bytes and packets each way, rekey and expiry), drops and IKE counters.
---json prints the control API's status object instead (ike.Status).
+--json prints the control API's status object instead (status.Snapshot).
 With --wait-established it polls until every tunnel has phase 1 and phase 2
 Established, and exits 1 if that does not happen in time.`,
 		Args: cobra.NoArgs,
@@ -37,7 +37,7 @@ Established, and exits 1 if that does not happen in time.`,
 			c := control.Dial(addr)
 			ctx := cmd.Context()
 			start := time.Now()
-			var st ike.Status
+			var st status.Snapshot
 			for {
 				rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 				var err error
@@ -69,7 +69,7 @@ Established, and exits 1 if that does not happen in time.`,
 	return cmd
 }
 
-func allEstablished(st ike.Status) bool {
+func allEstablished(st status.Snapshot) bool {
 	if len(st.Tunnels) == 0 {
 		return false
 	}
@@ -81,7 +81,7 @@ func allEstablished(st ike.Status) bool {
 	return true
 }
 
-func printStatus(w io.Writer, st ike.Status, asJSON bool) {
+func printStatus(w io.Writer, st status.Snapshot, asJSON bool) {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -8,34 +8,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/control"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 )
 
 var statusNow = time.Date(2026, 11, 21, 11, 0, 0, 0, time.UTC)
 
-func sampleStatus() ike.Status {
+func sampleStatus() status.Snapshot {
 	now := statusNow
-	return ike.Status{
-		Tunnels: []ike.TunnelStatus{{
+	return status.Snapshot{
+		Tunnels: []status.Tunnel{{
 			Name: "tunnel1", LocalAddr: "198.51.100.2", RemoteAddr: "203.0.113.10",
 			Phase1State: "Established", Phase2State: "Established", Status: "UP", LastStatusChange: now.Add(-4 * time.Minute),
 			Role: "initiator", Exchange: "main", Proposal: "aes256-sha256-modp2048",
 			ICookie: "069cf174ba04d16c", RCookie: "983f817f4484825f", LocalBehindNAT: true, Floated: true,
 			Phase1Expires: now.Add(7*time.Hour + 56*time.Minute), BGPState: "Established", AcceptedRouteCount: 2, DPDState: "alive",
 			DataIn: 4642892, DataOut: 40262185, PacketsIn: 8616, PacketsOut: 29813, Drops: map[string]uint64{"replay": 2, "icv": 0},
-			SAs: []ike.SAStatus{{
+			SAs: []status.SA{{
 				Protocol: "esp", Mode: "tunnel", UDPEncap: true, InboundSPI: "ef5ebbd9", OutboundSPI: "ad8c3188",
 				Proposal: "esp-aes128-sha256-modp2048", LocalTS: "10.10.0.0/16", RemoteTS: "172.31.0.0/16",
 				Established: now.Add(-4 * time.Minute), RekeyAt: now.Add(47 * time.Minute), Expires: now.Add(56 * time.Minute),
-				Counters: &ike.SACounters{PacketsIn: 8616, BytesIn: 4642892, PacketsOut: 29813, BytesOut: 40262185,
+				Counters: &childsa.Counters{PacketsIn: 8616, BytesIn: 4642892, PacketsOut: 29813, BytesOut: 40262185,
 					Drops: map[string]uint64{"replay": 2}, LastInbound: now.Add(-2 * time.Second)},
 			}},
-			Counters: ike.Counters{MessagesIn: 7, MessagesOut: 8, Phase2Rekeys: 1, DPDProbes: 3},
+			Counters: status.Counters{MessagesIn: 7, MessagesOut: 8, Phase2Rekeys: 1, DPDProbes: 3},
 		}, {
 			Name: "tunnel2", LocalAddr: "198.51.100.2", RemoteAddr: "203.0.113.20", Phase1State: "Down", Phase2State: "Down",
 			Status: "DOWN", StatusMessage: "Peer is not responsive - Declaring peer dead", LastError: "Peer is not responsive - Declaring peer dead",
-			DPDState: "off", Counters: ike.Counters{DPDTimeouts: 1},
+			DPDState: "off", Counters: status.Counters{DPDTimeouts: 1},
 		}},
 		DataPathDrops: map[string]uint64{"no-sa": 4, "no-route": 0},
 	}
@@ -73,13 +74,15 @@ func TestStatusTable(t *testing.T) {
 	}
 }
 
-type statusBackend struct{ st ike.Status }
+type statusBackend struct{ st status.Snapshot }
 
-func (s statusBackend) Status() ike.Status                    { return s.st }
-func (s statusBackend) Subscribe() (<-chan ike.Event, func()) { return make(chan ike.Event), func() {} }
-func (s statusBackend) Initiate(string) error                 { return nil }
-func (s statusBackend) Terminate(string) error                { return nil }
-func (s statusBackend) Rekey(string, int) error               { return nil }
+func (s statusBackend) Status() status.Snapshot { return s.st }
+func (s statusBackend) Subscribe() (<-chan status.Event, func()) {
+	return make(chan status.Event), func() {}
+}
+func (s statusBackend) Initiate(string) error   { return nil }
+func (s statusBackend) Terminate(string) error  { return nil }
+func (s statusBackend) Rekey(string, int) error { return nil }
 
 // TestStatusCommand runs vpnlab status against a control API: the listing,
 // --json with the control API's object, and a clear error without --control.
@@ -92,7 +95,7 @@ func TestStatusCommand(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
 	code, out, _ = runCLI("status", "--control", addr, "--json")
-	var st ike.Status
+	var st status.Snapshot
 	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || len(st.Tunnels) != 2 || st.Tunnels[0].SAs[0].InboundSPI != "ef5ebbd9" {
 		t.Fatalf("--json: exit %d, %v:\n%s", code, err, out)
 	}

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
+	"github.com/vpnlab/vpnlab/ike/status"
 )
 
 // writeSAs prints the status in the spirit of strongSwan's swanctl
@@ -16,7 +17,7 @@ import (
 // (IKE version, exchange, role, proposal, cookies, lifetime left), then each
 // IPsec SA pair with its SPIs, proposal, traffic selectors, byte and packet
 // counters and when it rekeys. now is the reference for "in"/"ago".
-func writeSAs(w io.Writer, st ike.Status, now time.Time) {
+func writeSAs(w io.Writer, st status.Snapshot, now time.Time) {
 	if len(st.Tunnels) == 0 {
 		fmt.Fprintln(w, "no tunnels configured")
 	}
@@ -28,7 +29,7 @@ func writeSAs(w io.Writer, st ike.Status, now time.Time) {
 	}
 }
 
-func writeTunnel(w io.Writer, t *ike.TunnelStatus, now time.Time) {
+func writeTunnel(w io.Writer, t *status.Tunnel, now time.Time) {
 	head := fmt.Sprintf("%s: %s, phase 1 %s, phase 2 %s", t.Name, orDash(t.Status), t.Phase1State, t.Phase2State)
 	if t.BGPState != "" {
 		head += fmt.Sprintf(", BGP %s (%d routes accepted)", t.BGPState, t.AcceptedRouteCount)
@@ -78,7 +79,7 @@ func writeTunnel(w io.Writer, t *ike.TunnelStatus, now time.Time) {
 	}
 }
 
-func writeChild(w io.Writer, s *ike.SAStatus, now time.Time) {
+func writeChild(w io.Writer, s *status.SA, now time.Time) {
 	mode := strings.ToUpper(s.Mode)
 	if s.UDPEncap {
 		mode += "-in-UDP"
@@ -93,7 +94,7 @@ func writeChild(w io.Writer, s *ike.SAStatus, now time.Time) {
 	fmt.Fprintln(w, line)
 	c := s.Counters
 	if c == nil {
-		c = &ike.SACounters{}
+		c = &childsa.Counters{}
 	}
 	last := ""
 	if !c.LastInbound.IsZero() {

@@ -11,7 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vpnlab/vpnlab/gwconfig"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 )
 
 // The "aws" log format writes every log record as one JSON object with the
@@ -42,7 +42,7 @@ type awsTunnelStates struct {
 	awsSide bool // vgw: use AWS's documented messages
 	mu      sync.Mutex
 	tunnels map[string]*awsTunnel
-	events  <-chan ike.Event // the engine's events (attach)
+	events  <-chan status.Event // the engine's events (attach)
 }
 
 type awsTunnel struct {
@@ -69,7 +69,7 @@ func newAWSTunnelStates(c *gwconfig.Config) *awsTunnelStates {
 // is the goroutine that emitted the events just before: so Format applies
 // every event already queued before it reads a tunnel's fields, and a
 // record never shows a state older than the events emitted before it.
-func (s *awsTunnelStates) attach(events <-chan ike.Event) {
+func (s *awsTunnelStates) attach(events <-chan status.Event) {
 	s.mu.Lock()
 	s.events = events
 	s.mu.Unlock()
@@ -110,7 +110,7 @@ func (s *awsTunnelStates) drainLocked() bool {
 	}
 }
 
-func (s *awsTunnelStates) applyLocked(ev ike.Event) {
+func (s *awsTunnelStates) applyLocked(ev status.Event) {
 	t := s.tunnels[ev.Tunnel]
 	if t == nil {
 		return

@@ -10,19 +10,20 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vpnlab/vpnlab/gwconfig"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/policy"
+	"github.com/vpnlab/vpnlab/ike/status"
 )
 
 func TestAWSLogFormat(t *testing.T) {
 	c := &gwconfig.Config{
-		IKE:     ike.Config{Tunnels: []ike.TunnelConfig{{Name: "tunnel1", LocalAddr: netip.MustParseAddr("203.0.113.10"), DPDTimeout: 40 * time.Second}}},
+		IKE:     policy.Config{Tunnels: []policy.Tunnel{{Name: "tunnel1", LocalAddr: netip.MustParseAddr("203.0.113.10"), DPDTimeout: 40 * time.Second}}},
 		Tunnels: []gwconfig.Tunnel{{Name: "tunnel1", Connection: "vpn-0abc"}},
 	}
 	st := newAWSTunnelStates(c)
-	ch := make(chan ike.Event, 4)
-	ch <- ike.Event{Tunnel: "tunnel1", Type: "phase1-state", Detail: map[string]string{"state": "Established"}}
-	ch <- ike.Event{Tunnel: "tunnel1", Type: "nat-detected"}
-	ch <- ike.Event{Tunnel: "tunnel1", Type: "phase2-state", Detail: map[string]string{"state": "Negotiating"}}
+	ch := make(chan status.Event, 4)
+	ch <- status.Event{Tunnel: "tunnel1", Type: "phase1-state", Detail: map[string]string{"state": "Established"}}
+	ch <- status.Event{Tunnel: "tunnel1", Type: "nat-detected"}
+	ch <- status.Event{Tunnel: "tunnel1", Type: "phase2-state", Detail: map[string]string{"state": "Negotiating"}}
 	close(ch)
 	st.attach(ch)
 	st.follow()

@@ -13,7 +13,9 @@ import (
 
 	"github.com/vpnlab/vpnlab/gwconfig"
 	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/impair"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 // lockedBuffer collects log output written from several goroutines.
@@ -41,9 +43,9 @@ type awsEngine struct {
 	stop func() // ends Run and waits for it
 }
 
-func startAWSEngine(t *testing.T, p gwconfig.Profile, tc ike.TunnelConfig, ports ike.Ports) *awsEngine {
+func startAWSEngine(t *testing.T, p gwconfig.Profile, tc policy.Tunnel, ports policy.Ports) *awsEngine {
 	t.Helper()
-	cfg := ike.Config{Ports: ports, Tunnels: []ike.TunnelConfig{tc}, RetransmitTimeout: 300 * time.Millisecond, RetransmitBase: 1.5, RetransmitTries: 3}
+	cfg := policy.Config{Ports: ports, Tunnels: []policy.Tunnel{tc}, RetransmitTimeout: 300 * time.Millisecond, RetransmitBase: 1.5, RetransmitTries: 3}
 	gc := &gwconfig.Config{Profile: p, IKE: cfg, Tunnels: []gwconfig.Tunnel{{Name: tc.Name, Connection: "vpn-0123456789abcdef0"}}}
 	buf := &lockedBuffer{}
 	logger, err := NewLogger("aws", "debug", buf)
@@ -106,21 +108,21 @@ const (
 
 // awsTestPair returns the vgw's and the cgw's tunnel configurations over a
 // fresh loopback pair.
-func awsTestPair() (vgw, cgw ike.TunnelConfig, ports ike.Ports) {
+func awsTestPair() (vgw, cgw policy.Tunnel, ports policy.Ports) {
 	x, y := byte(rand.IntN(250)+1), byte(rand.IntN(250)+1)
 	a, b := netip.AddrFrom4([4]byte{127, x, y, 1}), netip.AddrFrom4([4]byte{127, x, y, 2})
 	p := uint16(20000 + rand.IntN(20000))
-	ports = ike.Ports{IKE: p, NATT: p + 1}
-	mk := func(local, remote netip.Addr) ike.TunnelConfig {
-		return ike.TunnelConfig{
-			Name: "tunnel1", LocalAddr: local, RemoteAddr: remote, RemotePorts: ports, PSK: ike.Secret(awsTestPSK),
-			Phase1:   ike.Phase1Policy{Proposals: []ike.Phase1Proposal{{EncKeyBits: 128, Hash: crypto.SHA1, DHGroup: 14}}, Lifetime: time.Hour},
-			Phase2:   ike.Phase2Policy{Proposals: []ike.Phase2Proposal{{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 128, Integrity: isakmp.AuthHMACSHA1, PFSGroup: 14}}, Lifetime: time.Hour},
-			DPDDelay: 200 * time.Millisecond, DPDTimeout: time.Second, DPDAction: ike.DPDClear,
+	ports = policy.Ports{IKE: p, NATT: p + 1}
+	mk := func(local, remote netip.Addr) policy.Tunnel {
+		return policy.Tunnel{
+			Name: "tunnel1", LocalAddr: local, RemoteAddr: remote, RemotePorts: ports, PSK: policy.Secret(awsTestPSK),
+			Phase1:   policy.Phase1{Proposals: []policy.Phase1Proposal{{EncKeyBits: 128, Hash: crypto.SHA1, DHGroup: 14}}, Lifetime: time.Hour},
+			Phase2:   policy.Phase2{Proposals: []policy.Phase2Proposal{{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 128, Integrity: isakmp.AuthHMACSHA1, PFSGroup: 14}}, Lifetime: time.Hour},
+			DPDDelay: 200 * time.Millisecond, DPDTimeout: time.Second, DPDAction: policy.DPDClear,
 		}
 	}
 	cgw = mk(a, b)
-	cgw.StartupAction = ike.StartupStart
+	cgw.StartupAction = policy.StartupStart
 	return mk(b, a), cgw, ports
 }
 
@@ -130,16 +132,16 @@ func awsTestPair() (vgw, cgw ike.TunnelConfig, ports ike.Ports) {
 func TestAWSMessagesFromEngines(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		mod  func(vgw, cgw *ike.TunnelConfig)
+		mod  func(vgw, cgw *policy.Tunnel)
 		act  func(t *testing.T, vgw, cgw *awsEngine)
 		want string
 	}{
-		{"wrong PSK", func(_, c *ike.TunnelConfig) { c.PSK = ike.Secret(awsTestWrong) }, nil, awsInvalidPSK},
-		{"phase 1 proposal", func(_, c *ike.TunnelConfig) {
-			c.Phase1.Proposals = []ike.Phase1Proposal{{EncKeyBits: 192, Hash: crypto.SHA1, DHGroup: 5}}
+		{"wrong PSK", func(_, c *policy.Tunnel) { c.PSK = policy.Secret(awsTestWrong) }, nil, awsInvalidPSK},
+		{"phase 1 proposal", func(_, c *policy.Tunnel) {
+			c.Phase1.Proposals = []policy.Phase1Proposal{{EncKeyBits: 192, Hash: crypto.SHA1, DHGroup: 5}}
 		}, nil, awsNoProposalP1},
-		{"phase 2 proposal", func(_, c *ike.TunnelConfig) {
-			c.Phase2.Proposals = []ike.Phase2Proposal{{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 192, Integrity: isakmp.AuthHMACSHA1}}
+		{"phase 2 proposal", func(_, c *policy.Tunnel) {
+			c.Phase2.Proposals = []policy.Phase2Proposal{{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 192, Integrity: isakmp.AuthHMACSHA1}}
 		}, nil, awsNoProposalP2},
 		{"DELETE phase 2", nil, terminateCGW, awsDeletePhase2},
 		{"DELETE IKE_SA", nil, terminateCGW, awsDeleteIKESA},
@@ -203,7 +205,7 @@ func terminateCGW(t *testing.T, _, cgw *awsEngine) {
 // silenceCGW stops the cgw without DELETE (impairment no-delete), so the
 // vgw's DPD declares it dead.
 func silenceCGW(t *testing.T, _, cgw *awsEngine) {
-	imp, err := ike.ParseImpairment("no-delete")
+	imp, err := impair.Parse("no-delete")
 	if err != nil {
 		t.Fatal(err)
 	}

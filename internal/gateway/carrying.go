@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/vpnlab/vpnlab/datapath"
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/routes"
 )
 
@@ -87,14 +87,14 @@ func carryingReason(decided *routes.Route, to []string) string {
 // update compares the data path's carrying tunnels with the last ones and
 // returns the events for the prefixes whose carrying tunnels changed
 // (sorted by prefix); a prefix no longer decided is carried by none.
-func (c *carrying) update(now time.Time, dp []datapath.RouteStatus, decided []routes.Route) []ike.Event {
+func (c *carrying) update(now time.Time, dp []datapath.RouteStatus, decided []routes.Route) []status.Event {
 	cur := carryingOf(dp, decided)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.last == nil {
 		c.last = map[netip.Prefix][]string{}
 	}
-	var evs []ike.Event
+	var evs []status.Event
 	for p, to := range cur {
 		from, had := c.last[p]
 		if had && slices.Equal(from, to) {
@@ -106,7 +106,7 @@ func (c *carrying) update(now time.Time, dp []datapath.RouteStatus, decided []ro
 				d = &decided[i]
 			}
 		}
-		evs = append(evs, ike.Event{Time: now, Type: "route", Detail: map[string]string{
+		evs = append(evs, status.Event{Time: now, Type: "route", Detail: map[string]string{
 			"kind": CarryingMoved, "prefix": p.String(), "from": strings.Join(from, ","), "to": strings.Join(to, ","),
 			"reason": carryingReason(d, to)}})
 	}
@@ -114,7 +114,7 @@ func (c *carrying) update(now time.Time, dp []datapath.RouteStatus, decided []ro
 		if _, ok := cur[p]; !ok {
 			delete(c.last, p)
 			if len(from) > 0 {
-				evs = append(evs, ike.Event{Time: now, Type: "route", Detail: map[string]string{
+				evs = append(evs, status.Event{Time: now, Type: "route", Detail: map[string]string{
 					"kind": CarryingMoved, "prefix": p.String(), "from": strings.Join(from, ","), "to": "",
 					"reason": "the route was removed"}})
 			}
@@ -123,7 +123,7 @@ func (c *carrying) update(now time.Time, dp []datapath.RouteStatus, decided []ro
 	for p, to := range cur {
 		c.last[p] = to
 	}
-	slices.SortFunc(evs, func(a, b ike.Event) int { return strings.Compare(a.Detail["prefix"], b.Detail["prefix"]) })
+	slices.SortFunc(evs, func(a, b status.Event) int { return strings.Compare(a.Detail["prefix"], b.Detail["prefix"]) })
 	return evs
 }
 

@@ -8,9 +8,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vpnlab/vpnlab/capture"
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/datapath"
 	"github.com/vpnlab/vpnlab/gwconfig"
-	"github.com/vpnlab/vpnlab/ike"
 )
 
 // startDataPath creates the TUN device, the raw sockets and the data path,
@@ -62,7 +62,7 @@ func startDataPath(c *gwconfig.Config, sink *capture.Writer, log logrus.FieldLog
 	}
 	dlog.WithFields(logrus.Fields{"tun": cfg.TUN, "mtu": cfg.MTU, "addresses": fmt.Sprint(addrs), "raw_ip": wire.RawIP()}).Info("data path ready")
 	for _, t := range c.IKE.Tunnels {
-		if t.Phase2.Mode != ike.ModeTransport {
+		if t.Phase2.Mode != childsa.ModeTransport {
 			continue
 		}
 		u, err := datapath.AddTransportRoute(cfg.TUN, t.LocalAddr, t.RemoteAddr)
@@ -121,7 +121,7 @@ func selectorRoutes(c *gwconfig.Config) []selectorRoute {
 	decided := routingWanted(c)
 	var out []selectorRoute
 	for _, t := range c.IKE.Tunnels {
-		if t.Phase2.Mode == ike.ModeTransport {
+		if t.Phase2.Mode == childsa.ModeTransport {
 			continue
 		}
 		sr := selectorRoute{tunnel: t.Name, prefix: t.Phase2.RemoteTS}

@@ -22,6 +22,7 @@ import (
 	"github.com/vpnlab/vpnlab/datapath"
 	"github.com/vpnlab/vpnlab/gwconfig"
 	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/keylog"
 )
 
@@ -44,7 +45,7 @@ var ControlHook = func(ctx context.Context, listen string, eng control.Backend, 
 
 // KeyLog is what KeyLogHook returns: the engine's key logger, closed at exit.
 type KeyLog interface {
-	ike.KeyLogger
+	status.KeyLogger
 	io.Closer
 }
 

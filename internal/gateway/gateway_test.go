@@ -12,9 +12,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/control"
 	"github.com/vpnlab/vpnlab/gwconfig"
-	"github.com/vpnlab/vpnlab/ike"
 )
 
 const psk = "Gateway.Test_PSK_123"
@@ -109,7 +109,7 @@ func TestUsage(t *testing.T) {
 type fakeKeyLog struct{ closed bool }
 
 func (f *fakeKeyLog) IKEv1Keys([8]byte, []byte) {}
-func (f *fakeKeyLog) ChildKeys(ike.ChildSAPair) {}
+func (f *fakeKeyLog) ChildKeys(childsa.Pair)    {}
 func (f *fakeKeyLog) Close() error              { f.closed = true; return nil }
 
 func TestRunHooksAndLogs(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/vpnlab/vpnlab/datapath"
 	"github.com/vpnlab/vpnlab/gwconfig"
 	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/ike/status"
 	"github.com/vpnlab/vpnlab/routes"
 )
 
@@ -142,7 +143,7 @@ func (r *routing) start(ctx context.Context, eng *ike.Engine) error {
 // reconnections (bgp/restart.go). INITIAL-CONTACT alone is not enough: a
 // live strongSwan sends it on a reauthentication that collides with our
 // rekey, and resetting its live session lost traffic (strongswan-rekey).
-func (r *routing) follow(evs <-chan ike.Event) {
+func (r *routing) follow(evs <-chan status.Event) {
 	defer close(r.followDone)
 	for ev := range evs {
 		if ev.Type == "phase2-up" || ev.Type == "phase2-down" {
@@ -253,7 +254,7 @@ func (r *routing) apply(rs []routes.Route, changes []routes.Change) {
 		if c.Source != 0 {
 			d["source"] = fmt.Sprint(c.Source)
 		}
-		r.eng.Publish(ike.Event{Time: c.Time, Tunnel: c.Tunnel, Type: "route", Detail: d})
+		r.eng.Publish(status.Event{Time: c.Time, Tunnel: c.Tunnel, Type: "route", Detail: d})
 	}
 }
 
@@ -265,7 +266,7 @@ func (r *routing) onSession(ev bgp.SessionEvent) {
 	if ev.LimitExceeded {
 		d["limit_exceeded"] = "true"
 	}
-	r.eng.Publish(ike.Event{Time: ev.Time, Tunnel: ev.Tunnel, Type: "bgp-state", Detail: d})
+	r.eng.Publish(status.Event{Time: ev.Time, Tunnel: ev.Tunnel, Type: "bgp-state", Detail: d})
 }
 
 // kernelRoute routes prefix into the TUN device (or removes the route). A
@@ -298,7 +299,7 @@ var (
 	_ control.BGPStatusBackend = backend{}
 )
 
-func (b backend) Status() ike.Status {
+func (b backend) Status() status.Snapshot {
 	st := b.Engine.Status()
 	if b.r == nil {
 		return st
@@ -370,7 +371,7 @@ func (b backend) SetNeighborPolicy(tunnel string, med uint32, prepend int) error
 		known = known || t.Name == tunnel
 	}
 	if !known {
-		return fmt.Errorf("%w %q", ike.ErrUnknownTunnel, tunnel)
+		return fmt.Errorf("%w %q", status.ErrUnknownTunnel, tunnel)
 	}
 	return b.r.sp.SetNeighborPolicy(tunnel, med, prepend)
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
+	"github.com/vpnlab/vpnlab/ike/status"
 )
 
 // TestFirstMessageDecodes: our parser reads the message back as a main
@@ -198,12 +200,12 @@ func TestFloodRate(t *testing.T) {
 
 const psk = "test.psk_for_vpnlab_1"
 
-func tunnelCfg(name string, local, remote netip.Addr, ports ike.Ports) ike.TunnelConfig {
-	return ike.TunnelConfig{
-		Name: name, LocalAddr: local, RemoteAddr: remote, PSK: ike.Secret(psk), RemotePorts: ports,
-		Phase1: ike.Phase1Policy{Proposals: []ike.Phase1Proposal{
+func tunnelCfg(name string, local, remote netip.Addr, ports policy.Ports) policy.Tunnel {
+	return policy.Tunnel{
+		Name: name, LocalAddr: local, RemoteAddr: remote, PSK: policy.Secret(psk), RemotePorts: ports,
+		Phase1: policy.Phase1{Proposals: []policy.Phase1Proposal{
 			{EncKeyBits: 128, Hash: crypto.SHA1, DHGroup: 14}, {EncKeyBits: 256, Hash: crypto.SHA256, DHGroup: 14}}},
-		Phase2: ike.Phase2Policy{Proposals: []ike.Phase2Proposal{
+		Phase2: policy.Phase2{Proposals: []policy.Phase2Proposal{
 			{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 128, Integrity: isakmp.AuthHMACSHA2256, PFSGroup: 14}}},
 	}
 }
@@ -211,7 +213,7 @@ func tunnelCfg(name string, local, remote netip.Addr, ports ike.Ports) ike.Tunne
 type engine struct {
 	e      *ike.Engine
 	mu     sync.Mutex
-	events []ike.Event
+	events []status.Event
 }
 
 func (g *engine) has(tunnel, typ string) bool {
@@ -225,7 +227,7 @@ func (g *engine) has(tunnel, typ string) bool {
 	return false
 }
 
-func run(t *testing.T, cfg ike.Config) *engine {
+func run(t *testing.T, cfg policy.Config) *engine {
 	t.Helper()
 	lg := logrus.New()
 	lg.SetOutput(io.Discard)
@@ -256,7 +258,7 @@ func run(t *testing.T, cfg ike.Config) *engine {
 
 // lab is a responder (vgw) with two tunnels towards two initiator addresses.
 type lab struct {
-	ports          ike.Ports
+	ports          policy.Ports
 	vgw            *engine
 	v1, v2, c1, c2 netip.Addr
 }
@@ -267,8 +269,8 @@ func newLab(t *testing.T) *lab {
 	x, y := byte(rand.IntN(250)+1), byte(rand.IntN(250)+1)
 	a := func(z byte) netip.Addr { return netip.AddrFrom4([4]byte{127, x, y, z}) }
 	p := uint16(20000 + rand.IntN(20000))
-	l := &lab{ports: ike.Ports{IKE: p, NATT: p + 1}, v1: a(1), c1: a(2), v2: a(3), c2: a(4)}
-	l.vgw = run(t, ike.Config{Ports: l.ports, MaxHalfOpen: maxHalfOpen, Tunnels: []ike.TunnelConfig{
+	l := &lab{ports: policy.Ports{IKE: p, NATT: p + 1}, v1: a(1), c1: a(2), v2: a(3), c2: a(4)}
+	l.vgw = run(t, policy.Config{Ports: l.ports, MaxHalfOpen: maxHalfOpen, Tunnels: []policy.Tunnel{
 		tunnelCfg("tunnel1", l.v1, l.c1, l.ports), tunnelCfg("tunnel2", l.v2, l.c2, l.ports)}})
 	time.Sleep(20 * time.Millisecond)
 	return l
@@ -278,8 +280,8 @@ func newLab(t *testing.T) *lab {
 // retransmitting every second for a minute).
 func (l *lab) initiator(t *testing.T, name string, local, remote netip.Addr) *engine {
 	tc := tunnelCfg(name, local, remote, l.ports)
-	tc.StartupAction = ike.StartupStart
-	return run(t, ike.Config{Ports: l.ports, Tunnels: []ike.TunnelConfig{tc},
+	tc.StartupAction = policy.StartupStart
+	return run(t, policy.Config{Ports: l.ports, Tunnels: []policy.Tunnel{tc},
 		RetransmitTimeout: time.Second, RetransmitBase: 1, RetransmitTries: 60})
 }
 
