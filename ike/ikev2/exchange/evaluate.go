@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/vpnlab/vpnlab/ike/ikev2/keymat"
@@ -104,6 +105,14 @@ func evaluate(p *wire.Proposal, pol *Policy, opt Options) (*Choice, string) {
 		c.ESN, c.key[4] = wire.ESN(e.t.ID), e.rank
 		c.Transforms = append(c.Transforms, e.t)
 	}
+	// The reply lists the types in the order the proposal had them.
+	first := map[wire.TransformType]int{}
+	for i, t := range p.Transforms {
+		if _, ok := first[t.Type]; !ok {
+			first[t.Type] = i
+		}
+	}
+	slices.SortStableFunc(c.Transforms, func(a, b wire.Transform) int { return first[a.Type] - first[b.Type] })
 	return c, ""
 }
 

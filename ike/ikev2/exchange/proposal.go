@@ -40,7 +40,7 @@ type Choice struct {
 	DH       wire.DHGroup     // DHNone: no (new) Diffie-Hellman exchange
 	ESN      wire.ESN         // ESP only
 	// Transforms are the chosen transforms as offered, one per type the
-	// proposal had, in type order.
+	// proposal had, the types in the proposal's order.
 	Transforms []wire.Transform
 	key        [5]int         // policy ranks for LowestValue
 	integ      wire.Transform // the chosen non-NONE integrity transform
@@ -51,7 +51,7 @@ func (c *Choice) Suite() keymat.Suite {
 	return keymat.Suite{PRF: c.PRF, Encr: c.Encr, Integ: c.Integ}
 }
 
-// String is e.g. "ENCR_AES_CBC-256/PRF_HMAC_SHA2_256/AUTH_HMAC_SHA2_256_128/MODP_2048".
+// String is e.g. "ENCR_AES_CBC-256/AUTH_HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048".
 func (c *Choice) String() string {
 	names := make([]string, len(c.Transforms))
 	for i, t := range c.Transforms {
