@@ -67,13 +67,20 @@ func findKE(ps []wire.Payload) *wire.KE {
 // TestCapturedSelection: for strongSwan's real IKE_SA_INIT requests our
 // selection under AWS's policy, with both rules, takes what strongSwan's
 // responder took (its response's SA payload, transform for transform),
-// and the KE payload passes CheckKE.
+// the KE payload passes CheckKE, and strongSwan's answer passes
+// CheckReply.
 func TestCapturedSelection(t *testing.T) {
 	for _, x := range loadInits(t) {
 		offer, answer := findSA(x.req.Payloads), findSA(x.resp.Payloads)
 		ke := findKE(x.req.Payloads)
 		if offer == nil || answer == nil || ke == nil {
 			t.Fatal("capture without SA or KE")
+		}
+		// strongSwan's responder answer passes our initiator's check.
+		if ch, err := CheckReply(offer, answer); err != nil {
+			t.Errorf("CheckReply of strongSwan's answer: %v", err)
+		} else {
+			t.Logf("strongSwan answered %s", ch)
 		}
 		for _, rule := range []Rule{FirstAcceptable, LowestValue} {
 			ch, err := Select(offer, AWSIKE(), Options{Rule: rule, KEGroup: ke.Group})

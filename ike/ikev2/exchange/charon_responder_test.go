@@ -93,8 +93,9 @@ func (in *initiator) setKE(ke *wire.KE) {
 // initiator made of this package's initiator rules: its KE payload of
 // ECP_256 is refused with INVALID_KE_PAYLOAD(MODP_2048), KERetry takes
 // MODP_2048 (in our proposals), the COOKIE is answered by CookieRetry's
-// resend, and charon finally answers IKE_SA_INIT with its SA, KE and
-// nonce: it accepted both our retry and our cookie resend.
+// resend, and charon finally answers IKE_SA_INIT with its SA (which
+// passes CheckReply), KE and nonce: it accepted both our retry and our
+// cookie resend.
 func TestCharonResponder(t *testing.T) {
 	if err := strongswan.Available(nil); err != nil {
 		t.Skip(err)
@@ -167,7 +168,11 @@ func TestCharonResponder(t *testing.T) {
 		if answer == nil || ke == nil || ke.Group != wire.DHModp2048 || len(answer.Proposals) != 1 {
 			t.Fatalf("after %v charon answered %v", events, r.Payloads)
 		}
-		events = append(events, "SA "+answer.Proposals[0].Transforms[0].Name())
+		ch, err := CheckReply(offer, answer)
+		if err != nil || ch.DH != wire.DHModp2048 {
+			t.Fatalf("charon's SA payload: %v %v", ch, err)
+		}
+		events = append(events, "SA "+ch.String())
 		break
 	}
 	got := strings.Join(events, ", ")

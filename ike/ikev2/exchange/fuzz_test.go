@@ -58,6 +58,11 @@ func FuzzSelect(f *testing.F) {
 				checkReply(t, offer, first)
 				checkReply(t, offer, low)
 				checkAccepted(t, pol, first)
+				// (IKE_AUTH's reply leaves out the DH transforms it ignored;
+				// an initiator sends none there, section 1.2.)
+				if _, err := CheckReply(offer, low.Reply(low.PeerSPI)); err != nil && !ignore {
+					t.Fatalf("our reply %s fails the initiator's check: %v", low, err)
+				}
 				if ke == wire.DHNone && less(first.key, low.key) {
 					t.Fatalf("lowest value %s is above first acceptable %s", low, first)
 				}

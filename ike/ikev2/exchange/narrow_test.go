@@ -114,23 +114,17 @@ func checkNarrowed(t *testing.T, tsi, tsr *wire.TS, remote, local []wire.Selecto
 			t.Errorf("%d selectors", len(side.got.Selectors))
 		}
 		for _, s := range side.got.Selectors {
-			if !valid(s) || !coveredBy(s, side.offer) || !coveredBy(s, side.policy) {
+			if !valid(s) || !coveredByAny(s, side.offer) || !coveredByAny(s, side.policy) {
 				t.Errorf("selector %s is not inside the offer and the policy", s)
 			}
 		}
 	}
+	if err := CheckNarrowed(tsi, tsr, n.TSi, n.TSr); err != nil {
+		t.Errorf("the initiator's check refuses our narrowing: %v", err)
+	}
 	if _, err := (&wire.Message{Payloads: []wire.Payload{n.TSi, n.TSr}}).Encode(); err != nil {
 		t.Errorf("narrowed selectors do not encode: %v", err)
 	}
-}
-
-func coveredBy(s wire.Selector, ss []wire.Selector) bool {
-	for _, x := range ss {
-		if valid(x) && contains(x, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // TestNarrowHostile: 255 selectors against a policy of 16 stays bounded.
@@ -147,4 +141,27 @@ func TestNarrowHostile(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkNarrowed(t, tsOf(false, offer...), tsOf(true, offer...), policy, policy, n)
+}
+
+// TestCheckNarrowed: the initiator refuses a responder that widens.
+func TestCheckNarrowed(t *testing.T) {
+	oi, or := tsOf(false, pfx("10.1.0.0/16")), tsOf(true, rng("10.2.0.0", "10.2.255.255", 6, 80, 443))
+	for _, c := range []struct {
+		name     string
+		gotI, gt *wire.TS
+		ok       bool
+	}{
+		{"same", oi, or, true},
+		{"narrower", tsOf(false, pfx("10.1.2.0/24")), tsOf(true, rng("10.2.0.1", "10.2.0.1", 6, 443, 443)), true},
+		{"wider address", tsOf(false, pfx("10.0.0.0/8")), or, false},
+		{"wider ports", oi, tsOf(true, rng("10.2.0.0", "10.2.255.255", 6, 0, 65535)), false},
+		{"any protocol", oi, tsOf(true, rng("10.2.0.0", "10.2.255.255", 0, 80, 443)), false},
+		{"empty", tsOf(false), or, false},
+		{"missing", oi, nil, false},
+		{"start above end", tsOf(false, rng("10.1.0.9", "10.1.0.1", 0, 0, 65535)), or, false},
+	} {
+		if err := CheckNarrowed(oi, or, c.gotI, c.gt); (err == nil) != c.ok {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
 }
