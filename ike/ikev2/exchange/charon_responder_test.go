@@ -120,7 +120,7 @@ func TestCharonResponder(t *testing.T) {
 	})
 	err = charon.Load(ctx, strongswan.Config{Connections: []strongswan.Conn{{
 		Name: "v2", Version: 2, LocalAddrs: "10.99.0.1", RemoteAddrs: "10.99.0.2",
-		Proposals: []string{"aes128-sha256-modp2048"}, PSK: "exchange-charon-test",
+		Proposals: []string{"aes128-sha256-modp2048"}, PSK: charonPSK,
 		Children: []strongswan.Child{{Name: "v2-net", LocalTS: []string{"0.0.0.0/0"}, RemoteTS: []string{"0.0.0.0/0"},
 			ESPProposals: []string{"aes128-sha256"}}},
 	}}})

@@ -95,6 +95,8 @@ func encodePayloads(t *testing.T, ps []wire.Payload) []byte {
 	return b
 }
 
+const charonPSK = "exchange-charon-test"
+
 // TestCharonInitiator runs strongSwan's charon as an IKEv2 initiator
 // against a bare UDP socket and answers it with this package's decisions:
 //  1. its first IKE_SA_INIT offers MODP_1536 first, which AWS does not
@@ -104,7 +106,9 @@ func encodePayloads(t *testing.T, ps []wire.Payload) []byte {
 //     which CheckKE now accepts; under load our Cookies demand a cookie;
 //  3. charon resends with our COOKIE as the first payload and all other
 //     payloads byte for byte unchanged, exactly what CookieRetry.Resend
-//     builds from its previous request; our Cookies accept it.
+//     builds from its previous request; our Cookies accept it;
+//  4. we answer with Select's reply (charonAuth), and narrow the traffic
+//     selectors of the IKE_AUTH request charon sends next.
 func TestCharonInitiator(t *testing.T) {
 	if err := strongswan.Available(nil); err != nil {
 		t.Skip(err)
@@ -131,7 +135,7 @@ func TestCharonInitiator(t *testing.T) {
 	err = charon.Load(ctx, strongswan.Config{Connections: []strongswan.Conn{{
 		Name: "v2", Version: 2, LocalAddrs: "10.99.0.2", RemoteAddrs: "10.99.0.1", KeyingTries: "1",
 		Proposals: []string{"aes256-sha256-modp1536-modp2048-ecp256", "aes128gcm16-prfsha384-ecp384"},
-		PSK:       "exchange-charon-test",
+		PSK:       charonPSK,
 		Children: []strongswan.Child{{Name: "v2-net", LocalTS: []string{"10.1.0.0/16"}, RemoteTS: []string{"0.0.0.0/0"},
 			ESPProposals: []string{"aes128-sha256-modp2048"}}},
 	}}})
@@ -192,7 +196,7 @@ func TestCharonInitiator(t *testing.T) {
 	sock.reply(second, secondB, from, demand)
 
 	// 3. The resend with COOKIE first, the rest unchanged.
-	third, _, from := sock.next(seen)
+	third, thirdB, from := sock.next(seen)
 	if len(third.Payloads) == 0 {
 		t.Fatal("empty resend")
 	}
@@ -216,6 +220,10 @@ func TestCharonInitiator(t *testing.T) {
 		t.Errorf("our cookie in charon's resend refused: %v %v", n, err)
 	}
 	t.Logf("charon: INVALID_KE_PAYLOAD retry with %s, cookie resend of %d payloads accepted", ke2.Group, len(third.Payloads))
+
+	// 4. Answer the IKE_SA_INIT, open charon's IKE_AUTH and check its
+	// child SA offer and traffic selectors.
+	charonAuth(t, sock, seen, third, thirdB, from)
 }
 
 // offerSet is the proposals of sa with their transforms sorted, one line
