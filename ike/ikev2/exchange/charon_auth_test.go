@@ -17,7 +17,8 @@ import (
 // the PSK (so our reply and keys are what charon used), Select takes its
 // ESP proposal with the DH transforms ignored (section 1.2), and Narrow
 // narrows its TSi 10.1.0.0/16 and TSr 0.0.0.0/0 against AWS's 0.0.0.0/0
-// and against a narrower policy.
+// and against a narrower policy; charon's retransmission of IKE_AUTH is
+// recognised by Responses.
 func charonAuth(t *testing.T, sock *peerSocket, seen map[string]bool, req *wire.Message, reqB []byte, from netip.AddrPort) {
 	t.Helper()
 	ke := findKE(req.Payloads)
@@ -88,6 +89,40 @@ func charonAuth(t *testing.T, sock *peerSocket, seen map[string]bool, req *wire.
 		t.Fatal(err)
 	}
 	checkCharonAuth(t, ch, keys, reqB, nr, ps)
+
+	// Without our answer charon retransmits IKE_AUTH, byte for byte the
+	// same: Responses answers it from the cache; other bytes under the
+	// same message ID are dropped.
+	if err := responses.Answered(1, authB, [][]byte{[]byte("cached IKE_AUTH response")}); err != nil {
+		t.Fatal(err)
+	}
+	again := sock.nextAuthAgain(20 * time.Second)
+	v, cached, why := responses.Receive(1, again)
+	if v != Retransmit || len(cached) != 1 || string(cached[0]) != "cached IKE_AUTH response" {
+		t.Errorf("charon's IKE_AUTH retransmission: %s (%s)", v, why)
+	}
+	forged := append([]byte(nil), again...)
+	forged[len(forged)-1] ^= 1
+	if v, _, _ := responses.Receive(1, forged); v != Drop {
+		t.Errorf("altered retransmission: %s", v)
+	}
+}
+
+// nextAuthAgain returns the next IKE_AUTH datagram (a late IKE_SA_INIT
+// retransmission is skipped).
+func (p *peerSocket) nextAuthAgain(wait time.Duration) []byte {
+	p.t.Helper()
+	buf := make([]byte, 65535)
+	_ = p.conn.SetReadDeadline(time.Now().Add(wait))
+	for {
+		n, _, err := p.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			p.t.Fatalf("no IKE_AUTH retransmission from charon: %v", err)
+		}
+		if h, err := wire.DecodeHeader(buf[:n]); err == nil && h.Exchange == wire.ExchangeIKEAuth {
+			return append([]byte(nil), buf[:n]...)
+		}
+	}
 }
 
 // nextAuth reads charon's IKE_AUTH request (retransmissions of the

@@ -117,7 +117,8 @@ func TestCharonInitiator(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	sock := listenIn(t, vgwNS, "10.99.0.1:500")
-	charon, err := strongswan.Start(ctx, cgwNS, strongswan.Options{LogLevel: 2})
+	// retransmit after 1 s, so that the IKE_AUTH retransmission comes soon
+	charon, err := strongswan.Start(ctx, cgwNS, strongswan.Options{LogLevel: 2, Extra: "  retransmit_timeout = 1\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
