@@ -18,7 +18,7 @@ type offer struct {
 	rejected                  []string
 }
 
-// sort files every transform of p; it fails on a type the protocol does
+// sortOffer files every transform of p; it fails on a type the protocol does
 // not have (section 3.3.6: such a proposal is unacceptable).
 func sortOffer(p *wire.Proposal, pol *Policy, opt Options) (*offer, string) {
 	o := &offer{present: map[wire.TransformType]bool{}}
@@ -49,9 +49,16 @@ func sortOffer(p *wire.Proposal, pol *Policy, opt Options) (*offer, string) {
 			o.rejected = append(o.rejected, why)
 			continue
 		}
-		ps := map[wire.TransformType]*[]pick{wire.TransformINTEG: &o.integ, wire.TransformPRF: &o.prf,
-			wire.TransformDH: &o.dh, wire.TransformESN: &o.esn}[t.Type]
-		*ps = append(*ps, pick{t, r})
+		switch t.Type {
+		case wire.TransformINTEG:
+			o.integ = append(o.integ, pick{t, r})
+		case wire.TransformPRF:
+			o.prf = append(o.prf, pick{t, r})
+		case wire.TransformDH:
+			o.dh = append(o.dh, pick{t, r})
+		case wire.TransformESN:
+			o.esn = append(o.esn, pick{t, r})
+		}
 	}
 	return o, ""
 }

@@ -60,6 +60,9 @@ func TestNarrow(t *testing.T) {
 			"10.1.0.0-10.1.255.255 proto 0 ports 0-65535", "10.2.0.0-10.2.255.255 proto 0 ports 0-65535", 0, true, false},
 		{"IPv6 kept apart from IPv4", tsOf(false, pfx("0.0.0.0/0"), pfx("::/0")), tsOf(true, pfx("::/0")),
 			aws, []wire.Selector{pfx("fd00::/8")}, "", "", wire.NotifyTSUnacceptable, false, false},
+		{"only the family both sides keep", tsOf(false, pfx("0.0.0.0/0"), pfx("::/0")), tsOf(true, pfx("0.0.0.0/0"), pfx("::/0")),
+			[]wire.Selector{pfx("10.0.0.0/8"), pfx("fd00::/8")}, aws, "10.0.0.0-10.255.255.255 proto 0 ports 0-65535",
+			"0.0.0.0-255.255.255.255 proto 0 ports 0-65535", 0, true, false},
 		{"IPv6 both ways", tsOf(false, pfx("2001:db8::/32")), tsOf(true, pfx("::/0")), []wire.Selector{pfx("::/0")}, []wire.Selector{pfx("fd00::/8")},
 			"2001:db8::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff proto 0 ports 0-65535", "fd00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff proto 0 ports 0-65535", 0, true, false},
 
