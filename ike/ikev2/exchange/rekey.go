@@ -33,6 +33,9 @@ func (s Survivor) String() string {
 // created by the exchange that holds the lowest of the four nonces is
 // redundant and is deleted by the end that initiated that exchange; the
 // other one survives (and, for the IKE SA, takes over the child SAs).
+// It is called once both exchanges have completed: until then neither end
+// can know which exchange holds the lowest nonce, so each answers the
+// other's request as usual (section 2.8.1).
 // Nonces compare as unsigned big-endian byte strings, a shorter one that
 // is a prefix of the other being lower. Empty nonces, or a lowest nonce
 // that both exchanges share (which no honest peer produces), are errors:
