@@ -93,7 +93,8 @@ func (in *initiator) setKE(ke *wire.KE) {
 // initiator made of this package's initiator rules: its KE payload of
 // ECP_256 is refused with INVALID_KE_PAYLOAD(MODP_2048), KERetry takes
 // MODP_2048 (in our proposals), the COOKIE is answered by CookieRetry's
-// resend, and charon finally answers IKE_SA_INIT with its SA (which
+// resend (the same request with the COOKIE last is refused again), and
+// charon finally answers IKE_SA_INIT with its SA (which
 // passes CheckReply), KE and nonce: it accepted both our retry and our
 // cookie resend.
 func TestCharonResponder(t *testing.T) {
@@ -156,6 +157,9 @@ func TestCharonResponder(t *testing.T) {
 			continue
 		}
 		if c, _ := Cookie(r.Payloads); c != nil {
+			if len(events) == 0 {
+				cookieLastRefused(t, in, c)
+			}
 			ps, err := in.cr.Resend(in.ps, r.Payloads)
 			if err != nil {
 				t.Fatal(err)
@@ -180,4 +184,18 @@ func TestCharonResponder(t *testing.T) {
 		t.Errorf("charon's answers %s: want a COOKIE and INVALID_KE_PAYLOAD(MODP_2048) before its SA", got)
 	}
 	t.Logf("charon's answers: %s", got)
+}
+
+// cookieLastRefused: the same request with charon's cookie as the last
+// payload instead of the first (section 2.6) is answered with a cookie
+// demand again: the position matters to charon.
+func cookieLastRefused(t *testing.T, in *initiator, cookie []byte) {
+	t.Helper()
+	saved := in.ps
+	in.ps = append(append([]wire.Payload(nil), saved...), &wire.Notify{NotifyType: wire.NotifyCookie, Data: cookie})
+	r := in.exchange(t)
+	in.ps = saved
+	if c, _ := Cookie(r.Payloads); c == nil {
+		t.Errorf("charon accepted a request with its COOKIE last: %v", r.Payloads)
+	}
 }
