@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -104,30 +103,12 @@ func TestCharonResponder(t *testing.T) {
 	_, cgwNS, vgwNS := netlab.NewPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	charon, err := strongswan.Start(ctx, vgwNS, strongswan.Options{LogLevel: 1, Extra: "  cookie_threshold = 1\n"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(charon.LogPath())
-			for _, l := range strings.Split(string(b), "\n") {
-				if strings.Contains(l, "[IKE]") || strings.Contains(l, "[ENC]") || strings.Contains(l, "[NET]") {
-					t.Log(l)
-				}
-			}
-		}
-		_ = charon.Stop()
-	})
-	err = charon.Load(ctx, strongswan.Config{Connections: []strongswan.Conn{{
+	startCharon(ctx, t, vgwNS, strongswan.Options{LogLevel: 1, Extra: "  cookie_threshold = 1\n"}, strongswan.Conn{
 		Name: "v2", Version: 2, LocalAddrs: "10.99.0.1", RemoteAddrs: "10.99.0.2",
 		Proposals: []string{"aes128-sha256-modp2048"}, PSK: charonPSK,
 		Children: []strongswan.Child{{Name: "v2-net", LocalTS: []string{"0.0.0.0/0"}, RemoteTS: []string{"0.0.0.0/0"},
 			ESPProposals: []string{"aes128-sha256"}}},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	sock := listenIn(t, cgwNS, "10.99.0.2:500")
 	to := netip.MustParseAddrPort("10.99.0.1:500")
 	offer := sa(ike(cbc128, sha2i, prf256, dh19, dh14))

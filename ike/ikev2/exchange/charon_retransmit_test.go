@@ -25,20 +25,12 @@ func TestCharonRetransmitSchedule(t *testing.T) {
 	defer cancel()
 	sock := listenIn(t, vgwNS, "10.99.0.1:500")
 	extra := "  retransmit_timeout = 0.5\n  retransmit_base = 1.8\n  retransmit_tries = 3\n  retransmit_jitter = 0\n"
-	charon, err := strongswan.Start(ctx, cgwNS, strongswan.Options{LogLevel: 1, Extra: extra})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = charon.Stop() })
-	err = charon.Load(ctx, strongswan.Config{Connections: []strongswan.Conn{{
+	charon := startCharon(ctx, t, cgwNS, strongswan.Options{LogLevel: 1, Extra: extra}, strongswan.Conn{
 		Name: "v2", Version: 2, LocalAddrs: "10.99.0.2", RemoteAddrs: "10.99.0.1", KeyingTries: "1",
 		Proposals: []string{"aes128-sha256-modp2048"}, PSK: charonPSK,
 		Children: []strongswan.Child{{Name: "v2-net", LocalTS: []string{"0.0.0.0/0"}, RemoteTS: []string{"0.0.0.0/0"},
 			ESPProposals: []string{"aes128-sha256"}}},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	go func() { _, _ = charon.Initiate(ctx, "v2-net", 20*time.Second) }()
 	var arrivals []time.Time
 	var first []byte

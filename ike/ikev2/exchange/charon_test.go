@@ -97,6 +97,31 @@ func encodePayloads(t *testing.T, ps []wire.Payload) []byte {
 
 const charonPSK = "exchange-charon-test"
 
+// startCharon starts charon in ns and loads conn; it is stopped at the
+// end of the test, and its IKE log lines are shown when the test failed.
+func startCharon(ctx context.Context, t *testing.T, ns *netlab.NS, opt strongswan.Options, conn strongswan.Conn) *strongswan.Charon {
+	t.Helper()
+	charon, err := strongswan.Start(ctx, ns, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(charon.LogPath())
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.Contains(l, "[IKE]") || strings.Contains(l, "[ENC]") || strings.Contains(l, "received packet") {
+					t.Log(l)
+				}
+			}
+		}
+		_ = charon.Stop()
+	})
+	if err := charon.Load(ctx, strongswan.Config{Connections: []strongswan.Conn{conn}}); err != nil {
+		t.Fatal(err)
+	}
+	return charon
+}
+
 // TestCharonInitiator runs strongSwan's charon as an IKEv2 initiator
 // against a bare UDP socket and answers it with this package's decisions:
 //  1. its first IKE_SA_INIT offers MODP_1536 first, which AWS does not
@@ -118,31 +143,13 @@ func TestCharonInitiator(t *testing.T) {
 	defer cancel()
 	sock := listenIn(t, vgwNS, "10.99.0.1:500")
 	// retransmit after 1 s, so that the IKE_AUTH retransmission comes soon
-	charon, err := strongswan.Start(ctx, cgwNS, strongswan.Options{LogLevel: 2, Extra: "  retransmit_timeout = 1\n"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(charon.LogPath())
-			for _, l := range strings.Split(string(b), "\n") {
-				if strings.Contains(l, "[IKE]") || strings.Contains(l, "[ENC]") || strings.Contains(l, "received packet") {
-					t.Log(l)
-				}
-			}
-		}
-		_ = charon.Stop()
-	})
-	err = charon.Load(ctx, strongswan.Config{Connections: []strongswan.Conn{{
+	charon := startCharon(ctx, t, cgwNS, strongswan.Options{LogLevel: 2, Extra: "  retransmit_timeout = 1\n"}, strongswan.Conn{
 		Name: "v2", Version: 2, LocalAddrs: "10.99.0.2", RemoteAddrs: "10.99.0.1", KeyingTries: "1",
 		Proposals: []string{"aes256-sha256-modp1536-modp2048-ecp256", "aes128gcm16-prfsha384-ecp384"},
 		PSK:       charonPSK,
 		Children: []strongswan.Child{{Name: "v2-net", LocalTS: []string{"10.1.0.0/16"}, RemoteTS: []string{"0.0.0.0/0"},
 			ESPProposals: []string{"aes128-sha256-modp2048"}}},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	go func() { _, _ = charon.Initiate(ctx, "v2-net", 30*time.Second) }()
 	seen := map[string]bool{}
 
