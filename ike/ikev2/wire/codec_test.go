@@ -100,3 +100,25 @@ func TestSelectors(t *testing.T) {
 		t.Error("reversed range has prefixes")
 	}
 }
+
+// TestAcceptedProposalNumber: a responder's SA payload carries the one
+// accepted proposal with the number it had in the request (RFC 7296
+// section 3.3.1), e.g. 2; it decodes with that number. (The decoder
+// rejected every lone proposal not numbered 1 before.)
+func TestAcceptedProposalNumber(t *testing.T) {
+	for _, num := range []uint8{1, 2, 255} {
+		m := &Message{Header: Header{Exchange: ExchangeIKESAInit, Flags: FlagResponse}, Payloads: []Payload{&SA{Proposals: []Proposal{{
+			Number: num, Protocol: ProtoIKE, Transforms: []Transform{Encr(EncrAESGCM16, 128), PRF(PRFHMACSHA2256), DH(DHECP256)}}}}}}
+		b, err := m.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m2, err := Decode(b)
+		if err != nil {
+			t.Fatalf("proposal %d: %v", num, err)
+		}
+		if got := m2.Payloads[0].(*SA).Proposals[0].Number; got != num {
+			t.Errorf("proposal number %d decoded as %d", num, got)
+		}
+	}
+}

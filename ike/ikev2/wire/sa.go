@@ -139,7 +139,10 @@ func decodeSA(body []byte, off int) (Payload, error) {
 		if err != nil {
 			return nil, err
 		}
-		if int(pr.Number) != len(sa.Proposals)+1 {
+		// A lone proposal may be a responder's accepted one, which keeps
+		// the number it had in the request (section 3.3.1): any but 0.
+		lone := len(sa.Proposals) == 0 && more == lastProposal
+		if lone && pr.Number == 0 || !lone && int(pr.Number) != len(sa.Proposals)+1 {
 			return nil, decodeErr(PayloadSA, base+pos, "proposal number %d, want %d", pr.Number, len(sa.Proposals)+1)
 		}
 		sa.Proposals = append(sa.Proposals, pr)
