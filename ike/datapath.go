@@ -60,6 +60,18 @@ type DataPath interface {
 	LastInbound(protocol uint8, inboundSPI uint32) time.Time
 }
 
+// StagedDataPath is implemented by data paths that can install the two
+// halves of a pair at different times, so that a phase 2 rekey loses no
+// packet (qmstaging.go): InstallInbound adds the pair's inbound SA (the
+// new SPI verifies and decrypts at once) while the tunnel keeps sending
+// on its older pair; ActivateOutbound later moves the tunnel's outbound
+// traffic to that pair. Delete removes a staged pair as any other. A data
+// path without it gets Install, and its outbound moves at once.
+type StagedDataPath interface {
+	InstallInbound(pair ChildSAPair) error
+	ActivateOutbound(protocol uint8, inboundSPI uint32) error
+}
+
 // SACounters are the data path's counters of one IPsec SA pair.
 type SACounters struct {
 	PacketsIn   uint64            `json:"packets_in"`
