@@ -16,9 +16,10 @@ import (
 // that the initiator has them when QM3 arrives. A side that sends on the
 // new pair before the other side installed its inbound SA loses those
 // packets (unknown SPI). That is what the soak measured before (7 of
-// 524,124 packets over 20 rekeys): our initiator moved its outbound at QM2,
-// our responder (and strongSwan's: its quick mode task installs both
-// directions on QM3, as its initiator does on QM2) installed only at QM3.
+// 524,124 packets over 15 rounds of phase 2 rekeys): our initiator moved
+// its outbound at QM2, our responder (and strongSwan's: its quick mode
+// task installs both directions on QM3, as its initiator does on QM2)
+// installed only at QM3.
 //
 // RFC 2409 section 5.5: the responder has all the keying material (KEYMAT
 // from SKEYID_d, the protocol, the SPI, Ni_b, Nr_b and, with PFS, g(qm)^xy)
