@@ -217,3 +217,49 @@ func TestRekeyStagedSPIFreedWithoutQM3(t *testing.T) {
 }
 
 func spiHex(spi uint32) string { return fmt.Sprintf("%08x", spi) }
+
+// plainDP is a data path without StagedDataPath: Install only.
+type plainDP struct{ m *MemoryDataPath }
+
+func (p plainDP) AllocateSPI(proto uint8) (uint32, error)       { return p.m.AllocateSPI(proto) }
+func (p plainDP) Install(pair ChildSAPair) error                { return p.m.Install(pair) }
+func (p plainDP) Delete(proto uint8, spi uint32) error          { return p.m.Delete(proto, spi) }
+func (p plainDP) LastInbound(proto uint8, spi uint32) time.Time { return p.m.LastInbound(proto, spi) }
+
+// TestRekeyWithoutStagedDataPath: data paths without StagedDataPath get
+// the whole pair as before: the initiator's outbound moves on QM2, the
+// responder installs only on QM3.
+func TestRekeyWithoutStagedDataPath(t *testing.T) {
+	t.Parallel()
+	c, v, ports := loopPair()
+	vt := baseTunnel(v, c, ports)
+	ct := baseTunnel(c, v, ports)
+	ct.StartupAction = StartupStart
+	mk := func(tc TunnelConfig) Config {
+		return Config{Tunnels: []TunnelConfig{tc}, Ports: ports, RetransmitTimeout: 300 * time.Millisecond, RetransmitBase: 1.5, RetransmitTries: 3}
+	}
+	vm, cm := NewMemoryDataPath(), NewMemoryDataPath()
+	vgw := startIGWWith(t, "vgw", mk(vt), vm, plainDP{vm})
+	time.Sleep(20 * time.Millisecond)
+	cgw := startIGWWith(t, "cgw", mk(ct), cm, plainDP{cm})
+	up(t, cgw, vgw)
+	old, _ := cgw.dp.Sender("tunnel1")
+	if err := cgw.e.Impair(mustImpair(t, "drop-all:quick:3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cgw.e.Rekey("tunnel1", 2); err != nil {
+		t.Fatal(err)
+	}
+	nw := waitNewPair(t, cgw, old, 10*time.Second)
+	if s, _ := cgw.dp.Sender("tunnel1"); s.Inbound.SPI != nw.Inbound.SPI {
+		t.Fatalf("without staging the cgw should send on the new pair at once, sends on %08x", s.Inbound.SPI)
+	}
+	cgw.evs.wait(t, "impaired", impairedEvent("quick", 3), 5*time.Second)
+	if _, ok := findPair(vgw, nw.Outbound.SPI); ok {
+		t.Fatal("without staging the vgw installed the pair before QM3")
+	}
+	vgw.evs.wait(t, "phase2-failed", detail("reason", "timed out"), 15*time.Second)
+	if vgw.dp.Allocated(nw.Outbound.Protocol, nw.Outbound.SPI) {
+		t.Fatal("the vgw's SPI is still allocated after its quick mode gave up")
+	}
+}
