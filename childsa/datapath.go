@@ -84,6 +84,18 @@ type LimitSource interface {
 	OnLimit(func(Limit))
 }
 
+// StagedDataPath is implemented by data paths that can install the two
+// halves of a pair at different times, so that a phase 2 rekey loses no
+// packet (ike/qmstaging.go): InstallInbound adds the pair's inbound SA (the
+// new SPI verifies and decrypts at once) while the tunnel keeps sending
+// on its older pair; ActivateOutbound later moves the tunnel's outbound
+// traffic to that pair. Delete removes a staged pair as any other. A data
+// path without it gets Install, and its outbound moves at once.
+type StagedDataPath interface {
+	InstallInbound(pair Pair) error
+	ActivateOutbound(protocol uint8, inboundSPI uint32) error
+}
+
 // PeerMover is implemented by data paths that follow NAT rebinding: they
 // report a verified ESP-in-UDP packet from a new mapping (OnPeerMoved) and
 // accept the engine's own finding from IKE (UpdatePeer).

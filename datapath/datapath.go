@@ -164,7 +164,14 @@ func (d *DataPath) AllocateSPI(proto uint8) (uint32, error) {
 // once, older pairs keep verifying inbound packets until deleted
 // (make-before-break). The pair's Remote becomes the tunnel's peer address
 // (for all its pairs): the engine's view is the newest.
-func (d *DataPath) Install(p childsa.Pair) error {
+func (d *DataPath) Install(p childsa.Pair) error { return d.install(p, true) }
+
+// InstallInbound adds an SA pair whose inbound SA verifies packets at
+// once while the tunnel keeps sending on its older pair until
+// ActivateOutbound (childsa.StagedDataPath: a phase 2 rekey without loss).
+func (d *DataPath) InstallInbound(p childsa.Pair) error { return d.install(p, false) }
+
+func (d *DataPath) install(p childsa.Pair, send bool) error {
 	pr, err := newPair(p, d.soft)
 	if err != nil {
 		return fmt.Errorf("datapath: install %s: %w", p.Tunnel, err)
@@ -180,12 +187,36 @@ func (d *DataPath) Install(p childsa.Pair) error {
 		d.log.WithFields(logrus.Fields{"tunnel": p.Tunnel, "from": from.String(), "to": p.Remote.String()}).Info("data path: peer address set by the installed pair")
 	}
 	t := d.table.Load().clone()
-	t.add(pr)
+	msg := "data path: SA pair installed"
+	if send {
+		t.add(pr)
+	} else {
+		t.addInbound(pr)
+		msg = "data path: SA pair installed inbound only (outbound follows on activation)"
+	}
 	d.publishLocked(t)
 	d.spis[spiKey(p.Inbound.Protocol, p.Inbound.SPI)] = true
 	d.log.WithFields(logrus.Fields{"tunnel": p.Tunnel, "spi_in": fmt.Sprintf("%08x", p.Inbound.SPI),
 		"spi_out": fmt.Sprintf("%08x", p.Outbound.SPI), "proto": protoName(p.Inbound.Protocol), "mode": p.Mode.String(),
-		"udp_encap": p.UDPEncap, "local_ts": p.LocalTS.String(), "remote_ts": p.RemoteTS.String()}).Info("data path: SA pair installed")
+		"udp_encap": p.UDPEncap, "local_ts": p.LocalTS.String(), "remote_ts": p.RemoteTS.String()}).Info(msg)
+	return nil
+}
+
+// ActivateOutbound moves the tunnel's outbound traffic to the pair with
+// this inbound SPI, installed before (childsa.StagedDataPath).
+func (d *DataPath) ActivateOutbound(proto uint8, spi uint32) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cur := d.table.Load()
+	p := cur.inbound[spiKey(proto, spi)]
+	if p == nil {
+		return fmt.Errorf("datapath: activate: no SA pair with inbound SPI %08x", spi)
+	}
+	t := cur.clone()
+	t.activate(p)
+	d.publishLocked(t)
+	d.log.WithFields(logrus.Fields{"tunnel": p.tunnel, "spi_in": fmt.Sprintf("%08x", spi),
+		"spi_out": fmt.Sprintf("%08x", p.out.SPI())}).Info("data path: outbound traffic moved to the SA pair")
 	return nil
 }
 
@@ -259,6 +290,7 @@ var (
 	_ childsa.LimitSource      = (*DataPath)(nil)
 	_ childsa.NATTDataPath     = (*DataPath)(nil)
 	_ childsa.PeerMover        = (*DataPath)(nil)
+	_ childsa.StagedDataPath   = (*DataPath)(nil)
 )
 
 // Close stops the data path: RunInside returns, the device is closed.

@@ -34,7 +34,8 @@ type pair struct {
 	localTS   netip.Prefix
 	remoteTS  netip.Prefix
 	installed time.Time
-	seq       uint64 // install order: the newest pair of a tunnel sends
+	seq       uint64 // activation order: the newest sending pair of a tunnel sends
+	staged    bool   // inbound only (InstallInbound) until ActivateOutbound; under DataPath.mu
 	hardBytes uint64 // 0: no byte lifetime
 	softBytes uint64
 	// NAT-OA (transport mode in UDP): the addresses the peer put into its
@@ -150,14 +151,28 @@ func (t *table) clone() *table {
 }
 
 func (t *table) add(p *pair) {
+	t.inbound[p.key] = p
+	t.activate(p)
+}
+
+// addInbound adds a staged pair (childsa.StagedDataPath): it verifies and
+// decrypts inbound packets, and sends nothing until activate.
+func (t *table) addInbound(p *pair) {
+	p.staged = true
+	t.inbound[p.key] = p
+}
+
+// activate makes p, a pair of t, its tunnel's sender.
+func (t *table) activate(p *pair) {
 	t.nextSeq++
 	p.seq = t.nextSeq
-	t.inbound[p.key] = p
+	p.staged = false
 	t.outbound[p.tunnel] = p
 }
 
 // remove deletes the pair; if it was its tunnel's sender, the newest
-// remaining pair of the tunnel takes over.
+// remaining pair of the tunnel that is not staged takes over (a staged
+// pair sends only once the engine activates it).
 func (t *table) remove(key uint64) *pair {
 	p := t.inbound[key]
 	if p == nil {
@@ -168,7 +183,7 @@ func (t *table) remove(key uint64) *pair {
 		delete(t.outbound, p.tunnel)
 		var best *pair
 		for _, q := range t.inbound {
-			if q.tunnel == p.tunnel && (best == nil || q.seq > best.seq) {
+			if q.tunnel == p.tunnel && !q.staged && (best == nil || q.seq > best.seq) {
 				best = q
 			}
 		}

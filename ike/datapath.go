@@ -17,6 +17,7 @@ type (
 	SALimit          = childsa.Limit
 	SALimitSource    = childsa.LimitSource
 	PeerMover        = childsa.PeerMover
+	StagedDataPath   = childsa.StagedDataPath
 )
 
 // The encapsulation modes, under the engine's names.

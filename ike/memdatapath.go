@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -14,6 +15,8 @@ type MemoryDataPath struct {
 	pairs     map[uint64]ChildSAPair // by protocol<<32 | inbound SPI
 	allocated map[uint64]bool
 	last      map[uint64]time.Time
+	staged    map[uint64]bool   // inbound only: InstallInbound, not yet ActivateOutbound
+	senders   map[string]uint64 // tunnel -> the pair that sends (key of pairs)
 	installs  int
 	limitFn   func(SALimit)
 }
@@ -38,7 +41,8 @@ func (m *MemoryDataPath) Limit(l SALimit) {
 
 // NewMemoryDataPath returns an empty MemoryDataPath.
 func NewMemoryDataPath() *MemoryDataPath {
-	return &MemoryDataPath{pairs: map[uint64]ChildSAPair{}, allocated: map[uint64]bool{}, last: map[uint64]time.Time{}}
+	return &MemoryDataPath{pairs: map[uint64]ChildSAPair{}, allocated: map[uint64]bool{}, last: map[uint64]time.Time{},
+		staged: map[uint64]bool{}, senders: map[string]uint64{}}
 }
 
 func spiKey(proto uint8, spi uint32) uint64 { return uint64(proto)<<32 | uint64(spi) }
@@ -54,23 +58,97 @@ func (m *MemoryDataPath) AllocateSPI(proto uint8) (uint32, error) {
 	return spi, err
 }
 
-// Install records a pair.
+// Install records a pair; the tunnel sends on it from now on.
 func (m *MemoryDataPath) Install(p ChildSAPair) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.pairs[spiKey(p.Inbound.Protocol, p.Inbound.SPI)] = p
+	k := spiKey(p.Inbound.Protocol, p.Inbound.SPI)
+	m.pairs[k] = p
+	delete(m.staged, k)
+	m.senders[p.Tunnel] = k
 	m.installs++
 	return nil
 }
 
-// Delete forgets a pair.
+// InstallInbound implements StagedDataPath: the pair is recorded, its
+// inbound SA counts as installed, the tunnel's sender does not change.
+func (m *MemoryDataPath) InstallInbound(p ChildSAPair) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := spiKey(p.Inbound.Protocol, p.Inbound.SPI)
+	if _, ok := m.pairs[k]; ok {
+		return fmt.Errorf("memory data path: SPI %08x is installed already", p.Inbound.SPI)
+	}
+	m.pairs[k] = p
+	m.staged[k] = true
+	return nil
+}
+
+// ActivateOutbound implements StagedDataPath: the tunnel sends on the pair
+// from now on. It counts as an install (the pair is complete).
+func (m *MemoryDataPath) ActivateOutbound(proto uint8, spi uint32) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := spiKey(proto, spi)
+	p, ok := m.pairs[k]
+	if !ok {
+		return fmt.Errorf("memory data path: no pair with inbound SPI %08x to activate", spi)
+	}
+	delete(m.staged, k)
+	m.senders[p.Tunnel] = k
+	m.installs++
+	return nil
+}
+
+// Delete forgets a pair (staged or not). When it was its tunnel's sender,
+// the newest other complete pair is not known here: the tunnel has no
+// sender until the next Install or ActivateOutbound, unless one is left
+// (then the one left sends, as the real data path's fallback does).
 func (m *MemoryDataPath) Delete(proto uint8, spi uint32) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.pairs, spiKey(proto, spi))
-	delete(m.allocated, spiKey(proto, spi))
-	delete(m.last, spiKey(proto, spi))
+	k := spiKey(proto, spi)
+	p, had := m.pairs[k]
+	delete(m.pairs, k)
+	delete(m.allocated, k)
+	delete(m.last, k)
+	delete(m.staged, k)
+	if had && m.senders[p.Tunnel] == k {
+		delete(m.senders, p.Tunnel)
+		for ok, op := range m.pairs {
+			if op.Tunnel == p.Tunnel && !m.staged[ok] {
+				m.senders[p.Tunnel] = ok
+				break
+			}
+		}
+	}
 	return nil
+}
+
+// Sender returns the pair the tunnel sends on, if any.
+func (m *MemoryDataPath) Sender(tunnel string) (ChildSAPair, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k, ok := m.senders[tunnel]
+	if !ok {
+		return ChildSAPair{}, false
+	}
+	return m.pairs[k], true
+}
+
+// Staged reports whether the pair with this inbound SPI is installed
+// inbound only (InstallInbound without ActivateOutbound).
+func (m *MemoryDataPath) Staged(proto uint8, spi uint32) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.staged[spiKey(proto, spi)]
+}
+
+// Allocated reports whether the SPI is allocated or installed.
+func (m *MemoryDataPath) Allocated(proto uint8, spi uint32) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.allocated[spiKey(proto, spi)]
 }
 
 // LastInbound reports the time set by MarkInbound.
@@ -87,7 +165,7 @@ func (m *MemoryDataPath) MarkInbound(proto uint8, spi uint32) {
 	m.last[spiKey(proto, spi)] = time.Now()
 }
 
-// Pairs returns the installed pairs.
+// Pairs returns the installed pairs, staged ones included.
 func (m *MemoryDataPath) Pairs() []ChildSAPair {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -98,9 +176,11 @@ func (m *MemoryDataPath) Pairs() []ChildSAPair {
 	return out
 }
 
-// Installs counts Install calls.
+// Installs counts the pairs completed: Install and ActivateOutbound calls.
 func (m *MemoryDataPath) Installs() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.installs
 }
+
+var _ StagedDataPath = (*MemoryDataPath)(nil)

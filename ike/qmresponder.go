@@ -108,6 +108,9 @@ func (qm *quickMode) sendQM2(after []isakmp.Payload, o phase2Offer) {
 		qm.refuse(isakmp.NotifyNoProposalChosen, o.p.Protocol, spiBytes(o.spi), "encoding QM2: "+err.Error())
 		return
 	}
+	if !qm.stageInbound(o) { // qmstaging.go
+		return
+	}
 	sa.quick[qm.mid] = qm
 	qm.state = qmQM2Sent
 	sa.t.setPhase2State("Negotiating")

@@ -24,9 +24,12 @@ import (
 //
 // HASH(1) = prf(SKEYID_a, M-ID | rest), HASH(2) = prf(SKEYID_a, M-ID | Ni_b | rest),
 // HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b), where rest is every payload
-// after the HASH with its generic header. The initiator installs after sending
-// QM3, the responder after receiving it; the responder retransmits QM2 until
-// QM3 arrives.
+// after the HASH with its generic header. The responder installs the pair's
+// inbound SA when it sends QM2 and moves its outbound traffic to the pair
+// when QM3 arrives; the initiator installs on QM2 (after sending QM3) and,
+// when the pair replaces another, keeps sending on the old one until the
+// peer has used the new one or a grace period passed (qmstaging.go). The
+// responder retransmits QM2 until QM3 arrives.
 
 type qmState int
 
@@ -66,6 +69,15 @@ type quickMode struct {
 	lastInHash [32]byte
 	replaces   *childSA // the pair this negotiation rekeys, if any
 	started    time.Time
+
+	// Staging (qmstaging.go). Responder: staged is set once the pair's
+	// inbound SA is in the data path (QM2 sent), pair is that pair, and
+	// QM3 moves the outbound. Initiator: outboundStaged says the pair was
+	// installed inbound only at QM2, and the tunnel moves its outbound
+	// later (tunnel.checkStaged).
+	staged         bool
+	pair           ChildSAPair
+	outboundStaged bool
 }
 
 func (qm *quickMode) logger() logrus.FieldLogger {
@@ -407,8 +419,8 @@ func (qm *quickMode) processQM2(ps []isakmp.Payload) {
 	qm.install()
 }
 
-// install derives KEYMAT for both SPIs and hands the pair to the data path.
-func (qm *quickMode) install() {
+// childPair derives KEYMAT for both SPIs: the pair as the data path takes it.
+func (qm *quickMode) childPair() (ChildSAPair, error) {
 	sa := qm.sa
 	gqm := qm.shared
 	if qm.dhKey != nil && gqm == nil {
@@ -418,8 +430,7 @@ func (qm *quickMode) install() {
 		}
 		var err error
 		if gqm, err = qm.dhKey.SharedSecret(peer); err != nil {
-			qm.fail("PFS DH: " + err.Error())
-			return
+			return ChildSAPair{}, fmt.Errorf("PFS DH: %w", err)
 		}
 	}
 	encLen, integLen := keyLengths(qm.chosen)
@@ -439,12 +450,24 @@ func (qm *quickMode) install() {
 		pair.Local = netip.AddrPortFrom(sa.local.Addr(), 0)
 		pair.Remote = netip.AddrPortFrom(sa.remote.Addr(), 0)
 	}
-	if err := sa.e.dp.Install(pair); err != nil {
+	return pair, nil
+}
+
+// install completes the negotiation: the pair goes to the data path (all
+// of it, or what staging left to do: qmstaging.go) and to the tunnel.
+func (qm *quickMode) install() {
+	sa := qm.sa
+	pair := qm.pair
+	if !qm.staged {
+		var err error
+		if pair, err = qm.childPair(); err != nil {
+			qm.fail(err.Error())
+			return
+		}
+	}
+	if err := qm.installPair(pair); err != nil {
 		qm.fail("data path refused the SAs: " + err.Error())
 		return
-	}
-	if sa.e.klog != nil {
-		sa.e.klog.ChildKeys(pair)
 	}
 	qm.state = qmDone
 	sa.t.onChildUp(qm, pair)

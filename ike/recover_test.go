@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// panicDP is a data path whose Install panics while armed: a bug in a
+// panicDP is a data path that panics while armed when it completes a pair
+// (Install, or ActivateOutbound of a pair staged at QM2): a bug in a
 // component the engine calls from a message handler.
 type panicDP struct {
 	*MemoryDataPath
@@ -16,13 +17,20 @@ type panicDP struct {
 
 func (p *panicDP) Install(pair ChildSAPair) error {
 	if p.armed.Load() {
-		panic("test: data path Install panics")
+		panic("test: data path install panics")
 	}
 	return p.MemoryDataPath.Install(pair)
 }
 
+func (p *panicDP) ActivateOutbound(proto uint8, spi uint32) error {
+	if p.armed.Load() {
+		panic("test: data path install panics")
+	}
+	return p.MemoryDataPath.ActivateOutbound(proto, spi)
+}
+
 // TestPanicSafetyNet: a panic while the vgw handles QM3 (in the data
-// path's Install) is recovered: logged at error with the exchange and
+// path, when the pair staged at QM2 is completed) is recovered: logged at error with the exchange and
 // cookies, counted in Status (panics and drops), the ISAKMP SA is torn
 // down, and the engine keeps serving: the next negotiation succeeds. A
 // panic in a timer or control closure is recovered and counted as well,
@@ -55,7 +63,7 @@ func TestPanicSafetyNet(t *testing.T) {
 	}
 	line := logs[strings.LastIndex(logs[:i], "\n")+1:]
 	line = line[:strings.Index(line, "\n")]
-	for _, want := range []string{"level=error", "exchange=", "icookie=", "rcookie=", "tunnel=tunnel1", "test: data path Install panics"} {
+	for _, want := range []string{"level=error", "exchange=", "icookie=", "rcookie=", "tunnel=tunnel1", "test: data path install panics"} {
 		if !strings.Contains(line, want) {
 			t.Fatalf("the panic's log line lacks %q: %s", want, line)
 		}

@@ -61,7 +61,8 @@ type childSA struct {
 	expires     time.Time
 	rekeyAt     time.Time
 	rekeyed     bool // a newer pair replaces it
-	timers      struct{ rekey, expire, mbb *time.Timer }
+	staged      bool // installed inbound only; outbound still on the older pair (qmstaging.go)
+	timers      struct{ rekey, expire, mbb, stage *time.Timer }
 }
 
 func newTunnel(e *Engine, cfg *TunnelConfig) *tunnel {
@@ -369,9 +370,12 @@ func rekeyDelay(life, margin time.Duration, fuzz int) time.Duration {
 // onChildUp records a new installed pair and schedules its rekey and expiry.
 func (t *tunnel) onChildUp(qm *quickMode, pair ChildSAPair) {
 	e := t.e
-	c := &childSA{pair: pair, proposal: qm.chosen, initiator: qm.initiator, established: timeNow()}
+	c := &childSA{pair: pair, proposal: qm.chosen, initiator: qm.initiator, established: timeNow(), staged: qm.outboundStaged}
 	c.expires = c.established.Add(pair.Lifetime)
 	t.children = append(t.children, c)
+	if c.staged {
+		t.watchStaged(c) // qmstaging.go
+	}
 	t.counters.Phase2Established++
 	t.counters.Exchanges.Quick.Completed++
 	t.lastError = ""
@@ -462,13 +466,14 @@ func (t *tunnel) hasChild(c *childSA) bool {
 
 // deleteChild removes a pair from the data path and optionally tells the peer.
 func (t *tunnel) deleteChild(c *childSA, reason string, tellPeer bool) {
+	t.activateBeforeDelete(c) // qmstaging.go
 	for i, x := range t.children {
 		if x == c {
 			t.children = append(t.children[:i], t.children[i+1:]...)
 			break
 		}
 	}
-	for _, tm := range []*time.Timer{c.timers.rekey, c.timers.expire, c.timers.mbb} {
+	for _, tm := range []*time.Timer{c.timers.rekey, c.timers.expire, c.timers.mbb, c.timers.stage} {
 		if tm != nil {
 			tm.Stop()
 		}
