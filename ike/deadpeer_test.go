@@ -141,12 +141,26 @@ func TestDPDTimeoutActions(t *testing.T) {
 // the peer alive although every IKE message is lost.
 func TestDPDDataTrafficIsProofOfLife(t *testing.T) {
 	t.Parallel()
-	cgw, _, bh := dpdPair(t, DPDClear, DPDClear, nil)
-	p := cgw.dp.Pairs()[0]
+	// The cgw's delay is 600 ms against marks every 20 ms: a marking
+	// goroutine starved for 200 ms on a loaded machine made the cgw probe
+	// with the default 200 ms delay of dpdPair (a false failure).
+	cgw, _, bh := dpdPair(t, DPDClear, DPDClear, func(ct, _ *TunnelConfig) {
+		ct.DPDDelay, ct.DPDTimeout = 600*time.Millisecond, 2*time.Second
+	})
+	var p ChildSAPair
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ps := cgw.dp.Pairs(); len(ps) > 0 {
+			p = ps[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cgw's data path holds no pair 5 s after phase2-up")
+		}
+	}
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
-		tk := time.NewTicker(50 * time.Millisecond)
+		tk := time.NewTicker(20 * time.Millisecond)
 		defer tk.Stop()
 		for {
 			select {
