@@ -115,8 +115,11 @@ func init() {
 }
 
 // batteryCases: the generated rows (every verb on every message) and the
-// rows of their own.
-func batteryCases() []batCase {
+// rows of their own. Names, counters and notifies are written for the cgw
+// as initiator; with vgwInit every row runs with the roles swapped and its
+// expectation mirrored (the engines' names exchanged), except where
+// batWantVGWInit documents another reaction (battery_roles_test.go).
+func batteryCases(vgwInit bool) []batCase {
 	var cases []batCase
 	for _, ex := range batExchanges {
 		for _, msg := range ex.msgs {
@@ -130,7 +133,14 @@ func batteryCases() []batCase {
 			}
 		}
 	}
-	return append(cases, payloadCases()...)
+	cases = append(cases, payloadCases()...)
+	cases = append(cases, informationalCases(vgwInit)...)
+	if vgwInit {
+		for i := range cases {
+			cases[i] = mirrorCase(cases[i])
+		}
+	}
+	return cases
 }
 
 // payloadCases: KE, nonce, unknown payloads in the plaintext messages,
@@ -185,7 +195,7 @@ func payloadCases() []batCase {
 	add("QM2/omit-ke", mm, nil, impair("QM2", Impairment{Verb: ImpairOmitKE, Exchange: ImpairQuick}))
 	add("MM3/no-retransmit", mm, dropFirst("MM3"), impair("MM3", Impairment{Verb: ImpairNoRetransmit}))
 	add("QM1/no-retransmit", mm, dropFirst("QM1"), impair("QM1", Impairment{Verb: ImpairNoRetransmit}))
-	return append(cases, informationalCases()...)
+	return cases
 }
 
 func itoa(n int) string {
