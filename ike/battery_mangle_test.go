@@ -42,6 +42,17 @@ func dropFirst(msg string) mangleFn {
 	return onFirst(msg, func(*batRelay, harnessPacket) []harnessPacket { return nil })
 }
 
+// dropCopies drops the numbered copy of each message named (e.g. QM3's
+// first and QM2's second).
+func dropCopies(which map[string]int) mangleFn {
+	return func(r *batRelay, name string, copy int, p harnessPacket) []harnessPacket {
+		if n, ok := which[name]; ok && n == copy {
+			return nil
+		}
+		return []harnessPacket{p}
+	}
+}
+
 func duplicate(msg string) mangleFn {
 	return onFirst(msg, func(_ *batRelay, p harnessPacket) []harnessPacket { return []harnessPacket{p, p} })
 }

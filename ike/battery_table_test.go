@@ -107,6 +107,7 @@ func init() {
 		batWant[m+"/length-short"] = batExpect{want: "up", counts: []string{"vgw.drops.quick-mode-undecryptable"}}
 	}
 	batWant["QM2/length-short"] = batExpect{want: "up", counts: []string{"cgw.drops.quick-mode-undecryptable"}}
+	batWant["QM3/drop-and-QM2-retransmission-lost"] = batExpect{want: "up", counts: []string{"cgw.tunnel.duplicates_answered"}}
 	batWant["QM1/replay-forward"] = batExpect{want: "up", counts: []string{"vgw.drops.quick-mode-stale"}}
 	batWant["QM2/wrong-msgid"] = batExpect{want: "up", notify: "cgw:PAYLOAD-MALFORMED"}
 	batWant["QM3/wrong-msgid"] = batExpect{want: "up", notify: "vgw:PAYLOAD-MALFORMED"}
@@ -195,6 +196,12 @@ func payloadCases() []batCase {
 	add("QM2/omit-ke", mm, nil, impair("QM2", Impairment{Verb: ImpairOmitKE, Exchange: ImpairQuick}))
 	add("MM3/no-retransmit", mm, dropFirst("MM3"), impair("MM3", Impairment{Verb: ImpairNoRetransmit}))
 	add("QM1/no-retransmit", mm, dropFirst("QM1"), impair("QM1", Impairment{Verb: ImpairNoRetransmit}))
+	// QM3 lost and the responder's first retransmission of QM2 too: its
+	// second one (37.5 ms later, 62.5 ms after QM3) must still get the
+	// cached QM3 (before: the initiator had forgotten the quick mode
+	// after 2 x its retransmission timeout and dropped it as a replay;
+	// the responder gave up, the initiator kept a pair it alone had).
+	add("QM3/drop-and-QM2-retransmission-lost", mm, dropCopies(map[string]int{"QM3": 1, "QM2": 2}), nil)
 	return cases
 }
 

@@ -53,6 +53,20 @@ func (ob *outbox) arm(e *Engine) {
 	ob.timer = e.afterFunc(d, func() { ob.expired(e) })
 }
 
+// retransmitSpan is how long a peer with our retransmission settings goes
+// on retransmitting one message before it gives up: timeout x (1 + base +
+// ... + base^tries). With the defaults (strongSwan's: 4 s, 1.8, 5 tries)
+// about 165 s, longer than Libreswan's 60 s retransmit-timeout. A finished
+// quick mode is kept that long to answer a retransmitted QM2 with its QM3.
+func (e *Engine) retransmitSpan() time.Duration {
+	d, step := time.Duration(0), float64(e.cfg.RetransmitTimeout)
+	for i := 0; i <= e.cfg.RetransmitTries; i++ {
+		d += time.Duration(step)
+		step *= e.cfg.RetransmitBase
+	}
+	return d
+}
+
 // expired is called when no answer came in time.
 func (ob *outbox) expired(e *Engine) {
 	if ob.msg == nil {
