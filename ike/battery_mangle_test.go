@@ -2,6 +2,7 @@ package ike
 
 import (
 	"encoding/binary"
+	"time"
 
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
@@ -51,6 +52,19 @@ func dropCopies(which map[string]int) mangleFn {
 		}
 		return []harnessPacket{p}
 	}
+}
+
+// lateAtTimeout holds the first copy of msg until the timer of its
+// request's retransmission has fired (posted to the initiator's inbox) and
+// delivers it before that post runs: the answer arrives as the initiator
+// gives up waiting. The initiator's later messages get a timeout of 1 s,
+// so that a retransmission in the rest of the row can only be that post's.
+func lateAtTimeout(msg string) mangleFn {
+	return onFirst(msg, func(r *batRelay, p harnessPacket) []harnessPacket {
+		time.Sleep(60 * time.Millisecond) // the first retransmission is due after 25 ms
+		r.ini().cfg.RetransmitTimeout = time.Second
+		return []harnessPacket{p}
+	})
 }
 
 func duplicate(msg string) mangleFn {

@@ -2,6 +2,8 @@ package ike
 
 import (
 	"math/big"
+	"strings"
+	"testing"
 
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
@@ -202,6 +204,23 @@ func payloadCases() []batCase {
 	// after 2 x its retransmission timeout and dropped it as a replay;
 	// the responder gave up, the initiator kept a pair it alone had).
 	add("QM3/drop-and-QM2-retransmission-lost", mm, dropCopies(map[string]int{"QM3": 1, "QM2": 2}), nil)
+	// An answer that arrives as the initiator's retransmission timer
+	// fires: nothing is sent again (before: the timer's post ran after
+	// the answer and retransmitted what the outbox held then: the
+	// answered MM5, or at once the next message, MM3, MM5, AM3, QM3, and
+	// re-armed the timer for the remaining tries).
+	for _, answer := range []string{"MM2", "MM4", "MM6", "AM2", "QM2"} {
+		o := mm
+		if answer[0] == 'A' {
+			o = am
+		}
+		add(answer+"/late-at-timeout", o, lateAtTimeout(answer), nil)
+		cases[len(cases)-1].check = func(t *testing.T, r *batRelay) {
+			if n := r.ini().byName["tunnel1"].counters.Retransmits; n != 0 {
+				t.Errorf("the initiator retransmitted %d times after the answer came (relay: %s)", n, strings.Join(r.log, " "))
+			}
+		}
+	}
 	return cases
 }
 

@@ -48,9 +48,21 @@ func (e *Engine) sendLogged(local, remote netip.AddrPort, msg []byte, what strin
 	}
 }
 
+// arm starts the timer of the next retransmission. A timer that fired
+// posts to the loop; if the answer (answered, stop) or the next message
+// (transmit) came before that post runs, the timer it belongs to is no
+// longer the outbox's and the post does nothing: it must not retransmit
+// an answered message, nor the next message at once, nor arm a second
+// timer.
 func (ob *outbox) arm(e *Engine) {
 	d := time.Duration(float64(e.cfg.RetransmitTimeout) * math.Pow(e.cfg.RetransmitBase, float64(ob.tries)))
-	ob.timer = e.afterFunc(d, func() { ob.expired(e) })
+	var tm *time.Timer
+	tm = e.afterFunc(d, func() {
+		if ob.timer == tm {
+			ob.expired(e)
+		}
+	})
+	ob.timer = tm
 }
 
 // retransmitSpan is how long a peer with our retransmission settings goes
