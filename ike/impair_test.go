@@ -735,7 +735,13 @@ func TestImpairRepeats(t *testing.T) {
 			if tc.cgw == nil {
 				impaired = vgw
 			}
-			impaired.evs.wait(t, "impaired", nil, time.Second)
+			// A replay's first "impaired" event is the replay itself, 1 s
+			// after the first transmission: wait as long as for it.
+			first := time.Second
+			if tc.wait > 0 {
+				first = tc.wait
+			}
+			impaired.evs.wait(t, "impaired", nil, first)
 			if tc.wait > 0 {
 				impaired.evs.wait(t, "impaired", detail("effect", "replayed"), tc.wait)
 			}
