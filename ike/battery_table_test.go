@@ -137,6 +137,7 @@ func batteryCases(vgwInit bool) []batCase {
 		}
 	}
 	cases = append(cases, payloadCases()...)
+	cases = append(cases, quickPayloadCases()...)
 	cases = append(cases, informationalCases(vgwInit)...)
 	if vgwInit {
 		for i := range cases {
