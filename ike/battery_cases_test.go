@@ -26,10 +26,12 @@ type batCase struct {
 	mangle mangleFn
 	setup  func(r *batRelay) // before phase 1 starts (impairments)
 	after  func(r *batRelay) // once the first run settled (replays, spoofs)
-	want   string            // "up", or "down": the cgw's phase 1 or phase 2 did not come up
+	want   string            // "up", or "down": phase 1 or phase 2 did not come up on both sides
 	counts []string          // counters that must have moved, "" for none checked
 	notify string            // "vgw:PAYLOAD-MALFORMED": a notify one side must have sent
 	check  func(t *testing.T, r *batRelay)
+	// vgwInit: the row runs with the vgw as initiator (battery_roles_test.go).
+	vgwInit bool
 }
 
 // Verbs applied to every message of an exchange, with the outcome a
@@ -65,14 +67,14 @@ var batExchanges = []struct {
 
 // runBatCase runs one row and returns what it saw.
 func runBatCase(t *testing.T, c batCase) (outcome string, delta map[string]uint64, notifies []string, r *batRelay) {
-	r = newBatRelay(t, c.o)
+	r = newBatRelay(t, c.o, c.vgwInit)
 	before := r.counterValues()
 	r.mangle = c.mangle
 	if c.setup != nil {
 		c.setup(r)
 	}
-	r.h.cgw.byName["tunnel1"].wantUp = true
-	r.h.start()
+	r.ini().byName["tunnel1"].wantUp = true
+	r.start()
 	budget := 3 * time.Second
 	if c.want == "down" && c.after == nil {
 		budget = 700 * time.Millisecond // retransmissions give up after some 200 ms
@@ -107,11 +109,17 @@ func prefixed(p string, ss []string) []string {
 	return out
 }
 
-// TestHostilePeerBattery runs every row; VPNLAB_BATTERY_PRINT=1 prints
-// what each row saw (to write the table of docs/hostile-input.md).
+// TestHostilePeerBattery runs every row with the cgw as initiator (the vgw
+// as responder, as with AWS); VPNLAB_BATTERY_PRINT=1 prints what each row
+// saw (to write the table of docs/hostile-input.md).
 func TestHostilePeerBattery(t *testing.T) {
+	runBattery(t, batteryCases(false))
+}
+
+// runBattery runs the rows one after the other (the goroutine check
+// counts the process's goroutines).
+func runBattery(t *testing.T, cases []batCase) {
 	start := time.Now()
-	cases := batteryCases()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			g := runtime.NumGoroutine()
@@ -154,13 +162,18 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-// sender returns the engine that sends msg (the cgw initiates).
+// sender returns the engine that sends msg: INFO-C / INFO-V by name, the
+// odd messages of an exchange the initiator, the even ones the responder.
 func sender(r *batRelay, msg string) *Engine {
-	n := msg[len(msg)-1] - '0'
-	if strings.HasPrefix(msg, "INFO-V") || n%2 == 0 {
+	switch {
+	case strings.HasPrefix(msg, "INFO-V"):
 		return r.h.vgw
+	case strings.HasPrefix(msg, "INFO-C"):
+		return r.h.cgw
+	case (msg[len(msg)-1]-'0')%2 == 0:
+		return r.resp()
 	}
-	return r.h.cgw
+	return r.ini()
 }
 
 // impair sets an impairment on the engine that sends msg.

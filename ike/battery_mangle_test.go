@@ -2,6 +2,7 @@ package ike
 
 import (
 	"encoding/binary"
+	"time"
 
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
@@ -40,6 +41,30 @@ func withIKE(p harnessPacket, b []byte) []byte {
 
 func dropFirst(msg string) mangleFn {
 	return onFirst(msg, func(*batRelay, harnessPacket) []harnessPacket { return nil })
+}
+
+// dropCopies drops the numbered copy of each message named (e.g. QM3's
+// first and QM2's second).
+func dropCopies(which map[string]int) mangleFn {
+	return func(r *batRelay, name string, copy int, p harnessPacket) []harnessPacket {
+		if n, ok := which[name]; ok && n == copy {
+			return nil
+		}
+		return []harnessPacket{p}
+	}
+}
+
+// lateAtTimeout holds the first copy of msg until the timer of its
+// request's retransmission has fired (posted to the initiator's inbox) and
+// delivers it before that post runs: the answer arrives as the initiator
+// gives up waiting. The initiator's later messages get a timeout of 1 s,
+// so that a retransmission in the rest of the row can only be that post's.
+func lateAtTimeout(msg string) mangleFn {
+	return onFirst(msg, func(r *batRelay, p harnessPacket) []harnessPacket {
+		time.Sleep(60 * time.Millisecond) // the first retransmission is due after 25 ms
+		r.ini().cfg.RetransmitTimeout = time.Second
+		return []harnessPacket{p}
+	})
 }
 
 func duplicate(msg string) mangleFn {

@@ -2,6 +2,8 @@ package ike
 
 import (
 	"math/big"
+	"strings"
+	"testing"
 
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
@@ -107,6 +109,7 @@ func init() {
 		batWant[m+"/length-short"] = batExpect{want: "up", counts: []string{"vgw.drops.quick-mode-undecryptable"}}
 	}
 	batWant["QM2/length-short"] = batExpect{want: "up", counts: []string{"cgw.drops.quick-mode-undecryptable"}}
+	batWant["QM3/drop-and-QM2-retransmission-lost"] = batExpect{want: "up", counts: []string{"cgw.tunnel.duplicates_answered"}}
 	batWant["QM1/replay-forward"] = batExpect{want: "up", counts: []string{"vgw.drops.quick-mode-stale"}}
 	batWant["QM2/wrong-msgid"] = batExpect{want: "up", notify: "cgw:PAYLOAD-MALFORMED"}
 	batWant["QM3/wrong-msgid"] = batExpect{want: "up", notify: "vgw:PAYLOAD-MALFORMED"}
@@ -115,8 +118,11 @@ func init() {
 }
 
 // batteryCases: the generated rows (every verb on every message) and the
-// rows of their own.
-func batteryCases() []batCase {
+// rows of their own. Names, counters and notifies are written for the cgw
+// as initiator; with vgwInit every row runs with the roles swapped and its
+// expectation mirrored (the engines' names exchanged), except where
+// batWantVGWInit documents another reaction (battery_roles_test.go).
+func batteryCases(vgwInit bool) []batCase {
 	var cases []batCase
 	for _, ex := range batExchanges {
 		for _, msg := range ex.msgs {
@@ -130,7 +136,15 @@ func batteryCases() []batCase {
 			}
 		}
 	}
-	return append(cases, payloadCases()...)
+	cases = append(cases, payloadCases()...)
+	cases = append(cases, quickPayloadCases()...)
+	cases = append(cases, informationalCases(vgwInit)...)
+	if vgwInit {
+		for i := range cases {
+			cases[i] = mirrorCase(cases[i])
+		}
+	}
+	return cases
 }
 
 // payloadCases: KE, nonce, unknown payloads in the plaintext messages,
@@ -185,7 +199,30 @@ func payloadCases() []batCase {
 	add("QM2/omit-ke", mm, nil, impair("QM2", Impairment{Verb: ImpairOmitKE, Exchange: ImpairQuick}))
 	add("MM3/no-retransmit", mm, dropFirst("MM3"), impair("MM3", Impairment{Verb: ImpairNoRetransmit}))
 	add("QM1/no-retransmit", mm, dropFirst("QM1"), impair("QM1", Impairment{Verb: ImpairNoRetransmit}))
-	return append(cases, informationalCases()...)
+	// QM3 lost and the responder's first retransmission of QM2 too: its
+	// second one (37.5 ms later, 62.5 ms after QM3) must still get the
+	// cached QM3 (before: the initiator had forgotten the quick mode
+	// after 2 x its retransmission timeout and dropped it as a replay;
+	// the responder gave up, the initiator kept a pair it alone had).
+	add("QM3/drop-and-QM2-retransmission-lost", mm, dropCopies(map[string]int{"QM3": 1, "QM2": 2}), nil)
+	// An answer that arrives as the initiator's retransmission timer
+	// fires: nothing is sent again (before: the timer's post ran after
+	// the answer and retransmitted what the outbox held then: the
+	// answered MM5, or at once the next message, MM3, MM5, AM3, QM3, and
+	// re-armed the timer for the remaining tries).
+	for _, answer := range []string{"MM2", "MM4", "MM6", "AM2", "QM2"} {
+		o := mm
+		if answer[0] == 'A' {
+			o = am
+		}
+		add(answer+"/late-at-timeout", o, lateAtTimeout(answer), nil)
+		cases[len(cases)-1].check = func(t *testing.T, r *batRelay) {
+			if n := r.ini().byName["tunnel1"].counters.Retransmits; n != 0 {
+				t.Errorf("the initiator retransmitted %d times after the answer came (relay: %s)", n, strings.Join(r.log, " "))
+			}
+		}
+	}
+	return cases
 }
 
 func itoa(n int) string {

@@ -34,14 +34,18 @@ type batRelay struct {
 	events map[string][]Event
 	log    []string // names of the datagrams as delivered, mangled ones with a *
 	stops  []func()
+	// vgwInit: the vgw initiates phase 1 and quick mode, the cgw responds
+	// (battery_roles_test.go); otherwise the cgw initiates.
+	vgwInit bool
 }
 
 // newBatRelay builds the two engines with retransmission timeouts short
-// enough for a case to see retries and give-ups in well under a second.
-func newBatRelay(t testing.TB, o harnessOpts) *batRelay {
-	h := newFuzzHarness(t, o)
+// enough for a case to see retries and give-ups in well under a second;
+// vgwInit picks the initiator.
+func newBatRelay(t testing.TB, o harnessOpts, vgwInit bool) *batRelay {
+	h := newRoleHarness(t, o, vgwInit)
 	r := &batRelay{h: h, names: map[[32]byte]string{}, counts: map[string]int{}, copies: map[string]int{},
-		sas: map[*ikeSA]bool{}, events: map[string][]Event{}}
+		sas: map[*ikeSA]bool{}, events: map[string][]Event{}, vgwInit: vgwInit}
 	for name, e := range map[string]*Engine{"cgw": h.cgw, "vgw": h.vgw} {
 		e.cfg.RetransmitTimeout, e.cfg.RetransmitBase, e.cfg.RetransmitTries = 25*time.Millisecond, 1.5, 3
 		ch, stop := e.Subscribe()
@@ -108,8 +112,8 @@ func (r *batRelay) name(p harnessPacket) string {
 	key := fmt.Sprintf("%s%s%08x", from, ex, hdr.MessageID)
 	r.counts[key]++
 	c := r.counts[key]
-	n := fmt.Sprintf("%s%d", ex, 2*c-1)
-	if from == "V" {
+	n := fmt.Sprintf("%s%d", ex, 2*c-1) // the initiator's messages are odd
+	if (from == "V") != r.vgwInit {
 		n = fmt.Sprintf("%s%d", ex, 2*c)
 	}
 	r.names[d] = n

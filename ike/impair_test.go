@@ -653,7 +653,13 @@ func TestImpairRepeats(t *testing.T) {
 			if tc.cgw == nil {
 				impaired = vgw
 			}
-			impaired.evs.wait(t, "impaired", nil, time.Second)
+			// A replay's first "impaired" event is the replay itself, 1 s
+			// after the first transmission: wait as long as for it.
+			first := time.Second
+			if tc.wait > 0 {
+				first = tc.wait
+			}
+			impaired.evs.wait(t, "impaired", nil, first)
 			if tc.wait > 0 {
 				impaired.evs.wait(t, "impaired", detail("effect", "replayed"), tc.wait)
 			}
@@ -812,24 +818,28 @@ func TestImpairAtRunTime(t *testing.T) {
 }
 
 // TestImpairReplayQM1: a replayed QM1 is never negotiated again and never
-// answered. While the responder still keeps that quick mode (2 x
-// retransmit_timeout after it completed) the replay is a stale message of
-// an ended exchange; later the ISAKMP SA still remembers its message ID.
+// answered. While the responder still keeps that quick mode (as long as a
+// peer retransmits: retransmitSpan after it completed) the replay is a
+// stale message of an ended exchange; later the ISAKMP SA still remembers
+// its message ID.
 // Either way it is dropped unread (no PAYLOAD-MALFORMED from decrypting it
 // with the exchange's advanced IV) and counted.
 func TestImpairReplayQM1(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name string
-		rto  time.Duration
-		drop string
+		name  string
+		rto   time.Duration
+		tries int
+		drop  string
 	}{
-		{"within the cache", time.Second, dropQuickStale},
-		{"after the cache", 300 * time.Millisecond, dropQuickReplay},
+		{"within the cache", time.Second, 0, dropQuickStale},            // kept about 41 s
+		{"after the cache", 100 * time.Millisecond, 1, dropQuickReplay}, // kept 280 ms, the replay 1 s
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cgw, vgw := newImpairedPairCfg(t, []string{"replay:quick:1"}, nil, nil, func(c *Config) { c.RetransmitTimeout = tc.rto })
+			cgw, vgw := newImpairedPairCfg(t, []string{"replay:quick:1"}, nil, nil, func(c *Config) {
+				c.RetransmitTimeout, c.RetransmitTries = tc.rto, tc.tries
+			})
 			up(t, cgw, vgw)
 			cgw.evs.wait(t, "impaired", detail("effect", "replayed"), 2*time.Second)
 			deadline := time.Now().Add(2 * time.Second)

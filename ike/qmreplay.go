@@ -9,8 +9,9 @@ import (
 )
 
 // Replayed and stale quick mode messages. A quick mode is kept in its
-// ISAKMP SA's quick map only briefly after it ends (2 x retransmit_timeout,
-// to answer a duplicate of the last message), so without more memory a QM1
+// ISAKMP SA's quick map only for a while after it ends (as long as the peer
+// may retransmit, retransmitSpan: about 165 s with the defaults, to answer
+// a duplicate of the last message), so without more memory a QM1
 // replayed later would decrypt with a fresh IV, pass HASH(1) (it is the
 // peer's own authentic message) and be negotiated again. Each ISAKMP SA
 // therefore remembers the message IDs of its quick modes, its own and the

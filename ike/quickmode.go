@@ -471,8 +471,10 @@ func (qm *quickMode) install() {
 	}
 	qm.state = qmDone
 	sa.t.onChildUp(qm, pair)
-	// Keep the state a little for duplicate QM2/QM3, then forget it.
-	sa.e.afterFunc(2*sa.e.cfg.RetransmitTimeout, func() {
+	// Keep the state for duplicate QM2/QM3 as long as the peer may
+	// retransmit (a lost QM3 and a lost retransmission must still get the
+	// cached QM3), then forget it.
+	sa.e.afterFunc(sa.e.retransmitSpan(), func() {
 		if sa.quick[qm.mid] == qm {
 			qm.out.stop()
 			delete(sa.quick, qm.mid)

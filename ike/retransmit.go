@@ -48,9 +48,35 @@ func (e *Engine) sendLogged(local, remote netip.AddrPort, msg []byte, what strin
 	}
 }
 
+// arm starts the timer of the next retransmission. A timer that fired
+// posts to the loop; if the answer (answered, stop) or the next message
+// (transmit) came before that post runs, the timer it belongs to is no
+// longer the outbox's and the post does nothing: it must not retransmit
+// an answered message, nor the next message at once, nor arm a second
+// timer.
 func (ob *outbox) arm(e *Engine) {
 	d := time.Duration(float64(e.cfg.RetransmitTimeout) * math.Pow(e.cfg.RetransmitBase, float64(ob.tries)))
-	ob.timer = e.afterFunc(d, func() { ob.expired(e) })
+	var tm *time.Timer
+	tm = e.afterFunc(d, func() {
+		if ob.timer == tm {
+			ob.expired(e)
+		}
+	})
+	ob.timer = tm
+}
+
+// retransmitSpan is how long a peer with our retransmission settings goes
+// on retransmitting one message before it gives up: timeout x (1 + base +
+// ... + base^tries). With the defaults (strongSwan's: 4 s, 1.8, 5 tries)
+// about 165 s, longer than Libreswan's 60 s retransmit-timeout. A finished
+// quick mode is kept that long to answer a retransmitted QM2 with its QM3.
+func (e *Engine) retransmitSpan() time.Duration {
+	d, step := time.Duration(0), float64(e.cfg.RetransmitTimeout)
+	for i := 0; i <= e.cfg.RetransmitTries; i++ {
+		d += time.Duration(step)
+		step *= e.cfg.RetransmitBase
+	}
+	return d
 }
 
 // expired is called when no answer came in time.
