@@ -12,7 +12,7 @@ import (
 
 // phase1 reads a tunnel's phase1 block: selection, lifetime and the proposals
 // (strings, or AWS-style lists, or the customer gateway's defaults).
-func (b *tb) phase1(t *policy.Tunnel, o *object) {
+func (b *tunnelDecoder) phase1(t *policy.Tunnel, o *object) {
 	t.Phase1.Selection = b.selection(o)
 	min, max := time.Second, time.Duration(math.MaxInt64)
 	if b.vgw {
@@ -82,7 +82,9 @@ func (b *tb) phase1(t *policy.Tunnel, o *object) {
 	}
 }
 
-func (b *tb) p1Encryption(o *object, items []item, set bool, allowed []string) []int {
+// p1Encryption reads the phase 1 encryption list as AES key lengths
+// (absent: AWS's list).
+func (b *tunnelDecoder) p1Encryption(o *object, items []item, set bool, allowed []string) []int {
 	if !set {
 		var bits []int
 		for _, s := range AWSPhase1Encryption {

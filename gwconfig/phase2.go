@@ -12,7 +12,7 @@ import (
 
 // phase2 reads a tunnel's phase2 block: selection, lifetimes, mode and the
 // proposals.
-func (b *tb) phase2(t *policy.Tunnel, o *object) {
+func (b *tunnelDecoder) phase2(t *policy.Tunnel, o *object) {
 	t.Phase2.Selection = b.selection(o)
 	b.phase2Lifetimes(t, o)
 	if o.enum("mode", "tunnel", "tunnel", "transport") == "transport" {
@@ -26,7 +26,7 @@ func (b *tb) phase2(t *policy.Tunnel, o *object) {
 
 // phase2Lifetimes reads lifetime (on a vgw within AWS's limits and below the
 // phase 1 lifetime) and lifetime_kb. It runs after phase1.
-func (b *tb) phase2Lifetimes(t *policy.Tunnel, o *object) {
+func (b *tunnelDecoder) phase2Lifetimes(t *policy.Tunnel, o *object) {
 	min, max := time.Second, time.Duration(math.MaxInt64)
 	if b.vgw {
 		max = AWSPhase2Lifetime
@@ -61,7 +61,7 @@ type phase2Lists struct {
 // phase2Proposals reads the phase 2 proposals: either proposal strings, or
 // the encryption/integrity/pfs_groups/protocol lists (on a vgw their AWS
 // defaults), or else the customer gateway's default proposals.
-func (b *tb) phase2Proposals(t *policy.Tunnel, o *object) {
+func (b *tunnelDecoder) phase2Proposals(t *policy.Tunnel, o *object) {
 	props, pset := o.list("proposals")
 	encs, eset := o.list("encryption")
 	integs, iset := o.list("integrity")
@@ -88,7 +88,7 @@ func (b *tb) phase2Proposals(t *policy.Tunnel, o *object) {
 }
 
 // phase2ProposalStrings reads proposals such as esp-aes128-sha1-modp2048.
-func (b *tb) phase2ProposalStrings(t *policy.Tunnel, o *object, props []item, encAllowed []string, groupAllowed []uint16) {
+func (b *tunnelDecoder) phase2ProposalStrings(t *policy.Tunnel, o *object, props []item, encAllowed []string, groupAllowed []uint16) {
 	if len(props) == 0 {
 		b.d.errf(o.line("proposals"), o.p("proposals"), "must not be empty")
 	}
@@ -133,7 +133,7 @@ func (b *tb) phase2ProposalStrings(t *policy.Tunnel, o *object, props []item, en
 
 // phase2ProposalLists makes the proposals of every combination of the
 // protocol's lists (AWS's way of listing phase 2 options).
-func (b *tb) phase2ProposalLists(t *policy.Tunnel, o *object, l phase2Lists) {
+func (b *tunnelDecoder) phase2ProposalLists(t *policy.Tunnel, o *object, l phase2Lists) {
 	proto := o.enum("protocol", "esp", "esp", "ah")
 	if proto == "ah" && b.vgw {
 		b.d.errf(o.line("protocol"), o.p("protocol"), "ah is not allowed (AWS uses ESP only)")
@@ -184,7 +184,7 @@ type espEncryption struct {
 }
 
 // p2Encryption reads the phase 2 encryption list (absent: AWS's list).
-func (b *tb) p2Encryption(o *object, encs []item, eset bool, encAllowed []string) []espEncryption {
+func (b *tunnelDecoder) p2Encryption(o *object, encs []item, eset bool, encAllowed []string) []espEncryption {
 	var es []espEncryption
 	if !eset {
 		for _, s := range AWSPhase2Encryption {

@@ -8,7 +8,9 @@ import (
 	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
-func (b *tb) selection(o *object) policy.Selection {
+// selection reads how a responder picks among the proposals: AWS's
+// lowest-value on a vgw by default, the initiator's order on a cgw.
+func (b *tunnelDecoder) selection(o *object) policy.Selection {
 	def := "lowest-value"
 	if !b.vgw {
 		def = "initiator-order"
@@ -20,7 +22,7 @@ func (b *tb) selection(o *object) policy.Selection {
 }
 
 // integrity returns indexes into hashes. emptyOK allows an explicit empty list.
-func (b *tb) integrity(o *object, items []item, set, emptyOK bool) []int {
+func (b *tunnelDecoder) integrity(o *object, items []item, set, emptyOK bool) []int {
 	if !set {
 		return []int{0, 1, 2, 3}
 	}
@@ -46,7 +48,7 @@ func (b *tb) integrity(o *object, items []item, set, emptyOK bool) []int {
 
 // groups reads a DH group list (numbers or names such as modp2048). An
 // explicit empty list gives [0] (no PFS) when emptyOK.
-func (b *tb) groups(o *object, key string, items []item, set bool, def, allowed []uint16, emptyOK bool) []uint16 {
+func (b *tunnelDecoder) groups(o *object, key string, items []item, set bool, def, allowed []uint16, emptyOK bool) []uint16 {
 	if !set {
 		return def
 	}
@@ -80,6 +82,8 @@ func (b *tb) groups(o *object, key string, items []item, set bool, def, allowed 
 	return r
 }
 
+// formatGroups lists DH groups with runs of three or more as ranges
+// (2, 5, 14-24).
 func formatGroups(g []uint16) string {
 	var parts []string
 	for i := 0; i < len(g); {
@@ -102,6 +106,7 @@ func formatGroups(g []uint16) string {
 	return strings.Join(parts, ", ")
 }
 
+// containsGroup reports whether g is in l.
 func containsGroup(l []uint16, g uint16) bool {
 	for _, x := range l {
 		if x == g {
@@ -111,6 +116,7 @@ func containsGroup(l []uint16, g uint16) bool {
 	return false
 }
 
+// containsFold reports whether s is in l, in any case.
 func containsFold(l []string, s string) bool {
 	for _, x := range l {
 		if strings.EqualFold(x, s) {

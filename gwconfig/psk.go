@@ -35,7 +35,7 @@ func CheckAWSPSK(psk []byte) error {
 
 // psk reads the pre-shared key from psk_file or psk_env. No message names
 // the key itself.
-func (b *tb) psk(o *object, base string) policy.Secret {
+func (b *tunnelDecoder) psk(o *object, base string) policy.Secret {
 	fn, hasFile := o.scalar("psk_file")
 	en, hasEnv := o.scalar("psk_env")
 	var psk []byte

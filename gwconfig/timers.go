@@ -10,7 +10,7 @@ import (
 )
 
 // lifetime reads a lifetime that must be whole seconds in [min, max].
-func (b *tb) lifetime(o *object, def, min, max time.Duration) time.Duration {
+func (b *tunnelDecoder) lifetime(o *object, def, min, max time.Duration) time.Duration {
 	v, set := o.duration("lifetime", def)
 	if !set {
 		return v
@@ -30,6 +30,7 @@ func (b *tb) lifetime(o *object, def, min, max time.Duration) time.Duration {
 	return def
 }
 
+// durRange says an allowed range of durations in seconds.
 func durRange(min, max time.Duration) string {
 	if max == time.Duration(math.MaxInt64) {
 		return ">= " + secs(min)
@@ -37,6 +38,7 @@ func durRange(min, max time.Duration) string {
 	return secs(min) + " to " + secs(max)
 }
 
+// secs formats d in seconds when it is whole seconds.
 func secs(d time.Duration) string {
 	if d%time.Second == 0 {
 		return fmt.Sprintf("%d s", d/time.Second)
@@ -46,7 +48,7 @@ func secs(d time.Duration) string {
 
 // natKeepalive reads nat_keepalive: a positive duration, or 0 / off for
 // none (NATKeepaliveOff).
-func (b *tb) natKeepalive(o *object) time.Duration {
+func (b *tunnelDecoder) natKeepalive(o *object) time.Duration {
 	if n, ok := o.scalar("nat_keepalive"); ok && strings.EqualFold(strings.TrimSpace(n.Value), "off") {
 		return NATKeepaliveOff
 	}
@@ -56,7 +58,10 @@ func (b *tb) natKeepalive(o *object) time.Duration {
 	}
 	return v
 }
-func (b *tb) rekey(t *policy.Tunnel, o *object) {
+
+// rekey reads rekey_margin and rekey_fuzz: on a vgw within AWS's limits
+// (margin at most half the phase 2 lifetime), on a cgw below both lifetimes.
+func (b *tunnelDecoder) rekey(t *policy.Tunnel, o *object) {
 	m, set := o.duration("rekey_margin", AWSRekeyMargin)
 	n := o.line("rekey_margin")
 	p2 := t.Phase2.Lifetime
@@ -96,7 +101,9 @@ func (b *tb) rekey(t *policy.Tunnel, o *object) {
 	t.RekeyMargin = m
 }
 
-func (b *tb) dpd(t *policy.Tunnel, o *object) {
+// dpd reads the dpd block: action, timeout and delay (AWS defaults on a
+// vgw, strongSwan-like restart on a cgw).
+func (b *tunnelDecoder) dpd(t *policy.Tunnel, o *object) {
 	defAction := "clear"
 	if !b.vgw {
 		defAction = "restart"

@@ -13,8 +13,8 @@ import (
 
 var tunnelNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
-// tb builds one tunnel.
-type tb struct {
+// tunnelDecoder decodes one tunnel of a configuration.
+type tunnelDecoder struct {
 	d    *decoder
 	c    *Config
 	vgw  bool
@@ -27,7 +27,7 @@ type tb struct {
 func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string, r *tunnelRaw) policy.Tunnel {
 	var t policy.Tunnel
 	before := len(d.errs)
-	b := &tb{d: d, c: c, vgw: c.Profile == VGW, lab: c.LabTimers, path: path}
+	b := &tunnelDecoder{d: d, c: c, vgw: c.Profile == VGW, lab: c.LabTimers, path: path}
 	r.path = path
 	if isNull(n) {
 		d.errf(n, path, "empty tunnel")
@@ -66,7 +66,7 @@ func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string, r *tunnelRa
 
 // endpoints reads the tunnel's name, its outside addresses, the IKE
 // identities (default: the addresses) and the peer's IKE ports.
-func (b *tb) endpoints(t *policy.Tunnel, o *object) {
+func (b *tunnelDecoder) endpoints(t *policy.Tunnel, o *object) {
 	d := b.d
 	if nn, ok := o.scalar("name"); !ok {
 		d.errf(o.line("name"), o.p("name"), "required")
@@ -99,7 +99,7 @@ func (b *tb) endpoints(t *policy.Tunnel, o *object) {
 
 // exchange reads who starts the tunnel (startup_action) and the phase 1
 // exchange: main or aggressive mode, and whether aggressive is accepted.
-func (b *tb) exchange(t *policy.Tunnel, o *object) {
+func (b *tunnelDecoder) exchange(t *policy.Tunnel, o *object) {
 	d := b.d
 	defStart := "add"
 	if !b.vgw {
@@ -124,7 +124,7 @@ func (b *tb) exchange(t *policy.Tunnel, o *object) {
 }
 
 // trafficSelectors reads local_ts and remote_ts (default 0.0.0.0/0 each).
-func (b *tb) trafficSelectors(t *policy.Tunnel, o *object) {
+func (b *tunnelDecoder) trafficSelectors(t *policy.Tunnel, o *object) {
 	t.Phase2.LocalTS = b.prefix(o, "local_ts")
 	t.Phase2.RemoteTS = b.prefix(o, "remote_ts")
 	if t.Phase2.LocalTS.IsValid() && t.Phase2.RemoteTS.IsValid() && t.Phase2.LocalTS.Addr().Is4() != t.Phase2.RemoteTS.Addr().Is4() {
@@ -133,7 +133,7 @@ func (b *tb) trafficSelectors(t *policy.Tunnel, o *object) {
 }
 
 // replayWindow reads replay_window: within AWS's limits on a vgw.
-func (b *tb) replayWindow(t *policy.Tunnel, o *object) {
+func (b *tunnelDecoder) replayWindow(t *policy.Tunnel, o *object) {
 	if b.vgw {
 		t.Phase2.ReplayWindow = int(o.integer("replay_window", AWSReplayWindow, AWSReplayWindowMin, AWSReplayWindowMax))
 	} else {
@@ -142,7 +142,7 @@ func (b *tb) replayWindow(t *policy.Tunnel, o *object) {
 }
 
 // natTraversal reads nat_traversal, nat_keepalive and force_encap.
-func (b *tb) natTraversal(t *policy.Tunnel, o *object) {
+func (b *tunnelDecoder) natTraversal(t *policy.Tunnel, o *object) {
 	t.NATT = o.boolean("nat_traversal", true)
 	t.NATKeepalive = b.natKeepalive(o)
 	t.ForceEncap = o.boolean("force_encap", false)
@@ -151,7 +151,8 @@ func (b *tb) natTraversal(t *policy.Tunnel, o *object) {
 	}
 }
 
-func (b *tb) addr(o *object, key string, required bool) netip.Addr {
+// addr reads a unicast IP address.
+func (b *tunnelDecoder) addr(o *object, key string, required bool) netip.Addr {
 	n, ok := o.scalar(key)
 	if !ok {
 		if required {
@@ -172,7 +173,9 @@ func (b *tb) addr(o *object, key string, required bool) netip.Addr {
 	return a
 }
 
-func (b *tb) prefix(o *object, key string) netip.Prefix {
+// prefix reads a traffic selector prefix (an address is a host prefix;
+// absent: 0.0.0.0/0).
+func (b *tunnelDecoder) prefix(o *object, key string) netip.Prefix {
 	def := netip.MustParsePrefix("0.0.0.0/0")
 	n, ok := o.scalar(key)
 	if !ok {
