@@ -303,7 +303,7 @@ type tunnelRaw struct {
 
 // tunnelRouting reads the per-tunnel fields that do not depend on the
 // routing mode: inside_cidr, connection, bgp, static_routes.
-func (b *tb) tunnelRouting(o *object, r *tunnelRaw) {
+func (b *tunnelDecoder) tunnelRouting(o *object, r *tunnelRaw) {
 	if n, ok := o.scalar("inside_cidr"); ok {
 		r.insideNode = n
 		p, err := CheckInsideCIDR(n.Value)

@@ -17,7 +17,7 @@ const (
 
 // tunnelSizes reads mss_clamp (a number, aws = 1379, or off / 0) and
 // outside_mtu (576-9000; absent: 0, which the data path takes as 1500).
-func (b *tb) tunnelSizes(o *object, r *tunnelRaw) {
+func (b *tunnelDecoder) tunnelSizes(o *object, r *tunnelRaw) {
 	if n, ok := o.scalar("mss_clamp"); ok {
 		switch v := strings.ToLower(strings.TrimSpace(n.Value)); v {
 		case "aws":
