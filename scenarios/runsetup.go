@@ -141,6 +141,8 @@ func (ru *runner) startBackground() {
 	ru.cancel = cancel
 	ru.bgDone = make(chan struct{})
 	ru.readerCh = make(chan struct{}, 2)
+	// The progress exists before the readers that report to it start.
+	ru.prog = newProgress(ru.o.Progress, ru.o.TTY, ru.w, ru.r.Tunnels)
 	for name, g := range ru.gw {
 		name := name
 		go func() {
@@ -151,7 +153,6 @@ func (ru *runner) startBackground() {
 			ru.readerCh <- struct{}{}
 		}()
 	}
-	ru.prog = newProgress(ru.o.Progress, ru.o.TTY, ru.w, ru.r.Tunnels)
 	go func() {
 		defer close(ru.bgDone)
 		t := time.NewTicker(200 * time.Millisecond)
