@@ -80,6 +80,7 @@ type Engine struct {
 	// that does (aggressive.go).
 	am3InClear bool
 	impairs    []Impairment // impair.go
+	clock      timerSource  // nil: the runtime's timers (clock.go)
 
 	subsMu  sync.Mutex
 	subs    map[int]chan Event
@@ -245,6 +246,9 @@ func (e *Engine) call(fn func()) error {
 
 // afterFunc schedules fn on the loop after d.
 func (e *Engine) afterFunc(d time.Duration, fn func()) *time.Timer {
+	if e.clock != nil {
+		return e.clock.AfterFunc(d, func() { e.post(fn) })
+	}
 	return time.AfterFunc(d, func() { e.post(fn) })
 }
 
