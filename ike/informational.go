@@ -162,14 +162,20 @@ func (sa *ikeSA) processNotify(n *isakmp.Notify, authenticated bool) {
 	if sa.t != nil {
 		sa.t.counters.NotifiesReceived++
 	}
-	log := sa.logger().WithFields(logrus.Fields{"notify": n.NotifyType.String(), "authenticated": authenticated})
+	// Built only where a line is written: R-U-THERE and its ACK arrive
+	// once per DPD delay on every idle tunnel.
+	log := func() logrus.FieldLogger {
+		return sa.logger().WithFields(logrus.Fields{"notify": n.NotifyType.String(), "authenticated": authenticated})
+	}
 	switch n.NotifyType {
 	case isakmp.NotifyRUThere:
 		if !authenticated {
 			return
 		}
 		ack := &isakmp.Notify{DOI: isakmp.DOIIPsec, ProtocolID: isakmp.ProtoISAKMP, SPI: sa.cookiesSPI(), NotifyType: isakmp.NotifyRUThereAck, Data: n.Data}
-		log.WithField("seq", hex.EncodeToString(n.Data)).Debug("DPD: R-U-THERE received, answering R-U-THERE-ACK")
+		if sa.e.debugEnabled() {
+			log().WithField("seq", hex.EncodeToString(n.Data)).Debug("DPD: R-U-THERE received, answering R-U-THERE-ACK")
+		}
 		sa.sendInformational(ack, "Informational R-U-THERE-ACK")
 		return
 	case isakmp.NotifyRUThereAck:
@@ -188,11 +194,11 @@ func (sa *ikeSA) processNotify(n *isakmp.Notify, authenticated bool) {
 			sa.unauthenticatedNotify(n.NotifyType) // phase1notify.go
 			return
 		}
-		log.Warn("peer reported an error")
+		log().Warn("peer reported an error")
 		sa.peerError(n.NotifyType)
 		return
 	}
-	log.Info("notify received")
+	log().Info("notify received")
 }
 
 // peerError reacts to an error notify from the peer: an unfinished exchange

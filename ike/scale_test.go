@@ -55,7 +55,6 @@ func scaleCGWAddr(i int) netip.Addr {
 type scaleLog struct {
 	mu       sync.Mutex
 	lines    int
-	probes   int // "DPD: peer silent, sending R-U-THERE"
 	dead     int // peerDeadMessage
 	warnings int
 	kept     []string
@@ -66,8 +65,6 @@ func (l *scaleLog) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	l.lines++
 	switch {
-	case bytes.Contains(p, []byte("sending R-U-THERE")):
-		l.probes++
 	case bytes.Contains(p, []byte(peerDeadMessage)):
 		l.dead++
 	}
@@ -80,10 +77,10 @@ func (l *scaleLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (l *scaleLog) snapshot() (lines, probes, dead, warnings int, kept []string) {
+func (l *scaleLog) snapshot() (lines, dead, warnings int, kept []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.lines, l.probes, l.dead, l.warnings, append([]string(nil), l.kept...)
+	return l.lines, l.dead, l.warnings, append([]string(nil), l.kept...)
 }
 
 // scaleSide is one running engine of the scale test.
@@ -500,7 +497,7 @@ func TestManyConnections(t *testing.T) {
 			return
 		}
 		for _, s := range []*scaleSide{vgw, cgw} {
-			lines, _, _, warnings, kept := s.log.snapshot()
+			lines, _, warnings, kept := s.log.snapshot()
 			t.Logf("---- %s: %d log lines, %d warnings; the first ones:", s.name, lines, warnings)
 			for _, k := range kept {
 				t.Log(strings.TrimSpace(k))
@@ -565,8 +562,8 @@ func TestManyConnections(t *testing.T) {
 
 	// DPD runs on every tunnel of both sides.
 	before := map[string][]scaleTunnelState{"vgw": vgw.tunnelStates(), "cgw": cgw.tunnelStates()}
-	_, probes0, _, _, _ := vgw.log.snapshot()
-	_, cprobes0, _, _, _ := cgw.log.snapshot()
+	probes0, cprobes0 := sumProbes(vgw), sumProbes(cgw)
+	lines0, _, _, _ := vgw.log.snapshot()
 	seen0, _, _, _ := vgw.saMaps()
 	cpu0 = cpuTime()
 	var lat []time.Duration
@@ -579,14 +576,16 @@ func TestManyConnections(t *testing.T) {
 	cpuDPD := cpuTime() - cpu0
 	gDPDMax := sampler.reset()
 	g4 := floorGoroutines(250 * time.Millisecond)
-	_, probes1, vdead, _, _ := vgw.log.snapshot()
-	_, cprobes1, cdead, _, _ := cgw.log.snapshot()
+	probes1, cprobes1 := sumProbes(vgw), sumProbes(cgw)
+	lines1, vdead, _, _ := vgw.log.snapshot()
+	_, cdead, _, _ := cgw.log.snapshot()
 	seen1, ivs1, quick1, sas := vgw.saMaps()
 	h4, _ := liveHeap()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	t.Logf("DPD (delay %v, timeout %v) for %v: R-U-THERE sent: vgw %d, cgw %d (%.0f/s together); process CPU %v (%.0f%% of one core)",
 		dpdDelay, dpdTimeout, window.Round(time.Millisecond), probes1-probes0, cprobes1-cprobes0,
 		float64(probes1-probes0+cprobes1-cprobes0)/window.Seconds(), cpuDPD.Round(time.Millisecond), 100*cpuDPD.Seconds()/window.Seconds())
+	t.Logf("DPD: the vgw wrote %d log lines at info in the window", lines1-lines0)
 	t.Logf("DPD: vgw loop latency (no-op through the inbox) median %v, max %v", lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
 	t.Logf("DPD: the vgw's %d ISAKMP SAs remember %d informational message IDs (%.1f per SA, +%d in %v), %d IVs, %d quick modes; live heap %+.2f MiB (%.0f B per tunnel and side)",
 		sas, seen1, float64(seen1)/float64(max(sas, 1)), seen1-seen0, window.Round(time.Millisecond), ivs1, quick1,
@@ -645,6 +644,16 @@ func TestManyConnections(t *testing.T) {
 	vgwStop, cgwStop := stopAll()
 	t.Logf("shutdown, vgw first (DELETEs to every peer): vgw %v, then cgw %v; whole test %v; other processes used %.2f cores meanwhile",
 		vgwStop.Round(time.Millisecond), cgwStop.Round(time.Millisecond), time.Since(testStart).Round(time.Millisecond), load.cores())
+}
+
+// sumProbes is the R-U-THEREs the engine's tunnels sent (DPDProbes).
+func sumProbes(s *scaleSide) (n uint64) {
+	_ = s.e.call(func() {
+		for _, t := range s.e.tunnels {
+			n += t.counters.DPDProbes
+		}
+	})
+	return n
 }
 
 func sumRetransmits(s *scaleSide) (n uint64) {
