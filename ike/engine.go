@@ -328,35 +328,8 @@ func (e *Engine) shutdown() {
 	}
 }
 
-// Status returns a snapshot of every tunnel.
-func (e *Engine) Status() Status {
-	var st Status
-	err := e.call(func() {
-		for _, t := range e.tunnels {
-			st.Tunnels = append(st.Tunnels, t.status())
-		}
-		st.Counters = e.countersSnapshot()
-		st.Counters.HalfOpenLimit = e.halfOpenMax
-	})
-	if dc, ok := e.dp.(DataPathCounters); ok && err == nil {
-		st.DataPathDrops = dc.Drops()
-		for i := range st.Tunnels {
-			for j := range st.Tunnels[i].SAs {
-				sa := &st.Tunnels[i].SAs[j]
-				if c, ok := dc.SACounters(sa.protocol, sa.inboundSPI); ok {
-					sa.Counters = &c
-					st.Tunnels[i].addLive(c)
-				}
-			}
-		}
-	}
-	if err != nil {
-		for _, t := range e.tunnels {
-			st.Tunnels = append(st.Tunnels, TunnelStatus{Name: t.cfg.Name, Phase1State: "Down", Phase2State: "Down"})
-		}
-	}
-	return st
-}
+// Status returns a snapshot of every tunnel (statuspage.go).
+func (e *Engine) Status() Status { return e.statusRange(0, len(e.tunnels)) }
 
 // Publish adds an event from outside the engine (BGP, routes) to the
 // engine's event stream, so that subscribers see one ordered stream.
