@@ -275,10 +275,8 @@ func (t *tunnel) clearAll(reason string) {
 	for len(t.children) > 0 {
 		t.deleteChild(t.children[0], reason, false)
 	}
-	for _, sa := range t.e.sas {
-		if sa.t == t {
-			sa.delete(reason, false)
-		}
+	for _, sa := range t.ownSAs() {
+		sa.delete(reason, false)
 	}
 	if t.restart != nil {
 		t.restart.Stop()

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"net/netip"
+	"slices"
 
 	"github.com/sirupsen/logrus"
 
@@ -118,7 +119,7 @@ func (sa *ikeSA) handleInformational(s *socket, from netip.AddrPort, m *isakmp.M
 		// An informational's IV is derived afresh from its message ID
 		// (RFC 2409 appendix B): nothing to keep, so commit is not called.
 		_ = commit
-		if sa.seenInfo[m.Header.MessageID] {
+		if slices.Contains(sa.seenInfoOrder, m.Header.MessageID) {
 			return // a retransmitted informational
 		}
 		sa.rememberInfo(m.Header.MessageID)
@@ -149,13 +150,16 @@ func (sa *ikeSA) handleInformational(s *socket, from netip.AddrPort, m *isakmp.M
 // grow the SA without bound.
 const seenInfoKept = 64
 
+// rememberInfo keeps the last seenInfoKept message IDs, oldest first, in a
+// slice of at most 256 bytes (searched linearly: a map of 64 entries cost
+// ~1.3 KB per ISAKMP SA once an idle tunnel's DPD had filled it).
 func (sa *ikeSA) rememberInfo(mid uint32) {
-	sa.seenInfo[mid] = true
-	sa.seenInfoOrder = append(sa.seenInfoOrder, mid)
-	if len(sa.seenInfoOrder) > seenInfoKept {
-		delete(sa.seenInfo, sa.seenInfoOrder[0])
-		sa.seenInfoOrder = append(sa.seenInfoOrder[:0], sa.seenInfoOrder[1:]...)
+	if len(sa.seenInfoOrder) < seenInfoKept {
+		sa.seenInfoOrder = append(sa.seenInfoOrder, mid)
+		return
 	}
+	copy(sa.seenInfoOrder, sa.seenInfoOrder[1:])
+	sa.seenInfoOrder[len(sa.seenInfoOrder)-1] = mid
 }
 
 func (sa *ikeSA) processNotify(n *isakmp.Notify, authenticated bool) {

@@ -19,6 +19,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -58,12 +59,21 @@ type scaleLog struct {
 	dead     int // peerDeadMessage
 	warnings int
 	kept     []string
+	msgs     map[string]int // lines by msg="..."
 }
 
 func (l *scaleLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lines++
+	if _, m, ok := bytes.Cut(p, []byte(`msg="`)); ok {
+		if m, _, ok := bytes.Cut(m, []byte(`"`)); ok {
+			if l.msgs == nil {
+				l.msgs = map[string]int{}
+			}
+			l.msgs[string(m)]++
+		}
+	}
 	switch {
 	case bytes.Contains(p, []byte(peerDeadMessage)):
 		l.dead++
@@ -75,6 +85,13 @@ func (l *scaleLog) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// byMessage returns the line counts by message.
+func (l *scaleLog) byMessage() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.msgs)
 }
 
 func (l *scaleLog) snapshot() (lines, dead, warnings int, kept []string) {
@@ -95,14 +112,14 @@ type scaleSide struct {
 
 // startScaleEngine runs an engine and returns once its loop serves (sockets
 // bound, receive goroutines started), or the bind error.
-func startScaleEngine(name string, cfg Config) (*scaleSide, error) {
+func startScaleEngine(name string, cfg Config, opts ...Option) (*scaleSide, error) {
 	sl := &scaleLog{}
 	lg := logrus.New()
 	lg.SetOutput(sl)
 	lg.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
 	lg.SetLevel(logrus.InfoLevel)
 	dp := NewMemoryDataPath()
-	e, err := NewEngine(cfg, WithLogger(lg.WithField("gw", name)), WithDataPath(dp))
+	e, err := NewEngine(cfg, append([]Option{WithLogger(lg.WithField("gw", name)), WithDataPath(dp)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: NewEngine: %w", name, err)
 	}
@@ -203,7 +220,7 @@ func (s *scaleSide) tunnelStates() []scaleTunnelState {
 func (s *scaleSide) saMaps() (seenInfo, ivs, quick, sas int) {
 	_ = s.e.call(func() {
 		for _, sa := range s.e.sas {
-			seenInfo += len(sa.seenInfo)
+			seenInfo += len(sa.seenInfoOrder)
 			ivs += len(sa.ivs)
 			quick += len(sa.quick)
 			sas++
@@ -268,16 +285,33 @@ func raiseFileLimit(tb testing.TB, need uint64) {
 	}
 }
 
+// localAddrs is how many local addresses the engine binds (two UDP
+// sockets each).
+func localAddrs(c Config) int {
+	seen := map[netip.Addr]bool{}
+	for _, t := range c.Tunnels {
+		seen[t.LocalAddr] = true
+	}
+	return len(seen)
+}
+
+// scaleConfigMod, when set, changes both configurations in startScalePair
+// (scale10k_test.go).
+var scaleConfigMod func(vc, cc *Config)
+
 // startScalePair starts the vgw, calls afterVGW, then starts the customer
 // side. A port pair that another process holds is replaced by a fresh one.
 func startScalePair(tb testing.TB, n int, dpdDelay, dpdTimeout time.Duration, afterVGW func(vgw *scaleSide)) (vgw, cgw *scaleSide) {
 	tb.Helper()
-	raiseFileLimit(tb, uint64(2*n+2*len(scaleVGWAddrs)+256))
 	var lastErr error
 	for try := 0; try < 5; try++ {
 		p := uint16(10000 + 2*rand.IntN(5000))
 		ports := Ports{IKE: p, NATT: p + 1}
 		vc, cc := scaleConfigs(n, ports, dpdDelay, dpdTimeout)
+		if scaleConfigMod != nil {
+			scaleConfigMod(&vc, &cc)
+		}
+		raiseFileLimit(tb, uint64(2*localAddrs(cc)+2*localAddrs(vc)+256))
 		v, err := startScaleEngine("vgw", vc)
 		if err != nil {
 			lastErr = err

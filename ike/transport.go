@@ -83,7 +83,7 @@ func (e *Engine) bind() error {
 				}
 				return fmt.Errorf("bind UDP %s: %w%s", ap, err, hint)
 			}
-			_ = c.SetReadBuffer(1 << 20)
+			setIKEReadBuffer(c) // sockbuf.go
 			s := &socket{conn: c, local: ap, natt: p == e.cfg.Ports.NATT}
 			e.sockets[ap] = s
 			e.log.WithFields(logrus.Fields{"addr": ap.String(), "natt": s.natt}).Info("listening")
