@@ -96,6 +96,25 @@ func (f *fakeTimers) fireDue() []func() {
 	return out
 }
 
+// compact drops the timers the engine has stopped: the runtime forgets a
+// stopped timer (and what its function holds, e.g. a deleted SA) at once,
+// this clock would keep it until its due time, and the heap measurements
+// of a simulated day must not count that. Call it on the engine's loop.
+func (f *fakeTimers) compact() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	kept := f.h[:0]
+	for _, ft := range f.h {
+		if ft.t.Stop() { // armed: re-arm it
+			ft.t.Reset(farFuture)
+			kept = append(kept, ft)
+		}
+	}
+	clear(f.h[len(kept):])
+	f.h = kept
+	heap.Init(&f.h)
+}
+
 // nextDue is when the earliest timer falls due (ok false: none waits).
 func (f *fakeTimers) nextDue() (at time.Time, ok bool) {
 	f.mu.Lock()
