@@ -19,7 +19,6 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -85,13 +84,6 @@ func (l *scaleLog) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
-}
-
-// byMessage returns the line counts by message.
-func (l *scaleLog) byMessage() map[string]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return maps.Clone(l.msgs)
 }
 
 func (l *scaleLog) snapshot() (lines, dead, warnings int, kept []string) {
@@ -284,20 +276,6 @@ func raiseFileLimit(tb testing.TB, need uint64) {
 		tb.Skipf("need %d file descriptors (2 UDP sockets per customer tunnel), the limit is %d and cannot be raised: %v", need, rl.Cur, err)
 	}
 }
-
-// localAddrs is how many local addresses the engine binds (two UDP
-// sockets each).
-func localAddrs(c Config) int {
-	seen := map[netip.Addr]bool{}
-	for _, t := range c.Tunnels {
-		seen[t.LocalAddr] = true
-	}
-	return len(seen)
-}
-
-// scaleConfigMod, when set, changes both configurations in startScalePair
-// (scale10k_test.go).
-var scaleConfigMod func(vc, cc *Config)
 
 // startScalePair starts the vgw, calls afterVGW, then starts the customer
 // side. A port pair that another process holds is replaced by a fresh one.
@@ -678,16 +656,6 @@ func TestManyConnections(t *testing.T) {
 	vgwStop, cgwStop := stopAll()
 	t.Logf("shutdown, vgw first (DELETEs to every peer): vgw %v, then cgw %v; whole test %v; other processes used %.2f cores meanwhile",
 		vgwStop.Round(time.Millisecond), cgwStop.Round(time.Millisecond), time.Since(testStart).Round(time.Millisecond), load.cores())
-}
-
-// sumProbes is the R-U-THEREs the engine's tunnels sent (DPDProbes).
-func sumProbes(s *scaleSide) (n uint64) {
-	_ = s.e.call(func() {
-		for _, t := range s.e.tunnels {
-			n += t.counters.DPDProbes
-		}
-	})
-	return n
 }
 
 func sumRetransmits(s *scaleSide) (n uint64) {
