@@ -316,17 +316,18 @@ func (s *Server) status() status.Snapshot {
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.status())
+	offset, limit, paged, err := pageParams(r) // statuspage.go
+	switch {
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err.Error())
+	case paged:
+		writeJSON(w, http.StatusOK, s.statusPage(offset, limit))
+	default:
+		writeJSON(w, http.StatusOK, s.status())
+	}
 }
 
-func (s *Server) findTunnel(name string) (status.Tunnel, bool) {
-	for _, t := range s.b.Status().Tunnels {
-		if t.Name == name {
-			return normalize(t), true
-		}
-	}
-	return status.Tunnel{}, false
-}
+func (s *Server) findTunnel(name string) (status.Tunnel, bool) { return s.tunnelStatus(name) }
 
 func unknownTunnel(name string) string { return fmt.Sprintf("unknown tunnel %q", name) }
 

@@ -126,13 +126,13 @@ func (e *Engine) respondFirst(s *socket, from netip.AddrPort, m *isakmp.Message,
 	sa := &ikeSA{
 		e: e, t: t, initiator: false, iCookie: m.Header.ICookie, rCookie: randomCookie(),
 		local: s.local, remote: from, created: timeNow(),
-		quick: map[uint32]*quickMode{}, ivs: map[uint32][]byte{}, seenInfo: map[uint32]bool{},
+		quick: map[uint32]*quickMode{}, ivs: map[uint32][]byte{},
 	}
 	if s.natt {
 		sa.floated = true
 	}
 	countReceived(&t.counters, m.Header.Exchange) // the first message, counted here: it has no SA yet in handleDatagram
-	e.sas[sa.iCookie] = sa
+	e.addSA(sa)                                   // saindex.go
 	e.holdHalfOpen(sa, from.Addr())
 	sa.timers.halfOpen = e.afterFunc(halfOpenTimeout, func() {
 		if sa.state != stateEstablished && sa.state != stateDeleted {

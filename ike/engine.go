@@ -79,6 +79,7 @@ type Engine struct {
 	// that does (aggressive.go).
 	am3InClear bool
 	impairs    []Impairment // impair.go
+	clock      timerSource  // nil: the runtime's timers (clock.go)
 
 	subsMu  sync.Mutex
 	subs    map[int]chan Event
@@ -244,6 +245,9 @@ func (e *Engine) call(fn func()) error {
 
 // afterFunc schedules fn on the loop after d.
 func (e *Engine) afterFunc(d time.Duration, fn func()) *time.Timer {
+	if e.clock != nil {
+		return e.clock.AfterFunc(d, func() { e.post(fn) })
+	}
 	return time.AfterFunc(d, func() { e.post(fn) })
 }
 
@@ -323,41 +327,8 @@ func (e *Engine) shutdown() {
 	}
 }
 
-// Status returns a snapshot of every tunnel.
-func (e *Engine) Status() Status {
-	var st Status
-	var pairs [][]ChildSAPair // per tunnel, in the order of its SAs in the status
-	err := e.call(func() {
-		for _, t := range e.tunnels {
-			st.Tunnels = append(st.Tunnels, t.status())
-			ps := make([]ChildSAPair, 0, len(t.children))
-			for _, c := range t.children {
-				ps = append(ps, c.pair)
-			}
-			pairs = append(pairs, ps)
-		}
-		st.Counters = e.countersSnapshot()
-		st.Counters.HalfOpenLimit = e.halfOpenMax
-	})
-	if dc, ok := e.dp.(DataPathCounters); ok && err == nil {
-		st.DataPathDrops = dc.Drops()
-		for i := range st.Tunnels {
-			for j := range st.Tunnels[i].SAs {
-				sa, in := &st.Tunnels[i].SAs[j], pairs[i][j].Inbound
-				if c, ok := dc.SACounters(in.Protocol, in.SPI); ok {
-					sa.Counters = &c
-					st.Tunnels[i].AddLive(c)
-				}
-			}
-		}
-	}
-	if err != nil {
-		for _, t := range e.tunnels {
-			st.Tunnels = append(st.Tunnels, TunnelStatus{Name: t.cfg.Name, Phase1State: "Down", Phase2State: "Down"})
-		}
-	}
-	return st
-}
+// Status returns a snapshot of every tunnel (statuspage.go).
+func (e *Engine) Status() Status { return e.statusRange(0, len(e.tunnels)) }
 
 // Publish adds an event from outside the engine (BGP, routes) to the
 // engine's event stream, so that subscribers see one ordered stream.

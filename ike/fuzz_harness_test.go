@@ -205,8 +205,8 @@ func checkEngine(t *testing.T, name string, e *Engine, dp *MemoryDataPath) {
 		if sa.state < stateMM1Sent || sa.state > stateEstablished {
 			t.Fatalf("%s: SA %x registered in state %v", name, ck, sa.state)
 		}
-		if len(sa.quick) > fuzzMaxQuick || len(sa.ivs) > fuzzMaxIVs || len(sa.seenInfo) > seenInfoKept {
-			t.Fatalf("%s: SA %x holds %d quick modes, %d IVs, %d informational IDs", name, ck, len(sa.quick), len(sa.ivs), len(sa.seenInfo))
+		if len(sa.quick) > fuzzMaxQuick || len(sa.ivs) > fuzzMaxIVs || len(sa.seenInfoOrder) > seenInfoKept {
+			t.Fatalf("%s: SA %x holds %d quick modes, %d IVs, %d informational IDs", name, ck, len(sa.quick), len(sa.ivs), len(sa.seenInfoOrder))
 		}
 	}
 	if n != e.halfOpen || e.halfOpen > fuzzMaxHalfOpn || len(e.sas) > fuzzMaxSAs {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"net/netip"
+	"slices"
 
 	"github.com/sirupsen/logrus"
 
@@ -118,7 +119,7 @@ func (sa *ikeSA) handleInformational(s *socket, from netip.AddrPort, m *isakmp.M
 		// An informational's IV is derived afresh from its message ID
 		// (RFC 2409 appendix B): nothing to keep, so commit is not called.
 		_ = commit
-		if sa.seenInfo[m.Header.MessageID] {
+		if slices.Contains(sa.seenInfoOrder, m.Header.MessageID) {
 			return // a retransmitted informational
 		}
 		sa.rememberInfo(m.Header.MessageID)
@@ -149,27 +150,36 @@ func (sa *ikeSA) handleInformational(s *socket, from netip.AddrPort, m *isakmp.M
 // grow the SA without bound.
 const seenInfoKept = 64
 
+// rememberInfo keeps the last seenInfoKept message IDs, oldest first, in a
+// slice of at most 256 bytes (searched linearly: a map of 64 entries cost
+// ~1.3 KB per ISAKMP SA once an idle tunnel's DPD had filled it).
 func (sa *ikeSA) rememberInfo(mid uint32) {
-	sa.seenInfo[mid] = true
-	sa.seenInfoOrder = append(sa.seenInfoOrder, mid)
-	if len(sa.seenInfoOrder) > seenInfoKept {
-		delete(sa.seenInfo, sa.seenInfoOrder[0])
-		sa.seenInfoOrder = append(sa.seenInfoOrder[:0], sa.seenInfoOrder[1:]...)
+	if len(sa.seenInfoOrder) < seenInfoKept {
+		sa.seenInfoOrder = append(sa.seenInfoOrder, mid)
+		return
 	}
+	copy(sa.seenInfoOrder, sa.seenInfoOrder[1:])
+	sa.seenInfoOrder[len(sa.seenInfoOrder)-1] = mid
 }
 
 func (sa *ikeSA) processNotify(n *isakmp.Notify, authenticated bool) {
 	if sa.t != nil {
 		sa.t.counters.NotifiesReceived++
 	}
-	log := sa.logger().WithFields(logrus.Fields{"notify": n.NotifyType.String(), "authenticated": authenticated})
+	// Built only where a line is written: R-U-THERE and its ACK arrive
+	// once per DPD delay on every idle tunnel.
+	log := func() logrus.FieldLogger {
+		return sa.logger().WithFields(logrus.Fields{"notify": n.NotifyType.String(), "authenticated": authenticated})
+	}
 	switch n.NotifyType {
 	case isakmp.NotifyRUThere:
 		if !authenticated {
 			return
 		}
 		ack := &isakmp.Notify{DOI: isakmp.DOIIPsec, ProtocolID: isakmp.ProtoISAKMP, SPI: sa.cookiesSPI(), NotifyType: isakmp.NotifyRUThereAck, Data: n.Data}
-		log.WithField("seq", hex.EncodeToString(n.Data)).Debug("DPD: R-U-THERE received, answering R-U-THERE-ACK")
+		if sa.e.debugEnabled() {
+			log().WithField("seq", hex.EncodeToString(n.Data)).Debug("DPD: R-U-THERE received, answering R-U-THERE-ACK")
+		}
 		sa.sendInformational(ack, "Informational R-U-THERE-ACK")
 		return
 	case isakmp.NotifyRUThereAck:
@@ -188,11 +198,11 @@ func (sa *ikeSA) processNotify(n *isakmp.Notify, authenticated bool) {
 			sa.unauthenticatedNotify(n.NotifyType) // phase1notify.go
 			return
 		}
-		log.Warn("peer reported an error")
+		log().Warn("peer reported an error")
 		sa.peerError(n.NotifyType)
 		return
 	}
-	log.Info("notify received")
+	log().Info("notify received")
 }
 
 // peerError reacts to an error notify from the peer: an unfinished exchange

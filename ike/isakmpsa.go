@@ -95,10 +95,9 @@ type ikeSA struct {
 	// Phase 2 and informational exchanges by message ID.
 	quick         map[uint32]*quickMode
 	ivs           map[uint32][]byte // IV chain per informational/quick message ID
-	seenInfo      map[uint32]bool
-	seenInfoOrder []uint32 // oldest first, at most seenInfoKept
-	infoSent      int      // informational messages we sent (impairments count them)
-	usedQuick     usedIDs  // quick mode message IDs used, bounded (qmreplay.go)
+	seenInfoOrder []uint32          // informational message IDs seen, oldest first, at most seenInfoKept
+	infoSent      int               // informational messages we sent (impairments count them)
+	usedQuick     usedIDs           // quick mode message IDs used, bounded (qmreplay.go)
 
 	timers struct {
 		halfOpen *time.Timer

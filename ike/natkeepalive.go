@@ -81,8 +81,8 @@ func (sa *ikeSA) authenticated(from netip.AddrPort) {
 // peerMoved follows the peer to a new NAT mapping. via is "IKE" or "ESP".
 func (t *tunnel) peerMoved(from, to netip.AddrPort, via string) {
 	moved := false
-	for _, sa := range t.e.sas {
-		if sa.t == t && sa.floated && sa.remote != to {
+	for _, sa := range t.ikeSAs {
+		if sa.floated && sa.remote != to {
 			sa.remote, moved = to, true
 		}
 	}

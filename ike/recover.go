@@ -94,9 +94,7 @@ func (e *Engine) tearDown(sa *ikeSA) {
 			e.counters.Panics++
 			e.log.WithField("panic", fmt.Sprint(r)).Error("tearing the ISAKMP SA down failed too: forgetting it")
 			sa.state = stateDeleted
-			if e.sas[sa.iCookie] == sa {
-				delete(e.sas, sa.iCookie)
-			}
+			e.removeSA(sa)
 			if sa.t != nil && sa.t.sa == sa {
 				sa.t.sa = nil
 			}

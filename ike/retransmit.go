@@ -27,7 +27,6 @@ type outbox struct {
 	counters *Counters // the owning tunnel's counters (Retransmits)
 	timer    *time.Timer
 	onGiveUp func()
-	log      logrus.FieldLogger // tunnel, peer, cookies and message ID of msg
 }
 
 // transmit sends msg now and, if expectReply, arms retransmission.
@@ -35,7 +34,6 @@ func (e *Engine) transmit(ob *outbox, counters *Counters, ref msgRef, local, rem
 	ob.stop()
 	ob.msg, ob.local, ob.remote, ob.what, ob.tries, ob.onGiveUp = msg, local, remote, what, 0, onGiveUp
 	ob.counters, ob.ref = counters, ref
-	ob.log = e.messageLogger(ref, remote, msg)
 	e.sendOut(ref, sendFirst, local, remote, msg, what)
 	if expectReply {
 		ob.arm(e)
@@ -99,7 +97,9 @@ func (ob *outbox) expired(e *Engine) {
 		ob.arm(e)
 		return
 	}
-	ob.log.WithField("try", ob.tries).Info("no answer, retransmitting")
+	// The fields (tunnel, peer, cookies, message ID) are built only here:
+	// kept with every message sent, they cost ~800 bytes per tunnel.
+	e.messageLogger(ob.ref, ob.remote, ob.msg).WithField("try", ob.tries).Info("no answer, retransmitting")
 	if ob.counters != nil {
 		ob.counters.Retransmits++
 	}

@@ -55,19 +55,25 @@ func scaleCGWAddr(i int) netip.Addr {
 type scaleLog struct {
 	mu       sync.Mutex
 	lines    int
-	probes   int // "DPD: peer silent, sending R-U-THERE"
 	dead     int // peerDeadMessage
 	warnings int
 	kept     []string
+	msgs     map[string]int // lines by msg="..."
 }
 
 func (l *scaleLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lines++
+	if _, m, ok := bytes.Cut(p, []byte(`msg="`)); ok {
+		if m, _, ok := bytes.Cut(m, []byte(`"`)); ok {
+			if l.msgs == nil {
+				l.msgs = map[string]int{}
+			}
+			l.msgs[string(m)]++
+		}
+	}
 	switch {
-	case bytes.Contains(p, []byte("sending R-U-THERE")):
-		l.probes++
 	case bytes.Contains(p, []byte(peerDeadMessage)):
 		l.dead++
 	}
@@ -80,10 +86,10 @@ func (l *scaleLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (l *scaleLog) snapshot() (lines, probes, dead, warnings int, kept []string) {
+func (l *scaleLog) snapshot() (lines, dead, warnings int, kept []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.lines, l.probes, l.dead, l.warnings, append([]string(nil), l.kept...)
+	return l.lines, l.dead, l.warnings, append([]string(nil), l.kept...)
 }
 
 // scaleSide is one running engine of the scale test.
@@ -98,14 +104,14 @@ type scaleSide struct {
 
 // startScaleEngine runs an engine and returns once its loop serves (sockets
 // bound, receive goroutines started), or the bind error.
-func startScaleEngine(name string, cfg Config) (*scaleSide, error) {
+func startScaleEngine(name string, cfg Config, opts ...Option) (*scaleSide, error) {
 	sl := &scaleLog{}
 	lg := logrus.New()
 	lg.SetOutput(sl)
 	lg.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
 	lg.SetLevel(logrus.InfoLevel)
 	dp := NewMemoryDataPath()
-	e, err := NewEngine(cfg, WithLogger(lg.WithField("gw", name)), WithDataPath(dp))
+	e, err := NewEngine(cfg, append([]Option{WithLogger(lg.WithField("gw", name)), WithDataPath(dp)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: NewEngine: %w", name, err)
 	}
@@ -206,7 +212,7 @@ func (s *scaleSide) tunnelStates() []scaleTunnelState {
 func (s *scaleSide) saMaps() (seenInfo, ivs, quick, sas int) {
 	_ = s.e.call(func() {
 		for _, sa := range s.e.sas {
-			seenInfo += len(sa.seenInfo)
+			seenInfo += len(sa.seenInfoOrder)
 			ivs += len(sa.ivs)
 			quick += len(sa.quick)
 			sas++
@@ -275,12 +281,15 @@ func raiseFileLimit(tb testing.TB, need uint64) {
 // side. A port pair that another process holds is replaced by a fresh one.
 func startScalePair(tb testing.TB, n int, dpdDelay, dpdTimeout time.Duration, afterVGW func(vgw *scaleSide)) (vgw, cgw *scaleSide) {
 	tb.Helper()
-	raiseFileLimit(tb, uint64(2*n+2*len(scaleVGWAddrs)+256))
 	var lastErr error
 	for try := 0; try < 5; try++ {
 		p := uint16(10000 + 2*rand.IntN(5000))
 		ports := Ports{IKE: p, NATT: p + 1}
 		vc, cc := scaleConfigs(n, ports, dpdDelay, dpdTimeout)
+		if scaleConfigMod != nil {
+			scaleConfigMod(&vc, &cc)
+		}
+		raiseFileLimit(tb, uint64(2*localAddrs(cc)+2*localAddrs(vc)+256))
 		v, err := startScaleEngine("vgw", vc)
 		if err != nil {
 			lastErr = err
@@ -500,7 +509,7 @@ func TestManyConnections(t *testing.T) {
 			return
 		}
 		for _, s := range []*scaleSide{vgw, cgw} {
-			lines, _, _, warnings, kept := s.log.snapshot()
+			lines, _, warnings, kept := s.log.snapshot()
 			t.Logf("---- %s: %d log lines, %d warnings; the first ones:", s.name, lines, warnings)
 			for _, k := range kept {
 				t.Log(strings.TrimSpace(k))
@@ -565,8 +574,8 @@ func TestManyConnections(t *testing.T) {
 
 	// DPD runs on every tunnel of both sides.
 	before := map[string][]scaleTunnelState{"vgw": vgw.tunnelStates(), "cgw": cgw.tunnelStates()}
-	_, probes0, _, _, _ := vgw.log.snapshot()
-	_, cprobes0, _, _, _ := cgw.log.snapshot()
+	probes0, cprobes0 := sumProbes(vgw), sumProbes(cgw)
+	lines0, _, _, _ := vgw.log.snapshot()
 	seen0, _, _, _ := vgw.saMaps()
 	cpu0 = cpuTime()
 	var lat []time.Duration
@@ -579,14 +588,16 @@ func TestManyConnections(t *testing.T) {
 	cpuDPD := cpuTime() - cpu0
 	gDPDMax := sampler.reset()
 	g4 := floorGoroutines(250 * time.Millisecond)
-	_, probes1, vdead, _, _ := vgw.log.snapshot()
-	_, cprobes1, cdead, _, _ := cgw.log.snapshot()
+	probes1, cprobes1 := sumProbes(vgw), sumProbes(cgw)
+	lines1, vdead, _, _ := vgw.log.snapshot()
+	_, cdead, _, _ := cgw.log.snapshot()
 	seen1, ivs1, quick1, sas := vgw.saMaps()
 	h4, _ := liveHeap()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	t.Logf("DPD (delay %v, timeout %v) for %v: R-U-THERE sent: vgw %d, cgw %d (%.0f/s together); process CPU %v (%.0f%% of one core)",
 		dpdDelay, dpdTimeout, window.Round(time.Millisecond), probes1-probes0, cprobes1-cprobes0,
 		float64(probes1-probes0+cprobes1-cprobes0)/window.Seconds(), cpuDPD.Round(time.Millisecond), 100*cpuDPD.Seconds()/window.Seconds())
+	t.Logf("DPD: the vgw wrote %d log lines at info in the window", lines1-lines0)
 	t.Logf("DPD: vgw loop latency (no-op through the inbox) median %v, max %v", lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
 	t.Logf("DPD: the vgw's %d ISAKMP SAs remember %d informational message IDs (%.1f per SA, +%d in %v), %d IVs, %d quick modes; live heap %+.2f MiB (%.0f B per tunnel and side)",
 		sas, seen1, float64(seen1)/float64(max(sas, 1)), seen1-seen0, window.Round(time.Millisecond), ivs1, quick1,

@@ -25,6 +25,7 @@ type tunnel struct {
 	auth auth.Authenticator // phase 1 authentication (the pre-shared key)
 
 	sa       *ikeSA     // current ISAKMP SA (negotiating or established)
+	ikeSAs   []*ikeSA   // all of its ISAKMP SAs, also in Engine.sas (saindex.go)
 	children []*childSA // installed pairs, oldest first
 
 	phase1State string
@@ -109,9 +110,9 @@ func (t *tunnel) newInitiatorSA(ex ExchangeMode) *ikeSA {
 		e: t.e, t: t, initiator: true, exchange: ex, iCookie: randomCookie(),
 		local:   netip.AddrPortFrom(t.cfg.LocalAddr, t.e.cfg.Ports.IKE),
 		remote:  netip.AddrPortFrom(t.cfg.RemoteAddr, t.cfg.RemotePorts.IKE),
-		created: timeNow(), quick: map[uint32]*quickMode{}, ivs: map[uint32][]byte{}, seenInfo: map[uint32]bool{},
+		created: timeNow(), quick: map[uint32]*quickMode{}, ivs: map[uint32][]byte{},
 	}
-	t.e.sas[sa.iCookie] = sa
+	t.e.addSA(sa) // saindex.go
 	if t.sa == nil || t.sa.state != stateEstablished {
 		t.sa = sa
 		t.setPhase1State("Negotiating")
@@ -169,10 +170,8 @@ func (t *tunnel) terminate(reason string) {
 	for len(t.children) > 0 {
 		t.deleteChild(t.children[0], reason, true)
 	}
-	for _, sa := range t.e.sas {
-		if sa.t == t {
-			sa.delete(reason, true)
-		}
+	for _, sa := range t.ownSAs() {
+		sa.delete(reason, true)
 	}
 }
 
@@ -192,7 +191,7 @@ func (sa *ikeSA) establish(initialContact bool) {
 	if sa.timers.halfOpen != nil {
 		sa.timers.halfOpen.Stop()
 	}
-	sa.dhKey = nil
+	sa.forgetNegotiation() // forget.go
 	t.counters.Phase1Established++
 	modeCounters(&t.counters.Exchanges, sa.exchange).Completed++
 	old := t.sa
@@ -267,8 +266,8 @@ func (t *tunnel) hasOtherState(current *ikeSA) bool {
 	if len(t.children) > 0 {
 		return true
 	}
-	for _, sa := range t.e.sas {
-		if sa.t == t && sa != current && sa.state == stateEstablished {
+	for _, sa := range t.ikeSAs {
+		if sa != current && sa.state == stateEstablished {
 			return true
 		}
 	}
@@ -276,8 +275,8 @@ func (t *tunnel) hasOtherState(current *ikeSA) bool {
 }
 
 func (t *tunnel) initialContact(current *ikeSA) {
-	for _, sa := range t.e.sas {
-		if sa.t == t && sa != current && sa.state == stateEstablished {
+	for _, sa := range t.ownSAs() {
+		if sa != current && sa.state == stateEstablished {
 			sa.logger().Info("INITIAL-CONTACT: deleting the older ISAKMP SA of this peer")
 			sa.delete("INITIAL-CONTACT from the peer", false)
 		}
@@ -322,17 +321,15 @@ func (sa *ikeSA) delete(reason string, tellPeer bool) {
 		}
 	}
 	sa.e.releaseHalfOpen(sa)
-	if sa.e.sas[sa.iCookie] == sa {
-		delete(sa.e.sas, sa.iCookie)
-	}
+	sa.e.removeSA(sa)
 	t := sa.t
 	if t == nil || t.sa != sa {
 		return
 	}
 	t.sa = nil
 	// Another ISAKMP SA of this tunnel may still be usable (rekey overlap).
-	for _, other := range sa.e.sas {
-		if other.t == t && other.state == stateEstablished {
+	for _, other := range t.ikeSAs {
+		if other.state == stateEstablished {
 			t.sa = other
 			return
 		}

@@ -75,7 +75,7 @@ func (u UDP) Open(local netip.AddrPort) (Conn, error) {
 		return nil, err
 	}
 	c := pc.(*net.UDPConn)
-	_ = c.SetReadBuffer(1 << 20)
+	setReadBuffer(c)                                 // readbuf.go
 	bound := c.LocalAddr().(*net.UDPAddr).AddrPort() // the port, if local asked for 0
 	return &udpConn{c: c, local: netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port())}, nil
 }

@@ -192,3 +192,14 @@ func (st *Tunnel) AddLive(c childsa.Counters) {
 		st.Drops[k] += v
 	}
 }
+
+// Page is one page of the status (GET /v1/status?offset=&limit=): the
+// tunnels [Offset, Offset+limit) in configuration order, with the
+// engine-wide counters. Total is the number of configured tunnels;
+// NextOffset is where the next page starts (0 on the last page).
+type Page struct {
+	Snapshot
+	Total      int `json:"total"`
+	Offset     int `json:"offset"`
+	NextOffset int `json:"next_offset,omitempty"`
+}

@@ -297,19 +297,45 @@ type backend struct {
 var (
 	_ control.RoutingBackend   = backend{}
 	_ control.BGPStatusBackend = backend{}
+	_ control.StatusPager      = backend{}
 )
 
 func (b backend) Status() status.Snapshot {
 	st := b.Engine.Status()
+	b.addBGP(st.Tunnels)
+	return st
+}
+
+// StatusPage and TunnelStatus are the engine's (control.StatusPager, a
+// page or one tunnel instead of all) with the BGP state added as Status
+// adds it.
+func (b backend) StatusPage(offset, limit int) ike.StatusPage {
+	p := b.Engine.StatusPage(offset, limit)
+	b.addBGP(p.Tunnels)
+	return p
+}
+
+func (b backend) TunnelStatus(name string) (ike.TunnelStatus, error) {
+	t, err := b.Engine.TunnelStatus(name)
+	if err == nil {
+		ts := []ike.TunnelStatus{t}
+		b.addBGP(ts)
+		t = ts[0]
+	}
+	return t, err
+}
+
+// addBGP adds each tunnel's BGP session state and narrows its AWS status.
+func (b backend) addBGP(tunnels []ike.TunnelStatus) {
 	if b.r == nil {
-		return st
+		return
 	}
 	nbs := map[string]bgp.NeighborStatus{}
 	for _, n := range b.r.sp.Status().Neighbors {
 		nbs[n.Tunnel] = n
 	}
-	for i := range st.Tunnels {
-		tu := &st.Tunnels[i]
+	for i := range tunnels {
+		tu := &tunnels[i]
 		n, ok := nbs[tu.Name]
 		if !ok {
 			continue
@@ -324,7 +350,6 @@ func (b backend) Status() status.Snapshot {
 			tu.LastStatusChange = n.LastChange
 		}
 	}
-	return st
 }
 
 func (b backend) RoutingStatus() any {
