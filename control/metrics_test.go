@@ -340,9 +340,27 @@ func TestMetricsRealPair(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitMetric(cgwSrv, "vpnlab_ike_rekeys_total", "phase=2,tunnel=tunnel1", one)
-	cgw.tun.Outbound <- ipv4UDP(src, dst, size-28)
-	<-vgw.tun.Inbound
-	waitMetric(cgwSrv, "vpnlab_tunnel_ipsec_sa_pairs", "tunnel=tunnel1", one)
+	// The old pair goes once the new one carried traffic (make-before-break),
+	// and the cgw, the rekey's initiator, sends on the new pair once the
+	// vgw did or its grace period passed (ike/qmstaging.go): a packet every
+	// 100 ms until the cgw holds one pair.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cgw.tun.Outbound <- ipv4UDP(src, dst, size-28)
+		select {
+		case <-vgw.tun.Inbound:
+		case <-time.After(2 * time.Second):
+			t.Fatal("a packet after the rekey did not arrive")
+		}
+		fams = parseMetrics(t, scrape(t, cgwSrv))
+		if v, _ := value(fams, "vpnlab_tunnel_ipsec_sa_pairs", "tunnel=tunnel1"); v == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cgw still holds two SA pairs 10 s after the rekey, under traffic")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if v, _ := value(fams, "vpnlab_ipsec_bytes_total", "direction=out,tunnel=tunnel1"); v < n*size {
 		t.Errorf("cgw bytes out after the rekey %v, want at least %d", v, n*size)
 	}
