@@ -117,8 +117,9 @@ type DataPath struct {
 	batches sync.Pool // *inBatch for ReceiveIPs
 	ipID    atomic.Uint32
 
-	drops globalDrops
-	rl    rateLimiter
+	drops  globalDrops
+	rl     rateLimiter
+	crypto *cryptoPool // helpers of the parallel crypto (workers.go)
 
 	closed atomic.Bool
 }
@@ -132,7 +133,8 @@ func New(cfg Config) (*DataPath, error) {
 		return nil, errors.New("datapath: no wire")
 	}
 	d := &DataPath{dev: cfg.Device, wire: cfg.Wire, log: cfg.Log, sink: cfg.Sink, soft: cfg.SoftBytesPercent,
-		spis: map[uint64]bool{}, slots: map[string]int32{}, peers: map[string]*peerState{}, tunOpts: map[string]*tunnelOpts{}, seed: rand.Uint64()}
+		spis: map[uint64]bool{}, slots: map[string]int32{}, peers: map[string]*peerState{}, tunOpts: map[string]*tunnelOpts{}, seed: rand.Uint64(),
+		crypto: newCryptoPool()}
 	if d.log == nil {
 		l := logrus.New()
 		l.SetLevel(logrus.WarnLevel)
@@ -267,5 +269,6 @@ func (d *DataPath) Close() error {
 	if d.closed.Swap(true) {
 		return nil
 	}
+	d.crypto.stop()
 	return d.dev.Close()
 }
