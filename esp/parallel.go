@@ -1,7 +1,6 @@
 package esp
 
 import (
-	"crypto/cipher"
 	"runtime"
 	"sync"
 )
@@ -48,9 +47,7 @@ func (sa *SA) makeLanes() *[]*lane {
 			l.mac = sa.newMAC()
 		}
 		if sa.enc == encCBC {
-			var zeroIV [16]byte
-			l.cbcEnc = cipher.NewCBCEncrypter(sa.block, zeroIV[:]).(cbcMode)
-			l.cbcDec = cipher.NewCBCDecrypter(sa.block, zeroIV[:]).(cbcMode)
+			l.cbcEnc, l.cbcDec, _ = newCBCModes(sa.block, sa.cbcKeys) // worked in New
 		}
 		ls[i] = l
 	}

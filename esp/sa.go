@@ -112,6 +112,7 @@ type SA struct {
 	ahLen     int // AH: whole AH header incl. ICV and padding
 
 	block     cipher.Block
+	cbcKeys   *cbcKeys // AES-NI round keys for CBC (cbc_amd64.go); nil: crypto/cipher's CBC
 	aead      cipher.AEAD
 	salt      [4]byte
 	ivBlock   cipher.Block // CBC IV generator
@@ -238,10 +239,9 @@ func (sa *SA) initESP(cfg Config) error {
 		if err != nil {
 			return err
 		}
-		var zeroIV [16]byte
-		enc, ok1 := cipher.NewCBCEncrypter(b, zeroIV[:]).(cbcMode)
-		dec, ok2 := cipher.NewCBCDecrypter(b, zeroIV[:]).(cbcMode)
-		if !ok1 || !ok2 {
+		sa.cbcKeys = newCBCKeys(c.EncKey)
+		enc, dec, ok := newCBCModes(b, sa.cbcKeys)
+		if !ok {
 			return errors.New("esp: crypto/cipher CBC lacks SetIV")
 		}
 		var ivKey [16]byte

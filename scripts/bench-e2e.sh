@@ -16,7 +16,9 @@
 #              and esp-aes128-sha256 in UDP (force_encap), the same two as raw
 #              ESP (IP protocol 50, variants *-raw), and AH (ah-sha256-raw, IP
 #              protocol 51; the vgw refuses AH as AWS does, so the cgw binary
-#              plays the AWS side for that variant)
+#              plays the AWS side for that variant); *-w1: the gateways with
+#              VPNLAB_CRYPTO_WORKERS=1 (all crypto on the packet's goroutine, as
+#              before the parallel crypto), for a side-by-side comparison
 #
 # Tests (--tests), each per path and variant:
 #   tcp        iperf3 TCP onprem -> vpc, -P N streams (the main table)
@@ -286,7 +288,7 @@ all_variants_of() {
     plain) echo "-" ;;
     libipsec) echo "aes128gcm16 aes128-sha256" ;;
     wireguard) echo "chacha20poly1305" ;;
-    vpnlab) echo "esp-aes128gcm16 esp-aes128-sha256 esp-aes128gcm16-raw esp-aes128-sha256-raw ah-sha256-raw" ;;
+    vpnlab) echo "esp-aes128gcm16 esp-aes128-sha256 esp-aes128gcm16-w1 esp-aes128-sha256-w1 esp-aes128gcm16-raw esp-aes128-sha256-raw ah-sha256-raw" ;;
   esac
 }
 variants_of() {   # all_variants_of, filtered by --variants (plain's "-" always stays)
@@ -891,9 +893,11 @@ path_vpnlab() {
     printf '%s\n' "$chk" > "$dir/$side-check.txt"
   done
   mkdir -p /run/vpnlab
-  local encap vbin how penv
+  local encap vbin how penv wenv
   for var in $(variants_of vpnlab); do
-    p2=${var%-raw}-modp2048
+    p2=${var%-raw}; p2=${p2%-w1}-modp2048
+    wenv=()
+    case $var in *-w1) wenv=("VPNLAB_CRYPTO_WORKERS=1") ;; esac
     encap=true; how="force_encap (ESP-in-UDP)"
     case $var in *-raw) encap=false; how="raw IP (protocol $([ "${var#ah}" != "$var" ] && echo 51 || echo 50))" ;; esac
     # the vgw refuses AH (as AWS does): for AH the cgw binary answers on the AWS side
@@ -903,12 +907,13 @@ path_vpnlab() {
     GWNAME["vpnlab $var"]="cgw / $(basename "$vbin")"
     dir=$WORK/vpnlab-$var; mkdir -p "$dir"
     write_vpnlab_conf "$dir" vgw "$p2" "$encap"; write_vpnlab_conf "$dir" cgw "$p2" "$encap"
-    log "vpnlab $var: IKEv1 main mode PSK $IKE_PROPOSAL, phase 2 $p2, $how, AWS side $(basename "$vbin")"
-    penv=()
-    [ -n "$PROFILE" ] && penv=(env "VPNLAB_CPUPROFILE=$dir/vgw.pprof")
+    log "vpnlab $var: IKEv1 main mode PSK $IKE_PROPOSAL, phase 2 $p2, $how, AWS side $(basename "$vbin")${wenv[*]:+, ${wenv[*]}}"
+    penv=(env "${wenv[@]}")
+    [ -n "$PROFILE" ] && penv+=("VPNLAB_CPUPROFILE=$dir/vgw.pprof")
     start_bg vpnlab-vgw "$NS_VGW" "$dir/vgw.log" "${penv[@]}" "$vbin" --config "$dir/vgw.yaml"
     wait_for 10 test -S "/run/vpnlab/$RUN_ID-vgw.sock" || warn "vgw control socket did not appear"
-    [ -n "$PROFILE" ] && penv=(env "VPNLAB_CPUPROFILE=$dir/cgw.pprof")
+    penv=(env "${wenv[@]}")
+    [ -n "$PROFILE" ] && penv+=("VPNLAB_CPUPROFILE=$dir/cgw.pprof")
     start_bg vpnlab-cgw "$NS_CGW" "$dir/cgw.log" "${penv[@]}" "$BIN/cgw" --config "$dir/cgw.yaml"
     wait_for 10 test -S "/run/vpnlab/$RUN_ID-cgw.sock" || warn "cgw control socket did not appear"
     if ! run_bounded 20 "$BIN/vpnlab" status --control "unix:/run/vpnlab/$RUN_ID-cgw.sock" --wait-established 10s > "$dir/status-cgw.txt" 2>&1; then
