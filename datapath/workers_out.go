@@ -23,6 +23,7 @@ type outQueue struct {
 	jobs  []esp.PendingESP
 	bytes int
 	raw   []rawOut // raw IP packets (in arena), in order
+	pkts  [][]byte // the packets of raw, for a batch send
 	arena []byte
 }
 
@@ -32,7 +33,7 @@ type rawOut struct {
 }
 
 func newOutQueue() outQueue {
-	return outQueue{jobs: make([]esp.PendingESP, 0, maxQueued), raw: make([]rawOut, 0, maxQueued),
+	return outQueue{jobs: make([]esp.PendingESP, 0, maxQueued), raw: make([]rawOut, 0, maxQueued), pkts: make([][]byte, 0, maxQueued),
 		arena: make([]byte, 0, rawArenaBytes)}
 }
 
@@ -82,15 +83,37 @@ func (d *DataPath) sealQueued(q *outQueue) {
 	q.jobs, q.bytes = q.jobs[:0], 0
 }
 
-// sendRaw sends the queued raw IP packets in order.
+// sendRaw sends the queued raw IP packets in order: in batches (sendmmsg,
+// mmsg.go) where the wire can, else one by one.
 func (d *DataPath) sendRaw(q *outQueue) {
-	for _, r := range q.raw {
-		err := d.wire.SendIP(r.pkt)
-		if err == nil && d.sink != nil {
-			d.sink.IP(r.pkt)
+	if bs, ok := d.wire.(ipBatchSender); ok && len(q.raw) > 1 {
+		q.pkts = q.pkts[:0]
+		for _, r := range q.raw {
+			q.pkts = append(q.pkts, r.pkt)
 		}
-		if err != nil {
-			d.sendFailed(r.p, err)
+		for start := 0; start < len(q.pkts); {
+			n, err := bs.SendIPs(q.pkts[start:])
+			if d.sink != nil {
+				for _, p := range q.pkts[start : start+n] {
+					d.sink.IP(p)
+				}
+			}
+			start += n
+			if err != nil {
+				d.sendFailed(q.raw[start].p, err)
+				start++ // that packet is lost; the rest still go
+			}
+		}
+		clear(q.pkts)
+	} else {
+		for _, r := range q.raw {
+			err := d.wire.SendIP(r.pkt)
+			if err == nil && d.sink != nil {
+				d.sink.IP(r.pkt)
+			}
+			if err != nil {
+				d.sendFailed(r.p, err)
+			}
 		}
 	}
 	clear(q.raw)

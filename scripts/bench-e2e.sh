@@ -33,6 +33,7 @@
 #                        [--wireguard-go PATH] [--vpnlab-rev REV]
 #                        [--quiet-wait S] [--max-foreign P] [--retries N]
 #                        [--tests LIST] [--variants LIST] [--quick] [--profile]
+#                        [--baseline-rev REV]
 #
 #   --time S         iperf3 duration per run (default 10)
 #   --repeat N       runs per path and cipher (default 3); medians are reported
@@ -51,6 +52,9 @@
 #   --wireguard-go PATH  use this wireguard-go binary instead of installing the
 #                    current one with `go install golang.zx2c4.com/wireguard@latest`
 #                    (e.g. /usr/bin/wireguard-go, Debian's 2022 build)
+#   --baseline-rev REV  also build cgw/vgw from commit REV (git archive) and add the
+#                    variants esp-aes128gcm16-base and esp-aes128-sha256-base run with
+#                    them: the code before a change, side by side in the same run
 #   --vpnlab-rev REV build cgw/vgw/vpnlab from commit REV (exported with `git archive`
 #                    into DIR/work, the working tree is not touched) instead of
 #                    from the working tree as it is (uncommitted edits included)
@@ -84,6 +88,8 @@ WG_GO=
 QUIET_WAIT=60
 QUIET_MAX=20
 VPNLAB_REV=
+BASELINE_REV=
+QUICK_TIME=
 MAX_FOREIGN=20
 RETRIES=2
 TESTS=tcp,tcp-rev,udp64,udp512,ping
@@ -96,8 +102,8 @@ usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case $1 in
-    --time) DUR=${2:-}; shift ;;
-    --time=*) DUR=${1#*=} ;;
+    --time) DUR=${2:-}; QUICK_TIME=$DUR; shift ;;
+    --time=*) DUR=${1#*=}; QUICK_TIME=$DUR ;;
     --repeat) REPEAT=${2:-}; shift ;;
     --repeat=*) REPEAT=${1#*=} ;;
     --only) ONLY=${2:-}; shift ;;
@@ -112,6 +118,8 @@ while [ $# -gt 0 ]; do
     --max-foreign=*) MAX_FOREIGN=${1#*=} ;;
     --retries) RETRIES=${2:-}; shift ;;
     --retries=*) RETRIES=${1#*=} ;;
+    --baseline-rev) BASELINE_REV=${2:-}; shift ;;
+    --baseline-rev=*) BASELINE_REV=${1#*=} ;;
     --vpnlab-rev) VPNLAB_REV=${2:-}; shift ;;
     --vpnlab-rev=*) VPNLAB_REV=${1#*=} ;;
     --quiet-wait) QUIET_WAIT=${2:-}; shift ;;
@@ -129,6 +137,7 @@ while [ $# -gt 0 ]; do
 done
 
 if [ -n "$QUICK" ]; then REPEAT=1; DUR=3; QUIET_WAIT=0; RETRIES=0; PINGS=20; fi
+[ -n "$QUICK_TIME" ] && DUR=$QUICK_TIME
 is_uint() { case $1 in ''|*[!0-9]*) return 1 ;; *) [ "$1" -gt 0 ] ;; esac; }
 is_uint "$DUR" || { echo "bench-e2e: --time needs a positive integer" >&2; exit 2; }
 is_uint "$REPEAT" || { echo "bench-e2e: --repeat needs a positive integer" >&2; exit 2; }
@@ -288,7 +297,7 @@ all_variants_of() {
     plain) echo "-" ;;
     libipsec) echo "aes128gcm16 aes128-sha256" ;;
     wireguard) echo "chacha20poly1305" ;;
-    vpnlab) echo "esp-aes128gcm16 esp-aes128-sha256 esp-aes128gcm16-w1 esp-aes128-sha256-w1 esp-aes128gcm16-raw esp-aes128-sha256-raw ah-sha256-raw" ;;
+    vpnlab) echo "esp-aes128gcm16 esp-aes128-sha256 esp-aes128gcm16-w1 esp-aes128-sha256-w1${BASELINE_REV:+ esp-aes128gcm16-base esp-aes128-sha256-base} esp-aes128gcm16-raw esp-aes128-sha256-raw ah-sha256-raw" ;;
   esac
 }
 variants_of() {   # all_variants_of, filtered by --variants (plain's "-" always stays)
@@ -877,6 +886,19 @@ path_vpnlab() {
     skip_path vpnlab "$(variants_of vpnlab)" "go build failed: $(grep -m1 -v '^#' "$WORK/go-build-vpnlab.log")"
     return
   fi
+  BASE_DESC=
+  if [ -n "$BASELINE_REV" ]; then
+    local bsrc=$WORK/vpnlab-base-src
+    rm -rf "$bsrc"; mkdir -p "$bsrc" "$BIN/base"
+    if BASE_DESC=$(git -C "$REPO" rev-parse --short "$BASELINE_REV^{commit}" 2>/dev/null) \
+        && git -C "$REPO" archive "$BASELINE_REV" | tar -x -C "$bsrc" \
+        && (cd "$bsrc" && run_bounded 300 go build -o "$BIN/base/" ./cmd/cgw ./cmd/vgw) > "$WORK/go-build-vpnlab-base.log" 2>&1; then
+      log "vpnlab: baseline $BASE_DESC built into $BIN/base/"
+    else
+      warn "--baseline-rev $BASELINE_REV: export or build failed (see $WORK/go-build-vpnlab-base.log); the -base variants are skipped"
+      BASE_DESC=
+    fi
+  fi
   # does this build know the data path? (--check refuses unknown keys)
   dir=$WORK/vpnlab-check; mkdir -p "$dir"
   for side in vgw cgw; do
@@ -893,16 +915,20 @@ path_vpnlab() {
     printf '%s\n' "$chk" > "$dir/$side-check.txt"
   done
   mkdir -p /run/vpnlab
-  local encap vbin how penv wenv
+  local encap vbin cbin how penv wenv
   for var in $(variants_of vpnlab); do
-    p2=${var%-raw}; p2=${p2%-w1}-modp2048
+    p2=${var%-raw}; p2=${p2%-w1}; p2=${p2%-base}-modp2048
+    cbin=$BIN/cgw; vbin=$BIN/vgw
+    case $var in *-base)
+      if [ -z "$BASE_DESC" ]; then skip_path vpnlab "$var" "baseline build failed"; continue; fi
+      cbin=$BIN/base/cgw; vbin=$BIN/base/vgw ;;
+    esac
     wenv=()
     case $var in *-w1) wenv=("VPNLAB_CRYPTO_WORKERS=1") ;; esac
     encap=true; how="force_encap (ESP-in-UDP)"
     case $var in *-raw) encap=false; how="raw IP (protocol $([ "${var#ah}" != "$var" ] && echo 51 || echo 50))" ;; esac
     # the vgw refuses AH (as AWS does): for AH the cgw binary answers on the AWS side
-    vbin=$BIN/vgw
-    case $var in ah-*) vbin=$BIN/cgw ;; esac
+    case $var in ah-*) vbin=$cbin ;; esac
     add_row vpnlab "$var" ok
     GWNAME["vpnlab $var"]="cgw / $(basename "$vbin")"
     dir=$WORK/vpnlab-$var; mkdir -p "$dir"
@@ -914,7 +940,7 @@ path_vpnlab() {
     wait_for 10 test -S "/run/vpnlab/$RUN_ID-vgw.sock" || warn "vgw control socket did not appear"
     penv=(env "${wenv[@]}")
     [ -n "$PROFILE" ] && penv+=("VPNLAB_CPUPROFILE=$dir/cgw.pprof")
-    start_bg vpnlab-cgw "$NS_CGW" "$dir/cgw.log" "${penv[@]}" "$BIN/cgw" --config "$dir/cgw.yaml"
+    start_bg vpnlab-cgw "$NS_CGW" "$dir/cgw.log" "${penv[@]}" "$cbin" --config "$dir/cgw.yaml"
     wait_for 10 test -S "/run/vpnlab/$RUN_ID-cgw.sock" || warn "cgw control socket did not appear"
     if ! run_bounded 20 "$BIN/vpnlab" status --control "unix:/run/vpnlab/$RUN_ID-cgw.sock" --wait-established 10s > "$dir/status-cgw.txt" 2>&1; then
       STATUS["vpnlab $var"]="failed: tunnel not established in 10 s (see $dir/{cgw,vgw}.log, status-cgw.txt)"
@@ -960,6 +986,7 @@ write_meta() {
     echo "wireguard-go: ${WG_DESC:-not used}${WG_GO:+ [$WG_GO]}"
     echo "wireguard-tools: $(wg --version 2>/dev/null | awk '{print $2}')"
     echo "vpnlab: ${VPNLAB_DESC:-not built}"
+    [ -n "$BASELINE_REV" ] && echo "vpnlab baseline (-base variants): ${BASE_DESC:-build failed} (--baseline-rev $BASELINE_REV)"
   } > "$OUT/meta.txt"
 }
 
