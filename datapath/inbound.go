@@ -58,7 +58,10 @@ func (d *DataPath) receiveIPs(pkts [][]byte) {
 			d.dropGlobal(dropTunWrite, logrus.Fields{"error": err.Error()})
 		}
 	}
-	d.batches.Put(b)
+	select {
+	case d.batches <- b:
+	default: // more concurrent callers than kept batches: let it go
+	}
 }
 
 // inBatch is the output side of a batch of received packets: one buffer
@@ -73,8 +76,10 @@ type inBatch struct {
 const MaxBatch = 64
 
 func (d *DataPath) getBatch() *inBatch {
-	if b, ok := d.batches.Get().(*inBatch); ok {
+	select {
+	case b := <-d.batches:
 		return b
+	default:
 	}
 	b := &inBatch{wb: make([][]byte, 0, MaxBatch), q: newInQueue(MaxBatch)}
 	for i := 0; i < MaxBatch; i++ {

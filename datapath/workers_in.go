@@ -46,7 +46,7 @@ func (q *inQueue) do(i, lane int) {
 
 // deferredIn reports whether p's inbound packets are decrypted in phase 2.
 func (d *DataPath) deferredIn(p *pair) bool {
-	return d.crypto.workers > 1 && p.proto == protoESP && p.mode == ike.ModeTunnel
+	return p.proto == protoESP && p.mode == ike.ModeTunnel
 }
 
 // queueESP queues an ESP packet (SPI first) for phases 2 and 3 if its SA is

@@ -87,3 +87,31 @@ func newCBCModes(b cipher.Block, k *cbcKeys) (enc, dec cbcMode, ok bool) {
 	}
 	return stdCBCModes(b)
 }
+
+//go:noescape
+func cbcEnc4Asm(xk *byte, nr int, ivs *byte, bufs *[4]*byte, blocks int)
+
+// encrypt4 encrypts the four buffers in place with CBC under k, each with
+// its IV (ivs[i]); the buffers are whole blocks, of any lengths. The common
+// length runs interleaved (four AESENC chains at once), the rest of each
+// buffer on its own.
+func encrypt4(k *cbcKeys, ivs *[4][16]byte, bufs *[4][]byte) bool {
+	if k == nil {
+		return false
+	}
+	m := len(bufs[0])
+	for _, b := range bufs[1:] {
+		m = min(m, len(b))
+	}
+	m /= 16
+	if m > 0 {
+		ptrs := [4]*byte{&bufs[0][0], &bufs[1][0], &bufs[2][0], &bufs[3][0]}
+		cbcEnc4Asm(&k.enc[0], k.nr, &ivs[0][0], &ptrs, m)
+	}
+	for i, b := range bufs {
+		if rest := len(b)/16 - m; rest > 0 {
+			cbcEncAsm(&k.enc[0], k.nr, &ivs[i][0], &b[16*m], &b[16*m], rest)
+		}
+	}
+	return true
+}

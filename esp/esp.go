@@ -81,6 +81,19 @@ func (sa *SA) PrepareESP(dst, payload []byte, nextHeader byte) ([]byte, PendingE
 	return out, PendingESP{sa: sa, pkt: p, seq: seq}, nil
 }
 
+// cbcIV writes the IV of packet seq: AES under the SA's IV key of its
+// random prefix and the sequence number (unpredictable, never repeated).
+func (sa *SA) cbcIV(cs *cryptoState, seq uint32, iv []byte) {
+	if sa.ivFunc != nil {
+		sa.ivFunc(seq, iv)
+		return
+	}
+	ctr := cs.scratch[64:80]
+	copy(ctr, sa.ivPrefix[:])
+	binary.BigEndian.PutUint64(ctr[8:], uint64(seq))
+	sa.ivBlock.Encrypt(iv, ctr)
+}
+
 // seal writes the IV, encrypts and writes the ICV of a packet that
 // PrepareESP laid out in p, with the crypto state cs.
 func (sa *SA) seal(cs *cryptoState, p []byte, seq uint32) {
@@ -90,14 +103,7 @@ func (sa *SA) seal(cs *cryptoState, p []byte, seq uint32) {
 	body := p[hdrLen : hdrLen+padded]
 	switch sa.enc {
 	case encCBC:
-		if sa.ivFunc != nil {
-			sa.ivFunc(seq, iv)
-		} else {
-			ctr := cs.scratch[64:80]
-			copy(ctr, sa.ivPrefix[:])
-			binary.BigEndian.PutUint64(ctr[8:], uint64(seq))
-			sa.ivBlock.Encrypt(iv, ctr)
-		}
+		sa.cbcIV(cs, seq, iv)
 		cs.cbcEnc.SetIV(iv)
 		cs.cbcEnc.CryptBlocks(body, body)
 	case encGCM:

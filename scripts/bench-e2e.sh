@@ -17,8 +17,8 @@
 #              ESP (IP protocol 50, variants *-raw), and AH (ah-sha256-raw, IP
 #              protocol 51; the vgw refuses AH as AWS does, so the cgw binary
 #              plays the AWS side for that variant); *-w1: the gateways with
-#              VPNLAB_CRYPTO_WORKERS=1 (all crypto on the packet's goroutine, as
-#              before the parallel crypto), for a side-by-side comparison
+#              VPNLAB_CRYPTO_WORKERS=1 (the crypto of a batch all on the batch's
+#              goroutine, no helper goroutines), for a side-by-side comparison
 #
 # Tests (--tests), each per path and variant:
 #   tcp        iperf3 TCP onprem -> vpc, -P N streams (the main table)
