@@ -32,7 +32,10 @@ import (
 // kernel's TUN and veth work and the other gateway) takes nothing, and the
 // batch's own goroutine does the rest; it only waits for packets a helper
 // has already started. Small batches (under minBytes of packet data) stay on
-// the batch's goroutine: waking a helper costs more than it saves.
+// the batch's goroutine: waking a helper costs more than it saves. So do
+// AES-GCM batches (their bytes are not counted, see esp.SA.AEAD): measured
+// end to end with 4 TCP streams, helpers made AES-GCM slower (docs/
+// PERFORMANCE.md); VPNLAB_CRYPTO_MIN_BYTES=0 still forces them.
 //
 // Workers is VPNLAB_CRYPTO_WORKERS if set (1: no helpers; for measurements),
 // else GOMAXPROCS; minBytes is VPNLAB_CRYPTO_MIN_BYTES if set, else 16 KiB.
