@@ -37,8 +37,8 @@
 // has a mutex because inbound packets of one SA can arrive on two sockets;
 // it is uncontended in practice. Per-goroutine buffers are reused: the
 // packet path allocates nothing per packet. The encryption and ICV of a
-// batch of tunnel-mode ESP packets run on all cores, with the sequence
-// numbers and the replay window kept in packet order (workers.go).
+// batch of tunnel-mode ESP packets can run on several cores, with the
+// sequence numbers and the replay window kept in packet order (workers.go).
 //
 // # Lifetimes
 //

@@ -16,9 +16,9 @@
 #              and esp-aes128-sha256 in UDP (force_encap), the same two as raw
 #              ESP (IP protocol 50, variants *-raw), and AH (ah-sha256-raw, IP
 #              protocol 51; the vgw refuses AH as AWS does, so the cgw binary
-#              plays the AWS side for that variant); *-w1: the gateways with
-#              VPNLAB_CRYPTO_WORKERS=1 (the crypto of a batch all on the batch's
-#              goroutine, no helper goroutines), for a side-by-side comparison
+#              plays the AWS side for that variant); *-w2: the gateways with
+#              VPNLAB_CRYPTO_WORKERS=2 (the AES-CBC/HMAC crypto of a batch on the
+#              batch's goroutine and one helper; off by default), side by side
 #
 # Tests (--tests), each per path and variant:
 #   tcp        iperf3 TCP onprem -> vpc, -P N streams (the main table)
@@ -297,7 +297,7 @@ all_variants_of() {
     plain) echo "-" ;;
     libipsec) echo "aes128gcm16 aes128-sha256" ;;
     wireguard) echo "chacha20poly1305" ;;
-    vpnlab) echo "esp-aes128gcm16 esp-aes128-sha256 esp-aes128gcm16-w1 esp-aes128-sha256-w1${BASELINE_REV:+ esp-aes128gcm16-base esp-aes128-sha256-base} esp-aes128gcm16-raw esp-aes128-sha256-raw ah-sha256-raw" ;;
+    vpnlab) echo "esp-aes128gcm16 esp-aes128-sha256 esp-aes128gcm16-w2 esp-aes128-sha256-w2${BASELINE_REV:+ esp-aes128gcm16-base esp-aes128-sha256-base} esp-aes128gcm16-raw esp-aes128-sha256-raw ah-sha256-raw" ;;
   esac
 }
 variants_of() {   # all_variants_of, filtered by --variants (plain's "-" always stays)
@@ -917,14 +917,14 @@ path_vpnlab() {
   mkdir -p /run/vpnlab
   local encap vbin cbin how penv wenv
   for var in $(variants_of vpnlab); do
-    p2=${var%-raw}; p2=${p2%-w1}; p2=${p2%-base}-modp2048
+    p2=${var%-raw}; p2=${p2%-w[0-9]}; p2=${p2%-base}-modp2048
     cbin=$BIN/cgw; vbin=$BIN/vgw
     case $var in *-base)
       if [ -z "$BASE_DESC" ]; then skip_path vpnlab "$var" "baseline build failed"; continue; fi
       cbin=$BIN/base/cgw; vbin=$BIN/base/vgw ;;
     esac
     wenv=()
-    case $var in *-w1) wenv=("VPNLAB_CRYPTO_WORKERS=1") ;; esac
+    case $var in *-w[0-9]) wenv=("VPNLAB_CRYPTO_WORKERS=${var##*-w}") ;; esac
     encap=true; how="force_encap (ESP-in-UDP)"
     case $var in *-raw) encap=false; how="raw IP (protocol $([ "${var#ah}" != "$var" ] && echo 51 || echo 50))" ;; esac
     # the vgw refuses AH (as AWS does): for AH the cgw binary answers on the AWS side
