@@ -18,7 +18,8 @@
 #              protocol 51; the vgw refuses AH as AWS does, so the cgw binary
 #              plays the AWS side for that variant); *-w2: the gateways with
 #              VPNLAB_CRYPTO_WORKERS=2 (the AES-CBC/HMAC crypto of a batch on the
-#              batch's goroutine and one helper; off by default), side by side
+#              batch's goroutine and one helper; off by default), side by side;
+#              --variants also accepts -w1 .. -w9 of the two UDP variants
 #
 # Tests (--tests), each per path and variant:
 #   tcp        iperf3 TCP onprem -> vpc, -P N streams (the main table)
@@ -305,6 +306,15 @@ variants_of() {   # all_variants_of, filtered by --variants (plain's "-" always 
   for v in $(all_variants_of "$1"); do
     if [ -z "$VARIANTS" ] || [ "$v" = - ] || [[ ",$VARIANTS," == *",$v,"* ]]; then out+=("$v"); fi
   done
+  # vpnlab UDP variants with any helper count, e.g. esp-aes128-sha256-w1 (VPNLAB_CRYPTO_WORKERS=1)
+  if [ "$1" = vpnlab ] && [ -n "$VARIANTS" ]; then
+    IFS=',' read -ra _req <<< "$VARIANTS"
+    for v in "${_req[@]}"; do
+      case $v in esp-aes128gcm16-w[0-9]|esp-aes128-sha256-w[0-9])
+        [[ " ${out[*]} " == *" $v "* ]] || out+=("$v") ;;
+      esac
+    done
+  fi
   echo "${out[*]}"
 }
 printf 'path\tvariant\tstreams\trep\tseconds\tmbit_s\tretransmits\tcgw_gw_cpu_pct\tvgw_gw_cpu_pct\tmachine_cpu_pct\tiperf3_sender_cpu_pct\tiperf3_receiver_cpu_pct\tbytes_sent\terror\tjson\tbusy_before_pct\tforeign_cpu_pct\tattempt\tkept\ttest\tpackets_per_s\tudp_loss_pct\n' > "$RUNS"
