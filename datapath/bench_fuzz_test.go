@@ -104,7 +104,7 @@ func BenchmarkPipeline(b *testing.B) {
 				b.Run(name+"/"+itoa(size), func(b *testing.B) {
 					a, _, dev := benchPair(b, s, encap)
 					w := newWorker()
-					batch := &udpBatch{buf: make([]byte, 0, maxUDPBatchBytes+bufSize)}
+					batch := newUDPBatch()
 					pkt := udpPacket(hostA, hostB, size-28, 0)
 					b.SetBytes(int64(size))
 					b.ReportAllocs()
@@ -145,7 +145,7 @@ func TestPipelineAllocs(t *testing.T) {
 				a.SetRoutes([]Route{{Prefix: netB, Tunnels: []string{"x", "t"}, ECMP: true}})
 			}
 			w := newWorker()
-			batch := &udpBatch{buf: make([]byte, 0, maxUDPBatchBytes+bufSize)}
+			batch := newUDPBatch()
 			pkt := udpPacket(hostA, hostB, 1000, 0)
 			n := testing.AllocsPerRun(200, func() {
 				a.sendInside(w, batch, pkt)
@@ -172,7 +172,7 @@ func FuzzReceive(f *testing.F) {
 	a.wire = &loopWire{udp: func(_, _ netip.AddrPort, p []byte) { seeds = append(seeds, append([]byte(nil), p...)) },
 		ip: func(p []byte) { seeds = append(seeds, append([]byte(nil), p...)) }}
 	w := newWorker()
-	batch := &udpBatch{buf: make([]byte, 0, maxUDPBatchBytes+bufSize)}
+	batch := newUDPBatch()
 	a.sendInside(w, batch, udpPacket(hostA, hostB, 100, 0))
 	a.flushUDP(batch)
 	for _, sd := range seeds {

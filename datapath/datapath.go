@@ -36,7 +36,9 @@
 // shared by the tunnel's pairs, replaced only when the peer moves. Each esp.SA
 // has a mutex because inbound packets of one SA can arrive on two sockets;
 // it is uncontended in practice. Per-goroutine buffers are reused: the
-// packet path allocates nothing per packet.
+// packet path allocates nothing per packet. The encryption and ICV of a
+// batch of tunnel-mode ESP packets can run on several cores, with the
+// sequence numbers and the replay window kept in packet order (workers.go).
 //
 // # Lifetimes
 //
@@ -113,12 +115,13 @@ type DataPath struct {
 	limitMu sync.Mutex
 	limitFn func(childsa.Limit)
 
-	workers sync.Pool // *worker for Receive* called by wires
-	batches sync.Pool // *inBatch for ReceiveIPs
+	workers sync.Pool     // *worker for Receive* called by wires
+	batches chan *inBatch // free *inBatch for ReceiveIPs (a sync.Pool loses its 4 MiB at every GC)
 	ipID    atomic.Uint32
 
-	drops globalDrops
-	rl    rateLimiter
+	drops  globalDrops
+	rl     rateLimiter
+	crypto *cryptoPool // helpers of the parallel crypto (workers.go)
 
 	closed atomic.Bool
 }
@@ -132,7 +135,8 @@ func New(cfg Config) (*DataPath, error) {
 		return nil, errors.New("datapath: no wire")
 	}
 	d := &DataPath{dev: cfg.Device, wire: cfg.Wire, log: cfg.Log, sink: cfg.Sink, soft: cfg.SoftBytesPercent,
-		spis: map[uint64]bool{}, slots: map[string]int32{}, peers: map[string]*peerState{}, tunOpts: map[string]*tunnelOpts{}, seed: rand.Uint64()}
+		spis: map[uint64]bool{}, slots: map[string]int32{}, peers: map[string]*peerState{}, tunOpts: map[string]*tunnelOpts{}, seed: rand.Uint64(),
+		crypto: newCryptoPool(), batches: make(chan *inBatch, 4)}
 	if d.log == nil {
 		l := logrus.New()
 		l.SetLevel(logrus.WarnLevel)
@@ -299,5 +303,6 @@ func (d *DataPath) Close() error {
 	if d.closed.Swap(true) {
 		return nil
 	}
+	d.crypto.stop()
 	return d.dev.Close()
 }

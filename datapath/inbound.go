@@ -32,20 +32,36 @@ func (d *DataPath) ReceiveUDP(local, from netip.AddrPort, espPkt []byte) {
 // ReceiveIPs handles a batch of packets from a raw socket; their inner
 // packets go to the device in one Write (which coalesces TCP segments).
 func (d *DataPath) ReceiveIPs(pkts [][]byte) {
+	for len(pkts) > MaxBatch {
+		d.receiveIPs(pkts[:MaxBatch])
+		pkts = pkts[MaxBatch:]
+	}
+	d.receiveIPs(pkts)
+}
+
+func (d *DataPath) receiveIPs(pkts [][]byte) {
 	b := d.getBatch()
 	b.wb = b.wb[:0]
+	used := 0
 	for _, pkt := range pkts {
-		out := b.outs[len(b.wb)]
-		if inner := d.openIP(out, pkt); inner != nil {
+		out := b.outs[used]
+		if d.queueIP(&b.q, out, pkt) { // parallel decryption (workers_in.go)
+			used++
+		} else if inner := d.openIP(out, pkt); inner != nil {
 			b.wb = append(b.wb, out[:writeOffset+len(inner)])
+			used++
 		}
 	}
+	b.wb = d.finishIn(&b.q, b.wb)
 	if len(b.wb) > 0 {
 		if _, err := d.dev.Write(b.wb, writeOffset); err != nil {
 			d.dropGlobal(dropTunWrite, logrus.Fields{"error": err.Error()})
 		}
 	}
-	d.batches.Put(b)
+	select {
+	case d.batches <- b:
+	default: // more concurrent callers than kept batches: let it go
+	}
 }
 
 // inBatch is the output side of a batch of received packets: one buffer
@@ -53,16 +69,19 @@ func (d *DataPath) ReceiveIPs(pkts [][]byte) {
 type inBatch struct {
 	outs [][]byte
 	wb   [][]byte
+	q    inQueue
 }
 
 // MaxBatch is the largest batch ReceiveIPs accepts.
 const MaxBatch = 64
 
 func (d *DataPath) getBatch() *inBatch {
-	if b, ok := d.batches.Get().(*inBatch); ok {
+	select {
+	case b := <-d.batches:
 		return b
+	default:
 	}
-	b := &inBatch{wb: make([][]byte, 0, MaxBatch)}
+	b := &inBatch{wb: make([][]byte, 0, MaxBatch), q: newInQueue(MaxBatch)}
 	for i := 0; i < MaxBatch; i++ {
 		b.outs = append(b.outs, make([]byte, bufSize))
 	}

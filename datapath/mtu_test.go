@@ -244,7 +244,7 @@ func TestSizesAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := newWorker()
-		batch := &udpBatch{buf: make([]byte, 0, maxUDPBatchBytes+bufSize)}
+		batch := newUDPBatch()
 		syn := tcpSegment(hostA, hostB, synFlag, []byte{2, 4, 0x05, 0xb4})
 		big := udpPacket(hostA, hostB, 1372, 0)
 		big[6] = 0

@@ -22,7 +22,19 @@ type nattReader struct {
 	buf  []byte
 	oob  []byte
 	outs [][]byte // each bufSize; outs[i][writeOffset:] receives a packet
+	used int      // outs in use (by wb or q)
 	wb   [][]byte
+	q    inQueue // packets waiting for parallel decryption (workers_in.go)
+}
+
+func newNATTReader() *nattReader {
+	r := &nattReader{buf: make([]byte, 2*65536), oob: make([]byte, 128)}
+	for i := 0; i < maxGROSegments; i++ {
+		r.outs = append(r.outs, make([]byte, bufSize))
+	}
+	r.wb = make([][]byte, 0, maxGROSegments)
+	r.q = newInQueue(maxGROSegments)
+	return r
 }
 
 // ServeNATT reads a NAT-T socket of the IKE engine until it is closed
@@ -45,11 +57,7 @@ func (d *DataPath) ServeNATT(conn *net.UDPConn, local netip.AddrPort, ike func(f
 	d.wire.AddNATT(local, conn)
 	gro := enableUDPGRO(conn)
 	d.log.WithFields(logrus.Fields{"addr": local.String(), "udp_gro": gro}).Debug("data path: serving NAT-T socket")
-	r := &nattReader{buf: make([]byte, 2*65536), oob: make([]byte, 128)}
-	for i := 0; i < maxGROSegments; i++ {
-		r.outs = append(r.outs, make([]byte, bufSize))
-	}
-	r.wb = make([][]byte, 0, maxGROSegments)
+	r := newNATTReader()
 	for {
 		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(r.buf, r.oob)
 		if err != nil {
@@ -64,17 +72,25 @@ func (d *DataPath) ServeNATT(conn *net.UDPConn, local netip.AddrPort, ike func(f
 		if seg <= 0 || seg > n {
 			seg = n
 		}
-		r.wb = r.wb[:0]
+		r.wb, r.used = r.wb[:0], 0
 		for off := 0; off < n; off += seg {
 			end := min(off+seg, n)
 			d.nattDatagram(r, local, from, r.buf[off:end], tos, ike)
 		}
-		if len(r.wb) > 0 {
-			if _, err := d.dev.Write(r.wb, writeOffset); err != nil {
-				d.dropGlobal(dropTunWrite, logrus.Fields{"error": err.Error()})
-			}
+		d.writeNATT(r)
+	}
+}
+
+// writeNATT finishes the queued packets and writes the read's inner packets
+// to the device.
+func (d *DataPath) writeNATT(r *nattReader) {
+	r.wb = d.finishIn(&r.q, r.wb)
+	if len(r.wb) > 0 {
+		if _, err := d.dev.Write(r.wb, writeOffset); err != nil {
+			d.dropGlobal(dropTunWrite, logrus.Fields{"error": err.Error()})
 		}
 	}
+	r.wb, r.used = r.wb[:0], 0
 }
 
 // nattDatagram handles one datagram of a read; ESP packets that pass are
@@ -92,15 +108,15 @@ func (d *DataPath) nattDatagram(r *nattReader, local, from netip.AddrPort, data 
 	case n < 8:
 		d.dropGlobal(dropMalformed, logrus.Fields{"len": n, "from": from.String(), "what": "short datagram on the NAT-T port"})
 	default:
-		if len(r.wb) == len(r.outs) { // more datagrams than buffers: write what we have
-			if _, err := d.dev.Write(r.wb, writeOffset); err != nil {
-				d.dropGlobal(dropTunWrite, logrus.Fields{"error": err.Error()})
-			}
-			r.wb = r.wb[:0]
+		if r.used == len(r.outs) { // more datagrams than buffers: write what we have
+			d.writeNATT(r)
 		}
-		out := r.outs[len(r.wb)]
-		if inner := d.openUDP(out, local, from, data, tos); inner != nil {
+		out := r.outs[r.used]
+		if d.queueESP(&r.q, out, data, from, tos, true) {
+			r.used++
+		} else if inner := d.openUDP(out, local, from, data, tos); inner != nil {
 			r.wb = append(r.wb, out[:writeOffset+len(inner)])
+			r.used++
 		}
 	}
 }

@@ -78,8 +78,8 @@ func (w *NetWire) Attach(r Receiver) {
 	}
 }
 
-// routineReadRaw reads a raw socket: after each wake-up it drains up to
-// MaxBatch packets without blocking and hands them over as one batch.
+// routineReadRaw reads a raw socket: after each wake-up it reads up to
+// MaxBatch packets with one recvmmsg and hands them over as one batch.
 func (w *NetWire) routineReadRaw(f *os.File) {
 	defer w.wg.Done()
 	rc, err := f.SyscallConn()
@@ -92,22 +92,17 @@ func (w *NetWire) routineReadRaw(f *os.File) {
 		bufs[i] = make([]byte, 65536)
 	}
 	pkts := make([][]byte, 0, MaxBatch)
+	m := new(mmsgBuf)
 	var rerr error
-	drain := func(fd uintptr) bool {
+	drain := func(fd uintptr) bool { // one recvmmsg: up to MaxBatch packets (mmsg.go)
+		var err error
 		pkts, rerr = pkts[:0], nil
-		for len(pkts) < MaxBatch {
-			n, err := unix.Read(int(fd), bufs[len(pkts)])
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				if err != unix.EAGAIN {
-					rerr = err
-					return true
-				}
-				return len(pkts) > 0 // nothing yet: wait for the poller
-			}
-			pkts = append(pkts, bufs[len(pkts)][:n])
+		pkts, err = recvBatch(int(fd), m, bufs, pkts)
+		if err == unix.EAGAIN {
+			return false // nothing yet: wait for the poller
+		}
+		if err != nil {
+			rerr = err
 		}
 		return true
 	}

@@ -55,7 +55,7 @@ func (d *DataPath) RunInside() error {
 		bufs[i] = make([]byte, bufSize)
 	}
 	w := newWorker()
-	b := &udpBatch{buf: make([]byte, 0, maxUDPBatchBytes+bufSize)}
+	b := newUDPBatch()
 	for {
 		k, err := d.dev.Read(bufs, sizes, writeOffset)
 		for i := 0; i < k; i++ {
@@ -89,7 +89,12 @@ type udpBatch struct {
 	buf   []byte
 	seg   int
 	count int
-	short bool // the last packet is shorter than seg: nothing may follow
+	short bool     // the last packet is shorter than seg: nothing may follow
+	out   outQueue // packets prepared, to be sealed before they are sent (workers_out.go)
+}
+
+func newUDPBatch() *udpBatch {
+	return &udpBatch{buf: make([]byte, 0, maxUDPBatchBytes+bufSize), out: newOutQueue()}
 }
 
 // sendInside protects one inside packet and sends it (or queues it in b).
@@ -127,6 +132,10 @@ func (d *DataPath) sendInside(w *worker, b *udpBatch, pkt []byte) {
 // in b).
 func (d *DataPath) protectSend(w *worker, b *udpBatch, p *pair, pkt []byte) {
 	var dstBuf []byte
+	deferred := d.deferred(p)
+	if deferred {
+		d.queueRoom(b, !p.udpEncap, p.out.ESPLen(len(pkt))+esp.IPv4HeaderLen)
+	}
 	if p.udpEncap {
 		sz := p.out.ESPLen(len(pkt))
 		if p.mode != childsa.ModeTunnel {
@@ -136,10 +145,18 @@ func (d *DataPath) protectSend(w *worker, b *udpBatch, p *pair, pkt []byte) {
 			d.flushUDP(b)
 		}
 		dstBuf = b.buf
+	} else if deferred {
+		dstBuf = b.out.arena
 	} else {
 		dstBuf = w.buf[:0]
 	}
-	out, err := d.protect(dstBuf, w.tmp, p, pkt)
+	var out []byte
+	var err error
+	if deferred {
+		out, err = d.prepare(&b.out, dstBuf, p, pkt)
+	} else {
+		out, err = d.protect(dstBuf, w.tmp, p, pkt)
+	}
 	if err != nil {
 		if errors.Is(err, esp.ErrSeqExhausted) {
 			if !p.expired.Swap(true) {
@@ -166,6 +183,11 @@ func (d *DataPath) protectSend(w *worker, b *udpBatch, p *pair, pkt []byte) {
 		b.count++
 		return
 	}
+	if deferred {
+		b.out.raw = append(b.out.raw, rawOut{p: p, pkt: out[len(b.out.arena):]})
+		b.out.arena = out
+		return
+	}
 	err = d.wire.SendIP(out)
 	if err == nil && d.sink != nil {
 		d.sink.IP(out)
@@ -175,8 +197,11 @@ func (d *DataPath) protectSend(w *worker, b *udpBatch, p *pair, pkt []byte) {
 	}
 }
 
-// flushUDP sends the queued ESP-in-UDP packets.
+// flushUDP seals the prepared packets (in parallel, workers_out.go) and
+// sends the queued ESP-in-UDP packets and raw IP packets.
 func (d *DataPath) flushUDP(b *udpBatch) {
+	d.sealQueued(&b.out)
+	defer d.sendRaw(&b.out)
 	if b.count == 0 {
 		return
 	}

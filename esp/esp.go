@@ -38,22 +38,37 @@ func (sa *SA) paddedLen(n int) int {
 //
 // It returns ErrSeqExhausted once sequence number 2^32-1 has been used.
 func (sa *SA) AppendESP(dst, payload []byte, nextHeader byte) ([]byte, error) {
+	out, job, err := sa.PrepareESP(dst, payload, nextHeader)
+	if err != nil {
+		return out, err
+	}
+	sa.seal(&sa.cryptoState, job.pkt, job.seq)
+	return out, nil
+}
+
+// PrepareESP is the first, serial half of AppendESP: it takes the next
+// sequence number, appends the ESP packet with the payload and trailer
+// still in clear (IV and ICV not yet written) to dst, and counts it. The
+// returned PendingESP completes it (Seal, see parallel.go); until then the
+// packet must not be sent. Calls of PrepareESP on one SA are serialised by
+// the caller, so that packets leave in sequence number order when they are
+// sent in the order of preparation.
+func (sa *SA) PrepareESP(dst, payload []byte, nextHeader byte) ([]byte, PendingESP, error) {
 	if sa.dir != Outbound {
-		return dst, ErrWrongDirection
+		return dst, PendingESP{}, ErrWrongDirection
 	}
 	if sa.proto != isakmp.ProtoESP {
-		return dst, ErrWrongProtocol
+		return dst, PendingESP{}, ErrWrongProtocol
 	}
 	seq, err := sa.nextSeq()
 	if err != nil {
-		return dst, err
+		return dst, PendingESP{}, err
 	}
 	padded := sa.paddedLen(len(payload))
 	hdrLen := 8 + sa.ivLen
 	out, p := grow(dst, hdrLen+padded+sa.icvLen)
 	binary.BigEndian.PutUint32(p[0:4], sa.spi)
 	binary.BigEndian.PutUint32(p[4:8], seq)
-	iv := p[8:hdrLen]
 	body := p[hdrLen : hdrLen+padded]
 	copy(body, payload)
 	padLen := padded - len(payload) - 2
@@ -62,39 +77,52 @@ func (sa *SA) AppendESP(dst, payload []byte, nextHeader byte) ([]byte, error) {
 	}
 	body[padded-2] = byte(padLen)
 	body[padded-1] = nextHeader
+	sa.ok(len(payload))
+	return out, PendingESP{sa: sa, pkt: p, seq: seq}, nil
+}
 
+// cbcIV writes the IV of packet seq: AES under the SA's IV key of its
+// random prefix and the sequence number (unpredictable, never repeated).
+func (sa *SA) cbcIV(cs *cryptoState, seq uint32, iv []byte) {
+	if sa.ivFunc != nil {
+		sa.ivFunc(seq, iv)
+		return
+	}
+	ctr := cs.scratch[64:80]
+	copy(ctr, sa.ivPrefix[:])
+	binary.BigEndian.PutUint64(ctr[8:], uint64(seq))
+	sa.ivBlock.Encrypt(iv, ctr)
+}
+
+// seal writes the IV, encrypts and writes the ICV of a packet that
+// PrepareESP laid out in p, with the crypto state cs.
+func (sa *SA) seal(cs *cryptoState, p []byte, seq uint32) {
+	hdrLen := 8 + sa.ivLen
+	padded := len(p) - hdrLen - sa.icvLen
+	iv := p[8:hdrLen]
+	body := p[hdrLen : hdrLen+padded]
 	switch sa.enc {
 	case encCBC:
-		if sa.ivFunc != nil {
-			sa.ivFunc(seq, iv)
-		} else {
-			ctr := sa.scratch[64:80]
-			copy(ctr, sa.ivPrefix[:])
-			binary.BigEndian.PutUint64(ctr[8:], uint64(seq))
-			sa.ivBlock.Encrypt(iv, ctr)
-		}
-		sa.cbcEnc.SetIV(iv)
-		sa.cbcEnc.CryptBlocks(body, body)
+		sa.cbcIV(cs, seq, iv)
+		cs.cbcEnc.SetIV(iv)
+		cs.cbcEnc.CryptBlocks(body, body)
 	case encGCM:
 		if sa.ivFunc != nil {
 			sa.ivFunc(seq, iv)
 		} else {
 			binary.BigEndian.PutUint64(iv, uint64(seq))
 		}
-		nonce := sa.scratch[64:76]
+		nonce := cs.scratch[64:76]
 		copy(nonce, sa.salt[:])
 		copy(nonce[4:], iv)
 		sa.aead.Seal(body[:0], nonce, body, p[:8])
-		sa.ok(len(payload))
-		return out, nil
+		return
 	}
-	if sa.mac != nil {
-		sa.mac.Reset()
-		sa.mac.Write(p[:hdrLen+padded])
-		copy(p[hdrLen+padded:], sa.macSum())
+	if cs.mac != nil {
+		cs.mac.Reset()
+		cs.mac.Write(p[:hdrLen+padded])
+		copy(p[hdrLen+padded:], cs.macSum(sa.icvLen))
 	}
-	sa.ok(len(payload))
-	return out, nil
 }
 
 // OpenESP verifies and decrypts an ESP packet (SPI through ICV, no IP or
@@ -112,6 +140,21 @@ func (sa *SA) AppendESP(dst, payload []byte, nextHeader byte) ([]byte, error) {
 // checking first to save the HMAC on duplicates. Failures return dst unchanged and a DropReason, also counted in
 // the SA's Stats.
 func (sa *SA) OpenESP(dst, packet []byte) ([]byte, byte, error) {
+	out, seq, err := sa.decrypt(&sa.cryptoState, dst, packet)
+	if err != nil {
+		return dst, 0, err
+	}
+	n, nh, err := sa.AcceptESP(seq, out[len(dst):])
+	if err != nil {
+		return dst, 0, err
+	}
+	return out[:len(dst)+n], nh, nil
+}
+
+// decrypt is the first half of OpenESP: checks, ICV, decryption into dst's
+// spare capacity (returned extended by the padded plaintext). It does not
+// touch the replay window. Failures are counted.
+func (sa *SA) decrypt(cs *cryptoState, dst, packet []byte) ([]byte, uint32, error) {
 	if sa.dir != Inbound {
 		return dst, 0, ErrWrongDirection
 	}
@@ -132,7 +175,7 @@ func (sa *SA) OpenESP(dst, packet []byte) ([]byte, byte, error) {
 	var out, pt []byte
 	switch sa.enc {
 	case encGCM:
-		nonce := sa.scratch[64:76]
+		nonce := cs.scratch[64:76]
 		copy(nonce, sa.salt[:])
 		copy(nonce[4:], iv)
 		var err error
@@ -141,40 +184,58 @@ func (sa *SA) OpenESP(dst, packet []byte) ([]byte, byte, error) {
 		if err != nil {
 			return dst, 0, sa.drop(DropICV)
 		}
-		pt = out[len(dst):]
 	default:
-		if sa.mac != nil {
-			sa.mac.Reset()
-			sa.mac.Write(packet[:hdrLen+bodyLen])
-			if !hmac.Equal(sa.macSum(), packet[hdrLen+bodyLen:]) {
+		if cs.mac != nil {
+			cs.mac.Reset()
+			cs.mac.Write(packet[:hdrLen+bodyLen])
+			if !hmac.Equal(cs.macSum(sa.icvLen), packet[hdrLen+bodyLen:]) {
 				return dst, 0, sa.drop(DropICV)
 			}
 		}
 		out, pt = grow(dst, bodyLen)
 		if sa.enc == encCBC {
-			sa.cbcDec.SetIV(iv)
-			sa.cbcDec.CryptBlocks(pt, body)
+			cs.cbcDec.SetIV(iv)
+			cs.cbcDec.CryptBlocks(pt, body)
 		} else {
 			copy(pt, body)
 		}
 	}
+	return out, seq, nil
+}
+
+// AcceptESP is the second half of OpenESP, for a packet whose ICV has been
+// verified and whose padded plaintext pt (payload, padding, pad length,
+// next header) was decrypted: it judges seq by the anti-replay window and
+// moves the window, then checks the padding and counts the packet. It
+// returns the payload length and the next header. Calls on one SA must be
+// serialised (the window is not locked); they may come in any order of
+// sequence numbers (parallel decryption finishing out of order): the
+// window accepts every sequence number once while it is inside it.
+func (sa *SA) AcceptESP(seq uint32, pt []byte) (int, byte, error) {
+	if sa.dir != Inbound || sa.replay == nil {
+		return 0, 0, ErrWrongDirection
+	}
+	bodyLen := len(pt)
+	if bodyLen < 2 {
+		return 0, 0, sa.drop(DropMalformed)
+	}
 	// Authentic (or, encryption-only, at least decrypted): judge by the
 	// window, then move it.
 	if !sa.replay.check(seq) {
-		return dst, 0, sa.drop(DropReplay)
+		return 0, 0, sa.drop(DropReplay)
 	}
 	sa.replay.update(seq)
 	padLen := int(pt[bodyLen-2])
 	nh := pt[bodyLen-1]
 	if padLen > bodyLen-2 {
-		return dst, 0, sa.drop(DropPadding)
+		return 0, 0, sa.drop(DropPadding)
 	}
 	n := bodyLen - 2 - padLen
 	for i := 0; i < padLen; i++ {
 		if pt[n+i] != byte(i+1) {
-			return dst, 0, sa.drop(DropPadding)
+			return 0, 0, sa.drop(DropPadding)
 		}
 	}
 	sa.ok(n)
-	return out[:len(dst)+n], nh, nil
+	return n, nh, nil
 }

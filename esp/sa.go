@@ -112,21 +112,24 @@ type SA struct {
 	ahLen     int // AH: whole AH header incl. ICV and padding
 
 	block     cipher.Block
-	cbcEnc    cbcMode
-	cbcDec    cbcMode
+	cbcKeys   *cbcKeys // AES-NI round keys for CBC (cbc_amd64.go); nil: crypto/cipher's CBC
 	aead      cipher.AEAD
 	salt      [4]byte
 	ivBlock   cipher.Block // CBC IV generator
 	ivPrefix  [8]byte
-	mac       hash.Hash // nil without integrity
+	newMAC    func() hash.Hash // a fresh HMAC state under the SA's key (lanes); nil without integrity
 	ivFunc    func(seq uint32, iv []byte)
 	softLimit uint32
 
 	seq    atomic.Uint64 // outbound: last sequence number used
 	replay *replayWindow // inbound
 
-	scratch [128]byte // HMAC output, nonces, IVs, AH header copies
-	zero    [64]byte  // zeros for AH ICV field
+	// The SA's own crypto state, used by AppendESP, OpenESP, ProtectAH and
+	// VerifyAH (serialised by the caller); the lanes of parallel.go have
+	// their own.
+	cryptoState
+	zero  [64]byte // zeros for AH ICV field
+	lanes atomic.Pointer[[]*lane]
 
 	stats stats
 }
@@ -175,7 +178,9 @@ func New(cfg Config) (*SA, error) {
 		if len(c.IntegKey) != alg.KeyLen {
 			return nil, fmt.Errorf("esp: %s needs a %d-byte key, got %d", alg.Name, alg.KeyLen, len(c.IntegKey))
 		}
-		sa.mac = hmac.New(alg.Hash.New, c.IntegKey)
+		key := append([]byte(nil), c.IntegKey...)
+		sa.newMAC = func() hash.Hash { return hmac.New(alg.Hash.New, key) }
+		sa.mac = sa.newMAC()
 		sa.icvLen = alg.ICVLen
 	}
 	switch c.Protocol {
@@ -234,10 +239,9 @@ func (sa *SA) initESP(cfg Config) error {
 		if err != nil {
 			return err
 		}
-		var zeroIV [16]byte
-		enc, ok1 := cipher.NewCBCEncrypter(b, zeroIV[:]).(cbcMode)
-		dec, ok2 := cipher.NewCBCDecrypter(b, zeroIV[:]).(cbcMode)
-		if !ok1 || !ok2 {
+		sa.cbcKeys = newCBCKeys(c.EncKey)
+		enc, dec, ok := newCBCModes(b, sa.cbcKeys)
+		if !ok {
 			return errors.New("esp: crypto/cipher CBC lacks SetIV")
 		}
 		var ivKey [16]byte
@@ -327,9 +331,20 @@ func (sa *SA) nextSeq() (uint32, error) {
 	return uint32(s), nil
 }
 
+// cryptoState is what one goroutine needs to protect or verify packets of an
+// SA: the stateful parts of the transforms and scratch space.
+type cryptoState struct {
+	mac     hash.Hash // nil without integrity
+	cbcEnc  cbcMode
+	cbcDec  cbcMode
+	scratch [128]byte // HMAC output, nonces, IVs, AH header copies
+}
+
 // macSum finishes the HMAC into scratch and returns the truncated ICV.
-func (sa *SA) macSum() []byte {
-	return sa.mac.Sum(sa.scratch[:0])[:sa.icvLen]
+func (sa *SA) macSum() []byte { return sa.cryptoState.macSum(sa.icvLen) }
+
+func (cs *cryptoState) macSum(icvLen int) []byte {
+	return cs.mac.Sum(cs.scratch[:0])[:icvLen]
 }
 
 // grow extends b by n bytes, returning the extended slice and the new tail.

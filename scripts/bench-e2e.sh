@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# End-to-end throughput benchmark: iperf3 TCP from an "onprem" host to a "vpc"
-# host through four kinds of site-to-site path, side by side, in one run and in
-# one topology (four network namespaces whose names are unique to the run):
+# End-to-end benchmark: iperf3 TCP (both directions), iperf3 UDP with small
+# packets (throughput and packets/s) and ping latency between an "onprem" host
+# and a "vpc" host through four kinds of site-to-site path, side by side, in one
+# run and in one topology (four network namespaces whose names are unique to
+# the run):
 #
 #   onprem ------------ cgw ================ vgw ------------ vpc
 #   10.10.1.10   lan0 10.10.1.1   wan0 192.0.2.1   192.0.2.2 wan0   lan0 172.31.1.1   172.31.1.10
@@ -10,22 +12,50 @@
 #   libipsec   strongSwan charon + kernel-libipsec (userspace ESP-in-UDP, tunnel
 #              mode), IKEv1 main mode PSK, ESP aes128gcm16 and aes128-sha256
 #   wireguard  wireguard-go (current module via `go install`) + wg(8)
-#   vpnlab     this repository's cgw/vgw (IKEv1 main mode PSK, ESP-in-UDP),
-#              esp-aes128gcm16 and esp-aes128-sha256
+#   vpnlab     this repository's cgw/vgw (IKEv1 main mode PSK), esp-aes128gcm16
+#              and esp-aes128-sha256 in UDP (force_encap), the same two as raw
+#              ESP (IP protocol 50, variants *-raw), and AH (ah-sha256-raw, IP
+#              protocol 51; the vgw refuses AH as AWS does, so the cgw binary
+#              plays the AWS side for that variant); *-w2: the gateways with
+#              VPNLAB_CRYPTO_WORKERS=2 (the AES-CBC/HMAC crypto of a batch on the
+#              batch's goroutine and one helper; off by default), side by side;
+#              --variants also accepts -w1 .. -w9 of the two UDP variants
+#
+# Tests (--tests), each per path and variant:
+#   tcp        iperf3 TCP onprem -> vpc, -P N streams (the main table)
+#   tcp-rev    the same, vpc -> onprem (iperf3 -R)
+#   udp64      iperf3 UDP onprem -> vpc, 64-byte payloads, unlimited rate (-b 0),
+#              1 stream: received Mbit/s, packets/s and loss
+#   udp512     the same with 512-byte payloads
+#   ping       ping onprem -> vpc through the idle path: RTT min/avg/max/mdev
 #
 # Usage (root):
 #   scripts/bench-e2e.sh [--time S] [--repeat N] [--only LIST] [-P N] [--out DIR]
 #                        [--wireguard-go PATH] [--vpnlab-rev REV]
 #                        [--quiet-wait S] [--max-foreign P] [--retries N]
+#                        [--tests LIST] [--variants LIST] [--quick] [--profile]
+#                        [--baseline-rev REV]
 #
 #   --time S         iperf3 duration per run (default 10)
 #   --repeat N       runs per path and cipher (default 3); medians are reported
 #   --only LIST      comma-separated subset of plain,libipsec,wireguard,vpnlab
-#   -P N             parallel TCP streams (iperf3 -P, default 1)
+#   -P N             parallel TCP streams (iperf3 -P, default 1; UDP tests use 1)
+#   --tests LIST     comma-separated subset of tcp,tcp-rev,udp64,udp512,ping
+#                    (default: all)
+#   --variants LIST  only these variants (e.g. esp-aes128gcm16,ah-sha256-raw);
+#                    paths with none of them are skipped
+#   --quick          a check that everything works, not a measurement:
+#                    --repeat 1 --time 3 --quiet-wait 0 --retries 0, 20 pings
+#   --profile        run the vpnlab gateways with VPNLAB_CPUPROFILE: one Go CPU
+#                    profile per gateway and variant in work/vpnlab-VARIANT/
+#                    (go tool pprof -top bin/cgw work/vpnlab-VARIANT/cgw.pprof)
 #   --out DIR        output directory (default /tmp/vpnlab-bench-<timestamp>)
 #   --wireguard-go PATH  use this wireguard-go binary instead of installing the
 #                    current one with `go install golang.zx2c4.com/wireguard@latest`
 #                    (e.g. /usr/bin/wireguard-go, Debian's 2022 build)
+#   --baseline-rev REV  also build cgw/vgw from commit REV (git archive) and add the
+#                    variants esp-aes128gcm16-base and esp-aes128-sha256-base run with
+#                    them: the code before a change, side by side in the same run
 #   --vpnlab-rev REV build cgw/vgw/vpnlab from commit REV (exported with `git archive`
 #                    into DIR/work, the working tree is not touched) instead of
 #                    from the working tree as it is (uncommitted edits included)
@@ -59,15 +89,22 @@ WG_GO=
 QUIET_WAIT=60
 QUIET_MAX=20
 VPNLAB_REV=
+BASELINE_REV=
+QUICK_TIME=
 MAX_FOREIGN=20
 RETRIES=2
+TESTS=tcp,tcp-rev,udp64,udp512,ping
+VARIANTS=
+QUICK=
+PROFILE=
+PINGS=200
 
 usage() { sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case $1 in
-    --time) DUR=${2:-}; shift ;;
-    --time=*) DUR=${1#*=} ;;
+    --time) DUR=${2:-}; QUICK_TIME=$DUR; shift ;;
+    --time=*) DUR=${1#*=}; QUICK_TIME=$DUR ;;
     --repeat) REPEAT=${2:-}; shift ;;
     --repeat=*) REPEAT=${1#*=} ;;
     --only) ONLY=${2:-}; shift ;;
@@ -82,16 +119,26 @@ while [ $# -gt 0 ]; do
     --max-foreign=*) MAX_FOREIGN=${1#*=} ;;
     --retries) RETRIES=${2:-}; shift ;;
     --retries=*) RETRIES=${1#*=} ;;
+    --baseline-rev) BASELINE_REV=${2:-}; shift ;;
+    --baseline-rev=*) BASELINE_REV=${1#*=} ;;
     --vpnlab-rev) VPNLAB_REV=${2:-}; shift ;;
     --vpnlab-rev=*) VPNLAB_REV=${1#*=} ;;
     --quiet-wait) QUIET_WAIT=${2:-}; shift ;;
     --quiet-wait=*) QUIET_WAIT=${1#*=} ;;
+    --tests) TESTS=${2:-}; shift ;;
+    --tests=*) TESTS=${1#*=} ;;
+    --variants) VARIANTS=${2:-}; shift ;;
+    --variants=*) VARIANTS=${1#*=} ;;
+    --quick) QUICK=1 ;;
+    --profile) PROFILE=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench-e2e: unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 
+if [ -n "$QUICK" ]; then REPEAT=1; DUR=3; QUIET_WAIT=0; RETRIES=0; PINGS=20; fi
+[ -n "$QUICK_TIME" ] && DUR=$QUICK_TIME
 is_uint() { case $1 in ''|*[!0-9]*) return 1 ;; *) [ "$1" -gt 0 ] ;; esac; }
 is_uint "$DUR" || { echo "bench-e2e: --time needs a positive integer" >&2; exit 2; }
 is_uint "$REPEAT" || { echo "bench-e2e: --repeat needs a positive integer" >&2; exit 2; }
@@ -110,6 +157,17 @@ for p in "${_only[@]}"; do
 done
 [ ${#PATHS[@]} -gt 0 ] || { echo "bench-e2e: --only selects nothing" >&2; exit 2; }
 want() { case " ${PATHS[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+ALL_TESTS="tcp tcp-rev udp64 udp512 ping"
+TEST_LIST=()
+IFS=',' read -ra _tests <<< "$TESTS"
+for t in "${_tests[@]}"; do
+  case " $ALL_TESTS " in
+    *" $t "*) TEST_LIST+=("$t") ;;
+    *) echo "bench-e2e: --tests: unknown test '$t' (known: ${ALL_TESTS// /,})" >&2; exit 2 ;;
+  esac
+done
+[ ${#TEST_LIST[@]} -gt 0 ] || { echo "bench-e2e: --tests selects nothing" >&2; exit 2; }
+want_test() { case " ${TEST_LIST[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "bench-e2e: needs root (network namespaces, TUN devices, UDP 500/4500)" >&2
@@ -227,6 +285,7 @@ trap 'log "interrupted"; exit 130' INT TERM
 declare -A STATUS=()        # "path variant" -> ok | skipped: ... | failed: ...
 declare -A WIRE=()          # "path variant" -> what the cgw sent on its outside link
 declare -A GWNAME=()        # "path variant" -> names of the measured gateway processes
+declare -A XSTATUS=()       # "path variant test" -> status of the tests other than tcp
 ORDER=()
 add_row() { ORDER+=("$1 $2"); STATUS["$1 $2"]=$3; }
 skip_path() {   # skip_path PATH "VARIANTS" REASON
@@ -234,15 +293,31 @@ skip_path() {   # skip_path PATH "VARIANTS" REASON
   for v in $2; do add_row "$1" "$v" "skipped: $3"; done
   log "$1: skipped: $3"
 }
-variants_of() {
+all_variants_of() {
   case $1 in
     plain) echo "-" ;;
     libipsec) echo "aes128gcm16 aes128-sha256" ;;
     wireguard) echo "chacha20poly1305" ;;
-    vpnlab) echo "esp-aes128gcm16 esp-aes128-sha256" ;;
+    vpnlab) echo "esp-aes128gcm16 esp-aes128-sha256 esp-aes128gcm16-w2 esp-aes128-sha256-w2${BASELINE_REV:+ esp-aes128gcm16-base esp-aes128-sha256-base} esp-aes128gcm16-raw esp-aes128-sha256-raw ah-sha256-raw" ;;
   esac
 }
-printf 'path\tvariant\tstreams\trep\tseconds\tmbit_s\tretransmits\tcgw_gw_cpu_pct\tvgw_gw_cpu_pct\tmachine_cpu_pct\tiperf3_sender_cpu_pct\tiperf3_receiver_cpu_pct\tbytes_sent\terror\tjson\tbusy_before_pct\tforeign_cpu_pct\tattempt\tkept\n' > "$RUNS"
+variants_of() {   # all_variants_of, filtered by --variants (plain's "-" always stays)
+  local v out=()
+  for v in $(all_variants_of "$1"); do
+    if [ -z "$VARIANTS" ] || [ "$v" = - ] || [[ ",$VARIANTS," == *",$v,"* ]]; then out+=("$v"); fi
+  done
+  # vpnlab UDP variants with any helper count, e.g. esp-aes128-sha256-w1 (VPNLAB_CRYPTO_WORKERS=1)
+  if [ "$1" = vpnlab ] && [ -n "$VARIANTS" ]; then
+    IFS=',' read -ra _req <<< "$VARIANTS"
+    for v in "${_req[@]}"; do
+      case $v in esp-aes128gcm16-w[0-9]|esp-aes128-sha256-w[0-9])
+        [[ " ${out[*]} " == *" $v "* ]] || out+=("$v") ;;
+      esac
+    done
+  fi
+  echo "${out[*]}"
+}
+printf 'path\tvariant\tstreams\trep\tseconds\tmbit_s\tretransmits\tcgw_gw_cpu_pct\tvgw_gw_cpu_pct\tmachine_cpu_pct\tiperf3_sender_cpu_pct\tiperf3_receiver_cpu_pct\tbytes_sent\terror\tjson\tbusy_before_pct\tforeign_cpu_pct\tattempt\tkept\ttest\tpackets_per_s\tudp_loss_pct\n' > "$RUNS"
 
 # ---- dependencies --------------------------------------------------------------
 CHARON=/usr/lib/ipsec/charon
@@ -343,6 +418,7 @@ table ip vbench {
   counter udp4500 { }
   counter udp51820 { }
   counter espraw { }
+  counter ahraw { }
   counter other { }
   chain out {
     type filter hook output priority 0; policy accept;
@@ -350,6 +426,7 @@ table ip vbench {
     udp dport 4500 counter name "udp4500" accept
     udp dport 51820 counter name "udp51820" accept
     meta l4proto esp counter name "espraw" accept
+    meta l4proto ah counter name "ahraw" accept
     counter name "other"
   }
 }
@@ -423,13 +500,20 @@ foreign_pct() {
           printf "%.0f", v }' "$1" "$2"
 }
 
-# measure PATH VARIANT CGW_PID VGW_PID: REPEAT iperf3 runs -> rows in runs.tsv.
+# measure PATH VARIANT CGW_PID VGW_PID [TEST]: REPEAT iperf3 runs of TEST (tcp,
+# tcp-rev, udp64, udp512; default tcp) -> rows in runs.tsv.
 # A run during which processes outside this run used more than MAX_FOREIGN % of
 # a core is repeated (at most RETRIES times); every attempt is kept in runs.tsv,
 # column "kept" says which ones the medians use (the last attempt always is).
 measure() {
-  local path=$1 var=$2 pc=$3 pv=$4 rep attempt json c0 v0 c1 v1 m0 m1 t0 t1 secs rc vals ok=0 err busy fpct kept
-  local f0=$WORK/foreign.0 f1=$WORK/foreign.1
+  local path=$1 var=$2 pc=$3 pv=$4 test=${5:-tcp} rep attempt json c0 v0 c1 v1 m0 m1 t0 t1 secs rc vals ok=0 err busy fpct kept
+  local f0=$WORK/foreign.0 f1=$WORK/foreign.1 streams=$STREAMS args=() key=$1\ $2
+  case $test in
+    tcp-rev) args=(-R) ;;
+    udp64) args=(-u -b 0 -l 64); streams=1 ;;
+    udp512) args=(-u -b 0 -l 512); streams=1 ;;
+  esac
+  [ "$test" = tcp ] || key+=" $test"
   for rep in $(seq 1 "$REPEAT"); do
     for attempt in $(seq 0 "$RETRIES"); do
       busy=-
@@ -440,12 +524,13 @@ measure() {
       foreign_sample > "$f0"
       json=$OUT/iperf3-$path
       [ "$var" = - ] || json+=-${var//[^A-Za-z0-9_.-]/_}
-      json+=-P$STREAMS-r$rep
+      [ "$test" = tcp ] || json+=-$test
+      json+=-P$streams-r$rep
       [ "$attempt" -gt 0 ] && json+=-a$attempt
       json+=.json
       c0=$(proc_ticks "$pc"); v0=$(proc_ticks "$pv"); m0=$(machine_ticks); t0=$(now_ns)
       run_bounded $((DUR + 30)) ip netns exec "$NS_ONPREM" \
-        iperf3 -c "$VPC_IP" -t "$DUR" -P "$STREAMS" -J --connect-timeout 5000 > "$json" 2>&1
+        iperf3 -c "$VPC_IP" -t "$DUR" -P "$streams" "${args[@]}" -J --connect-timeout 5000 > "$json" 2>&1
       rc=$?
       t1=$(now_ns); c1=$(proc_ticks "$pc"); v1=$(proc_ticks "$pv"); m1=$(machine_ticks)
       foreign_sample > "$f1"
@@ -456,8 +541,11 @@ measure() {
                       ((.end.cpu_utilization_percent.host_total // 0) | round),
                       ((.end.cpu_utilization_percent.remote_total // 0) | round),
                       (.end.sum_sent.bytes // 0),
-                      (.error // "") ] | @tsv' "$json" 2>/dev/null) \
-        || vals=$(printf '0\tn/a\t0\t0\t0\tiperf3 exit %s, no JSON' "$rc")
+                      (.error // ""),
+                      (if .end.sum_received.lost_packets == null then "-" else
+                         ((.end.sum_received.packets - .end.sum_received.lost_packets) / (.end.sum_received.seconds // 1) | round) end),
+                      (.end.sum_received.lost_percent // "-" | if type == "number" then (. * 100 | round / 100) else . end) ] | @tsv' "$json" 2>/dev/null) \
+        || vals=$(printf '0\tn/a\t0\t0\t0\tiperf3 exit %s, no JSON\t-\t-' "$rc")
       err=$(cut -f6 <<< "$vals")
       if [ -n "$err" ] || [ "$(cut -f1 <<< "$vals")" = 0 ]; then
         [ -n "$err" ] || err="iperf3 exit $rc"
@@ -465,23 +553,46 @@ measure() {
       fi
       kept=yes
       if [ "$attempt" -lt "$RETRIES" ] && [ "$fpct" -gt "$MAX_FOREIGN" ]; then kept=no; fi
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "$var" "$STREAMS" "$rep" "$secs" \
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "$var" "$streams" "$rep" "$secs" \
         "$(cut -f1 <<< "$vals")" "$(cut -f2 <<< "$vals")" \
         "$(pct "$c0" "$c1" "$secs")" "$(pct "$v0" "$v1" "$secs")" \
         "$(echo "$m0 $m1" | awk '{ if ($4 > $2) printf "%.0f", ($3-$1)/($4-$2)*100; else print "-" }')" \
         "$(cut -f3 <<< "$vals")" "$(cut -f4 <<< "$vals")" "$(cut -f5 <<< "$vals")" "$(cut -f6 <<< "$vals")" \
-        "$(basename "$json")" "$busy" "$fpct" "$attempt" "$kept" >> "$RUNS"
-      log "  $path $var run $rep/$REPEAT$([ "$attempt" -gt 0 ] && echo " (retry $attempt)"): $(tail -1 "$RUNS" | awk -F'\t' '{printf "%s Mbit/s, retr %s, gw CPU cgw %s%% vgw %s%%, machine %s%%, foreign %s%% (busy before %s%%)%s", $6, $7, $8, $9, $10, $17, $16, ($14 != "" ? ", error: " $14 : "")}')$([ "$kept" = no ] && echo " -> disturbed (foreign > $MAX_FOREIGN%), again")"
-      if [ -n "$pc" ] && ! alive "$pc"; then STATUS["$path $var"]="failed: cgw-side process exited during the run"; rm -f "$f0" "$f1"; return 1; fi
-      if [ -n "$pv" ] && ! alive "$pv"; then STATUS["$path $var"]="failed: vgw-side process exited during the run"; rm -f "$f0" "$f1"; return 1; fi
+        "$(basename "$json")" "$busy" "$fpct" "$attempt" "$kept" "$test" "$(cut -f7 <<< "$vals")" "$(cut -f8 <<< "$vals")" >> "$RUNS"
+      log "  $path $var $test run $rep/$REPEAT$([ "$attempt" -gt 0 ] && echo " (retry $attempt)"): $(tail -1 "$RUNS" | awk -F'\t' '{printf "%s Mbit/s%s, retr %s, gw CPU cgw %s%% vgw %s%%, machine %s%%, foreign %s%% (busy before %s%%)%s", $6, ($21 != "-" ? ", " $21 " packets/s, loss " $22 "%" : ""), $7, $8, $9, $10, $17, $16, ($14 != "" ? ", error: " $14 : "")}')$([ "$kept" = no ] && echo " -> disturbed (foreign > $MAX_FOREIGN%), again")"
+      if [ -n "$pc" ] && ! alive "$pc"; then STATUS["$path $var"]="failed: cgw-side process exited during the run ($test)"; rm -f "$f0" "$f1"; return 1; fi
+      if [ -n "$pv" ] && ! alive "$pv"; then STATUS["$path $var"]="failed: vgw-side process exited during the run ($test)"; rm -f "$f0" "$f1"; return 1; fi
       [ "$kept" = yes ] && break
     done
     [ -z "$err" ] && ok=$((ok + 1))
   done
   rm -f "$f0" "$f1"
-  if [ "$ok" -eq 0 ]; then STATUS["$path $var"]="failed: every iperf3 run failed ($err)"; return 1; fi
-  [ "$ok" -lt "$REPEAT" ] && STATUS["$path $var"]="ok ($ok of $REPEAT runs)"
+  if [ "$ok" -eq 0 ]; then XSTATUS["$key"]="failed: every iperf3 run failed ($err)"; [ "$test" = tcp ] && STATUS["$path $var"]=${XSTATUS["$key"]}; return 1; fi
+  [ "$ok" -lt "$REPEAT" ] && XSTATUS["$key"]="ok ($ok of $REPEAT runs)" && [ "$test" = tcp ] && STATUS["$path $var"]=${XSTATUS["$key"]}
   return 0
+}
+
+# ping_rtt PATH VARIANT: PINGS pings onprem -> vpc, 10 ms apart, through the
+# idle path -> PING["PATH VARIANT"] = "min/avg/max/mdev ms, loss"
+declare -A PING=()
+ping_rtt() {
+  local out=$WORK/ping-$1-${2//[^A-Za-z0-9_.-]/_}.txt
+  run_bounded $((PINGS / 50 + 15)) ip netns exec "$NS_ONPREM" ping -q -n -c "$PINGS" -i 0.01 -W 1 "$VPC_IP" > "$out" 2>&1
+  PING["$1 $2"]=$(awk '/packet loss/ { for (i = 1; i <= NF; i++) if ($i ~ /%$/) l = $i }
+    /^rtt|^round-trip/ { split($4, r, "/"); printf "%.3f/%.3f/%.3f/%.3f ms, ", r[1], r[2], r[3], r[4] }
+    END { printf "loss %s", (l == "" ? "?" : l) }' "$out")
+  log "  $1 $2 ping: ${PING["$1 $2"]} ($PINGS pings)"
+}
+
+# measure_all PATH VARIANT CGW_PID VGW_PID: every test of --tests; the ping
+# first, while the path is idle
+measure_all() {
+  local t
+  want_test ping && ping_rtt "$1" "$2"
+  for t in tcp tcp-rev udp64 udp512; do
+    want_test "$t" || continue
+    measure "$1" "$2" "$3" "$4" "$t" || [ "$t" != tcp ] || return 1
+  done
 }
 
 # ---- path 1: plain veth routing ----------------------------------------------------
@@ -491,7 +602,7 @@ path_plain() {
   ip -n "$NS_CGW" route add "$VPC_NET" via "$VGW_OUT" metric 10
   ip -n "$NS_VGW" route add "$ONPREM_NET" via "$CGW_OUT" metric 10
   if ! reach 5; then STATUS["plain -"]="failed: no ping onprem -> vpc over plain routing"
-  elif iperf_server_up plain; then measure plain - "" ""
+  elif iperf_server_up plain; then measure_all plain - "" ""
   else STATUS["plain -"]="failed: iperf3 server did not start"; fi
   stop_bg iperf3-server
   ip -n "$NS_CGW" route del "$VPC_NET" via "$VGW_OUT" metric 10 2>/dev/null
@@ -634,7 +745,7 @@ path_libipsec() {
       STATUS["libipsec $var"]="failed: iperf3 server did not start"
     else
       wire_on
-      measure libipsec "$var" "${PIDS[charon-cgw]}" "${PIDS[charon-vgw]}"
+      measure_all libipsec "$var" "${PIDS[charon-cgw]}" "${PIDS[charon-vgw]}"
       WIRE["libipsec $var"]=$(wire_read)
       { run_bounded 10 swanctl --list-sas --uri "$(vici "$dir/cgw")"
         ip -n "$NS_CGW" -s link show ipsec0; ip -n "$NS_VGW" -s link show ipsec0
@@ -713,7 +824,7 @@ path_wireguard() {
     STATUS["wireguard $var"]="failed: iperf3 server did not start"
   else
     wire_on
-    measure wireguard "$var" "${PIDS[wg-cgw]}" "${PIDS[wg-vgw]}"
+    measure_all wireguard "$var" "${PIDS[wg-cgw]}" "${PIDS[wg-vgw]}"
     WIRE["wireguard $var"]=$(wire_read)
     { nsx "$NS_CGW" wg show "$ifc"; ip -n "$NS_CGW" -s link show "$ifc"; ip -n "$NS_VGW" -s link show "$ifv"; } > "$dir/after.txt" 2>&1
   fi
@@ -724,8 +835,8 @@ path_wireguard() {
 }
 
 # ---- path 4: vpnlab cgw/vgw -------------------------------------------------------
-write_vpnlab_conf() {   # DIR SIDE PHASE2
-  local dir=$1 side=$2 p2=$3
+write_vpnlab_conf() {   # DIR SIDE PHASE2 [ENCAP]  (ENCAP: true = force_encap, false = raw ESP/AH)
+  local dir=$1 side=$2 p2=$3 encap=${4:-true}
   local la ra lts rts inside extra
   if [ "$side" = cgw ]; then
     la=$CGW_OUT; ra=$VGW_OUT; lts=$ONPREM_NET; rts=$VPC_NET; inside=$CGW_IN/30
@@ -753,7 +864,7 @@ tunnels:
 $extra
     local_ts: $lts
     remote_ts: $rts
-    force_encap: true
+    force_encap: $encap
     phase1: {proposals: [$IKE_PROPOSAL]}
     phase2: {proposals: [$p2]}
 EOF
@@ -785,6 +896,19 @@ path_vpnlab() {
     skip_path vpnlab "$(variants_of vpnlab)" "go build failed: $(grep -m1 -v '^#' "$WORK/go-build-vpnlab.log")"
     return
   fi
+  BASE_DESC=
+  if [ -n "$BASELINE_REV" ]; then
+    local bsrc=$WORK/vpnlab-base-src
+    rm -rf "$bsrc"; mkdir -p "$bsrc" "$BIN/base"
+    if BASE_DESC=$(git -C "$REPO" rev-parse --short "$BASELINE_REV^{commit}" 2>/dev/null) \
+        && git -C "$REPO" archive "$BASELINE_REV" | tar -x -C "$bsrc" \
+        && (cd "$bsrc" && run_bounded 300 go build -o "$BIN/base/" ./cmd/cgw ./cmd/vgw) > "$WORK/go-build-vpnlab-base.log" 2>&1; then
+      log "vpnlab: baseline $BASE_DESC built into $BIN/base/"
+    else
+      warn "--baseline-rev $BASELINE_REV: export or build failed (see $WORK/go-build-vpnlab-base.log); the -base variants are skipped"
+      BASE_DESC=
+    fi
+  fi
   # does this build know the data path? (--check refuses unknown keys)
   dir=$WORK/vpnlab-check; mkdir -p "$dir"
   for side in vgw cgw; do
@@ -801,16 +925,32 @@ path_vpnlab() {
     printf '%s\n' "$chk" > "$dir/$side-check.txt"
   done
   mkdir -p /run/vpnlab
+  local encap vbin cbin how penv wenv
   for var in $(variants_of vpnlab); do
-    p2=$var-modp2048
+    p2=${var%-raw}; p2=${p2%-w[0-9]}; p2=${p2%-base}-modp2048
+    cbin=$BIN/cgw; vbin=$BIN/vgw
+    case $var in *-base)
+      if [ -z "$BASE_DESC" ]; then skip_path vpnlab "$var" "baseline build failed"; continue; fi
+      cbin=$BIN/base/cgw; vbin=$BIN/base/vgw ;;
+    esac
+    wenv=()
+    case $var in *-w[0-9]) wenv=("VPNLAB_CRYPTO_WORKERS=${var##*-w}") ;; esac
+    encap=true; how="force_encap (ESP-in-UDP)"
+    case $var in *-raw) encap=false; how="raw IP (protocol $([ "${var#ah}" != "$var" ] && echo 51 || echo 50))" ;; esac
+    # the vgw refuses AH (as AWS does): for AH the cgw binary answers on the AWS side
+    case $var in ah-*) vbin=$cbin ;; esac
     add_row vpnlab "$var" ok
-    GWNAME["vpnlab $var"]="cgw / vgw"
+    GWNAME["vpnlab $var"]="cgw / $(basename "$vbin")"
     dir=$WORK/vpnlab-$var; mkdir -p "$dir"
-    write_vpnlab_conf "$dir" vgw "$p2"; write_vpnlab_conf "$dir" cgw "$p2"
-    log "vpnlab $var: IKEv1 main mode PSK $IKE_PROPOSAL, phase 2 $p2, force_encap (ESP-in-UDP)"
-    start_bg vpnlab-vgw "$NS_VGW" "$dir/vgw.log" "$BIN/vgw" --config "$dir/vgw.yaml"
+    write_vpnlab_conf "$dir" vgw "$p2" "$encap"; write_vpnlab_conf "$dir" cgw "$p2" "$encap"
+    log "vpnlab $var: IKEv1 main mode PSK $IKE_PROPOSAL, phase 2 $p2, $how, AWS side $(basename "$vbin")${wenv[*]:+, ${wenv[*]}}"
+    penv=(env "${wenv[@]}")
+    [ -n "$PROFILE" ] && penv+=("VPNLAB_CPUPROFILE=$dir/vgw.pprof")
+    start_bg vpnlab-vgw "$NS_VGW" "$dir/vgw.log" "${penv[@]}" "$vbin" --config "$dir/vgw.yaml"
     wait_for 10 test -S "/run/vpnlab/$RUN_ID-vgw.sock" || warn "vgw control socket did not appear"
-    start_bg vpnlab-cgw "$NS_CGW" "$dir/cgw.log" "$BIN/cgw" --config "$dir/cgw.yaml"
+    penv=(env "${wenv[@]}")
+    [ -n "$PROFILE" ] && penv+=("VPNLAB_CPUPROFILE=$dir/cgw.pprof")
+    start_bg vpnlab-cgw "$NS_CGW" "$dir/cgw.log" "${penv[@]}" "$cbin" --config "$dir/cgw.yaml"
     wait_for 10 test -S "/run/vpnlab/$RUN_ID-cgw.sock" || warn "cgw control socket did not appear"
     if ! run_bounded 20 "$BIN/vpnlab" status --control "unix:/run/vpnlab/$RUN_ID-cgw.sock" --wait-established 10s > "$dir/status-cgw.txt" 2>&1; then
       STATUS["vpnlab $var"]="failed: tunnel not established in 10 s (see $dir/{cgw,vgw}.log, status-cgw.txt)"
@@ -822,7 +962,7 @@ path_vpnlab() {
       STATUS["vpnlab $var"]="failed: iperf3 server did not start"
     else
       wire_on
-      measure vpnlab "$var" "${PIDS[vpnlab-cgw]}" "${PIDS[vpnlab-vgw]}"
+      measure_all vpnlab "$var" "${PIDS[vpnlab-cgw]}" "${PIDS[vpnlab-vgw]}"
       WIRE["vpnlab $var"]=$(wire_read)
     fi
     { run_bounded 10 "$BIN/vpnlab" status --control "unix:/run/vpnlab/$RUN_ID-cgw.sock"
@@ -845,7 +985,9 @@ write_meta() {
   {
     echo "date: $(date -Is)"
     echo "run: $RUN_ID (namespaces $NS_ONPREM $NS_CGW $NS_VGW $NS_VPC)"
-    echo "options: --time $DUR --repeat $REPEAT -P $STREAMS --only $(IFS=,; echo "${PATHS[*]}") --quiet-wait $QUIET_WAIT --max-foreign $MAX_FOREIGN --retries $RETRIES${VPNLAB_REV:+ --vpnlab-rev $VPNLAB_REV}"
+    echo "load average at the start: $LOAD_START"
+    echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "options: --tests $TESTS${VARIANTS:+ --variants $VARIANTS}${QUICK:+ --quick}${PROFILE:+ --profile} --time $DUR --repeat $REPEAT -P $STREAMS --only $(IFS=,; echo "${PATHS[*]}") --quiet-wait $QUIET_WAIT --max-foreign $MAX_FOREIGN --retries $RETRIES${VPNLAB_REV:+ --vpnlab-rev $VPNLAB_REV}"
     echo "cpu: $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo), $(nproc) cores online"
     echo "kernel: $(uname -sr)"
     echo "go: $(go version 2>/dev/null || echo none)"
@@ -854,12 +996,13 @@ write_meta() {
     echo "wireguard-go: ${WG_DESC:-not used}${WG_GO:+ [$WG_GO]}"
     echo "wireguard-tools: $(wg --version 2>/dev/null | awk '{print $2}')"
     echo "vpnlab: ${VPNLAB_DESC:-not built}"
+    [ -n "$BASELINE_REV" ] && echo "vpnlab baseline (-base variants): ${BASE_DESC:-build failed} (--baseline-rev $BASELINE_REV)"
   } > "$OUT/meta.txt"
 }
 
 # ---- summary -------------------------------------------------------------------
-stats() {   # stats COLUMN PATH VARIANT -> "median min max" over numeric values
-  awk -F'\t' -v c="$1" -v p="$2" -v v="$3" '$1==p && $2==v && $19=="yes" && $c ~ /^[0-9.]+$/ {print $c}' "$RUNS" | sort -g \
+stats() {   # stats COLUMN PATH VARIANT [TEST] -> "median min max" over numeric values
+  awk -F'\t' -v c="$1" -v p="$2" -v v="$3" -v t="${4:-tcp}" '$1==p && $2==v && $19=="yes" && $20==t && $c ~ /^[0-9.]+$/ {print $c}' "$RUNS" | sort -g \
     | awk '{a[NR]=$1} END { if (NR == 0) { print "- - -"; exit }
              m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2
              printf "%s %s %s\n", m, a[1], a[NR] }'
@@ -870,7 +1013,7 @@ summarize() {
   printf 'path\tvariant\tstreams\truns_ok\tmbit_s_median\tmbit_s_min\tmbit_s_max\tretransmits_median\tgw_processes\tcgw_gw_cpu_pct_median\tvgw_gw_cpu_pct_median\tmachine_cpu_pct_median\tforeign_cpu_pct_median\tforeign_cpu_pct_max\tcgw_wire_out\tstatus\n' > "$SUMMARY"
   for key in "${ORDER[@]}"; do
     path=${key%% *}; var=${key#* }; st=${STATUS[$key]}
-    n=$(awk -F'\t' -v p="$path" -v v="$var" '$1==p && $2==v && $19=="yes" && $6 ~ /^[0-9.]+$/' "$RUNS" | wc -l)
+    n=$(awk -F'\t' -v p="$path" -v v="$var" '$1==p && $2==v && $19=="yes" && $20=="tcp" && $6 ~ /^[0-9.]+$/' "$RUNS" | wc -l)
     read -r mbm mbmin mbmax <<< "$(stats 6 "$path" "$var")"
     read -r retr _ _ <<< "$(stats 7 "$path" "$var")"
     read -r cc _ _ <<< "$(stats 8 "$path" "$var")"
@@ -896,6 +1039,7 @@ summarize() {
     case $st in skipped*) ;; *) st+=" [$n runs]" ;; esac
     printf '%-10s %-18s %-22s %6s %-30s %7s %7s  %s\n' "$path" "$var" "$mb" "$retr" "$gwn" "$mc" "$fc" "$st"
   done
+  summarize_extras
   echo
   echo "tunnel packets the cgw sent on its outside link (nft counters: proof the traffic was tunnelled) and UDP socket drops:"
   local any=
@@ -905,8 +1049,47 @@ summarize() {
   echo "results: $OUT (summary.tsv, runs.tsv, iperf3-*.json, meta.txt, work/)"
 }
 
+# the other tests: one line per path, variant and test
+summarize_extras() {
+  local key path var t m mn mx pps loss cc vc mc st n any=
+  for t in tcp-rev udp64 udp512; do want_test "$t" && any=1; done
+  if [ -n "$any" ]; then
+    echo
+    echo "other directions and packet sizes (medians of the kept runs; UDP: iperf3 -u -b 0 -l SIZE, 1 stream, received rate):"
+    printf '%-10s %-22s %-8s %-22s %12s %9s %-16s %7s  %s\n' path variant test "Mbit/s median (range)" "packets/s" "UDP loss" "gw CPU cgw/vgw" machine status
+    for key in "${ORDER[@]}"; do
+      path=${key%% *}; var=${key#* }
+      for t in tcp-rev udp64 udp512; do
+        want_test "$t" || continue
+        case ${STATUS[$key]} in skipped*|failed*) continue ;; esac
+        read -r m mn mx <<< "$(stats 6 "$path" "$var" "$t")"
+        read -r pps _ _ <<< "$(stats 21 "$path" "$var" "$t")"
+        read -r loss _ _ <<< "$(stats 22 "$path" "$var" "$t")"
+        read -r cc _ _ <<< "$(stats 8 "$path" "$var" "$t")"
+        read -r vc _ _ <<< "$(stats 9 "$path" "$var" "$t")"
+        read -r mc _ _ <<< "$(stats 10 "$path" "$var" "$t")"
+        n=$(awk -F'\t' -v p="$path" -v v="$var" -v t="$t" '$1==p && $2==v && $19=="yes" && $20==t && $6 ~ /^[0-9.]+$/' "$RUNS" | wc -l)
+        st=${XSTATUS["$key $t"]:-ok}
+        [ "$m" = - ] || m=$(awk -v a="$m" -v b="$mn" -v c="$mx" 'BEGIN{printf "%.0f (%.0f-%.0f)", a, b, c}')
+        [ "$pps" = - ] || pps=$(awk -v a="$pps" 'BEGIN{printf "%.0f", a}')
+        [ "$loss" = - ] || loss="$loss %"
+        printf '%-10s %-22s %-8s %-22s %12s %9s %-16s %7s  %s [%s runs]\n' "$path" "$var" "$t" "$m" "$pps" "$loss" "$cc / $vc" "$mc %" "$st" "$n"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "$var" "$t" "$m" "$pps" "$loss" "$cc" "$vc" "$mc" "$st" "$n" >> "$OUT/extras.tsv"
+      done
+    done
+  fi
+  if want_test ping; then
+    echo
+    echo "ping onprem -> vpc through the idle path ($PINGS pings, 10 ms apart): RTT min/avg/max/mdev"
+    for key in "${ORDER[@]}"; do
+      [ -n "${PING[$key]:-}" ] && printf '  %-10s %-22s %s\n' "${key%% *}" "${key#* }" "${PING[$key]}"
+    done
+  fi
+}
+
 # ---- main ---------------------------------------------------------------------
-log "bench-e2e: run $RUN_ID, paths: ${PATHS[*]}, iperf3 ${DUR}s x $REPEAT, -P $STREAMS, output $OUT"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "bench-e2e: run $RUN_ID, load average $LOAD_START, paths: ${PATHS[*]}, iperf3 ${DUR}s x $REPEAT, -P $STREAMS, output $OUT"
 topo_up || exit 1
 for p in "${PATHS[@]}"; do
   case $p in
@@ -917,6 +1100,7 @@ for p in "${PATHS[@]}"; do
   esac
 done
 write_meta
+printf 'path\tvariant\ttest\tmbit_s\tpackets_per_s\tudp_loss\tcgw_cpu\tvgw_cpu\tmachine_cpu\tstatus\truns\n' > "$OUT/extras.tsv"
 summarize | tee "$OUT/table.txt"
 rc=0
 for key in "${ORDER[@]}"; do case ${STATUS[$key]} in failed*) rc=1 ;; esac; done
