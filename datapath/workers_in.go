@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/esp"
-	"github.com/vpnlab/vpnlab/ike"
 )
 
 // The inbound side of the parallel crypto (workers.go): a socket reader
@@ -46,7 +46,7 @@ func (q *inQueue) do(i, lane int) {
 
 // deferredIn reports whether p's inbound packets are decrypted in phase 2.
 func (d *DataPath) deferredIn(p *pair) bool {
-	return p.proto == protoESP && p.mode == ike.ModeTunnel
+	return p.proto == protoESP && p.mode == childsa.ModeTunnel
 }
 
 // queueESP queues an ESP packet (SPI first) for phases 2 and 3 if its SA is

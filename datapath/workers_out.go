@@ -1,8 +1,8 @@
 package datapath
 
 import (
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/esp"
-	"github.com/vpnlab/vpnlab/ike"
 )
 
 // The outbound side of the parallel crypto (workers.go): RunInside prepares
@@ -38,7 +38,7 @@ func newOutQueue() outQueue {
 }
 
 // sealGroup is how many prepared packets a goroutine of phase 2 takes at
-// once: esp.SealBatch encrypts four AES-CBC packets of one SA together.
+// once (a run of four per goroutine hand-off).
 const sealGroup = 4
 
 func (q *outQueue) do(i, lane int) {
@@ -47,7 +47,7 @@ func (q *outQueue) do(i, lane int) {
 
 // deferred reports whether p's packets are sealed in phase 2.
 func (d *DataPath) deferred(p *pair) bool {
-	return p.proto == protoESP && p.mode == ike.ModeTunnel
+	return p.proto == protoESP && p.mode == childsa.ModeTunnel
 }
 
 // queueRoom makes room in q for one more packet of up to need bytes (raw):

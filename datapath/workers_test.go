@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/esp"
-	"github.com/vpnlab/vpnlab/ike"
 )
 
 // recordDevice is a tun.Device that keeps a copy of every packet written.
@@ -50,9 +50,9 @@ func parallelPair(t *testing.T, s suite, encap bool, sent *[][]byte) (a, b *Data
 		t.Cleanup(func() { d.crypto.stop() })
 	}
 	in, out := s.child(0x1000), s.child(0x2000)
-	pa := ike.ChildSAPair{Tunnel: "t", Inbound: in, Outbound: out, Mode: ike.ModeTunnel, UDPEncap: encap,
+	pa := childsa.Pair{Tunnel: "t", Inbound: in, Outbound: out, Mode: childsa.ModeTunnel, UDPEncap: encap,
 		Local: outsideA, Remote: outsideB, LocalTS: netA, RemoteTS: netB, Lifetime: time.Hour}
-	pb := ike.ChildSAPair{Tunnel: "t", Inbound: out, Outbound: in, Mode: ike.ModeTunnel, UDPEncap: encap,
+	pb := childsa.Pair{Tunnel: "t", Inbound: out, Outbound: in, Mode: childsa.ModeTunnel, UDPEncap: encap,
 		Local: outsideB, Remote: outsideA, LocalTS: netB, RemoteTS: netA, Lifetime: time.Hour}
 	if err := adp.Install(pa); err != nil {
 		t.Fatal(err)

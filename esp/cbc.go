@@ -2,8 +2,9 @@ package esp
 
 import "crypto/cipher"
 
-// stdCBCModes returns crypto/cipher's CBC encrypter and decrypter for b.
-func stdCBCModes(b cipher.Block) (enc, dec cbcMode, ok bool) {
+// newCBCModes returns crypto/cipher's CBC encrypter and decrypter for b
+// (crypto primitives come from the standard library: the project's rule).
+func newCBCModes(b cipher.Block) (enc, dec cbcMode, ok bool) {
 	var zeroIV [16]byte
 	enc, ok1 := cipher.NewCBCEncrypter(b, zeroIV[:]).(cbcMode)
 	dec, ok2 := cipher.NewCBCDecrypter(b, zeroIV[:]).(cbcMode)

@@ -47,7 +47,7 @@ func (sa *SA) makeLanes() *[]*lane {
 			l.mac = sa.newMAC()
 		}
 		if sa.enc == encCBC {
-			l.cbcEnc, l.cbcDec, _ = newCBCModes(sa.block, sa.cbcKeys) // worked in New
+			l.cbcEnc, l.cbcDec, _ = newCBCModes(sa.block) // worked in New
 		}
 		ls[i] = l
 	}
@@ -99,53 +99,10 @@ func (sa *SA) DecryptESP(lane int, dst, packet []byte) ([]byte, uint32, error) {
 	return out, seq, err
 }
 
-// SealBatch seals jobs (of any SAs) on lane, like Seal for each; four
-// AES-CBC packets of one SA in a row go through the AES-NI loop together
-// (four CBC chains interleaved: CBC encryption of one packet is serial, of
-// four packets is not).
+// SealBatch seals jobs (of any SAs) on lane, like Seal for each.
 func SealBatch(lane int, jobs []PendingESP) {
-	for len(jobs) > 0 {
-		sa := jobs[0].sa
-		if len(jobs) >= 4 && sa != nil && sa.enc == encCBC && sa.cbcKeys != nil &&
-			jobs[1].sa == sa && jobs[2].sa == sa && jobs[3].sa == sa {
-			l := sa.lane(lane)
-			l.mu.Lock()
-			sa.seal4(&l.cryptoState, jobs[:4])
-			l.mu.Unlock()
-			jobs = jobs[4:]
-			continue
-		}
-		jobs[0].Seal(lane)
-		jobs = jobs[1:]
-	}
-}
-
-// seal4 is seal for four CBC packets of sa at once.
-func (sa *SA) seal4(cs *cryptoState, jobs []PendingESP) {
-	var ivs [4][16]byte
-	var bodies [4][]byte
-	hdrLen := 8 + sa.ivLen
-	for i := range 4 {
-		p := jobs[i].pkt
-		sa.cbcIV(cs, jobs[i].seq, p[8:hdrLen])
-		copy(ivs[i][:], p[8:hdrLen])
-		bodies[i] = p[hdrLen : len(p)-sa.icvLen]
-	}
-	if !encrypt4(sa.cbcKeys, &ivs, &bodies) {
-		for i := range 4 { // no AES-NI code: one by one
-			cs.cbcEnc.SetIV(jobs[i].pkt[8:hdrLen])
-			cs.cbcEnc.CryptBlocks(bodies[i], bodies[i])
-		}
-	}
-	if cs.mac == nil {
-		return
-	}
-	for i := range 4 {
-		p := jobs[i].pkt
-		n := len(p) - sa.icvLen
-		cs.mac.Reset()
-		cs.mac.Write(p[:n])
-		copy(p[n:], cs.macSum(sa.icvLen))
+	for i := range jobs {
+		jobs[i].Seal(lane)
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/vpnlab/vpnlab/ike"
+	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
@@ -62,7 +62,7 @@ func sealParallel(t *testing.T, out *SA, n int, rng *rand.Rand) [][]byte {
 func TestParallelSealKeepsOrder(t *testing.T) {
 	for _, a := range parallelAlgs {
 		t.Run(a.name, func(t *testing.T) {
-			out, in := pair(t, childSA(a, isakmp.ProtoESP, 0x7000), ike.ModeTunnel, 0)
+			out, in := pair(t, childSA(a, isakmp.ProtoESP, 0x7000), childsa.ModeTunnel, 0)
 			rng := rand.New(rand.NewPCG(1, 2))
 			const n = 500
 			pkts := sealParallel(t, out, n, rng)
@@ -94,7 +94,7 @@ func TestParallelSealKeepsOrder(t *testing.T) {
 func TestParallelDecryptReplayOutOfOrder(t *testing.T) {
 	for _, a := range parallelAlgs {
 		t.Run(a.name, func(t *testing.T) {
-			out, in := pair(t, childSA(a, isakmp.ProtoESP, 0x7001), ike.ModeTunnel, 64)
+			out, in := pair(t, childSA(a, isakmp.ProtoESP, 0x7001), childsa.ModeTunnel, 64)
 			rng := rand.New(rand.NewPCG(3, 4))
 			const n = 300
 			pkts := sealParallel(t, out, n, rng)
@@ -175,7 +175,7 @@ func TestParallelDecryptReplayOutOfOrder(t *testing.T) {
 // DecryptESP + AcceptESP allocate nothing.
 func TestParallelZeroAllocs(t *testing.T) {
 	for _, a := range parallelAlgs {
-		out, in := pair(t, childSA(a, isakmp.ProtoESP, 0x7002), ike.ModeTunnel, 0)
+		out, in := pair(t, childSA(a, isakmp.ProtoESP, 0x7002), childsa.ModeTunnel, 0)
 		inner := ipv4Packet(1000, 17, 0)
 		buf := make([]byte, 0, 2048)
 		dec := make([]byte, 0, 2048)
@@ -222,12 +222,12 @@ func TestParallelZeroAllocs(t *testing.T) {
 func TestSealBatch(t *testing.T) {
 	for _, a := range parallelAlgs {
 		t.Run(a.name, func(t *testing.T) {
-			out1, in1 := pair(t, childSA(a, isakmp.ProtoESP, 0x7100), ike.ModeTunnel, 0)
+			out1, in1 := pair(t, childSA(a, isakmp.ProtoESP, 0x7100), childsa.ModeTunnel, 0)
 			c2 := childSA(a, isakmp.ProtoESP, 0x7200)
 			if len(c2.EncKey) > 0 {
 				c2.EncKey = key(len(c2.EncKey), 77)
 			}
-			out2, in2 := pair(t, c2, ike.ModeTunnel, 0)
+			out2, in2 := pair(t, c2, childsa.ModeTunnel, 0)
 			rng := rand.New(rand.NewPCG(9, 10))
 			const n = 400
 			pkts := make([][]byte, n)

@@ -112,7 +112,6 @@ type SA struct {
 	ahLen     int // AH: whole AH header incl. ICV and padding
 
 	block     cipher.Block
-	cbcKeys   *cbcKeys // AES-NI round keys for CBC (cbc_amd64.go); nil: crypto/cipher's CBC
 	aead      cipher.AEAD
 	salt      [4]byte
 	ivBlock   cipher.Block // CBC IV generator
@@ -239,8 +238,7 @@ func (sa *SA) initESP(cfg Config) error {
 		if err != nil {
 			return err
 		}
-		sa.cbcKeys = newCBCKeys(c.EncKey)
-		enc, dec, ok := newCBCModes(b, sa.cbcKeys)
+		enc, dec, ok := newCBCModes(b)
 		if !ok {
 			return errors.New("esp: crypto/cipher CBC lacks SetIV")
 		}
