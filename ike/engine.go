@@ -80,6 +80,7 @@ type Engine struct {
 	// that does (aggressive.go).
 	am3InClear bool
 	impairs    []Impairment // impair.go
+	dhKeys     dhKeySource  // nil: fresh keys from crypto/rand (dhkeys.go)
 
 	subsMu  sync.Mutex
 	subs    map[int]chan Event
