@@ -80,6 +80,7 @@ type Engine struct {
 	am3InClear bool
 	impairs    []Impairment // impair.go
 	clock      timerSource  // nil: the runtime's timers (clock.go)
+	dhKeys     dhKeySource  // nil: fresh keys from crypto/rand (dhkeys.go)
 
 	subsMu  sync.Mutex
 	subs    map[int]chan Event

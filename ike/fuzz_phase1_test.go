@@ -118,7 +118,7 @@ func (pt phase1Target) upTo(t testing.TB) (*qmHarness, *harnessPacket, isakmp.He
 
 // runPhase1Fuzz runs one input against one phase 1 message; the caller
 // closes the harness it returns (nil: input out of range).
-func runPhase1Fuzz(t *testing.T, data []byte, pt phase1Target) *qmHarness {
+func runPhase1Fuzz(t testing.TB, data []byte, pt phase1Target) *qmHarness {
 	first, chain, ok := chainInput(data)
 	if !ok {
 		return nil

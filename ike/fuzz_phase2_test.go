@@ -84,7 +84,7 @@ func buildQM3(h *qmHarness, hdr isakmp.Header, first byte, chain []byte) []byte 
 
 // runQMFuzz replaces QM2 or QM3 with the input and checks the engines: the
 // ISAKMP SAs survive (a bad quick mode costs only that negotiation).
-func runQMFuzz(t *testing.T, n int, data []byte) *qmHarness {
+func runQMFuzz(t testing.TB, n int, data []byte) *qmHarness {
 	first, chain, ok := chainInput(data)
 	if !ok {
 		return nil
@@ -156,7 +156,7 @@ func (h *qmHarness) sendInfo(to harnessAddr, first byte, chain []byte) {
 // runInfoFuzz: data[0] bit 0 picks the receiver, data[1:] is the chain
 // input. After an informational the engines hold no half-open state, and
 // an ISAKMP SA that is gone took its quick modes with it.
-func runInfoFuzz(t *testing.T, data []byte) *qmHarness {
+func runInfoFuzz(t testing.TB, data []byte) *qmHarness {
 	if len(data) < 1 {
 		return nil
 	}

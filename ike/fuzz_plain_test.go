@@ -17,18 +17,21 @@ func FuzzFirstMessage(f *testing.F) {
 	for _, s := range firstSeeds(f) {
 		f.Add(s.data)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) < 2 {
-			return
-		}
-		first, chain, ok := chainInput(data[1:])
-		if !ok {
-			return
-		}
-		h := runFirst(t, data[0]%4, first, chain)
-		h.checkEngines(t)
-		h.close()
-	})
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzFirstBody(t, data) })
+}
+
+// fuzzFirstBody runs one FuzzFirstMessage input.
+func fuzzFirstBody(t testing.TB, data []byte) {
+	if len(data) < 2 {
+		return
+	}
+	first, chain, ok := chainInput(data[1:])
+	if !ok {
+		return
+	}
+	h := runFirst(t, data[0]%4, first, chain)
+	h.checkEngines(t)
+	h.close()
 }
 
 // firstKinds are the four messages, in the order of data[0] mod 4.

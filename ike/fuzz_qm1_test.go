@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"crypto/rand"
 	"encoding/binary"
-	"io"
 	"net/netip"
 	"os"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"github.com/vpnlab/vpnlab/ike/dh"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
 	"github.com/vpnlab/vpnlab/ike/keymat"
-	"github.com/vpnlab/vpnlab/ike/sock"
 )
 
 // FuzzQM1 drives a responder engine (AWS-like vgw policy: every phase 2
@@ -37,16 +35,19 @@ func FuzzQM1(f *testing.F) {
 	for _, seed := range qm1Seeds(f) {
 		f.Add(seed.data)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) == 0 || len(data) > 4096 {
-			return
-		}
-		h := newQMHarness(t)
-		defer h.close()
-		h.sendQM1(data[0], data[1:])
-		h.pump(8)
-		h.checkInvariants(t)
-	})
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzQM1Body(t, data) })
+}
+
+// fuzzQM1Body runs one FuzzQM1 input.
+func fuzzQM1Body(t testing.TB, data []byte) {
+	if len(data) == 0 || len(data) > 4096 {
+		return
+	}
+	h := newQMHarness(t)
+	defer h.close()
+	h.sendQM1(data[0], data[1:])
+	h.pump(8)
+	h.checkInvariants(t)
 }
 
 // qmHarness is two engines wired back to back in process.
@@ -76,27 +77,20 @@ var (
 )
 
 func harnessEngine(t testing.TB, tc TunnelConfig, w *harnessWire) (*Engine, *MemoryDataPath) {
-	lg := logrus.New()
-	lg.SetOutput(io.Discard)
-	lg.SetLevel(logrus.PanicLevel)
+	var lg logrus.FieldLogger = newDiscardLogger()
 	if os.Getenv("VPNLAB_TEST_LOG") != "" {
-		lg.SetOutput(os.Stderr)
-		lg.SetLevel(logrus.DebugLevel)
+		l := logrus.New()
+		l.SetOutput(os.Stderr)
+		l.SetLevel(logrus.DebugLevel)
+		lg = l
 	}
 	dp := NewMemoryDataPath()
 	e, err := NewEngine(Config{Tunnels: []TunnelConfig{tc}}, WithLogger(lg), WithDataPath(dp), WithPacketSink(w))
 	if err != nil {
 		t.Fatal(err)
 	}
-	nowhere := sock.NewNetwork() // the sink captures what the engine sends
-	for _, p := range []uint16{e.cfg.Ports.IKE, e.cfg.Ports.NATT} {
-		ap := netip.AddrPortFrom(tc.LocalAddr, p)
-		c, err := nowhere.Open(ap)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.sockets[ap] = &socket{conn: c, local: ap, natt: p == e.cfg.Ports.NATT}
-	}
+	e.dhKeys = fixedDHKeys(tc.LocalAddr)
+	bindNowhere(t, e, tc.LocalAddr) // the sink captures what the engine sends
 	return e, dp
 }
 
@@ -200,7 +194,7 @@ func (h *qmHarness) registerInitiatorQM(sa *ikeSA, first byte, chain []byte) {
 // pair, with a lifetime in (0, ours] and selectors inside its policy, and
 // its ISAKMP SA is still established (a bad QM1 costs only that
 // negotiation).
-func (h *qmHarness) checkInvariants(t *testing.T) {
+func (h *qmHarness) checkInvariants(t testing.TB) {
 	vt := h.vgw.byName["tunnel1"]
 	if vt.sa == nil || vt.sa.state != stateEstablished {
 		t.Fatal("the vgw lost its ISAKMP SA over one QM1")

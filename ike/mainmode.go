@@ -192,7 +192,7 @@ func (sa *ikeSA) makeKE(group uint16, pub *[]byte) bool {
 		sa.fail(err.Error(), false)
 		return false
 	}
-	k, err := g.Generate(rand.Reader)
+	k, err := sa.e.newDHKey(g, rand.Reader)
 	if err != nil {
 		sa.fail("DH key generation: "+err.Error(), false)
 		return false

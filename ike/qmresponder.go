@@ -210,7 +210,7 @@ func (qm *quickMode) chooseQM1(in qm1) (phase2Offer, bool) {
 func (qm *quickMode) responderDH(group uint16, gi []byte) bool {
 	g, err := dh.ByID(group)
 	if err == nil {
-		qm.dhKey, err = g.Generate(rand.Reader)
+		qm.dhKey, err = qm.sa.e.newDHKey(g, rand.Reader)
 	}
 	if err != nil {
 		qm.refuse(isakmp.NotifyNoProposalChosen, qm.chosen.Protocol, spiBytes(qm.spiOut), "PFS group: "+err.Error())

@@ -119,7 +119,7 @@ func (t *tunnel) startQuickMode(replaces *childSA) {
 			t.setError(err.Error())
 			return
 		}
-		if qm.dhKey, err = g.Generate(rand.Reader); err != nil {
+		if qm.dhKey, err = qm.sa.e.newDHKey(g, rand.Reader); err != nil {
 			t.setError("DH: " + err.Error())
 			return
 		}
