@@ -9,7 +9,11 @@ import (
 )
 
 // String names the proposal the way strongSwan does: aes128-sha256-modp2048.
+// With GCM: aes256gcm16-prfsha256-modp2048 (strongSwan's IKEv2 AEAD form).
 func (p Phase1Proposal) String() string {
+	if p.GCM {
+		return fmt.Sprintf("aes%dgcm16-prf%s-%s", p.EncKeyBits, keymat.HashName(p.Hash), dh.Name(p.DHGroup))
+	}
 	return fmt.Sprintf("aes%d-%s-%s", p.EncKeyBits, keymat.HashName(p.Hash), dh.Name(p.DHGroup))
 }
 

@@ -45,12 +45,35 @@ func (s Selection) String() string {
 	return "initiator-order"
 }
 
-// Phase1Proposal is one ISAKMP SA transform: AES-CBC with the key size, the
+// Phase1Proposal is one IKE SA transform set: AES-CBC with the key size, the
 // hash (also the PRF, as HMAC) and the DH group, with PSK authentication.
+// With GCM the cipher is AES-GCM with a 16-octet ICV and Hash is only the
+// PRF (IKEv2 only: RFC 5282; AWS offers AES-GCM in phase 1 with IKEv2
+// only). In IKEv2 the HMAC of Hash is both the PRF and the integrity
+// algorithm (AUTH_HMAC_SHA1_96, AUTH_HMAC_SHA2_256_128...).
 type Phase1Proposal struct {
-	EncKeyBits int         // 128, 192 or 256 (AES-CBC)
+	EncKeyBits int         // 128, 192 or 256 (AES)
 	Hash       crypto.Hash // crypto.SHA1, SHA256, SHA384, SHA512
 	DHGroup    uint16
+	GCM        bool // AES-GCM-16 instead of AES-CBC (IKEv2 only)
+}
+
+// Version is an IKE major version.
+type Version uint8
+
+const (
+	IKEv1 Version = 1 // RFC 2409
+	IKEv2 Version = 2 // RFC 7296
+)
+
+func (v Version) String() string {
+	switch v {
+	case IKEv1:
+		return "ikev1"
+	case IKEv2:
+		return "ikev2"
+	}
+	return fmt.Sprintf("ikev%d", uint8(v))
 }
 
 // Phase2Proposal is one IPsec SA proposal for quick mode.
@@ -151,6 +174,12 @@ type Tunnel struct {
 	Phase1 Phase1
 	Phase2 Phase2
 
+	// IKEVersions are the IKE versions the tunnel speaks (AWS's
+	// ike_versions): as responder it answers a first message of any of
+	// them, as initiator it uses the first. Empty means IKEv1 only
+	// (Versions).
+	IKEVersions []Version
+
 	StartupAction StartupAction
 	RekeyMargin   time.Duration // rekey this long before expiry (AWS 270 s)
 	RekeyFuzz     int           // percent of RekeyMargin added at random (AWS 100)
@@ -177,6 +206,27 @@ type Tunnel struct {
 	// UDP encapsulation (strongSwan's encap=yes).
 	ForceEncap bool
 }
+
+// Versions returns the tunnel's IKE versions, IKEv1 only when none are set.
+func (t *Tunnel) Versions() []Version {
+	if len(t.IKEVersions) == 0 {
+		return []Version{IKEv1}
+	}
+	return t.IKEVersions
+}
+
+// Allows reports whether the tunnel speaks IKE version v.
+func (t *Tunnel) Allows(v Version) bool {
+	for _, x := range t.Versions() {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// InitiatorVersion is the version the tunnel initiates with: the first.
+func (t *Tunnel) InitiatorVersion() Version { return t.Versions()[0] }
 
 // Ports are the UDP ports of an endpoint: IKE (500) and NAT-T (4500).
 type Ports struct {

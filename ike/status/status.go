@@ -45,11 +45,15 @@ type SA struct {
 
 // Tunnel describes one tunnel as the control API reports it.
 type Tunnel struct {
-	Name            string    `json:"name"`
-	LocalAddr       string    `json:"local_addr"`
-	RemoteAddr      string    `json:"remote_addr"`
-	Phase1State     string    `json:"phase1_state"` // Established, Rekeying, Negotiating, Down (AWS wording)
-	Phase2State     string    `json:"phase2_state"`
+	Name        string `json:"name"`
+	LocalAddr   string `json:"local_addr"`
+	RemoteAddr  string `json:"remote_addr"`
+	Phase1State string `json:"phase1_state"` // Established, Rekeying, Negotiating, Down (AWS wording)
+	Phase2State string `json:"phase2_state"`
+	// IKEVersion is the version of the current IKE SA ("ikev1", "ikev2");
+	// empty while none exists. For IKEv2, ICookie and RCookie hold the
+	// initiator's and responder's SPIs.
+	IKEVersion      string    `json:"ike_version,omitempty"`
 	Role            string    `json:"role,omitempty"` // initiator or responder of the current ISAKMP SA
 	Exchange        string    `json:"exchange,omitempty"`
 	Proposal        string    `json:"proposal,omitempty"` // e.g. "aes256-sha256-modp2048"
