@@ -273,6 +273,7 @@ func (e *Engine) afterFunc(d time.Duration, fn func()) *time.Timer {
 func (e *Engine) Run(ctx context.Context) error {
 	if err := e.bind(); err != nil {
 		e.closeSockets()
+		close(e.done) // control calls fail instead of waiting for a loop that never runs
 		return err
 	}
 	if ls, ok := e.dp.(SALimitSource); ok {
