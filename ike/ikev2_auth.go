@@ -320,7 +320,6 @@ func (sa *ikev2SA) establishV2(initialContact bool) {
 	}
 	sa.dhKey, sa.initReq = nil, nil
 	t.counters.Phase1Established++
-	old := t.v2
 	t.v2 = sa
 	t.lastError = ""
 	t.failures = 0
@@ -347,10 +346,10 @@ func (sa *ikev2SA) establishV2(initialContact bool) {
 	if initialContact {
 		t.initialContactV2(sa)
 	}
-	if old != nil && old != sa && old.state == v2Established {
-		t.counters.Phase1Rekeys++
-		old.delete("replaced by a new IKE SA", true)
-	}
+	// An older IKE SA that is still up (a simultaneous initiation) is
+	// left alone: replacing an IKE SA is a rekey (CREATE_CHILD_SA).
+	sa.msgI, sa.msgR = nil, nil
+	t.startKeepaliveV2(sa) // ikev2_natt.go
 }
 
 // initialContactV2 drops the tunnel's older state with the peer (section

@@ -240,7 +240,7 @@ func TestIKEv2HalfOpenBound(t *testing.T) {
 // detect the NAT, the initiator floats to 4500 for IKE_AUTH and the pair
 // is UDP-encapsulated; with every customer datagram duplicated on the way,
 // the duplicates are answered from the cache or dropped and the tunnel
-// still comes up once.
+// still comes up once; the customer, behind the NAT, sends NAT-keepalives.
 func TestIKEv2NATFloat(t *testing.T) {
 	for _, dup := range []bool{false, true} {
 		name := "plain"
@@ -248,9 +248,17 @@ func TestIKEv2NATFloat(t *testing.T) {
 			name = "duplicated"
 		}
 		t.Run(name, func(t *testing.T) {
-			cgw, vgw := newRelayedPairMod(t, nil, dup, func(ct, vt *TunnelConfig) {
+			var keepalives atomic.Int32
+			count := func(dir string, n int, b []byte) bool {
+				if dir == "c2v" && len(b) == 1 && b[0] == 0xff {
+					keepalives.Add(1)
+				}
+				return false
+			}
+			cgw, vgw := newRelayedPairMod(t, count, dup, func(ct, vt *TunnelConfig) {
 				ct.IKEVersions = []policy.Version{policy.IKEv2}
 				vt.IKEVersions = []policy.Version{policy.IKEv2}
+				ct.NATKeepalive = 50 * time.Millisecond
 			})
 			cgw.waitEvent(t, "phase2-up", 10*time.Second)
 			vgw.waitEvent(t, "phase2-up", 10*time.Second)
@@ -269,6 +277,47 @@ func TestIKEv2NATFloat(t *testing.T) {
 			if cs.Counters.Phase1Established != 1 || vs.Counters.Phase1Established != 1 {
 				t.Fatalf("IKE SAs established: cgw %d vgw %d", cs.Counters.Phase1Established, vs.Counters.Phase1Established)
 			}
+			// The customer is behind the relay's NAT: NAT-keepalives.
+			for deadline := time.Now().Add(3 * time.Second); keepalives.Load() < 2; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d NAT-keepalives from the customer", keepalives.Load())
+				}
+			}
 		})
+	}
+}
+
+// TestIKEv2SimultaneousInitiation: both sides start IKE_SA_INIT at once
+// (both startup action start): each negotiation completes and the pairs
+// of both sides cross.
+func TestIKEv2SimultaneousInitiation(t *testing.T) {
+	network := sock.NewNetwork()
+	ct, vt := v2Tunnels()
+	vt.StartupAction = StartupStart
+	vc, cc := Config{Tunnels: []TunnelConfig{vt}}, Config{Tunnels: []TunnelConfig{ct}}
+	fastRetransmit(&vc)
+	fastRetransmit(&cc)
+	vgw := startGW(t, "vgw", vc, WithBinder(network))
+	cgw := startGW(t, "cgw", cc, WithBinder(network))
+	cgw.waitEvent(t, "phase2-up", 10*time.Second)
+	vgw.waitEvent(t, "phase2-up", 10*time.Second)
+	time.Sleep(300 * time.Millisecond) // let the other negotiation finish too
+	cp, vp := cgw.dp.Pairs(), vgw.dp.Pairs()
+	if len(cp) == 0 || len(cp) != len(vp) {
+		t.Fatalf("pairs: cgw %d vgw %d", len(cp), len(vp))
+	}
+	for _, c := range cp {
+		found := false
+		for _, v := range vp {
+			if c.Inbound.SPI == v.Outbound.SPI && c.Outbound.SPI == v.Inbound.SPI && string(c.Inbound.EncKey) == string(v.Outbound.EncKey) {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("cgw pair %08x/%08x has no counterpart at the vgw", c.Inbound.SPI, c.Outbound.SPI)
+		}
+	}
+	if cs, vs := cgw.tunnel(t), vgw.tunnel(t); cs.Status != "UP" || vs.Status != "UP" {
+		t.Fatalf("status cgw %s vgw %s", cs.Status, vs.Status)
 	}
 }

@@ -299,6 +299,7 @@ func (sa *ikev2SA) delete(reason string, tellPeer bool) {
 		}
 	}
 	t.setPhase1State("Down")
+	t.stopKeepalive()
 	f := t.log.WithFields(logrus.Fields{"reason": reason, "ike_version": "ikev2"})
 	if wasUp {
 		f.Info("IKE SA down")
