@@ -321,3 +321,43 @@ func TestIKEv2SimultaneousInitiation(t *testing.T) {
 		t.Fatalf("status cgw %s vgw %s", cs.Status, vs.Status)
 	}
 }
+
+// TestIKEv2HalfOpenTimeout: an IKE_SA_INIT answered without IKE_AUTH
+// following holds a half-open slot for halfOpenTimeout, then the SA goes
+// and the tunnel says why (simulated time, the engine's loop run by hand).
+func TestIKEv2HalfOpenTimeout(t *testing.T) {
+	sim := newSimTime(time.Now())
+	_, vt := handshakeTunnels(14)
+	vt.IKEVersions = []policy.Version{policy.IKEv2}
+	e, _ := harnessEngine(t, vt, &harnessWire{})
+	ft := &fakeTimers{clock: sim}
+	defer ft.stopAll()
+	e.clock = ft
+	s := e.sockets[netip.AddrPortFrom(harnessV, DefaultPorts.IKE)]
+	e.handleDatagram(s, netip.AddrPortFrom(harnessC, DefaultPorts.IKE), v2FirstRequest(t))
+	tun := e.byName["tunnel1"]
+	if e.halfOpen != 1 || len(e.sas2) != 1 || tun.phase1State != "Negotiating" {
+		t.Fatalf("half-open %d, SAs %d, state %s", e.halfOpen, len(e.sas2), tun.phase1State)
+	}
+	sim.advance(halfOpenTimeout - time.Second)
+	for _, fn := range ft.fireDue() {
+		fn()
+	}
+	for len(e.inbox) > 0 {
+		(<-e.inbox)()
+	}
+	if e.halfOpen != 1 {
+		t.Fatal("the half-open SA went before its time")
+	}
+	sim.advance(2 * time.Second)
+	for _, fn := range ft.fireDue() {
+		fn()
+	}
+	for len(e.inbox) > 0 {
+		(<-e.inbox)()
+	}
+	if e.halfOpen != 0 || len(e.sas2) != 0 || len(e.v2init) != 0 || tun.phase1State != "Down" ||
+		tun.lastError != "IKEv2: IKE_AUTH did not come in time (responder)" {
+		t.Fatalf("after the timeout: half-open %d, SAs %d, state %s, error %q", e.halfOpen, len(e.sas2), tun.phase1State, tun.lastError)
+	}
+}
