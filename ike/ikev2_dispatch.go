@@ -49,8 +49,13 @@ func (e *Engine) handleV2(s *socket, from netip.AddrPort, b []byte) {
 		return
 	}
 	var zero [8]byte
-	if h.SPIi == zero {
+	if h.SPIi == zero || h.Exchange < wire.ExchangeIKESAInit {
+		// A zero SPIi names no IKE SA (section 3.1); exchange types below
+		// 34 are reserved in IKEv2 (IKEv1's, under a broken version field).
+		e.counters.Malformed++
 		e.countDrop(dropV2Malformed)
+		e.log.WithFields(logrus.Fields{"peer": from.String(), "exchange": h.Exchange.String(), "spi_i": hex.EncodeToString(h.SPIi[:])}).
+			Debug("dropping an IKEv2 message with a zero SPIi or a reserved exchange type")
 		return
 	}
 	if h.Exchange == wire.ExchangeIKESAInit && !h.Response() && h.Initiator() && h.SPIr == zero && h.MessageID == 0 {
