@@ -152,3 +152,60 @@ func TestIKEv2FuzzSeedsWork(t *testing.T) {
 		t.Fatal("the IKE_SA_INIT seed was not answered")
 	}
 }
+
+// TestIKEv2AuthInvalidSyntax: an authenticated IKE_AUTH request without
+// AUTH is answered INVALID_SYNTAX (encrypted, RFC 7296 section 2.21.2) and
+// the responder's IKE SA is gone with the reason in the tunnel's error.
+func TestIKEv2AuthInvalidSyntax(t *testing.T) {
+	timers := &recordedTimers{}
+	defer timers.stopAll()
+	h, sa := v2AuthHarness(t, timers)
+	inner := []wire.Payload{wire.IDFromAddr(harnessC, false)}
+	msg, err := sa.sealer.Seal(sa.header(wire.ExchangeIKEAuth, 1, false), inner, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.vgw.handleDatagram(h.vgw.sockets[netip.AddrPortFrom(harnessV, DefaultPorts.IKE)], netip.AddrPortFrom(harnessC, DefaultPorts.IKE), msg)
+	if len(h.wire.pkts) != 1 {
+		t.Fatalf("%d answers", len(h.wire.pkts))
+	}
+	ps, err := sa.open(h.wire.pkts[0].b)
+	if err != nil || len(ps) != 1 || wire.FindNotify(ps, wire.NotifyInvalidSyntax) == nil {
+		t.Fatalf("answer %v (%v), want one INVALID_SYNTAX notify", ps, err)
+	}
+	tun := h.vgw.byName["tunnel1"]
+	if len(h.vgw.sas2) != 0 || h.vgw.halfOpen != 0 || tun.lastError != "IKEv2: IKE_AUTH request without IDi or AUTH" {
+		t.Fatalf("IKEv2 SAs %d, half-open %d, error %q", len(h.vgw.sas2), h.vgw.halfOpen, tun.lastError)
+	}
+}
+
+// TestIKEv2PeerIdentity: with RemoteID set only that address identity is
+// accepted; with RemoteID "any" (not set) address, FQDN, e-mail and
+// KEY_ID identities are, empty or other types are not.
+func TestIKEv2PeerIdentity(t *testing.T) {
+	_, vt := v2FuzzTunnels()
+	tun := &tunnel{cfg: &vt}
+	sa := &ikev2SA{t: tun}
+	want := netip.MustParseAddr("192.0.2.1")
+	vt.RemoteID = want
+	if sa.checkPeerID(wire.IDFromAddr(want, false)) != nil {
+		t.Fatal("the configured identity was refused")
+	}
+	for _, id := range []*wire.ID{wire.IDFromAddr(netip.MustParseAddr("192.0.2.9"), false), {IDType: wire.IDFQDN, Data: []byte("cgw.example")}} {
+		if sa.checkPeerID(id) == nil {
+			t.Fatalf("%s accepted with RemoteID %s", describeID(id), want)
+		}
+	}
+	vt.RemoteID = netip.Addr{}
+	for _, id := range []*wire.ID{wire.IDFromAddr(netip.MustParseAddr("198.51.100.4"), false), {IDType: wire.IDFQDN, Data: []byte("cgw.example")},
+		{IDType: wire.IDRFC822Addr, Data: []byte("vpn@example.com")}, {IDType: wire.IDKeyID, Data: []byte{1, 2, 3}}} {
+		if err := sa.checkPeerID(id); err != nil {
+			t.Fatalf("%s refused with RemoteID any: %v", describeID(id), err)
+		}
+	}
+	for _, id := range []*wire.ID{{IDType: wire.IDFQDN}, {IDType: wire.IDDERASN1DN, Data: []byte{0x30, 0}}} {
+		if sa.checkPeerID(id) == nil {
+			t.Fatalf("%s accepted", describeID(id))
+		}
+	}
+}

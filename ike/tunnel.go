@@ -503,7 +503,7 @@ func (t *tunnel) deleteChild(c *childSA, reason string, tellPeer bool) {
 		}
 	}
 	_ = t.e.dp.Delete(c.pair.Inbound.Protocol, c.pair.Inbound.SPI)
-	if tellPeer && t.sa != nil && t.sa.state == stateEstablished {
+	if tellPeer && c.ikev2 == nil && t.sa != nil && t.sa.state == stateEstablished {
 		t.sa.sendDelete(c.pair.Inbound.Protocol, spiBytes(c.pair.Inbound.SPI))
 	}
 	t.log.WithFields(logrus.Fields{"reason": reason, "spi_in": fmt.Sprintf("%08x", c.pair.Inbound.SPI)}).Info("IPsec SA pair deleted")
