@@ -209,3 +209,39 @@ func TestIKEv2PeerIdentity(t *testing.T) {
 		}
 	}
 }
+
+// TestIKEv2EmptyInformationalAnswered: once the IKE SA is up, an empty
+// INFORMATIONAL request (a liveness check) gets an empty response, a
+// retransmission of it the cached one; a non-empty one is a counted drop.
+func TestIKEv2EmptyInformationalAnswered(t *testing.T) {
+	timers := &recordedTimers{}
+	defer timers.stopAll()
+	h, sa := v2AuthHarness(t, timers)
+	inner, err := sa.authRequestPayloads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := h.vgw.sockets[netip.AddrPortFrom(harnessV, DefaultPorts.IKE)]
+	from := netip.AddrPortFrom(harnessC, DefaultPorts.IKE)
+	auth, _ := sa.sealer.Seal(sa.header(wire.ExchangeIKEAuth, 1, false), inner, nil)
+	h.vgw.handleDatagram(s, from, auth)
+	h.wire.pkts = nil
+	req, _ := sa.sealer.Seal(sa.header(wire.ExchangeInformational, 2, false), nil, nil)
+	for i := 0; i < 2; i++ {
+		h.vgw.handleDatagram(s, from, req)
+		if len(h.wire.pkts) != 1 {
+			t.Fatalf("try %d: %d answers", i, len(h.wire.pkts))
+		}
+		hdr, _ := wire.DecodeHeader(h.wire.pkts[0].b)
+		ps, err := sa.open(h.wire.pkts[0].b)
+		if err != nil || len(ps) != 0 || !hdr.Response() || hdr.MessageID != 2 || hdr.Exchange != wire.ExchangeInformational {
+			t.Fatalf("try %d: answer %+v %v (%v)", i, hdr, ps, err)
+		}
+		h.wire.pkts = nil
+	}
+	del, _ := sa.sealer.Seal(sa.header(wire.ExchangeInformational, 3, false), []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}, nil)
+	h.vgw.handleDatagram(s, from, del)
+	if len(h.wire.pkts) != 0 || h.vgw.counters.Drops[dropV2Unhandled] != 1 {
+		t.Fatalf("a DELETE got %d answers, %d unhandled drops", len(h.wire.pkts), h.vgw.counters.Drops[dropV2Unhandled])
+	}
+}
