@@ -73,7 +73,7 @@ func TestIKEv2Charon(t *testing.T) {
 			})
 			const psk = "Interop.0123456789abcdef"
 			conn := strongswan.Conn{Name: "t", Version: 2, Fragmentation: "yes", LocalAddrs: "10.99.0.2", RemoteAddrs: "10.99.0.1",
-				Proposals: []string{tc.ike}, Encap: true, ReauthTime: "0s", RekeyTime: "0s", PSK: psk,
+				Proposals: []string{tc.ike}, Encap: true, ReauthTime: "0s", RekeyTime: "0s", PSK: psk, DPDDelay: "1s",
 				Children: []strongswan.Child{{Name: "t-net", LocalTS: []string{"0.0.0.0/0"}, RemoteTS: []string{"0.0.0.0/0"},
 					ESPProposals: []string{tc.esp}, LifeTime: "3600s", RekeyTime: "0s"}}}
 			if err := ch.Load(ctx, strongswan.Config{Connections: []strongswan.Conn{conn}}); err != nil {
@@ -108,7 +108,12 @@ func TestIKEv2Charon(t *testing.T) {
 			if !st.Floated || len(g.dp.Pairs()) != 1 || !g.dp.Pairs()[0].UDPEncap {
 				t.Fatalf("floated %v, pairs %d", st.Floated, len(g.dp.Pairs()))
 			}
+			// charon's liveness checks (dpd_delay 1 s) are answered.
+			time.Sleep(2500 * time.Millisecond)
 			log, _ := os.ReadFile(ch.LogPath())
+			if !strings.Contains(string(log), "parsed INFORMATIONAL response") {
+				t.Fatal("charon's liveness check got no answer")
+			}
 			if !strings.Contains(g.logs.String(), "message fragmented") || !strings.Contains(string(log), "reassembled fragmented IKE message") ||
 				!strings.Contains(string(log), "splitting IKE message") {
 				t.Fatal("IKE_AUTH was not fragmented both ways")
