@@ -78,7 +78,7 @@ func DecodeWithPolicy(r io.Reader, name string, keys *Keys, pol *Policy) (*Repor
 		rep.IKE = append(rep.IKE, ikes.sas[c].report(keys, pol))
 	}
 	for _, c := range ikes.v2.order {
-		rep.IKEv2 = append(rep.IKEv2, ikes.v2.sas[c].report())
+		rep.IKEv2 = append(rep.IKEv2, ikes.v2.sas[c].report(pol))
 	}
 	rep.Counts["isakmp undecodable"] = ikes.bad + ikes.v2.bad
 	rep.Damaged = append(rep.Damaged, ikes.badAt...)

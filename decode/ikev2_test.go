@@ -98,7 +98,7 @@ func TestIKEv2PSKMismatchVerdict(t *testing.T) {
 func TestIKEv2NoProposalVerdicts(t *testing.T) {
 	rep, text := decodeV2(t, "no-proposal", false)
 	if len(rep.IKEv2) != 1 || rep.IKEv2[0].Status != "failed" || rep.ExitCode() != 1 ||
-		rep.IKEv2[0].Reason != "no proposal chosen: offered #1 IKE ENCR_AES_CBC-128/AUTH_HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_2048; the responder accepts none of them (compare its configured IKE proposals: encryption, integrity/PRF and DH group must all match in one proposal)" {
+		!strings.HasPrefix(rep.IKEv2[0].Reason, "no proposal chosen: offered #1 IKE ENCR_AES_CBC-128/AUTH_HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_2048; the responder accepts none of them (compare its configured IKE proposals") {
 		t.Errorf("no-proposal:\n%s", text)
 	}
 	for name, want := range map[string]string{

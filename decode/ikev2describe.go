@@ -104,9 +104,21 @@ func (sa *v2SA) describeInit(m *v2Msg, errN *wire.Notify, add func(string, ...an
 			add("nonce %d bytes", len(p.Data))
 		}
 	}
-	if nat := sa.natDetect(m); nat != "" && m.h.Response() {
-		sa.nat = nat
+	if c := wire.FindNotify(m.payloads, wire.NotifyCookie); c != nil {
+		if m.h.Response() {
+			add("COOKIE: the responder is under load (too many half-open IKE SAs) and asks the initiator to repeat IKE_SA_INIT with this %d-byte cookie (RFC 7296 section 2.6)", len(c.Data))
+		} else {
+			add("repeats IKE_SA_INIT with the responder's COOKIE")
+		}
+	}
+	if nat := sa.natDetect(m); nat != "" {
 		add("%s", nat)
+		switch {
+		case m.h.Response():
+			sa.nat = strings.TrimPrefix(sa.nat+"; "+nat, "; ")
+		case !strings.HasPrefix(nat, "NAT-D: no NAT"):
+			sa.natReq = nat // kept until the response, which comes first in the summary
+		}
 	}
 	if errN == nil {
 		return

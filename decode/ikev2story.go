@@ -33,6 +33,7 @@ type v2SA struct {
 	offered, chosen *wire.SA
 	ke              wire.DHGroup
 	nat             string
+	natReq          string // the request's NAT-D verdict when it shows a NAT
 	idi, idr        *wire.ID
 	auth            wire.AuthMethod
 	up              bool         // IKE_AUTH response without an error notify
@@ -238,7 +239,7 @@ func (dec *ikev2Decoder) opened(sa *v2SA, m *v2Msg, o *wire.Opened) {
 }
 
 // report builds the IKE SA's report with its verdict.
-func (sa *v2SA) report() IKEv2Report {
+func (sa *v2SA) report(pol *Policy) IKEv2Report {
 	r := IKEv2Report{SPIi: fmt.Sprintf("%x", sa.spii[:]), SPIr: fmt.Sprintf("%x", sa.spir[:]),
 		Initiator: sa.init.String(), Responder: sa.resp.String(), Story: sa.story,
 		NAT: sa.nat, Undecrypted: sa.undecrypted, RekeyedTo: sa.rekeyedTo, RekeyedFrom: sa.rekeyedFrom}
@@ -257,10 +258,18 @@ func (sa *v2SA) report() IKEv2Report {
 	if sa.auth != 0 {
 		r.Auth = sa.auth.String()
 	}
+	if sa.natReq != "" {
+		r.NAT = strings.TrimPrefix(r.NAT+"; "+sa.natReq, "; ")
+	}
 	if sa.floated != "" {
 		r.NAT = strings.TrimPrefix(r.NAT+"; "+sa.floated, "; ")
 	}
-	r.Status, r.Reason = sa.verdict()
-	r.ChildFailures = sa.childFail
+	r.Status, r.Reason = sa.verdict(pol)
+	for _, c := range sa.childFail {
+		if t := pol.forLocal(sa.resp.Addr()); t != nil && strings.Contains(c, "NO_PROPOSAL_CHOSEN") {
+			c += "; the responder accepts (" + t.Source + "): " + t.Phase2
+		}
+		r.ChildFailures = append(r.ChildFailures, c)
+	}
 	return r
 }

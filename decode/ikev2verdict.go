@@ -8,9 +8,9 @@ import (
 
 // verdict says in words how the IKE SA ended: status established, failed,
 // incomplete or unknown (encrypted answers without keys), and why.
-func (sa *v2SA) verdict() (string, string) {
+func (sa *v2SA) verdict(pol *Policy) (string, string) {
 	if n := sa.failNotify; n != nil {
-		return "failed", sa.failReason(n)
+		return "failed", sa.failReason(n, pol)
 	}
 	if sa.up {
 		if sa.rekeyedFrom != "" && sa.rekeyedTo == "" {
@@ -53,10 +53,14 @@ func (sa *v2SA) verdict() (string, string) {
 	return "incomplete", "the capture starts in the middle of this IKE SA"
 }
 
-func (sa *v2SA) failReason(n *wire.Notify) string {
+func (sa *v2SA) failReason(n *wire.Notify, pol *Policy) string {
 	switch n.NotifyType {
 	case wire.NotifyNoProposalChosen:
-		return "no proposal chosen: offered " + orDash(sa.offeredText()) + "; the responder accepts none of them (compare its configured IKE proposals: encryption, integrity/PRF and DH group must all match in one proposal)"
+		accepts := "compare its configured IKE proposals: encryption, integrity/PRF and DH group must all match in one proposal; --config with its configuration shows them"
+		if t := pol.forLocal(sa.failMsg.p.src.Addr()); t != nil {
+			accepts = "the responder accepts (" + t.Source + "): " + t.Phase1
+		}
+		return "no proposal chosen: offered " + orDash(sa.offeredText()) + "; the responder accepts none of them (" + accepts + ")"
 	case wire.NotifyAuthenticationFailed:
 		if sa.failMsg != nil && sa.failMsg.fromI {
 			return "pre-shared key mismatch (seen by the initiator): the initiator could not verify the responder's AUTH and sent AUTHENTICATION_FAILED"
