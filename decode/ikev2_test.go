@@ -210,3 +210,23 @@ a9b0c1a9d5524c9c,ae9c75e0ee51066e,15d309070d04e75b474b41129bfba2106849c3a1,539ac
 	}
 	wantIn(t, b.String(), "fragment 1/3 (RFC 7383), decrypted", "AUTH>[3 frags]", "AUTH<[2 frags]", "IDi ID_IPV4_ADDR 10.99.0.2")
 }
+
+// The cgw behind a real SNAT router (10.99.0.2 -> 198.51.100.2), captured
+// on its private side: the responder's destination hash cannot match.
+func TestIKEv2RealNAT(t *testing.T) {
+	rep, text := decodeV2(t, "cbc-nat", true)
+	if len(rep.IKEv2) != 1 || rep.IKEv2[0].Status != "established" || rep.ExitCode() != 0 {
+		t.Fatalf("report:\n%s", text)
+	}
+	sa := rep.IKEv2[0]
+	if sa.IDi != "ID_IPV4_ADDR 198.51.100.2" || sa.Responder != "203.0.113.10:500" {
+		t.Errorf("IDi %q responder %q", sa.IDi, sa.Responder)
+	}
+	wantIn(t, sa.NAT, "the responder's destination hash does not match 10.99.0.2:500: the initiator is behind a NAT",
+		"IKE floated to UDP 4500 (non-ESP marker) at frame 3")
+	// Without NAT (same charons, one link) the destination hashes match.
+	rep, _ = decodeV2(t, "cbc-rekey", true)
+	if strings.Contains(rep.IKEv2[0].NAT, "destination hash") {
+		t.Errorf("no-NAT capture: %s", rep.IKEv2[0].NAT)
+	}
+}

@@ -264,15 +264,17 @@ func (sa *v2SA) natDetect(m *v2Msg) string {
 	if m.h.Response() {
 		who, other = "responder", "initiator"
 	}
-	switch {
-	case srcOK && dstOK:
+	if srcOK && dstOK {
 		return "NAT-D: no NAT between the peers (the hashes match the addresses)"
-	case !srcOK && dstOK:
-		return fmt.Sprintf("NAT-D: the %s's source hash does not match %s: the %s is behind a NAT (or fakes NAT-D to force UDP encapsulation)", who, m.p.src, who)
-	case srcOK && !dstOK:
-		return fmt.Sprintf("NAT-D: the %s's destination hash does not match %s: the %s is behind a NAT", who, m.p.dst, other)
 	}
-	return "NAT-D: neither hash matches the addresses: NAT on both sides (or faked NAT-D)"
+	var parts []string
+	if !srcOK {
+		parts = append(parts, fmt.Sprintf("the %s's source hash does not match %s: the %s is behind a NAT (or fakes NAT-D to force UDP encapsulation)", who, m.p.src, who))
+	}
+	if !dstOK {
+		parts = append(parts, fmt.Sprintf("the %s's destination hash does not match %s: the %s is behind a NAT", who, m.p.dst, other))
+	}
+	return "NAT-D: " + strings.Join(parts, ", and ")
 }
 
 func describeV2SA(s *wire.SA) string {

@@ -128,6 +128,7 @@ type genScenario struct {
 	dpd         string
 	wantUp      bool
 	tsMismatch  bool
+	nat         bool // the cgw behind a SNAT router
 	steps       func(ctx context.Context, t *testing.T, c *strongswan.Charon)
 	encr, integ string // Wireshark names of the IKE SA's algorithms
 }
@@ -154,21 +155,64 @@ func respTS(s genScenario) string {
 	return "172.31.0.0/16"
 }
 
+// genLab is the scenario's topology: cgw and vgw on one link, or with
+// s.nat a router namespace between them that SNATs the cgw (10.99.0.2) to
+// 198.51.100.2 towards the vgw (203.0.113.10), the lab's AWS-like setup.
+type genLab struct {
+	lab              *netlab.Lab
+	cgwNS, vgwNS     *netlab.NS
+	cgwAddr, vgwAddr string // the addresses each charon binds
+	cgwSeen          string // the cgw's address as the vgw sees it (and its IKE ID)
+}
+
+func genTopology(t *testing.T, s genScenario) genLab {
+	g := genLab{cgwAddr: "10.99.0.2", vgwAddr: "10.99.0.1", cgwSeen: "10.99.0.2"}
+	if !s.nat {
+		g.lab, g.cgwNS, g.vgwNS = netlab.NewPair(t)
+	} else {
+		lab, err := netlab.New(t)
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		must(err)
+		g.lab = lab
+		g.cgwNS, err = lab.AddNS("cgw")
+		must(err)
+		wan, err := lab.AddNS("wan")
+		must(err)
+		g.vgwNS, err = lab.AddNS("vgw")
+		must(err)
+		pfx := netip.MustParsePrefix
+		must(lab.Link(g.cgwNS, "wan0", pfx("10.99.0.2/24"), wan, "cgw0", pfx("10.99.0.1/24")))
+		must(lab.Link(wan, "vgw0", pfx("203.0.113.1/24"), g.vgwNS, "wan0", pfx("203.0.113.10/24")))
+		must(g.cgwNS.AddRoute(pfx("203.0.113.0/24"), netip.MustParseAddr("10.99.0.1")))
+		must(g.vgwNS.AddRoute(pfx("198.51.100.0/24"), netip.MustParseAddr("203.0.113.1")))
+		must(wan.EnableForwarding())
+		must(wan.SNAT("vgw0", pfx("10.99.0.0/24"), netip.MustParseAddr("198.51.100.2")))
+		g.vgwAddr, g.cgwSeen = "203.0.113.10", "198.51.100.2"
+	}
+	// kernel-libipsec routes the remote subnet via a local address inside
+	// the local traffic selector.
+	if err := g.cgwNS.AddAddr("lo", netip.MustParsePrefix("10.10.1.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.vgwNS.AddAddr("lo", netip.MustParsePrefix("172.31.1.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
 func genRun(t *testing.T, s genScenario) {
 	if err := strongswan.Available(nil); err != nil {
 		t.Fatal(err)
 	}
-	lab, cgwNS, vgwNS := netlab.NewPair(t)
+	g := genTopology(t, s)
+	lab, cgwNS, vgwNS := g.lab, g.cgwNS, g.vgwNS
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	// kernel-libipsec routes the remote subnet via a local address inside
-	// the local traffic selector.
-	if err := cgwNS.AddAddr("lo", netip.MustParsePrefix("10.10.1.1/24")); err != nil {
-		t.Fatal(err)
-	}
-	if err := vgwNS.AddAddr("lo", netip.MustParsePrefix("172.31.1.1/24")); err != nil {
-		t.Fatal(err)
-	}
 	pcap := filepath.Join(lab.LogDir(), "cap.pcap")
 	dump, err := cgwNS.Start(ctx, "tshark", "-i", "wan0", "-F", "pcap", "-w", pcap, "-f", "udp port 500 or udp port 4500")
 	if err != nil {
@@ -197,10 +241,13 @@ func genRun(t *testing.T, s genScenario) {
 	if s.initPSK != "" {
 		initPSK = s.initPSK
 	}
-	if err := vgw.Load(ctx, genConn(s, "10.99.0.1", "10.99.0.2", s.respIKE, s.respESP, psk, respTS(s), "10.10.0.0/16")); err != nil {
+	vc := genConn(s, g.vgwAddr, g.cgwSeen, s.respIKE, s.respESP, psk, respTS(s), "10.10.0.0/16")
+	cc := genConn(s, g.cgwAddr, g.vgwAddr, s.initIKE, s.initESP, initPSK, "10.10.0.0/16", "172.31.0.0/16")
+	cc.Connections[0].LocalID = g.cgwSeen // AWS: a NATed customer gateway's ID is its public address
+	if err := vgw.Load(ctx, vc); err != nil {
 		t.Fatal(err)
 	}
-	if err := cgw.Load(ctx, genConn(s, "10.99.0.2", "10.99.0.1", s.initIKE, s.initESP, initPSK, "10.10.0.0/16", "172.31.0.0/16")); err != nil {
+	if err := cgw.Load(ctx, cc); err != nil {
 		t.Fatal(err)
 	}
 	out, err := cgw.Initiate(ctx, "v2-net", 10*time.Second)
@@ -292,6 +339,7 @@ func rekeyChild(ctx context.Context, t *testing.T, c *strongswan.Charon) {
 }
 
 func TestGenerateIKEv2Captures(t *testing.T) {
+	only := os.Getenv("IKEV2_CAPTURE") // one scenario by name, empty = all
 	for _, s := range []genScenario{
 		{name: "cbc-rekey", about: "AES-CBC-256/HMAC-SHA2-256/MODP-2048, child rekey, IKE SA rekey, DPD, delete",
 			initIKE: []string{"aes256-sha256-modp2048"}, respIKE: []string{"aes256-sha256-modp2048"},
@@ -319,11 +367,18 @@ func TestGenerateIKEv2Captures(t *testing.T) {
 			initIKE: []string{"aes256-sha256-modp2048"}, respIKE: []string{"aes256-sha256-modp2048"},
 			initESP: []string{"aes128-sha1"}, respESP: []string{"aes256gcm16"},
 			encr: "AES-CBC-256 [RFC3602]", integ: "HMAC_SHA2_256_128 [RFC4868]"},
+		{name: "cbc-nat", about: "the cgw behind a real SNAT (10.99.0.2 -> 198.51.100.2): NAT-D, float to 4500, capture on the private side",
+			initIKE: []string{"aes128-sha256-modp2048"}, respIKE: []string{"aes128-sha256-modp2048"},
+			initESP: []string{"aes128-sha256"}, respESP: []string{"aes128-sha256"}, nat: true, wantUp: true,
+			encr: "AES-CBC-128 [RFC3602]", integ: "HMAC_SHA2_256_128 [RFC4868]"},
 		{name: "ts-unacceptable", about: "traffic selectors do not overlap: IKE SA up, TS_UNACCEPTABLE in IKE_AUTH",
 			initIKE: []string{"aes256-sha256-modp2048"}, respIKE: []string{"aes256-sha256-modp2048"},
 			initESP: []string{"aes128-sha256"}, respESP: []string{"aes128-sha256"}, tsMismatch: true,
 			encr: "AES-CBC-256 [RFC3602]", integ: "HMAC_SHA2_256_128 [RFC4868]"},
 	} {
+		if only != "" && only != s.name {
+			continue
+		}
 		t.Run(s.name, func(t *testing.T) { genRun(t, s) })
 	}
 }
