@@ -140,6 +140,7 @@ func summarizeKeys(k *Keys) KeySummary {
 	}
 	if s.IKEv2Keys > 0 {
 		s.Can = append(s.Can, "verify the integrity of and decrypt IKEv2 SK/SKF messages (AES-CBC with HMAC-SHA1/SHA2, AES-GCM-16) of the logged IKE SAs, reassemble RFC 7383 fragments, and read IKE_AUTH, CREATE_CHILD_SA and INFORMATIONAL (IDs, AUTH method, child proposals, traffic selectors, notifies, rekeys, deletes)")
+		s.Cannot = append(s.Cannot, "verify an IKEv2 AUTH payload: it needs SK_pi/SK_pr, which no ikev2_decryption_table holds; a PSK mismatch is told from the peer's AUTHENTICATION_FAILED")
 	}
 	if s.PSKs > 0 {
 		s.Can = append(s.Can, "verify HASH_I and HASH_R (SKEYID = prf(PSK, Ni|Nr) needs no DH secret); in main mode the ID payloads must be decrypted first (needs the IKEv1 key), in aggressive mode they are plaintext")
