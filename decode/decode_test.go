@@ -251,6 +251,10 @@ func TestFragmentReassembly(t *testing.T) {
 	if len(rep.IKEv2) == 0 || events != rep.Counts["ike"] {
 		t.Errorf("%d IKEv2 SAs, %d events for %d IKE datagrams", len(rep.IKEv2), events, rep.Counts["ike"])
 	}
+	if sa := rep.IKEv2[0]; sa.Status != "failed" || !strings.HasPrefix(sa.Reason, "IKE_AUTH was never answered (2 retransmission(s))") ||
+		!strings.Contains(sa.NAT, "the initiator is behind a NAT") {
+		t.Errorf("IKEv2 SA: %s: %s; NAT %s", sa.Status, sa.Reason, sa.NAT)
+	}
 }
 
 func TestReassemblerOverlapAndHoles(t *testing.T) {

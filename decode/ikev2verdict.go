@@ -41,6 +41,8 @@ func (sa *v2SA) verdict(pol *Policy) (string, string) {
 		return "unknown", "IKE_AUTH was answered, but the logged keys do not decrypt it (integrity check fails): the key log is not for this SA, or wrong"
 	case authResp > 0 && sa.undecrypted > 0:
 		return "unknown", "IKE_AUTH was answered, but it is encrypted and no key was given for these SPIs: give the ikev2_decryption_table (--keys) to see whether authentication succeeded"
+	case auth > 0 && retrans > 0:
+		return "failed", fmt.Sprintf("IKE_AUTH was never answered (%d retransmission(s)): the responder dropped it (e.g. it could not decrypt or reassemble it: lost fragments, MTU) or its answers were lost", retrans)
 	case auth > 0:
 		return "incomplete", fmt.Sprintf("IKE_AUTH request without an answer in the capture (%d retransmission(s)): the responder dropped it (e.g. it could not decrypt it: fragments lost, MTU) or the capture ended", retrans)
 	case initResp > 0 && sa.chosen != nil:
