@@ -31,6 +31,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/vpnlab/vpnlab/ike/policy"
 	"github.com/vpnlab/vpnlab/ike/sock"
 )
 
@@ -178,6 +179,9 @@ func validateTunnel(tc *TunnelConfig) error {
 		if err := checkPhase1(p); err != nil {
 			return fmt.Errorf("phase 1 proposal: %w", err)
 		}
+	}
+	if len(v1Proposals(tc.Phase1.Proposals)) == 0 && tc.Allows(policy.IKEv1) {
+		return errors.New("phase 1 has only AES-GCM proposals, which IKEv1 cannot negotiate (AES-GCM in phase 1 is IKEv2 only)")
 	}
 	if len(tc.Phase2.Proposals) == 0 {
 		return errors.New("phase 2 has no proposals")
