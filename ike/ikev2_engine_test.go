@@ -220,6 +220,7 @@ func TestIKEv2Algorithms(t *testing.T) {
 				if vgwInitiates {
 					ct.StartupAction, vt.StartupAction = StartupAdd, StartupStart
 					vt.Phase1.Proposals, vt.Phase1.Selection = []Phase1Proposal{p}, SelectInitiatorOrder
+					vt.IKEVersions = []policy.Version{policy.IKEv2} // only GCM in phase 1: IKEv1 cannot have it
 					ct.Phase1.Proposals = awsVGWPhase1V2()
 				}
 			}})
