@@ -7,11 +7,18 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 // handleDatagram is the entry point of every IKE message on the loop.
 func (e *Engine) handleDatagram(s *socket, from netip.AddrPort, b []byte) {
 	e.counters.Received++
+	if isIKEv2(b) {
+		// The major version (RFC 7296 section 3.1, byte 17) routes the
+		// message before any decoding: IKEv2 has its own header and SAs.
+		e.handleV2(s, from, b) // ikev2_dispatch.go
+		return
+	}
 	m, err := isakmp.Decode(b)
 	if err != nil {
 		e.counters.Malformed++
@@ -117,6 +124,11 @@ func (e *Engine) respondFirst(s *socket, from netip.AddrPort, m *isakmp.Message,
 	if t == nil {
 		e.counters.UnknownPeer++
 		log.WithField("local", s.local.String()).Warn("no tunnel is configured for this peer address: answering NO-PROPOSAL-CHOSEN")
+		e.sendPlainNotify(s.local, from, m.Header.ICookie, randomCookie(), isakmp.NotifyNoProposalChosen)
+		return
+	}
+	if !t.cfg.Allows(policy.IKEv1) {
+		t.versionRefused(policy.IKEv1, from) // ikev2_dispatch.go
 		e.sendPlainNotify(s.local, from, m.Header.ICookie, randomCookie(), isakmp.NotifyNoProposalChosen)
 		return
 	}

@@ -31,6 +31,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/vpnlab/vpnlab/ike/ikev2/exchange"
+	"github.com/vpnlab/vpnlab/ike/policy"
 	"github.com/vpnlab/vpnlab/ike/sock"
 )
 
@@ -61,11 +63,19 @@ type Engine struct {
 	done  chan struct{}
 
 	// Owned by the loop goroutine.
-	tunnels  []*tunnel
-	byName   map[string]*tunnel
-	sas      map[[8]byte]*ikeSA // by initiator cookie
-	sockets  map[netip.AddrPort]*socket
-	halfOpen int
+	tunnels []*tunnel
+	byName  map[string]*tunnel
+	sas     map[[8]byte]*ikeSA // by initiator cookie
+	// sas2: IKEv2 SAs by our own SPI; v2init: responder SAs by the peer
+	// address and SPIi, for a retransmitted IKE_SA_INIT (ikev2_sa.go).
+	sas2   map[[8]byte]*ikev2SA
+	v2init map[v2InitKey]*ikev2SA
+	// cookies: the IKEv2 responder's stateless cookies (section 2.6),
+	// demanded from cookieThreshold half-open SAs on (ikev2_sa_init.go).
+	cookies         *exchange.Cookies
+	cookieThreshold int
+	sockets         map[netip.AddrPort]*socket
+	halfOpen        int
 	// halfOpenBy counts half-open SAs per peer address; halfOpenMax and
 	// halfOpenPeerMax are the bounds (halfopen.go).
 	halfOpenBy      map[netip.Addr]int
@@ -216,6 +226,11 @@ func validateTunnel(tc *TunnelConfig) error {
 	}
 	if tc.Phase2.ReplayWindow == 0 {
 		tc.Phase2.ReplayWindow = 1024
+	}
+	if tc.Allows(policy.IKEv2) {
+		if err := checkV2Policy(tc); err != nil { // ikev2_policy.go
+			return err
+		}
 	}
 	return nil
 }

@@ -80,3 +80,23 @@ func (e *Engine) releaseHalfOpen(sa *ikeSA) {
 		delete(e.halfOpenBy, sa.halfOpenPeer)
 	}
 }
+
+// holdHalfOpenV2 counts a new IKEv2 responder SA as half-open: IKEv1 and
+// IKEv2 first messages share the bounds.
+func (e *Engine) holdHalfOpenV2(sa *ikev2SA, peer netip.Addr) {
+	sa.halfOpen, sa.halfOpenPeer = true, peer
+	e.halfOpen++
+	e.halfOpenBy[peer]++
+}
+
+// releaseHalfOpenV2 ends an IKEv2 SA's half-open count.
+func (e *Engine) releaseHalfOpenV2(sa *ikev2SA) {
+	if !sa.halfOpen {
+		return
+	}
+	sa.halfOpen = false
+	e.halfOpen--
+	if e.halfOpenBy[sa.halfOpenPeer]--; e.halfOpenBy[sa.halfOpenPeer] <= 0 {
+		delete(e.halfOpenBy, sa.halfOpenPeer)
+	}
+}

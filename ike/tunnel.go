@@ -12,6 +12,7 @@ import (
 	"github.com/vpnlab/vpnlab/dpd"
 	"github.com/vpnlab/vpnlab/ike/auth"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 var timeNow = time.Now
@@ -25,6 +26,8 @@ type tunnel struct {
 	auth auth.Authenticator // phase 1 authentication (the pre-shared key)
 
 	sa       *ikeSA     // current ISAKMP SA (negotiating or established)
+	v2       *ikev2SA   // current IKEv2 SA (negotiating or established)
+	v2SAs    []*ikev2SA // all of its IKEv2 SAs, also in Engine.sas2
 	ikeSAs   []*ikeSA   // all of its ISAKMP SAs, also in Engine.sas (saindex.go)
 	children []*childSA // installed pairs, oldest first
 
@@ -61,8 +64,9 @@ type childSA struct {
 	established time.Time
 	expires     time.Time
 	rekeyAt     time.Time
-	rekeyed     bool // a newer pair replaces it
-	staged      bool // installed inbound only; outbound still on the older pair (qmstaging.go)
+	rekeyed     bool     // a newer pair replaces it
+	staged      bool     // installed inbound only; outbound still on the older pair (qmstaging.go)
+	ikev2       *ikev2SA // the IKEv2 SA that created the pair; nil for IKEv1
 	timers      struct{ rekey, expire, mbb, stage *time.Timer }
 }
 
@@ -129,6 +133,10 @@ func (t *tunnel) initiate(reason string) {
 		t.restart.Stop()
 		t.restart = nil
 	}
+	if t.cfg.InitiatorVersion() == policy.IKEv2 {
+		t.initiateV2(reason) // ikev2_sa_init.go
+		return
+	}
 	if t.sa != nil && t.sa.state == stateEstablished {
 		if len(t.children) == 0 && !t.quickPending() {
 			t.startQuickMode(nil)
@@ -171,6 +179,9 @@ func (t *tunnel) terminate(reason string) {
 		t.deleteChild(t.children[0], reason, true)
 	}
 	for _, sa := range t.ownSAs() {
+		sa.delete(reason, true)
+	}
+	for _, sa := range append([]*ikev2SA(nil), t.v2SAs...) {
 		sa.delete(reason, true)
 	}
 }
@@ -366,22 +377,29 @@ func rekeyDelay(life, margin time.Duration, fuzz int) time.Duration {
 
 // onChildUp records a new installed pair and schedules its rekey and expiry.
 func (t *tunnel) onChildUp(qm *quickMode, pair ChildSAPair) {
-	e := t.e
 	c := &childSA{pair: pair, proposal: qm.chosen, initiator: qm.initiator, established: timeNow(), staged: qm.outboundStaged}
+	t.counters.Exchanges.Quick.Completed++
+	t.addChild(c, qm.replaces)
+}
+
+// addChild records a new installed pair of either IKE version, schedules
+// its rekey and expiry, and retires the pairs it replaces.
+func (t *tunnel) addChild(c *childSA, replaces *childSA) {
+	e := t.e
+	pair := c.pair
 	c.expires = c.established.Add(pair.Lifetime)
 	t.children = append(t.children, c)
 	if c.staged {
 		t.watchStaged(c) // qmstaging.go
 	}
 	t.counters.Phase2Established++
-	t.counters.Exchanges.Quick.Completed++
 	t.lastError = ""
 	t.setPhase2State("Established")
-	t.log.WithFields(logrus.Fields{"proposal": qm.chosen.String(), "mode": pair.Mode.String(), "udp_encap": pair.UDPEncap,
+	t.log.WithFields(logrus.Fields{"proposal": c.proposal.String(), "mode": pair.Mode.String(), "udp_encap": pair.UDPEncap,
 		"spi_in": fmt.Sprintf("%08x", pair.Inbound.SPI), "spi_out": fmt.Sprintf("%08x", pair.Outbound.SPI),
 		"local_ts": pair.LocalTS.String(), "remote_ts": pair.RemoteTS.String(), "lifetime": pair.Lifetime.String()}).Info("phase 2 established (IPsec SA pair installed)")
 	e.emit(Event{Tunnel: t.cfg.Name, Type: "phase2-up", Detail: map[string]string{
-		"proposal": qm.chosen.String(), "spi_in": fmt.Sprintf("%08x", pair.Inbound.SPI), "spi_out": fmt.Sprintf("%08x", pair.Outbound.SPI)}})
+		"proposal": c.proposal.String(), "spi_in": fmt.Sprintf("%08x", pair.Inbound.SPI), "spi_out": fmt.Sprintf("%08x", pair.Outbound.SPI)}})
 	// The initiator of a pair rekeys it at margin+fuzz before expiry; the
 	// responder only as a late safety net (half the margin), so that the two
 	// sides do not usually rekey at once.
@@ -398,9 +416,9 @@ func (t *tunnel) onChildUp(qm *quickMode, pair ChildSAPair) {
 		t.deleteChild(c, "lifetime expired", true)
 	})
 	rekey := false
-	if qm.replaces != nil {
-		qm.replaces.rekeyed = true
-		t.makeBeforeBreak(qm.replaces, c)
+	if replaces != nil {
+		replaces.rekeyed = true
+		t.makeBeforeBreak(replaces, c)
 		rekey = true
 	}
 	// A new pair of the same negotiation direction also supersedes older
@@ -421,6 +439,10 @@ func (t *tunnel) onChildUp(qm *quickMode, pair ChildSAPair) {
 // rekeyChild negotiates a replacement for c.
 func (t *tunnel) rekeyChild(c *childSA, why string) {
 	if c.rekeyed || !t.hasChild(c) {
+		return
+	}
+	if c.ikev2 != nil {
+		t.rekeyChildV2(c, why) // ikev2_child.go
 		return
 	}
 	if t.sa == nil || t.sa.state != stateEstablished {
@@ -551,6 +573,9 @@ func (t *tunnel) onChildFailed(qm *quickMode, reason string) {
 
 // rekey forces a rekey of phase 1 or 2.
 func (t *tunnel) rekey(phase int, reason string) error {
+	if v2 := t.v2; v2 != nil && v2.state == v2Established && (t.sa == nil || t.sa.state != stateEstablished) {
+		return t.rekeyV2(phase, reason) // ikev2_child.go
+	}
 	if t.sa == nil || t.sa.state != stateEstablished {
 		return fmt.Errorf("tunnel %s: phase 1 is not established", t.cfg.Name)
 	}
@@ -591,7 +616,10 @@ func (t *tunnel) status() TunnelStatus {
 	if t.dpd != nil {
 		st.DPDState = t.dpd.State().String()
 	}
-	if sa := t.sa; sa != nil {
+	if sa := t.v2; sa != nil && (t.sa == nil || t.sa.state != stateEstablished) {
+		sa.status(&st) // ikev2_status.go
+	} else if sa := t.sa; sa != nil {
+		st.IKEVersion = "ikev1"
 		st.Role, st.Exchange = sa.role(), sa.exchange.String()
 		st.ICookie, st.RCookie = hex.EncodeToString(sa.iCookie[:]), hex.EncodeToString(sa.rCookie[:])
 		if sa.state == stateEstablished {
