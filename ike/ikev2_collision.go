@@ -2,9 +2,13 @@ package ike
 
 import (
 	"fmt"
+	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/vpnlab/vpnlab/ike/ikev2/exchange"
 	"github.com/vpnlab/vpnlab/ike/ikev2/wire"
+	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
 // Rekey collisions (RFC 7296 sections 2.8.1, 2.8.2, 2.25): both ends
@@ -32,7 +36,7 @@ import (
 // (v2MaxChildren) and gets TEMPORARY_FAILURE too, so the state a peer can
 // create stays bounded.
 //
-// Zero loss (the data path; ikev2_child_path.go): the responder of a
+// Zero loss (the data path, below): the responder of a
 // rekey installs the new inbound SA before its response leaves and keeps
 // sending on the old pair until the initiator deletes it; the initiator
 // sends on the new pair as soon as the response arrives (the peer has the
@@ -143,4 +147,239 @@ func v2IKERekeyVerdict(established, closing, childOutstanding bool) *exchange.Er
 		return v2Refuse(wire.NotifyTemporaryFailure, "a CREATE_CHILD_SA of ours is outstanding on this IKE SA")
 	}
 	return nil
+}
+
+// --- the engine: child SA rekeys, their collisions and the data path ---
+
+// v2RetireDelay is how long the initiator of a rekey keeps the replaced
+// pair's inbound SA after the peer answered the DELETE: packets the peer
+// sent on it before it moved may still be on the way (strongSwan keeps
+// such an SA for 5 s, its delete_rekeyed_delay).
+const v2RetireDelay = 2 * time.Second
+
+// v2ChildRekey is the rekey of one pair, by us, by the peer, or both.
+type v2ChildRekey struct {
+	coll        v2Collision[*childSA]
+	oursPending bool // our request is queued or in flight
+	// survivor: after a resolved collision that the peer's exchange won,
+	// the pair to send on once the peer deletes the replaced one.
+	survivor *childSA
+}
+
+// rekey returns the rekey record of old, new if none.
+func (x *v2TunnelX) rekey(old *childSA) *v2ChildRekey {
+	rk := x.rekeys[old]
+	if rk == nil {
+		rk = &v2ChildRekey{}
+		x.rekeys[old] = rk
+	}
+	return rk
+}
+
+// ourChildRekeyEnded clears our part of a rekey that failed; a rekey of
+// the peer's of the same pair stays (its staged pair waits for the
+// peer's DELETE).
+func (t *tunnel) ourChildRekeyEnded(old *childSA, rk *v2ChildRekey) {
+	if old == nil || rk == nil {
+		return
+	}
+	rk.oursPending = false
+	if !rk.coll.haveTheirs && t.x().rekeys[old] == rk {
+		delete(t.x().rekeys, old)
+	}
+}
+
+// rekeyTarget describes old for v2RekeyVerdict.
+func (t *tunnel) rekeyTarget(old *childSA) v2RekeyTarget {
+	tg := v2RekeyTarget{found: old != nil, children: len(t.children)}
+	if old != nil {
+		x := t.x()
+		tg.closing = x.closing[old]
+		rk := x.rekeys[old]
+		tg.replaced = rk != nil && rk.coll.haveTheirs
+	}
+	return tg
+}
+
+// installWhole installs a pair both ways (it sends from now on).
+func (t *tunnel) installWhole(c *childSA) error {
+	if err := t.e.dp.Install(c.pair); err != nil {
+		return err
+	}
+	if t.e.klog != nil {
+		t.e.klog.ChildKeys(c.pair)
+	}
+	return nil
+}
+
+// addChildV2 records a pair with the tunnel (tunnel.addChild). A staged
+// pair is marked staged only after addChild, so that IKEv1's grace timer
+// (qmstaging.go) never moves traffic to it: an IKEv2 responder's pair
+// starts sending when the initiator deletes the pair it replaces.
+func (t *tunnel) addChildV2(c *childSA, staged bool) {
+	t.addChild(c, nil)
+	c.staged = staged
+}
+
+// childStagedTheirs (responder, before the response leaves) installs the
+// peer's new pair: a new child whole (nothing else to send on), a rekey
+// inbound only.
+func (t *tunnel) childStagedTheirs(c *childSA, old *childSA, n exchange.Nonces) error {
+	sd, staging := t.e.stagedDataPath()
+	if old == nil || !staging {
+		if err := t.installWhole(c); err != nil {
+			return fmt.Errorf("data path refused the pair: %w", err)
+		}
+		if old != nil {
+			old.rekeyed = true
+		}
+		t.addChildV2(c, false)
+		return nil
+	}
+	if err := sd.InstallInbound(c.pair); err != nil {
+		return fmt.Errorf("data path refused the inbound SA: %w", err)
+	}
+	if t.e.klog != nil {
+		t.e.klog.ChildKeys(c.pair)
+	}
+	rk := t.x().rekey(old)
+	rk.coll.addTheirs(c, n)
+	old.rekeyed = true // replaced: not rekeyed again, not superseded by addChild
+	t.addChildV2(c, true)
+	t.log.WithFields(logrus.Fields{"spi_in": fmt.Sprintf("%08x", c.pair.Inbound.SPI), "replaces": fmt.Sprintf("%08x", old.pair.Inbound.SPI),
+		"collision": rk.oursPending}).Debug("the peer rekeys the child SA: new inbound SA installed before our response; we send on the old pair until the peer deletes it")
+	return nil
+}
+
+// childEstablishedOurs (initiator, response read) installs our new pair
+// and resolves a collision with the peer's rekey of the same pair. old
+// may be gone already: the peer deleted it while our request was out
+// (section 2.25.1), having decided that its own rekey survives.
+func (t *tunnel) childEstablishedOurs(c *childSA, old *childSA, rk *v2ChildRekey, n exchange.Nonces) {
+	x := t.x()
+	oldGone := old == nil || !t.hasChild(old)
+	if rk == nil || !rk.coll.haveTheirs {
+		if old != nil && x.rekeys[old] == rk {
+			delete(x.rekeys, old)
+		}
+		if oldGone {
+			if err := t.installWhole(c); err != nil {
+				t.onChildFailedV2("data path refused the pair: " + err.Error())
+				_ = t.e.dp.Delete(isakmp.ProtoESP, c.pair.Inbound.SPI)
+				return
+			}
+			t.addChildV2(c, false)
+			return
+		}
+		t.switchToOurs(c, old)
+		return
+	}
+	rk.oursPending = false
+	rk.coll.addOurs(c, n)
+	out, err := rk.coll.resolve()
+	if err != nil {
+		// Both exchanges hold the same lowest nonce: no honest peer; keep
+		// ours as if there were no collision (the peer deletes its own).
+		t.log.WithError(err).Warn("rekey collision without a defined survivor: keeping our pair")
+		out = v2Outcome[*childSA]{survivor: c, loser: rk.coll.theirs, oursSurvives: true}
+	}
+	t.log.WithFields(logrus.Fields{"survivor_spi_in": fmt.Sprintf("%08x", out.survivor.pair.Inbound.SPI),
+		"redundant_spi_in": fmt.Sprintf("%08x", out.loser.pair.Inbound.SPI), "ours_survives": out.oursSurvives, "ike_version": "ikev2"}).
+		Info("child SA rekey collision (both ends rekeyed): the exchange with the lowest nonce made the redundant pair (RFC 7296 2.8.1)")
+	t.e.emit(Event{Tunnel: t.cfg.Name, Type: "rekey-collision", Detail: map[string]string{"sa": "child",
+		"ours_survives": boolStr(out.oursSurvives), "survivor_spi_in": fmt.Sprintf("%08x", out.survivor.pair.Inbound.SPI)}})
+	if out.oursSurvives {
+		// The peer's pair is redundant: never sent on; the peer deletes it.
+		loser := out.loser
+		loser.rekeyed = true
+		delete(x.rekeys, old)
+		if oldGone {
+			if err := t.installWhole(c); err == nil {
+				t.addChildV2(c, false)
+			}
+		} else {
+			t.switchToOurs(c, old)
+		}
+		t.e.afterFunc(v2LoserGrace, func() {
+			if t.hasChild(loser) {
+				t.deleteChild(loser, "redundant after a rekey collision, not deleted by the peer", true)
+			}
+		})
+		return
+	}
+	// Ours is redundant: never installed. The peer's survives and sends
+	// from the moment the peer deletes the pair both replaced (at once if
+	// it did already).
+	rk.survivor = out.survivor
+	if oldGone {
+		delete(x.rekeys, old)
+	}
+	t.tellDeletedV2(c.pair.Inbound.SPI)
+	_ = t.e.dp.Delete(isakmp.ProtoESP, c.pair.Inbound.SPI)
+}
+
+// v2LoserGrace is how long a collision's redundant pair or IKE SA that
+// the peer should delete may stay before we delete it ourselves.
+const v2LoserGrace = 30 * time.Second
+
+// switchToOurs makes our completed rekey's pair the sender and retires
+// the pair it replaces (DELETE, then its inbound SA after v2RetireDelay).
+func (t *tunnel) switchToOurs(c, old *childSA) {
+	if err := t.installWhole(c); err != nil {
+		t.onChildFailedV2("data path refused the pair: " + err.Error())
+		_ = t.e.dp.Delete(isakmp.ProtoESP, c.pair.Inbound.SPI)
+		return
+	}
+	old.rekeyed = true
+	t.addChildV2(c, false)
+	t.counters.Phase2Rekeys++
+	t.retireChildV2(old, "replaced by rekey")
+}
+
+// peerDeletedChild is the peer's DELETE of pair c (ikev2_informational.go):
+// a pair the peer's rekey replaced hands its traffic to the new pair
+// first, and its inbound SA stays v2RetireDelay for the packets the peer
+// sent on it before it moved (they are still on the way when the DELETE,
+// sent right after the move, arrives).
+func (t *tunnel) peerDeletedChild(c *childSA) {
+	x := t.x()
+	if x.closing[c] && c.rekeyed {
+		return // already retiring
+	}
+	if rk := x.rekeys[c]; rk != nil {
+		next := rk.survivor
+		if next == nil && rk.coll.haveTheirs && !rk.coll.haveOurs {
+			next = rk.coll.theirs
+		}
+		if next != nil && next.staged && t.hasChild(next) {
+			t.activateStaged(next, "the peer deleted the pair it replaces")
+			t.counters.Phase2Rekeys++
+		}
+		if !rk.oursPending {
+			delete(x.rekeys, c)
+		}
+	}
+	delete(x.retry, c)
+	if !c.rekeyed || !t.hasSendingOther(c) {
+		delete(x.closing, c)
+		t.deleteChild(c, "deleted by the peer", false)
+		return
+	}
+	x.closing[c] = true
+	t.e.afterFunc(v2RetireDelay, func() {
+		delete(x.closing, c)
+		if t.hasChild(c) {
+			t.deleteChild(c, "deleted by the peer", false)
+		}
+	})
+}
+
+// hasSendingOther reports whether a pair other than c sends.
+func (t *tunnel) hasSendingOther(c *childSA) bool {
+	for _, o := range t.children {
+		if o != c && !o.staged {
+			return true
+		}
+	}
+	return false
 }

@@ -124,11 +124,11 @@ func TestV2CreateChildPairs(t *testing.T) {
 				t.Fatalf("PFS secrets: initiator %d bytes, responder %d bytes, equal %v", len(res.gir), len(a.gir), bytes.Equal(res.gir, a.gir))
 			}
 			base := childsa.Pair{Tunnel: "t"}
-			pi, err := v2Pair(v2ChildKeys{prf: prf, skd: skd, gir: res.gir, ni: o.nonce, nr: res.nonce, choice: res.choice, initiator: true, spiIn: o.spiIn, spiOut: res.spiOut}, base)
+			pi, err := v2DerivePair(v2ChildKeys{prf: prf, skd: skd, gir: res.gir, ni: o.nonce, nr: res.nonce, choice: res.choice, initiator: true, spiIn: o.spiIn, spiOut: res.spiOut}, base)
 			if err != nil {
 				t.Fatal(err)
 			}
-			pr, err := v2Pair(v2ChildKeys{prf: prf, skd: skd, gir: a.gir, ni: r.nonce, nr: a.nonce, choice: a.choice, spiIn: a.spiIn, spiOut: a.spiOut}, base)
+			pr, err := v2DerivePair(v2ChildKeys{prf: prf, skd: skd, gir: a.gir, ni: r.nonce, nr: a.nonce, choice: a.choice, spiIn: a.spiIn, spiOut: a.spiOut}, base)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,7 +138,7 @@ func TestV2CreateChildPairs(t *testing.T) {
 			if pi.Outbound.SPI != 0xd0000002 || pi.Inbound.SPI != 0xc0000001 || bytes.Equal(pi.Outbound.EncKey, pi.Inbound.EncKey) {
 				t.Fatalf("initiator pair SPIs %08x/%08x or keys not per direction", pi.Inbound.SPI, pi.Outbound.SPI)
 			}
-			nopfs, _ := v2Pair(v2ChildKeys{prf: prf, skd: skd, ni: o.nonce, nr: res.nonce, choice: res.choice, initiator: true, spiIn: 1, spiOut: 2}, base)
+			nopfs, _ := v2DerivePair(v2ChildKeys{prf: prf, skd: skd, ni: o.nonce, nr: res.nonce, choice: res.choice, initiator: true, spiIn: 1, spiOut: 2}, base)
 			if tc.group != wire.DHNone && bytes.Equal(nopfs.Outbound.EncKey, pi.Outbound.EncKey) {
 				t.Fatal("the PFS secret did not change the keys")
 			}
