@@ -166,16 +166,17 @@ func (sa *ikev2SA) retireIKE(reason string) {
 }
 
 // sendDeleteIKENow is the DELETE of an IKE SA that is being removed at
-// once (terminate, lifetime): sent once, no answer awaited, and only when
-// the window is free (a request outstanding would make ours fall outside
-// the peer's window).
+// once (terminate, lifetime): sent once, no answer awaited. A request of
+// ours still outstanding (typically the DELETE of a child SA that
+// terminate sent just before) is given up: the DELETE of the IKE SA takes
+// its children along (section 1.4.1) and takes the next message ID, which
+// the peer accepts once it has answered that request.
 func (sa *ikev2SA) sendDeleteIKENow(reason string) {
 	if sa.state != v2Established {
 		return
 	}
-	if _, outstanding := sa.reqs.Outstanding(); outstanding {
-		sa.logger().WithField("reason", reason).Info("IKE SA deleted; a request is outstanding, so no DELETE is sent (the peer's liveness checks will notice)")
-		return
+	if mid, outstanding := sa.reqs.Outstanding(); outstanding {
+		sa.reqs.Response(mid)
 	}
 	mid, err := sa.reqs.Next()
 	var msgs [][]byte
