@@ -131,14 +131,29 @@ func (sa *ikev2SA) sendNext() {
 			continue
 		}
 		x.cur = r
-		sa.transmitRequest(mid, msgs, r.what, func() {
-			if x.cur == r {
-				x.cur = nil
-			}
-			r.onFail(sa, sa.giveUpReason(r.what))
-			sa.sendNext()
-		})
+		sa.transmitRequest(mid, msgs, r.what, func() { sa.gaveUp(r) })
 	}
+}
+
+// gaveUp ends a request the peer never answered. Section 2.4: an IKE SA
+// whose requests go unanswered is dead, and it goes with its child SAs
+// (the tunnel's retry or DPD restart brings it back); only the liveness
+// checks leave the verdict to the monitor and the tunnel's DPD action.
+func (sa *ikev2SA) gaveUp(r *v2Request) {
+	x := sa.x()
+	if x.cur == r {
+		x.cur = nil
+	}
+	why := sa.giveUpReason(r.what)
+	r.onFail(sa, why)
+	if r.liveness || sa.state != v2Established {
+		sa.sendNext()
+		return
+	}
+	if sa.t != nil {
+		sa.t.setError(why)
+	}
+	sa.delete(why, false)
 }
 
 // failQueued fails every request of a deleted IKE SA.
@@ -209,10 +224,16 @@ func (sa *ikev2SA) receiveRequestV2(h wire.Header, b []byte) ([]wire.Payload, bo
 		sa.e.countDrop(dropV2Integrity)
 		return nil, false
 	case err != nil:
-		// Authentic but malformed: INVALID_SYNTAX (section 2.21.3).
+		// Authentic but malformed: INVALID_SYNTAX (section 2.21.3), or
+		// UNSUPPORTED_CRITICAL_PAYLOAD naming the type (section 2.5).
 		sa.t.v2Seen("IKE request")
-		sa.logger().WithError(err).WithField("exchange", h.Exchange.String()).Warn("malformed request: answering INVALID_SYNTAX")
-		sa.answerV2(h, b, []wire.Payload{&wire.Notify{NotifyType: wire.NotifyInvalidSyntax}})
+		n := &wire.Notify{NotifyType: wire.NotifyInvalidSyntax}
+		var uc *wire.UnsupportedCriticalError
+		if errors.As(err, &uc) {
+			n = wire.UnsupportedCritical(uc.Type)
+		}
+		sa.logger().WithError(err).WithFields(logrus.Fields{"exchange": h.Exchange.String(), "notify": n.NotifyType.String()}).Warn("malformed request: refused")
+		sa.answerV2(h, b, []wire.Payload{n})
 		return nil, false
 	}
 	sa.t.v2Seen("IKE request")

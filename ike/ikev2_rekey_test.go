@@ -2,6 +2,7 @@ package ike
 
 import (
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -297,4 +298,27 @@ func v2SACount(g *gw) int {
 		n <- c
 	})
 	return <-n
+}
+
+// TestIKEv2UnansweredRekeyEndsIKESA: a child SA rekey the peer never
+// answers ends the IKE SA with its child SAs after the retransmissions
+// (RFC 7296 2.4), with the reason in the tunnel's error; a tunnel that
+// should be up negotiates again once the peer answers.
+func TestIKEv2UnansweredRekeyEndsIKESA(t *testing.T) {
+	cgw, _, nw := v2Up(t, v2PairOpts{})
+	var blackhole atomic.Bool
+	nw.SetFilter(func(from, to netip.AddrPort, b []byte) bool { return !(blackhole.Load() && from.Addr() == v2V) })
+	blackhole.Store(true)
+	if err := cgw.e.Rekey("tunnel1", 2); err != nil {
+		t.Fatal(err)
+	}
+	ev := cgw.waitEvent(t, "phase1-down", 10*time.Second)
+	if !strings.Contains(ev.Detail["reason"], "no answer to CREATE_CHILD_SA request") {
+		t.Fatalf("phase1-down reason %q", ev.Detail["reason"])
+	}
+	if len(cgw.dp.Pairs()) != 0 {
+		t.Fatal("the child SA outlived its IKE SA")
+	}
+	blackhole.Store(false)
+	cgw.waitEvent(t, "phase2-up", 20*time.Second)
 }
