@@ -322,3 +322,30 @@ func TestIKEv2UnansweredRekeyEndsIKESA(t *testing.T) {
 	blackhole.Store(false)
 	cgw.waitEvent(t, "phase2-up", 20*time.Second)
 }
+
+// TestIKEv2RekeyTimers: lifetimes drive the rekeys as in IKEv1 (margin,
+// fuzz): with a 3 s child SA lifetime, a 5 s IKE SA lifetime and a 1 s
+// margin, 6 s of traffic see at least two child SA rekeys and one IKE SA
+// rekey, by the original initiator, without loss.
+func TestIKEv2RekeyTimers(t *testing.T) {
+	cgw, vgw, _ := v2Up(t, v2PairOpts{mod: func(ct, vt *TunnelConfig) {
+		for _, tc := range []*TunnelConfig{ct, vt} {
+			tc.Phase1.Lifetime, tc.Phase2.Lifetime, tc.RekeyMargin, tc.RekeyFuzz = 5*time.Second, 3*time.Second, time.Second, 0
+		}
+	}})
+	f := startV2Flow(cgw, vgw, time.Millisecond, 3*time.Millisecond)
+	time.Sleep(6 * time.Second)
+	f.end()
+	cs, vs := cgw.tunnel(t), vgw.tunnel(t)
+	if cs.Counters.Phase2Rekeys < 2 || cs.Counters.Phase1Rekeys < 1 || vs.Counters.Phase1Rekeys != cs.Counters.Phase1Rekeys {
+		t.Fatalf("rekeys in 6 s: cgw child %d, IKE %d; vgw child %d, IKE %d", cs.Counters.Phase2Rekeys, cs.Counters.Phase1Rekeys,
+			vs.Counters.Phase2Rekeys, vs.Counters.Phase1Rekeys)
+	}
+	if f.lost.Load() != 0 {
+		t.Fatalf("%d of %d packets lost", f.lost.Load(), f.sent.Load())
+	}
+	if cs.Phase1State != "Established" || vs.Phase2State != "Established" {
+		t.Fatalf("states after the rekeys: cgw %s, vgw %s", cs.Phase1State, vs.Phase2State)
+	}
+	t.Logf("cgw: %d child SA rekeys, %d IKE SA rekeys, %d packets, none lost", cs.Counters.Phase2Rekeys, cs.Counters.Phase1Rekeys, f.sent.Load())
+}
