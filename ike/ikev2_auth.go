@@ -172,7 +172,7 @@ func (sa *ikev2SA) handleAuth(s *socket, from netip.AddrPort, h wire.Header, b [
 	// The initiator may have floated to the NAT-T port (section 2.23).
 	sa.local, sa.remote = s.local, from
 	sa.floated = sa.floated || s.natt
-	out, child, failure := sa.answerAuth(ps)
+	out, child, failure, childFailure := sa.answerAuth(ps)
 	resp, err := sa.seal(wire.ExchangeIKEAuth, h.MessageID, true, out)
 	if err != nil {
 		sa.resps.Abandon()
@@ -187,8 +187,11 @@ func (sa *ikev2SA) handleAuth(s *socket, from netip.AddrPort, h wire.Header, b [
 		return
 	}
 	sa.establishV2(wire.FindNotify(ps, wire.NotifyInitialContact) != nil)
-	if child != nil {
+	switch {
+	case child != nil:
 		sa.installChild(child) // ikev2_child.go
+	case childFailure != "":
+		sa.t.onChildFailedV2(childFailure)
 	}
 }
 
@@ -219,11 +222,11 @@ func (sa *ikev2SA) authUnreadable(h wire.Header, b []byte, err error) {
 // answerAuth is the responder's processing: the peer's identity and AUTH,
 // then ours and the child SA. failure, when set, is why the IKE SA is not
 // made; out then carries only the error notify.
-func (sa *ikev2SA) answerAuth(ps []wire.Payload) (out []wire.Payload, child *v2Child, failure string) {
+func (sa *ikev2SA) answerAuth(ps []wire.Payload) (out []wire.Payload, child *v2Child, failure, childFailure string) {
 	t := sa.t
-	refuse := func(nt wire.NotifyType, why string) ([]wire.Payload, *v2Child, string) {
+	refuse := func(nt wire.NotifyType, why string) ([]wire.Payload, *v2Child, string, string) {
 		sa.logger().WithField("notify", nt.String()).Warn("IKE_AUTH refused: " + why)
-		return []wire.Payload{&wire.Notify{NotifyType: nt}}, nil, why
+		return []wire.Payload{&wire.Notify{NotifyType: nt}}, nil, why, ""
 	}
 	idi, ap := findID(ps, false), findAuth(ps)
 	if idi == nil || ap == nil {
@@ -246,8 +249,8 @@ func (sa *ikev2SA) answerAuth(ps []wire.Payload) (out []wire.Payload, child *v2C
 	}
 	sa.logger().WithField("peer_id", describeID(idi)).Info("IKE_AUTH: peer authenticated")
 	out = []wire.Payload{id, &wire.Auth{Method: wire.AuthPSK, Data: proof}}
-	cps, child := sa.answerChild(ps) // ikev2_child.go
-	return append(out, cps...), child, ""
+	cps, child, childFailure := sa.answerChild(ps) // ikev2_child.go
+	return append(out, cps...), child, "", childFailure
 }
 
 // handleAuthResponse is the initiator's reading of the IKE_AUTH response.

@@ -185,3 +185,33 @@ func asErrV2(err error) (*errV2, bool) {
 	ok := errors.As(err, &v)
 	return v, ok
 }
+
+// recoveredV2 is the panic safety net's part for an IKEv2 message
+// (recover.go): log it with its header and end the IKE SA it belongs to.
+func (e *Engine) recoveredV2(f logrus.Fields, b []byte) {
+	h, err := wire.DecodeHeader(b)
+	var sa *ikev2SA
+	if err == nil {
+		f["exchange"], f["msgid"] = h.Exchange.String(), h.MessageID
+		f["spi_i"], f["spi_r"] = hex.EncodeToString(h.SPIi[:]), hex.EncodeToString(h.SPIr[:])
+		sa = e.lookupV2(h)
+	}
+	if sa != nil && sa.t != nil {
+		f["tunnel"] = sa.t.cfg.Name
+	}
+	e.log.WithFields(f).Error("internal error while handling an IKEv2 message: recovered, ending its IKE SA; the engine keeps serving")
+	if sa == nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			e.counters.Panics++
+			sa.state = v2Deleted
+			e.removeSA2(sa)
+			if sa.t != nil && sa.t.v2 == sa {
+				sa.t.v2 = nil
+			}
+		}
+	}()
+	sa.fail("internal error while handling a message of this IKEv2 SA")
+}

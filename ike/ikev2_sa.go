@@ -281,13 +281,16 @@ func (sa *ikev2SA) delete(reason string, tellPeer bool) {
 	sa.e.removeSA2(sa)
 	sa.abandonChild("IKE SA down: " + reason)
 	t := sa.t
-	if t == nil || t.v2 != sa {
+	if t == nil {
 		return
 	}
 	for _, c := range append([]*childSA(nil), t.children...) {
 		if c.ikev2 == sa {
 			t.deleteChild(c, "IKE SA deleted: "+reason, false)
 		}
+	}
+	if t.v2 != sa {
+		return
 	}
 	t.v2 = nil
 	for _, other := range t.v2SAs {
