@@ -314,6 +314,7 @@ func (t *tunnel) childEstablishedOurs(c *childSA, old *childSA, rk *v2ChildRekey
 	if oldGone {
 		delete(x.rekeys, old)
 	}
+	t.setPhase2State("Established")
 	t.tellDeletedV2(c.pair.Inbound.SPI)
 	_ = t.e.dp.Delete(isakmp.ProtoESP, c.pair.Inbound.SPI)
 }

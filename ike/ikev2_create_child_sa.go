@@ -179,6 +179,7 @@ func (sa *ikev2SA) childRefused(o *v2ChildOffer, old *childSA, err error) {
 			t.onChildFailedV2("the peer answered TEMPORARY_FAILURE")
 			return
 		}
+		t.setPhase2State("Established")
 		f.Info("the peer cannot rekey the child SA now (TEMPORARY_FAILURE): retrying later")
 	case wire.NotifyChildSANotFound:
 		// Section 2.25: delete the pair silently, create a new one.
