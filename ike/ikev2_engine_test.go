@@ -71,7 +71,7 @@ func newV2Pair(t *testing.T, o v2PairOpts) (cgw, vgw *gw, network *sock.Network)
 	fastRetransmit(&vc)
 	fastRetransmit(&cc)
 	vgw = startGW(t, "vgw", vc, append([]Option{WithBinder(network)}, o.vgwOpts...)...)
-	waitBound(t, network, netip.AddrPortFrom(vt.LocalAddr, DefaultPorts.NATT))
+	vgw.e.Status() // returns once the loop runs, after the sockets are bound
 	cgw = startGW(t, "cgw", cc, append([]Option{WithBinder(network)}, o.cgwOpts...)...)
 	return cgw, vgw, network
 }
