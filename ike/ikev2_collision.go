@@ -219,6 +219,27 @@ func (t *tunnel) installWhole(c *childSA) error {
 func (t *tunnel) addChildV2(c *childSA, staged bool) {
 	t.addChild(c, nil)
 	c.staged = staged
+	t.x().prune(t)
+}
+
+// prune forgets the records of pairs that are gone (expired, deleted with
+// their IKE SA) unless a request of ours about them is still out.
+func (x *v2TunnelX) prune(t *tunnel) {
+	for c, rk := range x.rekeys {
+		if !t.hasChild(c) && !rk.oursPending {
+			delete(x.rekeys, c)
+		}
+	}
+	for c := range x.closing {
+		if !t.hasChild(c) {
+			delete(x.closing, c)
+		}
+	}
+	for c := range x.retry {
+		if !t.hasChild(c) {
+			delete(x.retry, c)
+		}
+	}
 }
 
 // childStagedTheirs (responder, before the response leaves) installs the
