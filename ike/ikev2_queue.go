@@ -104,12 +104,6 @@ func (sa *ikev2SA) enqueue(r *v2Request) {
 	}
 }
 
-// busy reports whether a request of ours is in flight or waiting.
-func (sa *ikev2SA) busy() bool {
-	x := sa.x()
-	return x.cur != nil || len(x.queue) > 0
-}
-
 // sendNext sends the first waiting request.
 func (sa *ikev2SA) sendNext() {
 	x := sa.x()
