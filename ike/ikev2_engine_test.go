@@ -256,3 +256,37 @@ func TestIKEv2ChildAlgorithms(t *testing.T) {
 		})
 	}
 }
+
+// TestRunBindFailureEndsControlCalls: when Run cannot bind its sockets it
+// returns the error and control calls (Status, Initiate) return at once
+// instead of waiting for a loop that never runs (before, Status hung
+// forever, which hung the tests' cleanup after a lost bind race).
+func TestRunBindFailureEndsControlCalls(t *testing.T) {
+	network := sock.NewNetwork()
+	ct, _ := v2Tunnels()
+	taken, err := network.Open(netip.AddrPortFrom(ct.LocalAddr, DefaultPorts.IKE))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	e, err := NewEngine(Config{Tunnels: []TunnelConfig{ct}}, WithBinder(network), WithLogger(newDiscardLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Run(t.Context()); err == nil {
+		t.Fatal("Run bound an address that is taken")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.Status()
+		if err := e.Initiate("tunnel1"); err == nil {
+			t.Error("Initiate on an engine that never ran succeeded")
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("control calls wait forever after Run failed")
+	}
+}
