@@ -267,7 +267,7 @@ func (sa *ikev2SA) handleCreateChildSA(h wire.Header, b []byte) {
 		sa.handleResponseV2(h, b) // ikev2_queue.go
 		return
 	}
-	ps, ok := sa.receiveRequestV2(h, b)
+	ps, raw, ok := sa.receiveRequestV2(h, b)
 	if !ok {
 		return
 	}
@@ -281,7 +281,7 @@ func (sa *ikev2SA) handleCreateChildSA(h wire.Header, b []byte) {
 	default:
 		out = sa.answerChildV2(ps, kind)
 	}
-	sa.answerV2(h, b, out)
+	sa.answerV2(h, raw, out)
 }
 
 // refusalV2 is the response payload of a refused request, logged.

@@ -365,3 +365,34 @@ func TestIKEv2RekeyTimers(t *testing.T) {
 	}
 	t.Logf("cgw: %d child SA rekeys, %d IKE SA rekeys, %d packets, none lost", cs.Counters.Phase2Rekeys, cs.Counters.Phase1Rekeys, f.sent.Load())
 }
+
+// TestIKEv2RekeyFragmented: with a 576-byte fragment size, the vgw's
+// CREATE_CHILD_SA request (AWS's long proposal list and a KE payload) goes
+// in IKE fragments (RFC 7383); the cgw reassembles it, answers, and the
+// child SA is rekeyed without loss.
+func TestIKEv2RekeyFragmented(t *testing.T) {
+	frag := WithIKEv2FragmentSize(576)
+	cgw, vgw, nw := v2Up(t, v2PairOpts{cgwOpts: []Option{frag}, vgwOpts: []Option{frag}})
+	var skf atomic.Int64
+	nw.SetFilter(withLatency(v2IKELatency, func(from, to netip.AddrPort, b []byte) bool {
+		if h, err := wire.DecodeHeader(b); err == nil && h.Exchange == wire.ExchangeCreateChildSA && h.NextPayload == wire.PayloadSKF {
+			skf.Add(1)
+		}
+		return true
+	}))
+	old := inboundSPIs(cgw, vgw)
+	f := startV2Flow(cgw, vgw, time.Millisecond, 3*time.Millisecond)
+	if err := vgw.e.Rekey("tunnel1", 2); err != nil {
+		t.Fatal(err)
+	}
+	waitRekeyed(t, old, 10*time.Second, cgw, vgw)
+	f.end()
+	checkPairsMatch(t, cgw, vgw)
+	if skf.Load() < 2 {
+		t.Fatalf("%d CREATE_CHILD_SA fragments seen: the request was not fragmented", skf.Load())
+	}
+	if f.lost.Load() != 0 {
+		t.Fatalf("%d of %d packets lost", f.lost.Load(), f.sent.Load())
+	}
+	t.Logf("%d CREATE_CHILD_SA fragments", skf.Load())
+}
