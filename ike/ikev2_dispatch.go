@@ -7,7 +7,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/vpnlab/vpnlab/ike/ikev2/exchange"
 	"github.com/vpnlab/vpnlab/ike/ikev2/wire"
 	"github.com/vpnlab/vpnlab/ike/policy"
 )
@@ -18,9 +17,9 @@ import (
 // sender is the original initiator (flag I), SPIi otherwise. A first
 // IKE_SA_INIT request (SPIr zero, message ID 0) goes to the responder
 // (ikev2_sa_init.go) unless it retransmits one we answered. The exchange
-// type then picks the handler; exchanges the core does not handle
-// (CREATE_CHILD_SA, and INFORMATIONAL but for an empty liveness request,
-// answerEmptyInformational) are counted and dropped in unhandledV2.
+// type then picks the handler (CREATE_CHILD_SA: ikev2_create_child_sa.go,
+// INFORMATIONAL: ikev2_informational.go); unknown exchanges are counted
+// and dropped in unhandledV2.
 
 // Drop reasons of IKEv2 messages (EngineCounters.Drops).
 const (
@@ -86,8 +85,10 @@ func (e *Engine) handleV2(s *socket, from netip.AddrPort, b []byte) {
 		sa.handleInitResponse(h, b)
 	case wire.ExchangeIKEAuth:
 		sa.handleAuth(s, from, h, b)
+	case wire.ExchangeCreateChildSA:
+		sa.handleCreateChildSA(h, b) // ikev2_create_child_sa.go
 	case wire.ExchangeInformational:
-		sa.answerEmptyInformational(h, b)
+		sa.handleInformational(h, b) // ikev2_informational.go
 	default:
 		sa.unhandledV2(h)
 	}
@@ -218,43 +219,4 @@ func (e *Engine) recoveredV2(f logrus.Fields, b []byte) {
 		}
 	}()
 	sa.fail("internal error while handling a message of this IKEv2 SA")
-}
-
-// answerEmptyInformational answers an empty INFORMATIONAL request (a
-// liveness check, RFC 7296 section 1.4) with an empty response, so that a
-// peer's dead peer detection finds an established IKE SA alive. Anything
-// else in INFORMATIONAL (DELETE, notifies, responses) is not handled by
-// the IKEv2 core: counted and dropped (branch ikev2-child replaces this
-// with the INFORMATIONAL exchange).
-func (sa *ikev2SA) answerEmptyInformational(h wire.Header, b []byte) {
-	if h.Response() || sa.state != v2Established {
-		sa.unhandledV2(h)
-		return
-	}
-	verdict, cached, _ := sa.resps.Receive(h.MessageID, b)
-	switch verdict {
-	case exchange.Retransmit:
-		sa.answerCached(cached, "INFORMATIONAL response")
-		return
-	case exchange.Drop:
-		sa.e.countDrop(dropV2MessageID)
-		return
-	}
-	ps, err := sa.open(b)
-	if err != nil || len(ps) != 0 {
-		sa.resps.Abandon()
-		if err != nil {
-			sa.e.countDrop(dropV2Integrity)
-			return
-		}
-		sa.unhandledV2(h)
-		return
-	}
-	resp, err := sa.seal(wire.ExchangeInformational, h.MessageID, true, nil)
-	if err != nil {
-		sa.resps.Abandon()
-		return
-	}
-	_ = sa.resps.Answered(h.MessageID, b, [][]byte{resp})
-	sa.sendV2(resp, "INFORMATIONAL response (liveness)")
 }
