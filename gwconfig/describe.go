@@ -34,12 +34,12 @@ func DescribeTunnel(t *policy.Tunnel) string {
 	if t.RemoteID.IsValid() {
 		remoteID = t.RemoteID.String()
 	}
-	return fmt.Sprintf("tunnel=%s local=%s remote=%s:%d/%d local_id=%s remote_id=%s startup=%s ike_mode=%s allow_aggressive=%t "+
+	return fmt.Sprintf("tunnel=%s local=%s remote=%s:%d/%d local_id=%s remote_id=%s ike_versions=%s startup=%s ike_mode=%s allow_aggressive=%t "+
 		"phase1=[%s] phase1_selection=%s phase1_lifetime=%s "+
 		"phase2=[%s] phase2_selection=%s phase2_lifetime=%s phase2_lifetime_kb=%d mode=%s local_ts=%s remote_ts=%s "+
 		"rekey_margin=%s rekey_fuzz=%d%% replay_window=%d dpd_delay=%s dpd_timeout=%s dpd_action=%s nat_traversal=%t nat_keepalive=%s force_encap=%t",
 		t.Name, t.LocalAddr, t.RemoteAddr, t.RemotePorts.IKE, t.RemotePorts.NATT, t.LocalID, remoteID,
-		t.StartupAction, t.Phase1.Exchange, t.Phase1.AllowAggressive,
+		strings.Join(VersionNames(t.Versions()), ","), t.StartupAction, t.Phase1.Exchange, t.Phase1.AllowAggressive,
 		strings.Join(Phase1Names(t.Phase1.Proposals), " "), t.Phase1.Selection, t.Phase1.Lifetime,
 		strings.Join(Phase2Names(t.Phase2.Proposals), " "), t.Phase2.Selection, t.Phase2.Lifetime, t.Phase2.LifetimeKB,
 		t.Phase2.Mode, t.Phase2.LocalTS, t.Phase2.RemoteTS,
@@ -175,6 +175,7 @@ func (c *Config) Summary() string {
 		fmt.Fprintf(&b, "  local:            %s (id %s)\n", t.LocalAddr, t.LocalID)
 		fmt.Fprintf(&b, "  remote:           %s ports %d/%d (id %s)\n", t.RemoteAddr, t.RemotePorts.IKE, t.RemotePorts.NATT, remoteID)
 		fmt.Fprintf(&b, "  psk:              %s (%s)\n", t.PSK, pskState(t.PSK))
+		fmt.Fprintf(&b, "  ike_versions:     %s (initiates with %s)\n", strings.Join(VersionNames(t.Versions()), ", "), t.InitiatorVersion())
 		fmt.Fprintf(&b, "  startup_action:   %s\n", t.StartupAction)
 		fmt.Fprintf(&b, "  ike_mode:         %s (accept aggressive: %t)\n", t.Phase1.Exchange, t.Phase1.AllowAggressive)
 		fmt.Fprintf(&b, "  phase1:           %d proposals, selection %s, lifetime %s\n", len(t.Phase1.Proposals), t.Phase1.Selection, t.Phase1.Lifetime)

@@ -102,16 +102,24 @@ func TestVGWDefaultsAreAWS(t *testing.T) {
 		t.Errorf("ts/mode/natt: %+v", tc.Phase2)
 	}
 
-	// Phase 1: AES128/AES256 x SHA1..SHA2-512 x DH 2, 14-24, in AWS order.
+	// IKE versions: AWS's both, IKEv1 first (what it initiates with).
+	if !reflect.DeepEqual(tc.IKEVersions, []policy.Version{policy.IKEv1, policy.IKEv2}) {
+		t.Errorf("ike versions: %v", tc.IKEVersions)
+	}
+	// Phase 1: AES128, AES256, AES128-GCM-16, AES256-GCM-16 x SHA1..SHA2-512
+	// (with GCM: the PRF) x DH 2, 14-24, in AWS order.
 	var p1 []policy.Phase1Proposal
-	for _, e := range []int{128, 256} {
+	for _, c := range []struct {
+		bits int
+		gcm  bool
+	}{{128, false}, {256, false}, {128, true}, {256, true}} {
 		for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512} {
 			for _, g := range []uint16{2, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24} {
-				p1 = append(p1, policy.Phase1Proposal{EncKeyBits: e, Hash: h, DHGroup: g})
+				p1 = append(p1, policy.Phase1Proposal{EncKeyBits: c.bits, GCM: c.gcm, Hash: h, DHGroup: g})
 			}
 		}
 	}
-	if !reflect.DeepEqual(tc.Phase1.Proposals, p1) {
+	if len(p1) != 192 || !reflect.DeepEqual(tc.Phase1.Proposals, p1) {
 		t.Errorf("phase 1 proposals:\n got %v\nwant %v", Phase1Names(tc.Phase1.Proposals), Phase1Names(p1))
 	}
 	// Phase 2: AES128, AES256 (x 4 integrity), AES128-GCM-16, AES256-GCM-16
@@ -355,7 +363,10 @@ func TestProposalRoundTrip(t *testing.T) {
 func TestProposalParseErrors(t *testing.T) {
 	bad1 := map[string]string{
 		"aes128-sha1":                "want ENC-HASH-GROUP",
-		"aes128gcm16-sha1-modp2048":  "AES-GCM is not available in IKEv1 phase 1",
+		"aes128gcm16-sha1-modp2048":  "AES-GCM has no integrity algorithm; name the PRF, e.g. aes128gcm16-prfsha1-modp2048",
+		"aes128-prfsha1-modp2048":    "with AES-CBC the hash is both integrity and PRF; write aes128-sha1-modp2048",
+		"aes128gcm8-prfsha1-ecp256":  "unknown encryption",
+		"aes128gcm16-prfmd5-ecp256":  "unknown integrity/PRF",
 		"3des-sha1-modp1024":         "unknown encryption",
 		"aes128-md5-modp1024":        "unknown integrity",
 		"aes128-sha1-modp768":        "unknown DH group",
@@ -402,9 +413,27 @@ func TestValidationErrors(t *testing.T) {
 		{"DH 5 ok in cgw phase 1", CGW, minimal("    phase1:\n      dh_groups: [1]\n"), []string{"phase1.dh_groups: 1 is not allowed (allowed: 2, 5, 14-24)"}},
 		{"bad PFS group", VGW, minimal("    phase2:\n      pfs_groups: [25]\n"), []string{"tunnels[0].phase2.pfs_groups: 25 is not allowed (allowed: 2, 5, 14-24)"}},
 		{"proposal DH not AWS", VGW, minimal("    phase1:\n      proposals: [aes128-sha1-modp1536]\n"), []string{"phase1.proposals: aes128-sha1-modp1536: DH group 5 is not allowed (allowed: 2, 14-24)"}},
-		{"AES192 not AWS", VGW, minimal("    phase1:\n      encryption: [AES192]\n"), []string{"phase1.encryption: AES192 is not allowed (allowed: AES128, AES256)"}},
-		{"GCM in phase 1", VGW, minimal("    phase1:\n      encryption: [AES128-GCM-16]\n"), []string{"phase1.encryption: AES128-GCM-16 is not available in IKEv1 phase 1", "IKEv2"}},
-		{"GCM in phase 1 cgw", CGW, minimal("    phase1:\n      proposals: [aes128gcm16-sha256-modp2048]\n"), []string{"AES-GCM is not available in IKEv1 phase 1"}},
+		{"AES192 not AWS", VGW, minimal("    phase1:\n      encryption: [AES192]\n"), []string{"phase1.encryption: AES192 is not allowed (allowed: AES128, AES256, AES128-GCM-16, AES256-GCM-16)"}},
+		{"AES192-GCM not AWS", VGW, minimal("    phase1:\n      encryption: [AES192-GCM-16]\n"), []string{"phase1.encryption: AES192-GCM-16 is not allowed (allowed: AES128, AES256, AES128-GCM-16, AES256-GCM-16)"}},
+		{"GCM in phase 1 IKEv1 only", VGW, minimal("    ike_versions: [ikev1]\n    phase1:\n      encryption: [AES128, AES128-GCM-16]\n"),
+			[]string{"test.yaml:8: tunnels[0].phase1.encryption: AES128-GCM-16: AES-GCM in phase 1 needs IKEv2 (RFC 5282", "ike_versions is [ikev1]; add ikev2"}},
+		{"GCM proposal IKEv1 only", VGW, minimal("    ike_versions: ikev1\n    phase1:\n      proposals: [aes256gcm16-prfsha256-modp2048]\n"),
+			[]string{"test.yaml:8: tunnels[0].phase1.proposals: aes256gcm16-prfsha256-modp2048: AES-GCM in phase 1 needs IKEv2"}},
+		{"GCM in phase 1 cgw default", CGW, minimal("    phase1:\n      proposals: [aes128gcm16-prfsha256-modp2048]\n"), []string{"AES-GCM in phase 1 needs IKEv2", "ike_versions is [ikev1]"}},
+		{"GCM with integrity", CGW, minimal("    phase1:\n      proposals: [aes128gcm16-sha256-modp2048]\n"), []string{"name the PRF, e.g. aes128gcm16-prfsha256-modp2048"}},
+		{"ike_versions unknown", VGW, minimal("    ike_versions: [ikev1, ikev3]\n"), []string{`test.yaml:6: tunnels[0].ike_versions: "ikev3" is not an IKE version (allowed: ikev1, ikev2)`}},
+		{"ike_versions empty", VGW, minimal("    ike_versions: []\n"), []string{"test.yaml:6: tunnels[0].ike_versions: must not be empty (allowed: ikev1, ikev2)"}},
+		{"ike_versions null", CGW, minimal("    ike_versions:\n"), []string{"tunnels[0].ike_versions: must not be empty"}},
+		{"ike_versions twice", CGW, minimal("    ike_versions: [ikev2, IKEv2]\n"), []string{"test.yaml:6: tunnels[0].ike_versions: IKEv2 is listed twice"}},
+		{"ike_versions mapping", CGW, minimal("    ike_versions: {ikev2: true}\n"), []string{"tunnels[0].ike_versions: expected a list"}},
+		{"start needs IKEv2", VGW, minimal("    ike_versions: [ikev1]\n    startup_action: start\n"),
+			[]string{"test.yaml:7: tunnels[0].startup_action: start needs IKEv2: AWS initiates IKE (startup action start) with IKEv2 only, and ike_versions is [ikev1]; add ikev2 to ike_versions or use startup_action: add"}},
+		{"aggressive with IKEv2 initiator", CGW, minimal("    ike_versions: [ikev2, ikev1]\n    ike_mode: aggressive\n"),
+			[]string{"tunnels[0].ike_mode: aggressive is an IKEv1 exchange, but the tunnel initiates with ikev2 (the first of ike_versions)"}},
+		{"aggressive when AWS starts", VGW, minimal("    startup_action: start\n    ike_mode: aggressive\n"),
+			[]string{"tunnels[0].ike_mode: aggressive is an IKEv1 exchange, but with startup_action start AWS initiates with IKEv2"}},
+		{"allow_aggressive without IKEv1", CGW, minimal("    ike_versions: [ikev2]\n    allow_aggressive: true\n"),
+			[]string{"tunnels[0].allow_aggressive: aggressive mode is IKEv1, and ike_versions has no ikev1"}},
 		{"both styles phase 1", CGW, minimal("    phase1:\n      proposals: [aes128-sha1-modp2048]\n      dh_groups: [14]\n"), []string{"phase1.proposals: use either proposals or"}},
 		{"both styles phase 2", CGW, minimal("    phase2:\n      proposals: [esp-aes128-sha1]\n      protocol: esp\n"), []string{"phase2.proposals: use either proposals or"}},
 		{"ah with encryption", CGW, minimal("    phase2:\n      protocol: ah\n      encryption: [AES128]\n"), []string{"phase2.encryption: must not be set with protocol ah"}},
@@ -490,9 +519,9 @@ func TestLabTimers(t *testing.T) {
 }
 
 func TestVGWWarnings(t *testing.T) {
-	c := mustParse(t, VGW, minimal("    startup_action: start\n    ike_mode: aggressive\n    allow_aggressive: true\n    phase2:\n      mode: transport\n      lifetime_kb: 1000\n"))
+	c := mustParse(t, VGW, minimal("    ike_mode: aggressive\n    allow_aggressive: true\n    phase2:\n      mode: transport\n      lifetime_kb: 1000\n"))
 	w := fmt.Sprint(c.Warnings)
-	for _, f := range []string{"startup action start only with IKEv2", "main mode only", "accepts IKEv1 main mode only", "tunnel mode only", "no volume lifetime"} {
+	for _, f := range []string{"main mode only", "accepts IKEv1 main mode only", "tunnel mode only", "no volume lifetime"} {
 		if !strings.Contains(w, f) {
 			t.Errorf("warnings %s lack %q", w, f)
 		}

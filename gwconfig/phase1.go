@@ -31,6 +31,7 @@ func (b *tunnelDecoder) phase1(t *policy.Tunnel, o *object) {
 	if b.vgw {
 		encAllowed, groupAllowed = AWSPhase1Encryption, AWSPhase1DHGroups
 	}
+	ikev2 := len(t.IKEVersions) == 0 || t.Allows(policy.IKEv2) // no versions: their errors are reported
 	switch {
 	case pset && (eset || iset || gset):
 		b.d.errf(o.line("proposals"), o.p("proposals"), "use either proposals or the encryption/integrity/dh_groups lists, not both")
@@ -46,8 +47,11 @@ func (b *tunnelDecoder) phase1(t *policy.Tunnel, o *object) {
 				continue
 			}
 			ok := true
-			if enc := fmt.Sprintf("AES%d", p.EncKeyBits); !containsFold(encAllowed, enc) {
+			if enc := phase1EncAWSName(p); !containsFold(encAllowed, enc) {
 				b.d.errf(it.n, o.p("proposals"), "%s: %s is not allowed (allowed: %s)", it.s, enc, strings.Join(encAllowed, ", "))
+				ok = false
+			} else if p.GCM && !ikev2 {
+				b.d.errf(it.n, o.p("proposals"), "%s: %s", it.s, gcmNeedsIKEv2(t))
 				ok = false
 			}
 			if !containsGroup(groupAllowed, p.DHGroup) {
@@ -64,13 +68,16 @@ func (b *tunnelDecoder) phase1(t *policy.Tunnel, o *object) {
 			}
 		}
 	case eset || iset || gset || b.vgw:
-		encBits := b.p1Encryption(o, encs, eset, encAllowed)
+		ciphers := b.p1Encryption(o, encs, eset, encAllowed, t, ikev2)
 		hs := b.integrity(o, integs, iset, false)
 		gs := b.groups(o, "dh_groups", groups, gset, AWSPhase1DHGroups, groupAllowed, false)
-		for _, e := range encBits {
+		// Every encryption with every integrity and every group; with
+		// AES-GCM the integrity list names the PRF (no integrity
+		// transform: RFC 5282 section 8).
+		for _, c := range ciphers {
 			for _, h := range hs {
 				for _, g := range gs {
-					t.Phase1.Proposals = append(t.Phase1.Proposals, policy.Phase1Proposal{EncKeyBits: e, Hash: hashes[h].h, DHGroup: g})
+					t.Phase1.Proposals = append(t.Phase1.Proposals, policy.Phase1Proposal{EncKeyBits: c.bits, GCM: c.gcm, Hash: hashes[h].h, DHGroup: g})
 				}
 			}
 		}
@@ -82,35 +89,58 @@ func (b *tunnelDecoder) phase1(t *policy.Tunnel, o *object) {
 	}
 }
 
-// p1Encryption reads the phase 1 encryption list as AES key lengths
-// (absent: AWS's list).
-func (b *tunnelDecoder) p1Encryption(o *object, items []item, set bool, allowed []string) []int {
+// p1Cipher is one phase 1 cipher: AES-CBC or AES-GCM-16 with a key length.
+type p1Cipher struct {
+	bits int
+	gcm  bool
+}
+
+// p1Encryption reads the phase 1 encryption list (absent: AWS's list, its
+// AES-GCM entries only when the tunnel allows IKEv2). AES-GCM exists for
+// the IKE SA in IKEv2 only (RFC 5282); AWS offers it in phase 1 with IKEv2.
+func (b *tunnelDecoder) p1Encryption(o *object, items []item, set bool, allowed []string, t *policy.Tunnel, ikev2 bool) []p1Cipher {
 	if !set {
-		var bits []int
+		var cs []p1Cipher
 		for _, s := range AWSPhase1Encryption {
-			_, k, _ := parseAWSEnc(s)
-			bits = append(bits, k)
+			enc, k, _ := parseAWSEnc(s)
+			if enc == isakmp.ESPAESGCM16 && !ikev2 {
+				continue
+			}
+			cs = append(cs, p1Cipher{bits: k, gcm: enc == isakmp.ESPAESGCM16})
 		}
-		return bits
+		return cs
 	}
 	if len(items) == 0 {
 		b.d.errf(o.line("encryption"), o.p("encryption"), "must not be empty")
 	}
-	var bits []int
+	var cs []p1Cipher
 	seen := map[string]bool{}
 	for _, it := range items {
 		enc, k, ok := parseAWSEnc(it.s)
 		switch {
-		case ok && enc == isakmp.ESPAESGCM16:
-			b.d.errf(it.n, o.p("encryption"), "%s is not available in IKEv1 phase 1: AWS offers AES-GCM in phase 1 only with IKEv2 (allowed: %s)", it.s, strings.Join(allowed, ", "))
 		case !ok || !containsFold(allowed, it.s):
 			b.d.errf(it.n, o.p("encryption"), "%s is not allowed (allowed: %s)", it.s, strings.Join(allowed, ", "))
+		case enc == isakmp.ESPAESGCM16 && !ikev2:
+			b.d.errf(it.n, o.p("encryption"), "%s: %s", it.s, gcmNeedsIKEv2(t))
 		case seen[strings.ToUpper(it.s)]:
 			b.d.errf(it.n, o.p("encryption"), "%s is listed twice", it.s)
 		default:
 			seen[strings.ToUpper(it.s)] = true
-			bits = append(bits, k)
+			cs = append(cs, p1Cipher{bits: k, gcm: enc == isakmp.ESPAESGCM16})
 		}
 	}
-	return bits
+	return cs
+}
+
+// phase1EncAWSName is the AWS name of a phase 1 cipher: AES128, AES256-GCM-16.
+func phase1EncAWSName(p policy.Phase1Proposal) string {
+	if p.GCM {
+		return fmt.Sprintf("AES%d-GCM-16", p.EncKeyBits)
+	}
+	return fmt.Sprintf("AES%d", p.EncKeyBits)
+}
+
+// gcmNeedsIKEv2 says why AES-GCM is refused in phase 1 of t.
+func gcmNeedsIKEv2(t *policy.Tunnel) string {
+	return fmt.Sprintf("AES-GCM in phase 1 needs IKEv2 (RFC 5282 defines it for the IKEv2 SA only; AWS offers it with IKEv2), and ike_versions is [%s]; add ikev2 to ike_versions or use AES-CBC", strings.Join(VersionNames(t.IKEVersions), ", "))
 }

@@ -111,10 +111,14 @@ func authAWSName(a uint16) string {
 	return authName(a)
 }
 
-// ParsePhase1Proposal parses a strongSwan-style IKEv1 phase 1 proposal
-// "ENC-HASH-GROUP", e.g. "aes128-sha1-modp2048" or "aes256-sha256-ecp256".
-// ENC is aes128, aes192 or aes256 ("aes" means aes128), HASH is sha1,
-// sha256, sha384 or sha512 (also the PRF), GROUP is one of modp1024 (2),
+// ParsePhase1Proposal parses a strongSwan-style phase 1 proposal
+// "ENC-HASH-GROUP", e.g. "aes128-sha1-modp2048" or "aes256-sha256-ecp256",
+// or with AES-GCM (IKEv2 only) "AEAD-prfHASH-GROUP", e.g.
+// "aes256gcm16-prfsha256-modp2048" (strongSwan's IKEv2 AEAD syntax: no
+// integrity, the PRF named). ENC is aes128, aes192 or aes256 ("aes" means
+// aes128), AEAD aes128gcm16, aes192gcm16 or aes256gcm16 ("aesgcm16" means
+// aes128gcm16), HASH is sha1, sha256, sha384 or sha512 (with AES-CBC both
+// the integrity and the PRF, as HMAC), GROUP is one of modp1024 (2),
 // modp1536 (5), modp2048 (14), modp3072 (15), modp4096 (16), modp6144 (17),
 // modp8192 (18), ecp256 (19), ecp384 (20), ecp521 (21), modp1024s160 (22),
 // modp2048s224 (23), modp2048s256 (24). Matching is case-insensitive.
@@ -122,7 +126,7 @@ func ParsePhase1Proposal(s string) (policy.Phase1Proposal, error) {
 	var p policy.Phase1Proposal
 	parts := strings.Split(strings.ToLower(strings.TrimSpace(s)), "-")
 	if len(parts) != 3 {
-		return p, fmt.Errorf("%q: want ENC-HASH-GROUP, e.g. aes128-sha1-modp2048", s)
+		return p, fmt.Errorf("%q: want ENC-HASH-GROUP, e.g. aes128-sha1-modp2048, or AEAD-prfHASH-GROUP, e.g. aes256gcm16-prfsha256-modp2048", s)
 	}
 	switch parts[0] {
 	case "aes", "aes128":
@@ -131,20 +135,31 @@ func ParsePhase1Proposal(s string) (policy.Phase1Proposal, error) {
 		p.EncKeyBits = 192
 	case "aes256":
 		p.EncKeyBits = 256
+	case "aesgcm16", "aes128gcm16":
+		p.EncKeyBits, p.GCM = 128, true
+	case "aes192gcm16":
+		p.EncKeyBits, p.GCM = 192, true
+	case "aes256gcm16":
+		p.EncKeyBits, p.GCM = 256, true
 	default:
-		if strings.Contains(parts[0], "gcm") {
-			return p, fmt.Errorf("%q: AES-GCM is not available in IKEv1 phase 1 (AWS offers it only with IKEv2); use aes128, aes192 or aes256", s)
-		}
-		return p, fmt.Errorf("%q: unknown encryption %q (want aes128, aes192 or aes256)", s, parts[0])
+		return p, fmt.Errorf("%q: unknown encryption %q (want aes128, aes192, aes256, aes128gcm16, aes192gcm16 or aes256gcm16)", s, parts[0])
 	}
+	hash := parts[1]
+	switch {
+	case p.GCM && !strings.HasPrefix(hash, "prf"):
+		return p, fmt.Errorf("%q: AES-GCM has no integrity algorithm; name the PRF, e.g. %s-prf%s-%s", s, parts[0], hash, parts[2])
+	case !p.GCM && strings.HasPrefix(hash, "prf"):
+		return p, fmt.Errorf("%q: with AES-CBC the hash is both integrity and PRF; write %s-%s-%s", s, parts[0], strings.TrimPrefix(hash, "prf"), parts[2])
+	}
+	hash = strings.TrimPrefix(hash, "prf")
 	found := false
 	for _, h := range hashes {
-		if h.name == parts[1] {
+		if h.name == hash {
 			p.Hash, found = h.h, true
 		}
 	}
 	if !found {
-		return p, fmt.Errorf("%q: unknown integrity %q (want sha1, sha256, sha384 or sha512)", s, parts[1])
+		return p, fmt.Errorf("%q: unknown integrity/PRF %q (want sha1, sha256, sha384 or sha512)", s, parts[1])
 	}
 	g, ok := dhGroupByName(parts[2])
 	if !ok {
@@ -155,8 +170,12 @@ func ParsePhase1Proposal(s string) (policy.Phase1Proposal, error) {
 }
 
 // FormatPhase1 returns the strongSwan-style name of a phase 1 proposal, e.g.
-// "aes128-sha1-modp2048". It is the inverse of ParsePhase1Proposal.
+// "aes128-sha1-modp2048" or "aes256gcm16-prfsha256-modp2048". It is the
+// inverse of ParsePhase1Proposal.
 func FormatPhase1(p policy.Phase1Proposal) string {
+	if p.GCM {
+		return fmt.Sprintf("aes%dgcm16-prf%s-%s", p.EncKeyBits, hashName(p.Hash), dhGroupName(p.DHGroup))
+	}
 	return fmt.Sprintf("aes%d-%s-%s", p.EncKeyBits, hashName(p.Hash), dhGroupName(p.DHGroup))
 }
 

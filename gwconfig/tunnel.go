@@ -34,7 +34,7 @@ func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string, r *tunnelRa
 		return t
 	}
 	o := d.object(n, path, "name", "connection", "local_address", "local_id", "remote_address", "remote_id",
-		"remote_port", "remote_natt_port", "psk_file", "psk_env", "startup_action", "ike_mode",
+		"remote_port", "remote_natt_port", "psk_file", "psk_env", "ike_versions", "startup_action", "ike_mode",
 		"allow_aggressive", "phase1", "phase2", "local_ts", "remote_ts", "rekey_margin",
 		"rekey_fuzz", "replay_window", "dpd", "nat_traversal", "nat_keepalive", "force_encap",
 		"inside_cidr", "bgp", "static_routes", "mss_clamp", "outside_mtu")
@@ -45,6 +45,7 @@ func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string, r *tunnelRa
 
 	b.endpoints(&t, o)
 	t.PSK = b.psk(o, base)
+	t.IKEVersions = b.ikeVersions(o)
 	b.exchange(&t, o)
 
 	b.phase1(&t, d.object(o.get("phase1"), o.p("phase1"), "proposals", "encryption", "integrity", "dh_groups", "lifetime", "selection"))
@@ -97,8 +98,10 @@ func (b *tunnelDecoder) endpoints(t *policy.Tunnel, o *object) {
 	t.RemotePorts.NATT = uint16(o.integer("remote_natt_port", int64(policy.DefaultPorts.NATT), 1, 65535))
 }
 
-// exchange reads who starts the tunnel (startup_action) and the phase 1
-// exchange: main or aggressive mode, and whether aggressive is accepted.
+// exchange reads who starts the tunnel (startup_action) and the IKEv1
+// phase 1 exchange: main or aggressive mode, and whether aggressive is
+// accepted. On a vgw, startup_action start needs IKEv2 (AWS refuses it
+// otherwise) and makes the tunnel initiate with IKEv2.
 func (b *tunnelDecoder) exchange(t *policy.Tunnel, o *object) {
 	d := b.d
 	defStart := "add"
@@ -107,18 +110,30 @@ func (b *tunnelDecoder) exchange(t *policy.Tunnel, o *object) {
 	}
 	if o.enum("startup_action", defStart, "add", "start") == "start" {
 		t.StartupAction = policy.StartupStart
-		if b.vgw {
-			d.warnf(o.line("startup_action"), o.p("startup_action"), "AWS supports startup action start only with IKEv2; an AWS IKEv1 tunnel waits for the customer gateway")
+		switch {
+		case b.vgw && len(t.IKEVersions) > 0 && !t.Allows(policy.IKEv2):
+			d.errf(o.line("startup_action"), o.p("startup_action"), "start needs IKEv2: AWS initiates IKE (startup action start) with IKEv2 only, and ike_versions is [%s]; add ikev2 to ike_versions or use startup_action: add (the customer gateway initiates)", strings.Join(VersionNames(t.IKEVersions), ", "))
+		case b.vgw:
+			t.IKEVersions = awsInitiatorOrder(t.IKEVersions)
 		}
 	}
+	ikev1 := len(t.IKEVersions) == 0 || t.Allows(policy.IKEv1)
 	if o.enum("ike_mode", "main", "main", "aggressive") == "aggressive" {
 		t.Phase1.Exchange = policy.AggressiveMode
-		if b.vgw {
+		switch {
+		case b.vgw && t.StartupAction == policy.StartupStart && t.Allows(policy.IKEv2):
+			d.errf(o.line("ike_mode"), o.p("ike_mode"), "aggressive is an IKEv1 exchange, but with startup_action start AWS initiates with IKEv2")
+		case len(t.IKEVersions) > 0 && t.InitiatorVersion() != policy.IKEv1:
+			d.errf(o.line("ike_mode"), o.p("ike_mode"), "aggressive is an IKEv1 exchange, but the tunnel initiates with %s (the first of ike_versions)", t.InitiatorVersion())
+		case b.vgw:
 			d.warnf(o.line("ike_mode"), o.p("ike_mode"), "AWS uses IKEv1 main mode only")
 		}
 	}
 	t.Phase1.AllowAggressive = o.boolean("allow_aggressive", false)
-	if t.Phase1.AllowAggressive && b.vgw {
+	switch {
+	case t.Phase1.AllowAggressive && !ikev1:
+		d.errf(o.line("allow_aggressive"), o.p("allow_aggressive"), "aggressive mode is IKEv1, and ike_versions has no ikev1")
+	case t.Phase1.AllowAggressive && b.vgw:
 		d.warnf(o.line("allow_aggressive"), o.p("allow_aggressive"), "AWS accepts IKEv1 main mode only")
 	}
 }

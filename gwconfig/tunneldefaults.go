@@ -35,10 +35,11 @@ const (
 	NATKeepaliveOff time.Duration = -1
 )
 
-// AWS tunnel-option value lists, in AWS's order. Phase 1 encryption lists
-// only AES-CBC: AWS offers AES-GCM in phase 1 with IKEv2 only.
+// AWS tunnel-option value lists, in AWS's order. AWS offers AES-GCM in
+// phase 1 with IKEv2 only (RFC 5282): a tunnel whose ike_versions has no
+// ikev2 gets the AES-CBC entries of AWSPhase1Encryption only.
 var (
-	AWSPhase1Encryption = []string{"AES128", "AES256"}
+	AWSPhase1Encryption = []string{"AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16"}
 	AWSPhase1Integrity  = []string{"SHA1", "SHA2-256", "SHA2-384", "SHA2-512"}
 	AWSPhase1DHGroups   = []uint16{2, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24}
 	AWSPhase2Encryption = []string{"AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16"}
@@ -53,7 +54,7 @@ var (
 )
 
 var (
-	cgwPhase1Encryption = []string{"AES128", "AES192", "AES256"}
+	cgwPhase1Encryption = []string{"AES128", "AES192", "AES256", "AES128-GCM-16", "AES192-GCM-16", "AES256-GCM-16"}
 	cgwPhase2Encryption = []string{"AES128", "AES192", "AES256", "AES128-GCM-16", "AES192-GCM-16", "AES256-GCM-16", "NULL"}
 	allDHGroups         = func() []uint16 {
 		var g []uint16
