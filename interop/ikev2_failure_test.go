@@ -16,9 +16,12 @@ import (
 
 // IKEv2 failures against strongSwan: a wrong pre-shared key and no common
 // IKE proposal, with charon as initiator (our vgw must refuse and say why)
-// and as responder (our cgw must report charon's notify and say why). Each
-// case checks charon's log line, our tunnel's last_error and our event
-// stream, and that no SA exists on either side.
+// and as responder (our cgw must report charon's notify and say why); no
+// common child proposal and disjoint traffic selectors (TS_UNACCEPTABLE)
+// refused by charon, where the IKE SA stays up without a child (RFC 7296
+// section 2.21.2). Each case checks charon's log line, our tunnel's
+// last_error and our event stream, and that no CHILD_SA exists on either
+// side.
 
 // v2Failure is one failing negotiation.
 type v2Failure struct {
@@ -27,6 +30,13 @@ type v2Failure struct {
 	wrongPSK bool
 	ourIKE   string // our phase 1 proposal
 	swIKE    string // charon's
+	// ourESP and swESP are the child proposals ("" = esp-aes128-sha256).
+	ourESP, swESP string
+	// Traffic selectors of both sides ("" = 0.0.0.0/0).
+	ourLocalTS, ourRemoteTS, swLocalTS, swRemoteTS string
+	// childOnly: the IKE SA is established and only the first CHILD_SA is
+	// refused (RFC 7296 section 2.21.2 keeps the IKE SA).
+	childOnly bool
 	// charonLog is the line charon must log.
 	charonLog *regexp.Regexp
 	// ourError is what our last_error and an event must say.
@@ -42,24 +52,36 @@ var v2Failures = []struct {
 	charonInitiates bool
 }{
 	{v2Failure{
-		name: "wrong-psk", wrongPSK: true, ourIKE: "aes256-sha256-modp2048", swIKE: "aes256-sha256-modp2048",
+		name: "psk", wrongPSK: true, ourIKE: "aes256-sha256-modp2048", swIKE: "aes256-sha256-modp2048",
 		charonLog: regexp.MustCompile(`received AUTHENTICATION_FAILED notify error`),
 		ourError:  regexp.MustCompile(`(?i)pre-shared key|` + notifyName("AUTHENTICATION_FAILED")),
 	}, true},
 	{v2Failure{
-		name: "wrong-psk", wrongPSK: true, ourIKE: "aes256-sha256-modp2048", swIKE: "aes256-sha256-modp2048",
+		name: "psk", wrongPSK: true, ourIKE: "aes256-sha256-modp2048", swIKE: "aes256-sha256-modp2048",
 		charonLog: regexp.MustCompile(`tried \d+ shared keys? for '[^']+' - '[^']+', but MAC mismatched`),
 		ourError:  regexp.MustCompile(notifyName("AUTHENTICATION_FAILED")),
 	}, false},
 	{v2Failure{
-		name: "no-proposal", ourIKE: "aes256-sha256-modp2048", swIKE: "aes128-sha1-modp2048",
+		name: "ike-proposal", ourIKE: "aes256-sha256-modp2048", swIKE: "aes128-sha1-modp2048",
 		charonLog: regexp.MustCompile(`received NO_PROPOSAL_CHOSEN notify error`),
 		ourError:  regexp.MustCompile(`(?i)proposal`),
 	}, true},
 	{v2Failure{
-		name: "no-proposal", ourIKE: "aes128-sha1-modp2048", swIKE: "aes256-sha256-modp2048",
+		name: "ike-proposal", ourIKE: "aes128-sha1-modp2048", swIKE: "aes256-sha256-modp2048",
 		charonLog: regexp.MustCompile(`received proposals: IKE:AES_CBC_128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_2048|received proposals unacceptable`),
 		ourError:  regexp.MustCompile(notifyName("NO_PROPOSAL_CHOSEN")),
+	}, false},
+	{v2Failure{
+		name: "child-proposal", ourIKE: "aes256-sha256-modp2048", swIKE: "aes256-sha256-modp2048",
+		ourESP: "esp-aes128-sha1", swESP: "aes256gcm16", childOnly: true,
+		charonLog: regexp.MustCompile(`no acceptable proposal found|failed to establish CHILD_SA`),
+		ourError:  regexp.MustCompile(`(?i)phase2-failed .*` + notifyName("NO_PROPOSAL_CHOSEN")),
+	}, false},
+	{v2Failure{
+		name: "ts", ourIKE: "aes256-sha256-modp2048", swIKE: "aes256-sha256-modp2048",
+		ourLocalTS: "10.10.0.0/16", swRemoteTS: "192.168.0.0/16", childOnly: true,
+		charonLog: regexp.MustCompile(`traffic selectors 0\.0\.0\.0/0 === 10\.10\.0\.0/16 unacceptable`),
+		ourError:  regexp.MustCompile(`(?i)phase2-failed .*` + notifyName("TS_UNACCEPTABLE")),
 	}, false},
 }
 
@@ -72,7 +94,7 @@ func TestIKEv2Failures(t *testing.T) {
 	for _, f := range v2Failures {
 		role := "cgw-initiates"
 		if f.charonInitiates {
-			role = "strongswan-initiates"
+			role = "charon-initiates"
 		}
 		t.Run(f.name+"/"+role, func(t *testing.T) {
 			v2RunFailure(t, f.v2Failure, f.charonInitiates)
@@ -91,13 +113,15 @@ func v2RunFailure(t *testing.T, f v2Failure, charonInitiates bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	dir := e.lab.LogDir()
+	ourESP, swESP := or(f.ourESP, "esp-aes128-sha256"), or(f.swESP, "aes128-sha256")
 	conn := strongswan.Conn{
 		Name: strongswanConn, Version: 2, Proposals: []string{f.swIKE}, Encap: true, PSK: swPSK,
 		ReauthTime: "0s", RekeyTime: "0s", KeyingTries: "1",
-		Children: []strongswan.Child{{Name: strongswanCSA, ESPProposals: []string{"aes128-sha256"},
-			LocalTS: []string{"0.0.0.0/0"}, RemoteTS: []string{"0.0.0.0/0"}, LifeTime: "3600s", RekeyTime: "0s"}},
+		Children: []strongswan.Child{{Name: strongswanCSA, ESPProposals: []string{swESP},
+			LocalTS: []string{or(f.swLocalTS, "0.0.0.0/0")}, RemoteTS: []string{or(f.swRemoteTS, "0.0.0.0/0")}, LifeTime: "3600s", RekeyTime: "0s"}},
 	}
-	tunnel := fmt.Sprintf("    ike_versions: [ikev2]\n    phase1: {proposals: [%s]}\n    phase2: {proposals: [esp-aes128-sha256]}\n", f.ourIKE)
+	tunnel := fmt.Sprintf("    local_ts: %s\n    remote_ts: %s\n    ike_versions: [ikev2]\n    phase1: {proposals: [%s]}\n    phase2: {proposals: [%s]}\n",
+		or(f.ourLocalTS, "0.0.0.0/0"), or(f.ourRemoteTS, "0.0.0.0/0"), f.ourIKE, ourESP)
 	var g *gateway
 	var c *strongswan.Charon
 	if charonInitiates {
@@ -129,31 +153,46 @@ func v2RunFailure(t *testing.T, f v2Failure, charonInitiates bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("our %s: phase1 %s status %s last_error %q", g.name, tu.Phase1State, tu.Status, tu.LastError)
-	if tu.Phase1State == "Established" || len(tu.SAs) != 0 || tu.Status != "DOWN" {
-		t.Errorf("our %s: phase1 %s, %d SAs, status %s; want not established, none, DOWN", g.name, tu.Phase1State, len(tu.SAs), tu.Status)
+	t.Logf("our %s: phase1 %s phase2 %s status %s last_error %q", g.name, tu.Phase1State, tu.Phase2State, tu.Status, tu.LastError)
+	if (tu.Phase1State == "Established") != f.childOnly || len(tu.SAs) != 0 || tu.Status != "DOWN" || tu.Phase2State == "Established" {
+		t.Errorf("our %s: phase1 %s phase2 %s, %d SAs, status %s; want phase 1 established %v, no child SA, DOWN",
+			g.name, tu.Phase1State, tu.Phase2State, len(tu.SAs), tu.Status, f.childOnly)
 	}
-	if !f.ourError.MatchString(tu.LastError) {
-		t.Errorf("our %s: last_error %q does not say why (want /%s/)", g.name, tu.LastError, f.ourError)
+	// last_error has the message without the event type.
+	if re := regexp.MustCompile(strings.TrimPrefix(f.ourError.String(), "(?i)phase2-failed .*")); !re.MatchString(tu.LastError) {
+		t.Errorf("our %s: last_error %q does not say why (want /%s/)", g.name, tu.LastError, re)
 	}
-	if sas, err := c.ListSAs(ctx); err != nil {
-		t.Errorf("charon: list-sas: %v", err)
-	} else {
-		for _, sa := range sas {
-			if sa.State == "ESTABLISHED" {
-				t.Errorf("charon: an IKE_SA is established: %s", strongswan.Summary(sas))
+	sas, err := c.ListSAs(ctx)
+	if err != nil {
+		t.Fatalf("charon: list-sas: %v", err)
+	}
+	t.Logf("charon:%s", strongswan.Summary(sas))
+	for _, sa := range sas {
+		if sa.State == "ESTABLISHED" && !f.childOnly {
+			t.Errorf("charon: an IKE_SA is established")
+		}
+		for _, ch := range sa.Children {
+			if ch.State == "INSTALLED" {
+				t.Errorf("charon: a CHILD_SA is installed")
 			}
 		}
 	}
 }
 
-// v2AnyConfig is one tunnel with 0.0.0.0/0 selectors both ways (AWS's
-// default) and no data path: the negotiation is what fails.
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// v2AnyConfig is one tunnel without a data path (the negotiation is what
+// fails); extra holds its selectors, versions and proposals.
 func v2AnyConfig(dir, name, local, remote string, start bool, extra string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "log: {format: json, level: debug}\ncontrol: {listen: \"unix:%s/%s.sock\"}\nlab_timers: true\n", dir, name)
 	fmt.Fprintf(&b, "ike: {retransmit_timeout: 500ms, retransmit_tries: 3}\n")
-	fmt.Fprintf(&b, "tunnels:\n  - name: %s\n    local_address: %s\n    remote_address: %s\n    psk_env: %s\n    local_ts: 0.0.0.0/0\n    remote_ts: 0.0.0.0/0\n",
+	fmt.Fprintf(&b, "tunnels:\n  - name: %s\n    local_address: %s\n    remote_address: %s\n    psk_env: %s\n",
 		tunnelName, local, remote, pskEnv)
 	if start {
 		b.WriteString("    startup_action: start\n")
