@@ -47,6 +47,14 @@ type Options struct {
 	// differs from the address AWS sees (behind NAT); empty: use what the
 	// vgw config says.
 	CustomerAddress string
+	// IKEVersion is the IKE version of the customer gateway's files: 0
+	// chooses per tunnel, IKEv2 where the vgw tunnel allows it (AWS
+	// recommends IKEv2), else IKEv1; IKEv1 or IKEv2 asks for that version
+	// and a tunnel that does not allow it is an error (ikeversion.go).
+	IKEVersion policy.Version
+	// PreferIKEv1 makes the per-tunnel choice IKEv1 where the tunnel allows
+	// it (vpnlab run's strongSwan customer gateway).
+	PreferIKEv1 bool
 
 	// The containerlab format (a scenario file): the scenario's profile
 	// and --set variables, the image of every node (default containerlab.DefaultImage)
@@ -145,6 +153,9 @@ func Export(format string, path string, opts Options) ([]File, error) {
 		return nil, err
 	}
 	if in == InputScenario {
+		if opts.IKEVersion != 0 || opts.PreferIKEv1 {
+			return nil, fmt.Errorf("--ike-version is for the formats that read a vgw configuration, not %s (the scenario's ike_versions decide)", format)
+		}
 		files, err := scenarioFormats[format](path, opts)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", format, err)
@@ -153,6 +164,9 @@ func Export(format string, path string, opts Options) ([]File, error) {
 		return files, nil
 	}
 	if err := vgwOptionsOK(opts); err != nil {
+		return nil, err
+	}
+	if err := checkIKEVersion(opts.IKEVersion); err != nil {
 		return nil, err
 	}
 	gen := generators[format]
@@ -195,6 +209,7 @@ type tunnel struct {
 	connection string // the tunnel's connection ("" none)
 	vgw        *policy.Tunnel
 	ext        *gwconfig.Tunnel
+	version    policy.Version // of the exported files (chooseVersion)
 
 	awsAddr  netip.Addr   // AWS outside address (the vgw's local_address)
 	awsID    netip.Addr   // the identity AWS sends
@@ -301,6 +316,11 @@ func (m *model) selectTunnels(local netip.Addr, refs map[string]string) error {
 		if ext.Inside.IsValid() {
 			t.cgwInside = netip.PrefixFrom(ext.PeerInside, 30)
 		}
+		v, err := chooseVersion(t, m.opts)
+		if err != nil {
+			return err
+		}
+		t.version = v
 		m.tunnels = append(m.tunnels, t)
 	}
 	if len(m.tunnels) == 0 {

@@ -58,7 +58,7 @@ func libreswanTools(t *testing.T) string {
 
 func TestLibreswan(t *testing.T) {
 	p := writeVGW(t, testVGW)
-	fs := files(t, "libreswan", p, Options{Connections: []string{"vpn-a"}, CustomerAddress: "10.99.0.2"})
+	fs := files(t, "libreswan", p, Options{Connections: []string{"vpn-a"}, CustomerAddress: "10.99.0.2", IKEVersion: policy.IKEv1})
 	conf, ok := fs["ipsec.conf"]
 	sec, ok2 := fs["ipsec.secrets.example"]
 	if !ok || !ok2 || len(fs) != 2 || sec.Mode != 0o644 {
@@ -75,8 +75,8 @@ func TestLibreswan(t *testing.T) {
 		"ike=aes256-sha2_256-modp2048", "esp=aes_gcm256-null-modp2048",
 		"ikelifetime=14400s", "salifetime=1800s", "rekeymargin=120s", "rekeyfuzz=50%", "dpdtimeout=30s",
 	)
-	// a1: AWS's defaults minus what Libreswan's IKEv1 cannot do (DH 2,
-	// 22-24 of the 12 AWS groups; one MODP PFS group: 14).
+	// a1: AWS's defaults minus what Libreswan's IKEv1 cannot do (AES-GCM;
+	// DH 2, 22-24 of the 12 AWS groups; one MODP PFS group: 14).
 	ikeA1 := lineValueEq(text, "ike")
 	if n := len(strings.Split(ikeA1, ",")); n != 2*4*8 || strings.Contains(ikeA1, "modp1024") || !strings.Contains(ikeA1, "aes256-sha2_512-ecp521") {
 		t.Errorf("a1 ike= has %d proposals: %s", n, ikeA1)
@@ -130,8 +130,17 @@ func TestLibreswanRefuses(t *testing.T) {
 	}
 	cfg = strings.Replace(staticVGW, "    static_routes: [10.10.0.0/16]\n", "    static_routes: [10.10.0.0/16]\n    phase2: {pfs_groups: [19, 20]}\n", 1)
 	p = writeVGW(t, cfg)
-	if _, err := Export("libreswan", p, Options{}); err == nil || !strings.Contains(err.Error(), "one MODP PFS group") {
+	if _, err := Export("libreswan", p, Options{IKEVersion: policy.IKEv1}); err == nil || !strings.Contains(err.Error(), "with IKEv1 (ESP, one MODP PFS group") {
 		t.Errorf("ECP PFS only: %v", err)
+	}
+	// IKEv2 ESP takes an ECP group.
+	fs := files(t, "libreswan", p, Options{})
+	if esp := lineValueEq(string(fs["ipsec.conf"].Data), "esp"); !strings.HasSuffix(esp, "-ecp256") {
+		t.Errorf("IKEv2 with ECP PFS: esp=%s", esp)
+	}
+	cfg = strings.Replace(staticVGW, "    static_routes: [10.10.0.0/16]\n", "    static_routes: [10.10.0.0/16]\n    phase1: {dh_groups: [2, 22]}\n", 1)
+	if _, err := Export("libreswan", writeVGW(t, cfg), Options{IKEVersion: policy.IKEv2}); err == nil || !strings.Contains(err.Error(), "can be done by Libreswan with IKEv2") {
+		t.Errorf("IKEv2, DH 2/22 only: %v", err)
 	}
 }
 
@@ -238,7 +247,7 @@ func TestVPNLab(t *testing.T) {
 
 func TestGeneric(t *testing.T) {
 	p := writeVGW(t, testVGW)
-	fs := files(t, "generic", p, Options{Advertise: []string{"10.10.0.0/16"}})
+	fs := files(t, "generic", p, Options{Advertise: []string{"10.10.0.0/16"}, IKEVersion: policy.IKEv1})
 	f, ok := fs["vpn-parameters.txt"]
 	if !ok || f.Mode != 0o644 {
 		t.Fatalf("files %v", keys(fs))
@@ -266,6 +275,31 @@ func TestGeneric(t *testing.T) {
 			t.Errorf("sheet lacks %q", s)
 		}
 	}
+	// IKEv2 (the default where the tunnel allows it): AES-GCM too, whose
+	// hash is the PRF.
+	text = string(files(t, "generic", p, Options{})["vpn-parameters.txt"].Data)
+	for _, s := range []string{
+		"Version:                   IKEv2 (IKEv2, which AWS recommends; the AWS tunnel allows ikev1, ikev2 (--ike-version ikev1 for IKEv1))",
+		"Encryption:                AES128, AES256, AES128-GCM-16, AES256-GCM-16 (AES alone is CBC)",
+		"Integrity and PRF:         SHA1, SHA2-256, SHA2-384, SHA2-512 (HMAC; with AES-GCM the PRF only, no integrity)",
+		"Proposals:                 all 192 combinations of the above",
+		"Encryption:                AES256 (CBC)", // a2: its own list
+	} {
+		if !strings.Contains(text, s) {
+			t.Errorf("IKEv2 sheet lacks %q", s)
+		}
+	}
+	text = string(files(t, "generic", writeVGW(t, staticVGW+"    ike_versions: [ikev2]\n    phase1: {encryption: [AES256-GCM-16], integrity: [SHA2-384], dh_groups: [20]}\n"), Options{})["vpn-parameters.txt"].Data)
+	for _, s := range []string{
+		"Version:                   IKEv2 (ikev2: the only version the AWS tunnel allows)",
+		"Encryption:                AES256-GCM-16\n", "PRF:                       SHA2-384 (HMAC; no integrity with AES-GCM)",
+		"Proposals:                 all 1 combinations of the above",
+	} {
+		if !strings.Contains(text, s) {
+			t.Errorf("GCM-only sheet lacks %q:\n%s", s, text)
+		}
+	}
+
 	fs = files(t, "generic", p, Options{IncludeSecrets: true})
 	if f := fs["vpn-parameters.txt"]; f.Mode != 0o600 || !strings.Contains(string(f.Data), "Pre-shared key:            "+pskA2) {
 		t.Errorf("with secrets: mode %o", f.Mode)

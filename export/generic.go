@@ -81,7 +81,11 @@ func genericTunnel(m *model, t *tunnel, b *strings.Builder) {
 	row("IKE ports", fmt.Sprintf("UDP %d, and %d for NAT traversal (open both, and ESP (IP protocol 50) without NAT)", t.awsPorts.IKE, t.awsPorts.NATT))
 
 	b.WriteString("IKE (phase 1)\n")
-	row("Version", "IKEv1, main mode (aggressive mode is refused)")
+	if t.version == policy.IKEv2 {
+		row("Version", "IKEv2 ("+t.versionWhy(m.opts)+")")
+	} else {
+		row("Version", "IKEv1, main mode (aggressive mode is refused) ("+t.versionWhy(m.opts)+")")
+	}
 	row("Authentication", "pre-shared key")
 	if m.opts.IncludeSecrets {
 		row("Pre-shared key", string(t.psk))
@@ -89,19 +93,7 @@ func genericTunnel(m *model, t *tunnel, b *strings.Builder) {
 		row("Pre-shared key", "from "+t.pskSource())
 	}
 	row("Identities", fmt.Sprintf("ours ID_IPV4_ADDR %s, AWS's ID_IPV4_ADDR %s", t.cgwID, t.awsID))
-	var encs, hashes []string
-	var groups []uint16
-	for _, p := range v.Phase1.Proposals {
-		encs = addUniq(encs, fmt.Sprintf("AES%d", p.EncKeyBits))
-		hashes = addUniq(hashes, awsHash[p.Hash])
-		if !slices.Contains(groups, p.DHGroup) {
-			groups = append(groups, p.DHGroup)
-		}
-	}
-	row("Encryption", strings.Join(encs, ", ")+" (CBC)")
-	row("Integrity and PRF", strings.Join(hashes, ", ")+" (HMAC)")
-	row("DH groups", groupsText(groups))
-	comb(b, len(encs)*len(hashes)*len(groups), gwconfig.Phase1Names(v.Phase1.Proposals))
+	genericPhase1(t, row, b)
 	row("Lifetime", secs(v.Phase1.Lifetime))
 	row("Proposal choice", "AWS takes, among those offered, the one with the lowest values (whatever the order)")
 
@@ -144,6 +136,40 @@ func genericTunnel(m *model, t *tunnel, b *strings.Builder) {
 	row("Interface MTU", fmt.Sprintf("%d (AWS's recommendation); with these proposals at most %d, or %d with NAT-T (ESP in UDP)", AWSInterfaceMTU, plain, udp))
 	row("TCP MSS clamp", fmt.Sprintf("%d (interface MTU - 40); at most %d, or %d with NAT-T", AWSInterfaceMTU-40, plain-40, udp-40))
 	row("Fragmentation", "fragment before encryption; AWS does no path MTU discovery and no jumbo frames")
+}
+
+// genericPhase1 lists the phase 1 algorithms of the tunnel's version: the
+// AES-GCM ones only with IKEv2, where the hash of a GCM proposal is its PRF
+// (no integrity, RFC 5282) and that of a CBC one both integrity and PRF.
+func genericPhase1(t *tunnel, row func(k, v string), b *strings.Builder) {
+	ps := t.phase1For()
+	var encs, hashes []string
+	var groups []uint16
+	gcm, cbc := false, false
+	for _, p := range ps {
+		if p.GCM {
+			encs, gcm = addUniq(encs, fmt.Sprintf("AES%d-GCM-16", p.EncKeyBits)), true
+		} else {
+			encs, cbc = addUniq(encs, fmt.Sprintf("AES%d", p.EncKeyBits)), true
+		}
+		hashes = addUniq(hashes, awsHash[p.Hash])
+		if !slices.Contains(groups, p.DHGroup) {
+			groups = append(groups, p.DHGroup)
+		}
+	}
+	switch {
+	case gcm && cbc:
+		row("Encryption", strings.Join(encs, ", ")+" (AES alone is CBC)")
+		row("Integrity and PRF", strings.Join(hashes, ", ")+" (HMAC; with AES-GCM the PRF only, no integrity)")
+	case gcm:
+		row("Encryption", strings.Join(encs, ", "))
+		row("PRF", strings.Join(hashes, ", ")+" (HMAC; no integrity with AES-GCM)")
+	default:
+		row("Encryption", strings.Join(encs, ", ")+" (CBC)")
+		row("Integrity and PRF", strings.Join(hashes, ", ")+" (HMAC)")
+	}
+	row("DH groups", groupsText(groups))
+	comb(b, len(encs)*len(hashes)*len(groups), gwconfig.Phase1Names(ps))
 }
 
 // comb lists the proposals when they are not every combination of the

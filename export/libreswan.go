@@ -1,6 +1,7 @@
 package export
 
 import (
+	"crypto"
 	"fmt"
 	"io/fs"
 	"slices"
@@ -9,15 +10,18 @@ import (
 	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/gwconfig"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
-// Libreswan (4.x, as in Debian 12) with IKEv1: Diffie-Hellman groups 2
-// (modp1024) and 22-24 are not supported; quick mode takes exactly one PFS
-// group, which must be MODP (no ECP with IKEv1 ESP). Checked with
-// Libreswan 4.10's algparse -v1.
+// Libreswan (4.x, as in Debian 12): Diffie-Hellman groups 2 (modp1024) and
+// 22-24 are not supported, with IKEv1 and IKEv2; IKEv1 quick mode takes
+// exactly one PFS group, which must be MODP (no ECP with IKEv1 ESP); IKEv2
+// ESP takes ECP groups too. AES-GCM for the IKE SA is IKEv2 only. Checked
+// with Libreswan 4.10's algparse -v1 and -v2.
 var (
-	lsIKEGroups = []uint16{5, 14, 15, 16, 17, 18, 19, 20, 21}
-	lsPFSGroups = []uint16{5, 14, 15, 16, 17, 18}
+	lsIKEGroups   = []uint16{5, 14, 15, 16, 17, 18, 19, 20, 21}
+	lsPFSGroups   = []uint16{5, 14, 15, 16, 17, 18}
+	lsPFSGroupsV2 = []uint16{5, 14, 15, 16, 17, 18, 19, 20, 21}
 )
 
 // lsGroup is the Libreswan name of a DH group.
@@ -26,14 +30,18 @@ var lsGroup = map[uint16]string{
 	19: "ecp256", 20: "ecp384", 21: "ecp521",
 }
 
+// lsHash is the Libreswan name of a phase 1 hash (HMAC integrity and PRF).
+var lsHash = map[crypto.Hash]string{crypto.SHA1: "sha1", crypto.SHA256: "sha2_256", crypto.SHA384: "sha2_384", crypto.SHA512: "sha2_512"}
+
 // lsInteg is the Libreswan name of a hash / HMAC (by strongSwan name).
 var lsInteg = map[string]string{"sha1": "sha1", "sha256": "sha2_256", "sha384": "sha2_384", "sha512": "sha2_512"}
 
 func genLibreswan(m *model) ([]File, error) {
 	var conf, sec strings.Builder
-	conf.WriteString(m.header("#", "Libreswan ipsec.conf: IKEv1 main mode with pre-shared keys, route-based (XFRM ipsec-interface).", false))
-	conf.WriteString(`# For Libreswan 4.x (Debian 12: 4.10). Libreswan 5 spells ikev2=no as
-# keyexchange=ikev1. Pre-shared keys: ipsec.secrets.
+	conf.WriteString(m.header("#", "Libreswan ipsec.conf: IKEv2 or IKEv1 (main mode) with pre-shared keys, route-based (XFRM ipsec-interface).", false))
+	conf.WriteString(`# For Libreswan 4.x (Debian 12: 4.10). Libreswan 5 spells ikev2=insist as
+# keyexchange=ikev2 and ikev2=no as keyexchange=ikev1. Pre-shared keys:
+# ipsec.secrets.
 
 config setup
 	# IKEv1 packets are dropped unless accepted (Libreswan 4.10 and later)
@@ -67,13 +75,21 @@ config setup
 // that Libreswan can do, and the PFS group chosen (0: none).
 func lsProposals(t *tunnel) (ikeList, espList []string, pfs uint16, err error) {
 	v := t.vgw
-	for _, p := range v.Phase1.Proposals {
-		name := gwconfig.FormatPhase1(p) // aesN-HASH-GROUP
-		parts := strings.Split(name, "-")
-		if !slices.Contains(lsIKEGroups, p.DHGroup) || len(parts) != 3 {
+	for _, p := range t.phase1For() {
+		if !slices.Contains(lsIKEGroups, p.DHGroup) {
 			continue
 		}
-		ikeList = append(ikeList, fmt.Sprintf("%s-%s-%s", parts[0], lsInteg[parts[1]], lsGroup[p.DHGroup]))
+		// aesN-HASH-GROUP; with AES-GCM (IKEv2) aes_gcmN-PRF-GROUP: the
+		// hash names the PRF, there is no integrity.
+		enc := fmt.Sprintf("aes%d", p.EncKeyBits)
+		if p.GCM {
+			enc = fmt.Sprintf("aes_gcm%d", p.EncKeyBits)
+		}
+		ikeList = append(ikeList, fmt.Sprintf("%s-%s-%s", enc, lsHash[p.Hash], lsGroup[p.DHGroup]))
+	}
+	pfsGroups, ver := lsPFSGroups, "IKEv1"
+	if t.version == policy.IKEv2 {
+		pfsGroups, ver = lsPFSGroupsV2, "IKEv2"
 	}
 	// One PFS group for all of quick mode: modp2048 if the vgw allows it,
 	// else the first the vgw lists that Libreswan can do.
@@ -91,7 +107,7 @@ func lsProposals(t *tunnel) (ikeList, espList []string, pfs uint16, err error) {
 	default:
 		pfs = 0xffff
 		for _, g := range groups {
-			if slices.Contains(lsPFSGroups, g) {
+			if slices.Contains(pfsGroups, g) {
 				pfs = g
 				break
 			}
@@ -118,11 +134,19 @@ func lsProposals(t *tunnel) (ikeList, espList []string, pfs uint16, err error) {
 	}
 	switch {
 	case len(ikeList) == 0:
-		err = fmt.Errorf("tunnel %s: none of the vgw's phase 1 proposals (%s) can be done by Libreswan with IKEv1 (DH groups %s)", t.name,
-			strings.Join(gwconfig.Phase1Names(v.Phase1.Proposals), ", "), groupList(lsIKEGroups))
+		note := ""
+		if ver == "IKEv1" {
+			note = "; AES-GCM with IKEv2 only"
+		}
+		err = fmt.Errorf("tunnel %s: none of the vgw's phase 1 proposals (%s) can be done by Libreswan with %s (DH groups %s%s)", t.name,
+			strings.Join(gwconfig.Phase1Names(v.Phase1.Proposals), ", "), ver, groupList(lsIKEGroups), note)
 	case len(espList) == 0:
-		err = fmt.Errorf("tunnel %s: none of the vgw's phase 2 proposals (%s) can be done by Libreswan with IKEv1 (ESP, one MODP PFS group of %s)", t.name,
-			strings.Join(gwconfig.Phase2Names(v.Phase2.Proposals), ", "), groupList(lsPFSGroups))
+		kind := "one MODP PFS group"
+		if ver == "IKEv2" {
+			kind = "one PFS group"
+		}
+		err = fmt.Errorf("tunnel %s: none of the vgw's phase 2 proposals (%s) can be done by Libreswan with %s (ESP, %s of %s)", t.name,
+			strings.Join(gwconfig.Phase2Names(v.Phase2.Proposals), ", "), ver, kind, groupList(pfsGroups))
 	}
 	return ikeList, espList, pfs, err
 }
@@ -168,9 +192,14 @@ func lsConn(m *model, t *tunnel, b *strings.Builder) error {
 		}
 		b.WriteString("\n")
 	}
+	fmt.Fprintf(b, "# IKE version: %s.\n", t.versionWhy(m.opts))
 	fmt.Fprintf(b, "conn %s\n", t.name)
-	w("ikev2", "no", "IKEv1")
-	w("aggressive", "no", "AWS: main mode only")
+	if t.version == policy.IKEv2 {
+		w("ikev2", "insist", "IKEv2 only")
+	} else {
+		w("ikev2", "no", "IKEv1")
+		w("aggressive", "no", "AWS: main mode only")
+	}
 	w("authby", "secret", "")
 	w("type", "tunnel", "")
 	w("left", t.cgwLocal.String(), "")
@@ -185,7 +214,7 @@ func lsConn(m *model, t *tunnel, b *strings.Builder) error {
 	w("ike", strings.Join(ikeList, ","), "the vgw's proposals Libreswan can do")
 	w("esp", strings.Join(espList, ","), "")
 	if pfs != 0 {
-		w("pfs", "yes", fmt.Sprintf("PFS group %d (Libreswan IKEv1 takes one)", pfs))
+		w("pfs", "yes", fmt.Sprintf("PFS group %d (one group for all proposals)", pfs))
 	} else {
 		w("pfs", "no", "")
 	}
@@ -206,6 +235,6 @@ func lsConn(m *model, t *tunnel, b *strings.Builder) error {
 	}
 	w("keyingtries", "%forever", "")
 	w("ipsec-interface", fmt.Sprint(iface), "")
-	w("auto", "start", "AWS IKEv1 tunnels wait for the customer gateway")
+	w("auto", "start", t.startComment())
 	return nil
 }

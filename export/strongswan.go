@@ -22,7 +22,7 @@ import (
 // SwanctlRoot (e.g. /etc/swanctl/tunnel1/...):
 //
 //	TUNNEL/strongswan.conf   charon settings of this instance (plugins, ports, routing table, vici socket)
-//	TUNNEL/swanctl.conf      the IKEv1 connection and its secret (an include of secrets.conf)
+//	TUNNEL/swanctl.conf      the IKEv2 or IKEv1 connection and its secret (an include of secrets.conf)
 //	TUNNEL/updown.sh         puts the inside address (and static routes) on this charon's TUN device
 //	TUNNEL/secrets.conf      the PSK (only with IncludeSecrets; otherwise secrets.conf.example)
 
@@ -138,8 +138,10 @@ charon {
 // secs formats a duration as whole seconds in swanctl syntax.
 func secs(d time.Duration) string { return fmt.Sprintf("%ds", int64(d/time.Second)) }
 
-// swanProposals are the vgw's phase 1 proposals in strongSwan syntax.
-func swanProposals(v *policy.Tunnel) []string { return gwconfig.Phase1Names(v.Phase1.Proposals) }
+// swanProposals are the vgw's phase 1 proposals for the tunnel's version in
+// strongSwan syntax: aes128-sha256-modp2048 (with IKEv2 the HMAC is the
+// integrity and, strongSwan adding it, the PRF), aes256gcm16-prfsha256-modp2048.
+func swanProposals(t *tunnel) []string { return gwconfig.Phase1Names(t.phase1For()) }
 
 // swanESP are the vgw's phase 2 ESP proposals in strongSwan syntax (the
 // trailing group is PFS).
@@ -160,14 +162,20 @@ func rekeyTimes(life, margin time.Duration, fuzz int) (rekey, rand time.Duration
 
 func swanctlConf(m *model, t *tunnel) string {
 	v := t.vgw
+	ikev2 := t.version == policy.IKEv2
 	var b strings.Builder
-	b.WriteString(m.header("#", fmt.Sprintf("swanctl.conf of tunnel %s%s: IKEv1 main mode with pre-shared key, route-based.", t.name, connSuffix(t)), true))
+	what := "IKEv1 main mode"
+	if ikev2 {
+		what = "IKEv2"
+	}
+	b.WriteString(m.header("#", fmt.Sprintf("swanctl.conf of tunnel %s%s: %s with pre-shared key, route-based.", t.name, connSuffix(t), what), true))
 	fmt.Fprintf(&b, "# AWS endpoint %s; this customer gateway sends from %s", t.awsAddr, t.cgwLocal)
 	if t.natted() {
 		fmt.Fprintf(&b, " (AWS sees %s: behind NAT)", t.cgwPublic)
 	}
 	b.WriteString(".\n")
-	reauth, prand := rekeyTimes(v.Phase1.Lifetime, v.RekeyMargin, v.RekeyFuzz)
+	fmt.Fprintf(&b, "# IKE version: %s.\n", t.versionWhy(m.opts))
+	prekey, prand := rekeyTimes(v.Phase1.Lifetime, v.RekeyMargin, v.RekeyFuzz)
 	crekey, crand := rekeyTimes(v.Phase2.Lifetime, v.RekeyMargin, v.RekeyFuzz)
 	w := func(indent int, k, val, comment string) {
 		fmt.Fprintf(&b, "%s%s = %s", strings.Repeat("  ", indent), k, val)
@@ -177,22 +185,38 @@ func swanctlConf(m *model, t *tunnel) string {
 		b.WriteString("\n")
 	}
 	fmt.Fprintf(&b, "connections {\n  %s {\n", t.name)
-	w(2, "version", "1", "IKEv1")
-	w(2, "aggressive", "no", "AWS: main mode only")
+	if ikev2 {
+		w(2, "version", "2", "IKEv2 (RFC 7296)")
+	} else {
+		w(2, "version", "1", "IKEv1")
+		w(2, "aggressive", "no", "AWS: main mode only")
+	}
 	w(2, "local_addrs", t.cgwLocal.String(), "")
 	w(2, "remote_addrs", t.awsAddr.String(), "")
 	if t.awsPorts.IKE != 500 {
 		w(2, "remote_port", fmt.Sprint(t.awsPorts.IKE), "the vgw's IKE port")
 	}
-	w(2, "proposals", strings.Join(swanProposals(v), ","), "what the vgw accepts ("+v.Phase1.Selection.String()+" selection)")
+	w(2, "proposals", strings.Join(swanProposals(t), ","), "what the vgw accepts ("+v.Phase1.Selection.String()+" selection)")
 	w(2, "encap", "yes", "ESP in UDP 4500 (kernel-libipsec needs it; NAT-T)")
-	if v.DPDTimeout > 0 {
-		w(2, "dpd_delay", secs(v.DPDDelay), "R-U-THERE after this much silence (RFC 3706)")
-		w(2, "dpd_timeout", secs(v.DPDTimeout), "peer dead after this much silence, as the vgw")
+	if ikev2 {
+		w(2, "mobike", "no", "one fixed address pair per tunnel")
 	}
-	w(2, "rekey_time", "0s", "IKEv1 renews the ISAKMP SA by reauthentication")
-	w(2, "reauth_time", secs(reauth), fmt.Sprintf("phase 1 lifetime %s - rekey margin %s", secs(v.Phase1.Lifetime), secs(v.RekeyMargin)))
-	w(2, "over_time", secs(v.RekeyMargin), "proposed lifetime = reauth_time + over_time = the vgw's")
+	if v.DPDTimeout > 0 {
+		w(2, "dpd_delay", secs(v.DPDDelay), "probe after this much silence (RFC 3706; IKEv2: an empty INFORMATIONAL)")
+		if ikev2 {
+			b.WriteString("    # no dpd_timeout: with IKEv2 the peer is dead when the probe's retransmissions time out\n")
+		} else {
+			w(2, "dpd_timeout", secs(v.DPDTimeout), "peer dead after this much silence, as the vgw")
+		}
+	}
+	if ikev2 {
+		w(2, "rekey_time", secs(prekey), fmt.Sprintf("IKE SA rekey: phase 1 lifetime %s - rekey margin %s", secs(v.Phase1.Lifetime), secs(v.RekeyMargin)))
+		w(2, "reauth_time", "0s", "no reauthentication: IKEv2 rekeys the IKE SA")
+	} else {
+		w(2, "rekey_time", "0s", "IKEv1 renews the ISAKMP SA by reauthentication")
+		w(2, "reauth_time", secs(prekey), fmt.Sprintf("phase 1 lifetime %s - rekey margin %s", secs(v.Phase1.Lifetime), secs(v.RekeyMargin)))
+	}
+	w(2, "over_time", secs(v.RekeyMargin), "hard lifetime = rekey/reauth time + over_time = the vgw's")
 	w(2, "rand_time", secs(prand), fmt.Sprintf("rekey fuzz %d%% of the margin", v.RekeyFuzz))
 	w(2, "keyingtries", "0", "retry forever")
 	fmt.Fprintf(&b, "    local {\n      auth = psk\n      id = %s\n    }\n", t.cgwID)
@@ -201,7 +225,11 @@ func swanctlConf(m *model, t *tunnel) string {
 	w(4, "local_ts", v.Phase2.RemoteTS.String(), "")
 	w(4, "remote_ts", v.Phase2.LocalTS.String(), "one SA pair per tunnel, as AWS")
 	w(4, "mode", "tunnel", "")
-	w(4, "esp_proposals", strings.Join(swanESP(v), ","), "the trailing group is PFS")
+	espWhy := "the trailing group is PFS"
+	if ikev2 {
+		espWhy = "the trailing group is PFS (CREATE_CHILD_SA; the first CHILD_SA comes with IKE_AUTH)"
+	}
+	w(4, "esp_proposals", strings.Join(swanESP(v), ","), espWhy)
 	w(4, "life_time", secs(v.Phase2.Lifetime), "")
 	w(4, "rekey_time", secs(crekey), "")
 	w(4, "rand_time", secs(crand), "")
@@ -209,7 +237,7 @@ func swanctlConf(m *model, t *tunnel) string {
 		w(4, "life_bytes", fmt.Sprint(v.Phase2.LifetimeKB*1024), "")
 	}
 	w(4, "replay_window", fmt.Sprint(v.Phase2.ReplayWindow), "")
-	w(4, "start_action", "start", "AWS IKEv1 tunnels wait for the customer gateway")
+	w(4, "start_action", "start", t.startComment())
 	w(4, "dpd_action", "restart", "")
 	w(4, "close_action", "start", "re-initiate when AWS deletes the SA")
 	w(4, "updown", SwanctlRoot+"/"+t.name+"/updown.sh", "")

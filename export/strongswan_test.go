@@ -4,11 +4,13 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 func TestStrongSwan(t *testing.T) {
 	p := writeVGW(t, testVGW)
-	fs := files(t, "strongswan", p, Options{Connections: []string{"vpn-a"}, CustomerAddress: "10.99.0.2"})
+	fs := files(t, "strongswan", p, Options{Connections: []string{"vpn-a"}, CustomerAddress: "10.99.0.2", IKEVersion: policy.IKEv1})
 	want := map[string]uint32{
 		"a1/strongswan.conf": 0o644, "a1/swanctl.conf": 0o644, "a1/updown.sh": 0o755, "a1/secrets.conf.example": 0o644,
 		"a2/strongswan.conf": 0o644, "a2/swanctl.conf": 0o644, "a2/updown.sh": 0o755, "a2/secrets.conf.example": 0o644,

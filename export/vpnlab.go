@@ -9,6 +9,7 @@ import (
 
 	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/gwconfig"
+	"github.com/vpnlab/vpnlab/ike/policy"
 )
 
 // genVPNLab writes a cgw.yaml for this project's customer gateway (cmd/cgw,
@@ -109,8 +110,13 @@ func vpnlabTunnel(m *model, t *tunnel, psk string, b *strings.Builder) {
 	if t.awsPorts.NATT != 4500 {
 		fmt.Fprintf(b, "    remote_natt_port: %d\n", t.awsPorts.NATT)
 	}
-	fmt.Fprintf(b, "    %s\n    startup_action: start   # AWS IKEv1 tunnels wait for the customer gateway\n    ike_mode: main\n", psk)
-	fmt.Fprintf(b, "    phase1:\n      proposals: [%s]\n      lifetime: %s\n", strings.Join(gwconfig.Phase1Names(v.Phase1.Proposals), ", "), secs(v.Phase1.Lifetime))
+	fmt.Fprintf(b, "    %s\n", psk)
+	fmt.Fprintf(b, "    ike_versions: [%s]   # %s\n", strings.Join(gwconfig.VersionNames(vpnlabVersions(t)), ", "), t.versionWhy(m.opts))
+	fmt.Fprintf(b, "    startup_action: start   # %s\n", t.startComment())
+	if t.version == policy.IKEv1 {
+		b.WriteString("    ike_mode: main\n")
+	}
+	fmt.Fprintf(b, "    phase1:\n      proposals: [%s]\n      lifetime: %s\n", strings.Join(gwconfig.Phase1Names(t.phase1For()), ", "), secs(v.Phase1.Lifetime))
 	fmt.Fprintf(b, "    phase2:\n      proposals: [%s]\n      lifetime: %s\n", strings.Join(gwconfig.Phase2Names(v.Phase2.Proposals), ", "), secs(v.Phase2.Lifetime))
 	if v.Phase2.LifetimeKB > 0 {
 		fmt.Fprintf(b, "      lifetime_kb: %d\n", v.Phase2.LifetimeKB)
@@ -132,6 +138,15 @@ func vpnlabTunnel(m *model, t *tunnel, psk string, b *strings.Builder) {
 	if m.static && len(m.vpc) > 0 {
 		fmt.Fprintf(b, "    static_routes: [%s]\n", strings.Join(prefixStrings(m.vpc), ", "))
 	}
+}
+
+// vpnlabVersions are the cgw's ike_versions: the exported version, and
+// IKEv2 after IKEv1 where AWS initiates too (it does so with IKEv2 only).
+func vpnlabVersions(t *tunnel) []policy.Version {
+	if t.version == policy.IKEv1 && t.vgw.StartupAction == policy.StartupStart && t.vgw.Allows(policy.IKEv2) {
+		return []policy.Version{policy.IKEv1, policy.IKEv2}
+	}
+	return []policy.Version{t.version}
 }
 
 // checkCGW loads the generated configuration with gwconfig's cgw profile

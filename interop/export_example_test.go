@@ -67,7 +67,7 @@ func TestExportedExampleConfiguration(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	swanDir, birdDir := filepath.Join(dir, "strongswan"), filepath.Join(dir, "bird")
-	runExport(t, vpnlabBin, "", "--format", "strongswan", "--include-secrets", "--customer-address", connCGWLocal.String(), "--out", swanDir, example)
+	runExport(t, vpnlabBin, "", "--format", "strongswan", "--ike-version", "ikev1", "--include-secrets", "--customer-address", connCGWLocal.String(), "--out", swanDir, example)
 	runExport(t, vpnlabBin, "", "--format", "bird", "--advertise", onpremNet.String(), "--out", birdDir, example)
 
 	tunnels := []*exportedTunnel{{name: "tunnel1", inside: "169.254.10.2/30"}, {name: "tunnel2", inside: "169.254.11.2/30"}}

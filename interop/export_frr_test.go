@@ -163,7 +163,7 @@ func TestExportedStrongSwanFRRCustomerGateway(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	swanDir := filepath.Join(dir, "strongswan")
-	runExport(t, vpnlabBin, e.psk, "--format", "strongswan", "--include-secrets", "--customer-address", connCGWLocal.String(), "--out", swanDir, vgwYAML)
+	runExport(t, vpnlabBin, e.psk, "--format", "strongswan", "--ike-version", "ikev1", "--include-secrets", "--customer-address", connCGWLocal.String(), "--out", swanDir, vgwYAML)
 	out := runExport(t, vpnlabBin, e.psk, "--format", "frr", "--advertise", onpremNet.String(), vgwYAML)
 	conf, ok := strings.CutPrefix(out, "==> frr.conf <==\n")
 	if !ok {

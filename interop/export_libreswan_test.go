@@ -100,7 +100,7 @@ func TestExportedLibreswanIKE(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	runExport(t, vpnlabBin, e.psk, "--format", "libreswan", "--include-secrets", "--customer-address", connCGWLocal.String(),
+	runExport(t, vpnlabBin, e.psk, "--format", "libreswan", "--ike-version", "ikev1", "--include-secrets", "--customer-address", connCGWLocal.String(),
 		"--out", dir, filepath.Join(e.lab.LogDir(), "vgw.yaml"))
 	conf := filepath.Join(dir, "ipsec.conf")
 	b, err := os.ReadFile(conf)

@@ -85,7 +85,7 @@ func TestExportedStrongSwanBIRDCustomerGateway(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	swanDir, birdDir := filepath.Join(dir, "strongswan"), filepath.Join(dir, "bird")
-	runExport(t, vpnlabBin, e.psk, "--format", "strongswan", "--include-secrets", "--customer-address", connCGWLocal.String(), "--out", swanDir, vgwYAML)
+	runExport(t, vpnlabBin, e.psk, "--format", "strongswan", "--ike-version", "ikev1", "--include-secrets", "--customer-address", connCGWLocal.String(), "--out", swanDir, vgwYAML)
 	runExport(t, vpnlabBin, e.psk, "--format", "bird", "--advertise", onpremNet.String(), "--out", birdDir, vgwYAML)
 	if fi, err := os.Stat(filepath.Join(swanDir, "tunnel1", "secrets.conf")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("exported secrets.conf: %v (mode %v), want mode 0600", err, fi)
@@ -310,7 +310,7 @@ func TestExportedVPNLabCustomerGateway(t *testing.T) {
 	e := newConnEnv(t)
 	vcfg, _ := e.configs(connOpts{})
 	vg := e.startGateway(vgwBin, "vgw", vcfg, e.psk, e.vgw)
-	out := runExport(t, vpnlabBin, e.psk, "--format", "vpnlab", "--customer-address", connCGWLocal.String(),
+	out := runExport(t, vpnlabBin, e.psk, "--format", "vpnlab", "--ike-version", "ikev1", "--customer-address", connCGWLocal.String(),
 		"--advertise", onpremNet.String(), filepath.Join(e.lab.LogDir(), "vgw.yaml"))
 	ccfg, ok := strings.CutPrefix(out, "==> cgw.yaml <==\n")
 	if !ok || strings.Contains(ccfg, e.psk) || !strings.Contains(ccfg, "psk_env: \""+pskEnv+"\"") {
@@ -358,7 +358,7 @@ func TestExportedStrongSwanStaticCustomerGateway(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	swanDir := filepath.Join(dir, "strongswan")
-	runExport(t, vpnlabBin, e.psk, "--format", "strongswan", "--include-secrets", "--customer-address", connCGWLocal.String(),
+	runExport(t, vpnlabBin, e.psk, "--format", "strongswan", "--ike-version", "ikev1", "--include-secrets", "--customer-address", connCGWLocal.String(),
 		"--out", swanDir, filepath.Join(e.lab.LogDir(), "vgw.yaml"))
 	tunnels := []*exportedTunnel{
 		{name: "tunnel1", inside: "169.254.10.2/30", wantIKE: wantIKEChosen, wantESP: "AES_GCM_16-128/MODP_2048"},

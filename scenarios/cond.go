@@ -49,6 +49,7 @@ var tunnelFields = map[string]string{
 	"udp_encap":           "true when ESP is carried in UDP (NAT-T)",
 	"nat":                 "true when NAT was detected",
 	"exchange":            "main or aggressive",
+	"ike_version":         "IKE version of the current IKE SA: ikev1 or ikev2",
 	"role":                "initiator or responder",
 	"bgp":                 "BGP session state, e.g. Established",
 	"dpd":                 "DPD state: off, alive, probing, dead",

@@ -46,6 +46,8 @@ func tunnelStateField(t *status.Tunnel, field string) (string, bool) {
 		return strconv.FormatBool(t.NATDetected), true
 	case "exchange":
 		return t.Exchange, true
+	case "ike_version":
+		return t.IKEVersion, true
 	case "role":
 		return t.Role, true
 	case "bgp":

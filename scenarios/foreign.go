@@ -81,7 +81,10 @@ func (p *plan) exportForeign(pg *planGateway, vgwConfig string, env []string, di
 	for _, n := range p.hostNets("customer") {
 		advertise = append(advertise, n.String())
 	}
-	opts := export.Options{IncludeSecrets: true, Advertise: advertise, CustomerAddress: p.cgwOutside.Addr().String()}
+	// PreferIKEv1: a strongSwan customer speaks IKEv1 where the AWS tunnel
+	// allows it (as before IKEv2 existed), IKEv2 where the scenario's AWS
+	// side says ike_versions: [ikev2] (docs/scenarios.md).
+	opts := export.Options{IncludeSecrets: true, Advertise: advertise, CustomerAddress: p.cgwOutside.Addr().String(), PreferIKEv1: true}
 	var files []export.File
 	err := withEnv(env, func() error {
 		f, err := export.Export("strongswan", vgwConfig, opts)

@@ -130,7 +130,11 @@ func validateGateway(s *Scenario, p *plan, g *Gateway, side, gw string, lineOf l
 		} else {
 			n := g.TunnelOptions
 			pg.TunnelOptions = &n
+			checkIKEVersions("topology."+side+".gateway.tunnel_options", pg.TunnelOptions, el)
 		}
+	}
+	if g.ConfigFile == "" { // a config_file's lines are its own: the gateway's parser reports them
+		checkConfigIKEVersions("topology."+side+".gateway.config", pg.Config, el)
 	}
 	if p.nat {
 		if l := findAH(pg.Config, pg.TunnelOptions); l > 0 {
@@ -215,6 +219,7 @@ func validateTunnel(p *plan, pc *planConn, ts TunnelSpec, cl int, seen *tunnelSe
 			continue
 		}
 		pt.Options[side] = &nd
+		checkIKEVersions("connection "+pc.Name+" tunnel "+pt.Name+": "+side+"_options", &nd, el)
 	}
 	if seen.names[pt.Name] || pt.Name == "all" {
 		el.add(cl, "connection %s: tunnel name %q used twice (or reserved)", pc.Name, pt.Name)

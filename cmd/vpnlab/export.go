@@ -10,15 +10,17 @@ import (
 
 	"github.com/vpnlab/vpnlab/export"
 	"github.com/vpnlab/vpnlab/export/containerlab"
+	"github.com/vpnlab/vpnlab/gwconfig"
 )
 
 // newExportCmd: vpnlab export --format F [--connection NAME]... [--include-secrets]
-// [--out DIR] [--advertise CIDR]... [--customer-address IP] VGW.yaml
+// [--out DIR] [--advertise CIDR]... [--customer-address IP] [--ike-version V] VGW.yaml
 // or: vpnlab export --format containerlab [--profile P] [--set k=v]... [--image I]
 // [--lab-name N] [--include-secrets] [--out DIR] SCENARIO.yaml
 func newExportCmd() *cobra.Command {
 	var (
 		format, out string
+		ikeVersion  string
 		set         []string
 		opts        export.Options
 	)
@@ -48,6 +50,13 @@ vgw configuration.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format == "" {
 				return fmt.Errorf("--format is required (formats: %s)", strings.Join(export.Formats(), ", "))
+			}
+			if ikeVersion != "" {
+				v, ok := gwconfig.ParseIKEVersion(ikeVersion)
+				if !ok {
+					return fmt.Errorf("--ike-version %q: want ikev1 or ikev2", ikeVersion)
+				}
+				opts.IKEVersion = v
 			}
 			for _, kv := range set {
 				k, v, ok := strings.Cut(kv, "=")
@@ -83,6 +92,7 @@ vgw configuration.`,
 	f.StringVar(&out, "out", "", "write the files into this directory instead of printing them")
 	f.StringSliceVar(&opts.Advertise, "advertise", nil, "a customer prefix to announce (BGP) or route (static); repeatable, or comma-separated")
 	f.StringVar(&opts.CustomerAddress, "customer-address", "", "the customer gateway's own outside address when AWS sees another one (behind NAT)")
+	f.StringVar(&ikeVersion, "ike-version", "", "the IKE version of the files: ikev1 or ikev2 (default: per tunnel, ikev2 where the vgw tunnel allows it, as AWS recommends)")
 	f.StringVar(&opts.Profile, "profile", "", "containerlab: the scenario profile to use")
 	f.StringArrayVar(&set, "set", nil, "containerlab: set a scenario variable: `name=value` (repeatable)")
 	f.StringVar(&opts.Image, "image", "", "containerlab: the image of every node (default "+containerlab.DefaultImage+")")

@@ -21,6 +21,14 @@ func TestExportCLI(t *testing.T) {
 		t.Errorf("strongswan to stdout: exit %d, %d headers", code, strings.Count(out, "==> "))
 	}
 
+	// IKEv2 by default (the example allows both), IKEv1 on request.
+	for v, want := range map[string]string{"": "version = 2  # IKEv2", "ikev1": "version = 1  # IKEv1", "IKEv2": "version = 2  # IKEv2"} {
+		code, out, errOut = runCLI("export", "--format", "strongswan", "--ike-version", v, vgw)
+		if code != 0 || strings.Count(out, want) != 2 {
+			t.Errorf("--ike-version %q: exit %d %s, want %q twice", v, code, errOut, want)
+		}
+	}
+
 	dir := t.TempDir()
 	code, out, errOut = runCLI("export", "--format", "vpnlab", "--include-secrets", "--out", dir, vgw)
 	if code != 0 {
@@ -52,6 +60,7 @@ func TestExportCLI(t *testing.T) {
 		{[]string{"export", "--format", "bird", bad}, `"nope" is not an IP address`},
 		{[]string{"export", "--format", "bird", "--advertise", "10.1.1.1/8", vgw}, "has host bits set"},
 		{[]string{"export", "--format", "bird"}, "accepts 1 arg(s)"},
+		{[]string{"export", "--format", "generic", "--ike-version", "ikev3", vgw}, `--ike-version "ikev3": want ikev1 or ikev2`},
 	} {
 		code, _, errOut := runCLI(c.args...)
 		if code != 2 || !strings.Contains(errOut, c.want) || strings.Contains(errOut, "goroutine") {

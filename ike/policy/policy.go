@@ -134,7 +134,14 @@ func (a DPDAction) String() string {
 	return "clear"
 }
 
-// Phase1 is what a tunnel offers and accepts for the ISAKMP SA.
+// Phase1 is what a tunnel offers and accepts for the ISAKMP SA (IKEv1)
+// or the IKE SA (IKEv2).
+//
+// Proposals may mix AES-CBC and AES-GCM (GCM) entries when the tunnel
+// allows IKEv2 (gwconfig refuses GCM otherwise): AWS's default list for a
+// tunnel with both versions has both kinds. The IKEv1 exchanges skip the
+// GCM entries (neither offer nor accept them: RFC 5282 defines AES-GCM for
+// the IKEv2 SA only); IKEv2 uses them all.
 type Phase1 struct {
 	Proposals []Phase1Proposal // offered in this order; the accepted set as responder
 	Selection Selection
