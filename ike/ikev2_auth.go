@@ -335,6 +335,7 @@ func (sa *ikev2SA) establishV2(initialContact bool) {
 	}
 	e.emit(Event{Tunnel: t.cfg.Name, Type: "phase1-up", Detail: detail})
 	sa.keyLog()
+	sa.startV2Timers() // ikev2_rekey.go: IKE SA rekey, liveness checks
 	sa.timers.expire = e.afterFunc(sa.lifetime, func() {
 		if sa.state == v2Established {
 			sa.logger().Info("IKE SA lifetime expired")

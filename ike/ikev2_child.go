@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"time"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/vpnlab/vpnlab/childsa"
 	"github.com/vpnlab/vpnlab/ike/ikev2/exchange"
@@ -263,18 +260,4 @@ func (t *tunnel) onChildFailedV2(reason string) {
 	} else {
 		t.setPhase2State("Established")
 	}
-}
-
-// rekeyChildV2 is where an IKEv2 child SA is rekeyed: CREATE_CHILD_SA
-// with REKEY_SA is not part of the IKEv2 core (branch ikev2-child writes
-// it). Until then the pair lives to its hard lifetime and is deleted.
-func (t *tunnel) rekeyChildV2(c *childSA, why string) {
-	t.log.WithFields(logrus.Fields{"why": why, "spi_in": fmt.Sprintf("%08x", c.pair.Inbound.SPI), "expires": c.expires.Format(time.RFC3339)}).
-		Warn("IKEv2 child SA rekey needs CREATE_CHILD_SA, which the IKEv2 core does not send")
-}
-
-// rekeyV2 is the control API's rekey of an IKEv2 tunnel: CREATE_CHILD_SA
-// (child and IKE SA rekeys) is not part of the IKEv2 core.
-func (t *tunnel) rekeyV2(phase int, reason string) error {
-	return fmt.Errorf("tunnel %s: rekeying phase %d of an IKEv2 SA needs CREATE_CHILD_SA, which the IKEv2 core does not implement (%s)", t.cfg.Name, phase, reason)
 }

@@ -80,6 +80,10 @@ func (e *Engine) handleV2(s *socket, from netip.AddrPort, b []byte) {
 		sa.handleInitResponse(h, b)
 	case wire.ExchangeIKEAuth:
 		sa.handleAuth(s, from, h, b)
+	case wire.ExchangeCreateChildSA:
+		sa.handleCreateChildSA(h, b) // ikev2_create_child_sa.go
+	case wire.ExchangeInformational:
+		sa.handleInformational(h, b) // ikev2_informational.go
 	default:
 		sa.unhandledV2(h)
 	}

@@ -271,6 +271,7 @@ func (sa *ikev2SA) delete(reason string, tellPeer bool) {
 	}
 	sa.state = v2Deleted
 	sa.out.stop()
+	sa.failQueued("IKE SA deleted: " + reason) // ikev2_queue.go
 	for _, tm := range []*time.Timer{sa.timers.halfOpen, sa.timers.expire} {
 		if tm != nil {
 			tm.Stop()
@@ -317,12 +318,10 @@ func (sa *ikev2SA) fail(reason string) {
 	sa.delete(reason, false)
 }
 
-// notifyPeerDeleted is where the IKE SA's DELETE (an INFORMATIONAL
-// request, section 1.4.1) is sent. The INFORMATIONAL exchange is not part
-// of the IKEv2 core (branch ikev2-child writes it): until then the peer
-// learns of the deletion from its liveness checks.
+// notifyPeerDeleted sends the IKE SA's DELETE (an INFORMATIONAL request,
+// section 1.4.1).
 func (sa *ikev2SA) notifyPeerDeleted(reason string) {
-	sa.logger().WithField("reason", reason).Info("IKE SA deleted locally; the INFORMATIONAL DELETE is not sent by the IKEv2 core")
+	sa.sendDeleteIKENow(reason) // ikev2_informational.go
 }
 
 // v2Proposal names a chosen IKE SA proposal in the policy's words.

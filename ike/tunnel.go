@@ -30,6 +30,7 @@ type tunnel struct {
 	v2SAs    []*ikev2SA // all of its IKEv2 SAs, also in Engine.sas2
 	ikeSAs   []*ikeSA   // all of its ISAKMP SAs, also in Engine.sas (saindex.go)
 	children []*childSA // installed pairs, oldest first
+	v2x      *v2TunnelX // IKEv2 requests, rekeys, collisions, liveness (ikev2_queue.go)
 
 	phase1State string
 	phase2State string
@@ -503,7 +504,9 @@ func (t *tunnel) deleteChild(c *childSA, reason string, tellPeer bool) {
 		}
 	}
 	_ = t.e.dp.Delete(c.pair.Inbound.Protocol, c.pair.Inbound.SPI)
-	if tellPeer && t.sa != nil && t.sa.state == stateEstablished {
+	if tellPeer && c.ikev2 != nil {
+		t.deleteChildTellV2(c) // ikev2_informational.go
+	} else if tellPeer && t.sa != nil && t.sa.state == stateEstablished {
 		t.sa.sendDelete(c.pair.Inbound.Protocol, spiBytes(c.pair.Inbound.SPI))
 	}
 	t.log.WithFields(logrus.Fields{"reason": reason, "spi_in": fmt.Sprintf("%08x", c.pair.Inbound.SPI)}).Info("IPsec SA pair deleted")
