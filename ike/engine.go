@@ -74,8 +74,14 @@ type Engine struct {
 	// demanded from cookieThreshold half-open SAs on (ikev2_sa_init.go).
 	cookies         *exchange.Cookies
 	cookieThreshold int
-	sockets         map[netip.AddrPort]*socket
-	halfOpen        int
+	// fragmentSize: the largest IP datagram of an unfragmented IKEv2
+	// message (0: DefaultIKEv2FragmentSize; ikev2_fragment.go).
+	fragmentSize int
+	// noFragmentSupport: do not announce IKEV2_FRAGMENTATION_SUPPORTED
+	// (tests play a peer without RFC 7383).
+	noFragmentSupport bool
+	sockets           map[netip.AddrPort]*socket
+	halfOpen          int
 	// halfOpenBy counts half-open SAs per peer address; halfOpenMax and
 	// halfOpenPeerMax are the bounds (halfopen.go).
 	halfOpenBy      map[netip.Addr]int
@@ -273,6 +279,7 @@ func (e *Engine) afterFunc(d time.Duration, fn func()) *time.Timer {
 func (e *Engine) Run(ctx context.Context) error {
 	if err := e.bind(); err != nil {
 		e.closeSockets()
+		close(e.done) // control calls fail instead of waiting for a loop that never runs
 		return err
 	}
 	if ls, ok := e.dp.(SALimitSource); ok {

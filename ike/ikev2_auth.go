@@ -149,7 +149,19 @@ func (sa *ikev2SA) handleAuth(s *socket, from netip.AddrPort, h wire.Header, b [
 		sa.e.countDrop(dropV2WrongDirection)
 		return
 	}
-	verdict, cached, why := sa.resps.Receive(h.MessageID, b)
+	var ps []wire.Payload
+	raw := b
+	if h.NextPayload == wire.PayloadSKF && h.MessageID == sa.resps.Expected() && sa.state == v2InitReplied {
+		var done bool
+		var err error
+		if ps, raw, done, err = sa.openFragment(h, b); err != nil || !done {
+			if err != nil {
+				sa.authUnreadable(h, b, err)
+			}
+			return
+		}
+	}
+	verdict, cached, why := sa.resps.Receive(h.MessageID, raw)
 	switch verdict {
 	case exchange.Retransmit:
 		sa.answerCached(cached, "IKE_AUTH response")
@@ -164,31 +176,44 @@ func (sa *ikev2SA) handleAuth(s *socket, from netip.AddrPort, h wire.Header, b [
 		sa.e.countDrop(dropV2UnexpectedState)
 		return
 	}
-	ps, err := sa.open(b)
-	if err != nil {
-		sa.authUnreadable(h, b, err)
-		return
+	if ps == nil {
+		var err error
+		if ps, err = sa.open(b); err != nil {
+			sa.authUnreadable(h, b, err)
+			return
+		}
 	}
 	// The initiator may have floated to the NAT-T port (section 2.23).
 	sa.local, sa.remote = s.local, from
 	sa.floated = sa.floated || s.natt
-	out, child, failure := sa.answerAuth(ps)
-	resp, err := sa.seal(wire.ExchangeIKEAuth, h.MessageID, true, out)
+	sa.answerAuthRequest(h, raw, ps)
+}
+
+// answerAuthRequest answers an IKE_AUTH request and, if it authenticated,
+// establishes the IKE SA and installs the child SA.
+func (sa *ikev2SA) answerAuthRequest(h wire.Header, raw []byte, ps []wire.Payload) {
+	out, child, failure, childFailure := sa.answerAuth(ps)
+	resp, err := sa.sealMessage(wire.ExchangeIKEAuth, h.MessageID, true, out)
 	if err != nil {
 		sa.resps.Abandon()
 		sa.fail("IKEv2: IKE_AUTH response: " + err.Error())
 		return
 	}
-	_ = sa.resps.Answered(h.MessageID, b, [][]byte{resp})
-	sa.sendV2(resp, "IKE_AUTH response")
+	_ = sa.resps.Answered(h.MessageID, raw, resp)
+	for _, m := range resp {
+		sa.sendV2(m, "IKE_AUTH response")
+	}
 	if failure != "" {
 		sa.t.counters.NotifiesSent++
 		sa.fail("IKEv2: " + failure)
 		return
 	}
 	sa.establishV2(wire.FindNotify(ps, wire.NotifyInitialContact) != nil)
-	if child != nil {
+	switch {
+	case child != nil:
 		sa.installChild(child) // ikev2_child.go
+	case childFailure != "":
+		sa.t.onChildFailedV2(childFailure)
 	}
 }
 
@@ -197,10 +222,10 @@ func (sa *ikev2SA) handleAuth(s *socket, from netip.AddrPort, h wire.Header, b [
 // request that verifies but does not parse is INVALID_SYNTAX and ends the
 // negotiation.
 func (sa *ikev2SA) authUnreadable(h wire.Header, b []byte, err error) {
-	if errors.Is(err, wire.ErrAuthentication) {
+	if errors.Is(err, wire.ErrAuthentication) || errors.Is(err, errFragmentIgnored) {
 		sa.resps.Abandon()
 		sa.e.countDrop(dropV2Integrity)
-		sa.logger().Warn("IKE_AUTH request fails its integrity check: dropped")
+		sa.logger().WithError(err).Warn("IKE_AUTH request fails its integrity check or is a stray fragment: dropped")
 		return
 	}
 	n := &wire.Notify{NotifyType: wire.NotifyInvalidSyntax}
@@ -219,11 +244,11 @@ func (sa *ikev2SA) authUnreadable(h wire.Header, b []byte, err error) {
 // answerAuth is the responder's processing: the peer's identity and AUTH,
 // then ours and the child SA. failure, when set, is why the IKE SA is not
 // made; out then carries only the error notify.
-func (sa *ikev2SA) answerAuth(ps []wire.Payload) (out []wire.Payload, child *v2Child, failure string) {
+func (sa *ikev2SA) answerAuth(ps []wire.Payload) (out []wire.Payload, child *v2Child, failure, childFailure string) {
 	t := sa.t
-	refuse := func(nt wire.NotifyType, why string) ([]wire.Payload, *v2Child, string) {
+	refuse := func(nt wire.NotifyType, why string) ([]wire.Payload, *v2Child, string, string) {
 		sa.logger().WithField("notify", nt.String()).Warn("IKE_AUTH refused: " + why)
-		return []wire.Payload{&wire.Notify{NotifyType: nt}}, nil, why
+		return []wire.Payload{&wire.Notify{NotifyType: nt}}, nil, why, ""
 	}
 	idi, ap := findID(ps, false), findAuth(ps)
 	if idi == nil || ap == nil {
@@ -246,8 +271,8 @@ func (sa *ikev2SA) answerAuth(ps []wire.Payload) (out []wire.Payload, child *v2C
 	}
 	sa.logger().WithField("peer_id", describeID(idi)).Info("IKE_AUTH: peer authenticated")
 	out = []wire.Payload{id, &wire.Auth{Method: wire.AuthPSK, Data: proof}}
-	cps, child := sa.answerChild(ps) // ikev2_child.go
-	return append(out, cps...), child, ""
+	cps, child, childFailure := sa.answerChild(ps) // ikev2_child.go
+	return append(out, cps...), child, "", childFailure
 }
 
 // handleAuthResponse is the initiator's reading of the IKE_AUTH response.
@@ -257,10 +282,19 @@ func (sa *ikev2SA) handleAuthResponse(h wire.Header, b []byte) {
 		sa.e.countDrop(dropV2WrongDirection)
 		return
 	}
-	ps, err := sa.open(b)
-	if errors.Is(err, wire.ErrAuthentication) {
+	var ps []wire.Payload
+	var err error
+	if h.NextPayload == wire.PayloadSKF {
+		var done bool
+		if ps, _, done, err = sa.openFragment(h, b); err == nil && !done {
+			return
+		}
+	} else {
+		ps, err = sa.open(b)
+	}
+	if errors.Is(err, wire.ErrAuthentication) || errors.Is(err, errFragmentIgnored) {
 		sa.e.countDrop(dropV2Integrity)
-		sa.logger().Warn("IKE_AUTH response fails its integrity check: dropped")
+		sa.logger().WithError(err).Warn("IKE_AUTH response fails its integrity check or is a stray fragment: dropped")
 		return
 	}
 	sa.reqs.Response(mid)
@@ -317,7 +351,6 @@ func (sa *ikev2SA) establishV2(initialContact bool) {
 	}
 	sa.dhKey, sa.initReq = nil, nil
 	t.counters.Phase1Established++
-	old := t.v2
 	t.v2 = sa
 	t.lastError = ""
 	t.failures = 0
@@ -345,10 +378,10 @@ func (sa *ikev2SA) establishV2(initialContact bool) {
 	if initialContact {
 		t.initialContactV2(sa)
 	}
-	if old != nil && old != sa && old.state == v2Established {
-		t.counters.Phase1Rekeys++
-		old.delete("replaced by a new IKE SA", true)
-	}
+	// An older IKE SA that is still up (a simultaneous initiation) is
+	// left alone: replacing an IKE SA is a rekey (CREATE_CHILD_SA).
+	sa.msgI, sa.msgR = nil, nil
+	t.startKeepaliveV2(sa) // ikev2_natt.go
 }
 
 // initialContactV2 drops the tunnel's older state with the peer (section

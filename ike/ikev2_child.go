@@ -76,18 +76,19 @@ func onePrefix(ts *wire.TS) (netip.Prefix, error) {
 
 // answerChild is the responder's child SA: the reply payloads, or an
 // error notify (the IKE SA is made without the child, section 2.21.2).
-func (sa *ikev2SA) answerChild(ps []wire.Payload) ([]wire.Payload, *v2Child) {
+// failure, when set, is why the child SA was refused: the caller reports
+// it once the IKE SA is established.
+func (sa *ikev2SA) answerChild(ps []wire.Payload) (out []wire.Payload, child *v2Child, failure string) {
 	t := sa.t
-	refuse := func(nt wire.NotifyType, why string) ([]wire.Payload, *v2Child) {
+	refuse := func(nt wire.NotifyType, why string) ([]wire.Payload, *v2Child, string) {
 		sa.logger().WithField("notify", nt.String()).Warn("child SA refused: " + why)
-		t.onChildFailedV2(why)
 		t.counters.NotifiesSent++
-		return []wire.Payload{&wire.Notify{NotifyType: nt}}, nil
+		return []wire.Payload{&wire.Notify{NotifyType: nt}}, nil, why + " (answered " + nt.String() + ")"
 	}
 	saP, tsi, tsr := findSA(ps), findTS(ps, false), findTS(ps, true)
 	if saP == nil {
 		sa.logger().Info("IKE_AUTH without a child SA (no SA payload)")
-		return nil, nil
+		return nil, nil, ""
 	}
 	pol, err := childPolicy(t.cfg.Phase2.Proposals)
 	if err != nil {
@@ -120,13 +121,12 @@ func (sa *ikev2SA) answerChild(ps []wire.Payload) ([]wire.Payload, *v2Child) {
 	if c.spiIn, err = sa.e.dp.AllocateSPI(isakmp.ProtoESP); err != nil {
 		return refuse(wire.NotifyNoAdditionalSAs, "allocate SPI: "+err.Error())
 	}
-	out := []wire.Payload{}
 	if c.transport {
 		out = append(out, &wire.Notify{NotifyType: wire.NotifyUseTransportMode})
 	}
 	tsiOut, tsrOut := *nar.TSi, *nar.TSr
 	tsiOut.Responder, tsrOut.Responder = false, true
-	return append(out, choice.Reply(spiBytes(c.spiIn)), &tsiOut, &tsrOut), c
+	return append(out, choice.Reply(spiBytes(c.spiIn)), &tsiOut, &tsrOut), c, ""
 }
 
 // errNotify is the notify of an exchange refusal, or def.

@@ -28,6 +28,10 @@ import (
 //     closing and is answered TEMPORARY_FAILURE (section 2.25.1, 2.25.2);
 //     the peer's own rekey then ends without an SA, and no redundant SA
 //     exists. The peer answers our DELETE as usual.
+//   - The winner's DELETE of the replaced SA can reach us before the
+//     response to our own request: it shows that the peer's SA survived,
+//     so we move to it, and resolve with the nonces when our response
+//     comes (the IKE SA: ikev2_rekey.go, beforeIKEDeleted).
 //
 // Requests that find no SA to rekey get CHILD_SA_NOT_FOUND; a request to
 // rekey what is being deleted, or the IKE SA while a child SA exchange of
@@ -36,13 +40,15 @@ import (
 // (v2MaxChildren) and gets TEMPORARY_FAILURE too, so the state a peer can
 // create stays bounded.
 //
-// Zero loss (the data path, below): the responder of a
-// rekey installs the new inbound SA before its response leaves and keeps
-// sending on the old pair until the initiator deletes it; the initiator
-// sends on the new pair as soon as the response arrives (the peer has the
-// inbound SA) and keeps the old inbound SA until the peer answered the
-// DELETE plus v2RetireDelay. A collision's redundant pair is never
-// activated by either end.
+// Zero loss (the data path, below): the responder of a rekey installs the
+// new inbound SA before its response leaves and keeps sending on the old
+// pair until the initiator deletes it, whose inbound SA it keeps
+// v2RetireDelay more for packets still on the way; the initiator sends on
+// the new pair as soon as the response arrives (the peer has the inbound
+// SA) and keeps the old inbound SA until the peer answered the DELETE plus
+// v2RetireDelay. A collision's redundant pair is never sent on by either
+// end. strongSwan likewise keeps a replaced inbound SA installed for
+// delete_rekeyed_delay (5 s by default, strongswan.conf(5)).
 
 // v2Collision is one rekey of one SA from both ends: T is the new SA's
 // handle (*childSA, *ikev2SA).
@@ -154,7 +160,7 @@ func v2IKERekeyVerdict(established, closing, childOutstanding bool) *exchange.Er
 // v2RetireDelay is how long the initiator of a rekey keeps the replaced
 // pair's inbound SA after the peer answered the DELETE: packets the peer
 // sent on it before it moved may still be on the way (strongSwan keeps
-// such an SA for 5 s, its delete_rekeyed_delay).
+// such an SA for delete_rekeyed_delay, 5 s by default).
 const v2RetireDelay = 2 * time.Second
 
 // v2ChildRekey is the rekey of one pair, by us, by the peer, or both.
@@ -219,6 +225,27 @@ func (t *tunnel) installWhole(c *childSA) error {
 func (t *tunnel) addChildV2(c *childSA, staged bool) {
 	t.addChild(c, nil)
 	c.staged = staged
+	t.x().prune(t)
+}
+
+// prune forgets the records of pairs that are gone (expired, deleted with
+// their IKE SA) unless a request of ours about them is still out.
+func (x *v2TunnelX) prune(t *tunnel) {
+	for c, rk := range x.rekeys {
+		if !t.hasChild(c) && !rk.oursPending {
+			delete(x.rekeys, c)
+		}
+	}
+	for c := range x.closing {
+		if !t.hasChild(c) {
+			delete(x.closing, c)
+		}
+	}
+	for c := range x.retry {
+		if !t.hasChild(c) {
+			delete(x.retry, c)
+		}
+	}
 }
 
 // childStagedTheirs (responder, before the response leaves) installs the
@@ -314,6 +341,7 @@ func (t *tunnel) childEstablishedOurs(c *childSA, old *childSA, rk *v2ChildRekey
 	if oldGone {
 		delete(x.rekeys, old)
 	}
+	t.setPhase2State("Established")
 	t.tellDeletedV2(c.pair.Inbound.SPI)
 	_ = t.e.dp.Delete(isakmp.ProtoESP, c.pair.Inbound.SPI)
 }

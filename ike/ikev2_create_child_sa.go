@@ -89,6 +89,7 @@ func (sa *ikev2SA) createChild(old *childSA, group wire.DHGroup) {
 			}
 			t.ourChildRekeyEnded(old, rk)
 			t.onChildFailedV2(why)
+			t.retryRekeyLater(old)
 		}})
 }
 
@@ -174,15 +175,12 @@ func (sa *ikev2SA) childRefused(o *v2ChildOffer, old *childSA, err error) {
 	f := t.log.WithFields(logrus.Fields{"notify": ref.Notify.String(), "ike_version": "ikev2"})
 	switch ref.Notify {
 	case wire.NotifyTemporaryFailure:
-		x := t.x()
-		if old == nil || x.retry[old] >= v2MaxRekeyRetries {
+		if !t.retryRekeyLater(old) {
 			t.onChildFailedV2("the peer answered TEMPORARY_FAILURE")
 			return
 		}
-		x.retry[old]++
-		wait := v2RetryWait()
-		f.WithField("retry_in", wait.Round(time.Millisecond).String()).Info("the peer cannot rekey the child SA now (TEMPORARY_FAILURE): retrying later")
-		t.e.afterFunc(wait, func() { t.rekeyChildV2(old, "retry after TEMPORARY_FAILURE") })
+		t.setPhase2State("Established")
+		f.Info("the peer cannot rekey the child SA now (TEMPORARY_FAILURE): retrying later")
 	case wire.NotifyChildSANotFound:
 		// Section 2.25: delete the pair silently, create a new one.
 		if old != nil {
@@ -201,6 +199,19 @@ func (sa *ikev2SA) childRefused(o *v2ChildOffer, old *childSA, err error) {
 	default:
 		t.onChildFailedV2("the peer refused the child SA with " + ref.Notify.String())
 	}
+}
+
+// retryRekeyLater schedules another rekey of old after a failed one (the
+// peer's TEMPORARY_FAILURE, an IKE SA that went away under the request),
+// at most v2MaxRekeyRetries times; false when it will not.
+func (t *tunnel) retryRekeyLater(old *childSA) bool {
+	x := t.x()
+	if old == nil || !t.hasChild(old) || old.rekeyed || x.closing[old] || x.retry[old] >= v2MaxRekeyRetries {
+		return false
+	}
+	x.retry[old]++
+	t.e.afterFunc(v2RetryWait(), func() { t.rekeyChildV2(old, "retry of a failed rekey") })
+	return true
 }
 
 // v2Offers reports whether an SA payload offers DH group g.
@@ -256,7 +267,7 @@ func (sa *ikev2SA) handleCreateChildSA(h wire.Header, b []byte) {
 		sa.handleResponseV2(h, b) // ikev2_queue.go
 		return
 	}
-	ps, ok := sa.receiveRequestV2(h, b)
+	ps, raw, ok := sa.receiveRequestV2(h, b)
 	if !ok {
 		return
 	}
@@ -270,7 +281,7 @@ func (sa *ikev2SA) handleCreateChildSA(h wire.Header, b []byte) {
 	default:
 		out = sa.answerChildV2(ps, kind)
 	}
-	sa.answerV2(h, b, out)
+	sa.answerV2(h, raw, out)
 }
 
 // refusalV2 is the response payload of a refused request, logged.

@@ -17,9 +17,9 @@ import (
 // sender is the original initiator (flag I), SPIi otherwise. A first
 // IKE_SA_INIT request (SPIr zero, message ID 0) goes to the responder
 // (ikev2_sa_init.go) unless it retransmits one we answered. The exchange
-// type then picks the handler; exchanges the core does not handle
-// (CREATE_CHILD_SA, INFORMATIONAL) are counted and dropped in
-// unhandledV2.
+// type then picks the handler (CREATE_CHILD_SA: ikev2_create_child_sa.go,
+// INFORMATIONAL: ikev2_informational.go); unknown exchanges are counted
+// and dropped in unhandledV2.
 
 // Drop reasons of IKEv2 messages (EngineCounters.Drops).
 const (
@@ -49,8 +49,13 @@ func (e *Engine) handleV2(s *socket, from netip.AddrPort, b []byte) {
 		return
 	}
 	var zero [8]byte
-	if h.SPIi == zero {
+	if h.SPIi == zero || h.Exchange < wire.ExchangeIKESAInit {
+		// A zero SPIi names no IKE SA (section 3.1); exchange types below
+		// 34 are reserved in IKEv2 (IKEv1's, under a broken version field).
+		e.counters.Malformed++
 		e.countDrop(dropV2Malformed)
+		e.log.WithFields(logrus.Fields{"peer": from.String(), "exchange": h.Exchange.String(), "spi_i": hex.EncodeToString(h.SPIi[:])}).
+			Debug("dropping an IKEv2 message with a zero SPIi or a reserved exchange type")
 		return
 	}
 	if h.Exchange == wire.ExchangeIKESAInit && !h.Response() && h.Initiator() && h.SPIr == zero && h.MessageID == 0 {
@@ -184,4 +189,34 @@ func asErrV2(err error) (*errV2, bool) {
 	var v *errV2
 	ok := errors.As(err, &v)
 	return v, ok
+}
+
+// recoveredV2 is the panic safety net's part for an IKEv2 message
+// (recover.go): log it with its header and end the IKE SA it belongs to.
+func (e *Engine) recoveredV2(f logrus.Fields, b []byte) {
+	h, err := wire.DecodeHeader(b)
+	var sa *ikev2SA
+	if err == nil {
+		f["exchange"], f["msgid"] = h.Exchange.String(), h.MessageID
+		f["spi_i"], f["spi_r"] = hex.EncodeToString(h.SPIi[:]), hex.EncodeToString(h.SPIr[:])
+		sa = e.lookupV2(h)
+	}
+	if sa != nil && sa.t != nil {
+		f["tunnel"] = sa.t.cfg.Name
+	}
+	e.log.WithFields(f).Error("internal error while handling an IKEv2 message: recovered, ending its IKE SA; the engine keeps serving")
+	if sa == nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			e.counters.Panics++
+			sa.state = v2Deleted
+			e.removeSA2(sa)
+			if sa.t != nil && sa.t.v2 == sa {
+				sa.t.v2 = nil
+			}
+		}
+	}()
+	sa.fail("internal error while handling a message of this IKEv2 SA")
 }

@@ -39,12 +39,12 @@ func (sa *ikev2SA) handleInformational(h wire.Header, b []byte) {
 		sa.handleResponseV2(h, b) // ikev2_queue.go
 		return
 	}
-	ps, ok := sa.receiveRequestV2(h, b)
+	ps, raw, ok := sa.receiveRequestV2(h, b)
 	if !ok {
 		return
 	}
 	out, deleteIKE := sa.answerInformational(ps)
-	sa.answerV2(h, b, out)
+	sa.answerV2(h, raw, out)
 	if deleteIKE {
 		sa.logger().Info("the peer deleted the IKE SA (INFORMATIONAL DELETE)")
 		sa.t.beforeIKEDeleted(sa) // ikev2_rekey.go

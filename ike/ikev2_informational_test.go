@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,4 +230,21 @@ func TestIKEv2CreateChildBeforeAuth(t *testing.T) {
 		t.Fatal("the vgw installed a pair before IKE_AUTH")
 	}
 	checkNoPanics(t, "vgw", vgw.e, false)
+}
+
+// TestIKEv2ChildSANotFound: the vgw lost the pair without a word; the
+// cgw's rekey of it is answered CHILD_SA_NOT_FOUND, and the cgw deletes
+// its side silently and creates a new child SA (RFC 7296 2.25).
+func TestIKEv2ChildSANotFound(t *testing.T) {
+	cgw, vgw, _ := v2Up(t, v2PairOpts{})
+	old := inboundSPIs(cgw, vgw)
+	onLoop(vgw, func(tn *tunnel) { tn.deleteChild(tn.children[0], "test: lost without a DELETE", false) })
+	if err := cgw.e.Rekey("tunnel1", 2); err != nil {
+		t.Fatal(err)
+	}
+	waitRekeyed(t, old, 10*time.Second, cgw, vgw)
+	checkPairsMatch(t, cgw, vgw)
+	if !strings.Contains(cgw.logs.String(), "CHILD_SA_NOT_FOUND") {
+		t.Fatal("the cgw's log does not mention CHILD_SA_NOT_FOUND")
+	}
 }

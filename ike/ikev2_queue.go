@@ -104,12 +104,6 @@ func (sa *ikev2SA) enqueue(r *v2Request) {
 	}
 }
 
-// busy reports whether a request of ours is in flight or waiting.
-func (sa *ikev2SA) busy() bool {
-	x := sa.x()
-	return x.cur != nil || len(x.queue) > 0
-}
-
 // sendNext sends the first waiting request.
 func (sa *ikev2SA) sendNext() {
 	x := sa.x()
@@ -131,14 +125,29 @@ func (sa *ikev2SA) sendNext() {
 			continue
 		}
 		x.cur = r
-		sa.transmitRequest(mid, msgs, r.what, func() {
-			if x.cur == r {
-				x.cur = nil
-			}
-			r.onFail(sa, sa.giveUpReason(r.what))
-			sa.sendNext()
-		})
+		sa.transmitRequest(mid, msgs, r.what, func() { sa.gaveUp(r) })
 	}
+}
+
+// gaveUp ends a request the peer never answered. Section 2.4: an IKE SA
+// whose requests go unanswered is dead, and it goes with its child SAs
+// (the tunnel's retry or DPD restart brings it back); only the liveness
+// checks leave the verdict to the monitor and the tunnel's DPD action.
+func (sa *ikev2SA) gaveUp(r *v2Request) {
+	x := sa.x()
+	if x.cur == r {
+		x.cur = nil
+	}
+	why := sa.giveUpReason(r.what)
+	r.onFail(sa, why)
+	if r.liveness || sa.state != v2Established {
+		sa.sendNext()
+		return
+	}
+	if sa.t != nil {
+		sa.t.setError(why)
+	}
+	sa.delete(why, false)
 }
 
 // failQueued fails every request of a deleted IKE SA.
@@ -162,8 +171,17 @@ func (sa *ikev2SA) handleResponseV2(h wire.Header, b []byte) {
 		sa.e.countDrop(dropV2WrongDirection)
 		return
 	}
-	ps, err := sa.open(b)
-	if errors.Is(err, wire.ErrAuthentication) {
+	var ps []wire.Payload
+	var err error
+	if h.NextPayload == wire.PayloadSKF {
+		var done bool
+		if ps, _, done, err = sa.openFragment(h, b); err == nil && !done {
+			return // more fragments to come (RFC 7383)
+		}
+	} else {
+		ps, err = sa.open(b)
+	}
+	if errors.Is(err, wire.ErrAuthentication) || errors.Is(err, errFragmentIgnored) {
 		sa.e.countDrop(dropV2Integrity)
 		return
 	}
@@ -183,55 +201,82 @@ func (sa *ikev2SA) handleResponseV2(h wire.Header, b []byte) {
 
 // receiveRequestV2 passes a request of the peer through the window, the
 // cache and the integrity check; ok false means it was handled (cached
-// answer, drop).
-func (sa *ikev2SA) receiveRequestV2(h wire.Header, b []byte) ([]wire.Payload, bool) {
-	verdict, cached, why := sa.resps.Receive(h.MessageID, b)
+// answer, drop). A fragmented request (RFC 7383) is reassembled first;
+// raw is what names the request in the response cache (fragment 1).
+func (sa *ikev2SA) receiveRequestV2(h wire.Header, b []byte) (ps []wire.Payload, raw []byte, ok bool) {
+	raw = b
+	if h.NextPayload == wire.PayloadSKF && h.MessageID == sa.resps.Expected() && sa.state == v2Established {
+		var done bool
+		var err error
+		if ps, raw, done, err = sa.openFragment(h, b); err != nil || !done {
+			if err != nil {
+				sa.e.countDrop(dropV2Integrity)
+				sa.logger().WithError(err).Debug("IKE fragment unusable: dropped")
+			}
+			return nil, nil, false
+		}
+	}
+	verdict, cached, why := sa.resps.Receive(h.MessageID, raw)
 	switch verdict {
 	case exchange.Retransmit:
 		sa.answerCached(cached, h.Exchange.String()+" response")
-		return nil, false
+		return nil, nil, false
 	case exchange.Drop:
 		sa.e.countDrop(dropV2MessageID)
 		sa.logger().WithFields(logrus.Fields{"why": why, "exchange": h.Exchange.String()}).Debug("request outside the window: dropped")
-		return nil, false
+		return nil, nil, false
 	}
 	if sa.state != v2Established {
 		// Section 2.21: nothing but IKE_AUTH before the IKE SA is up.
 		sa.resps.Abandon()
 		sa.e.countDrop(dropV2UnexpectedState)
 		sa.logger().WithField("exchange", h.Exchange.String()).Info("request before the IKE SA is established: dropped")
-		return nil, false
+		return nil, nil, false
 	}
-	ps, err := sa.open(b)
+	var err error
+	if ps == nil {
+		ps, err = sa.open(b)
+	}
 	switch {
 	case errors.Is(err, wire.ErrAuthentication):
 		sa.resps.Abandon()
 		sa.e.countDrop(dropV2Integrity)
-		return nil, false
+		return nil, nil, false
 	case err != nil:
-		// Authentic but malformed: INVALID_SYNTAX (section 2.21.3).
+		// Authentic but malformed: INVALID_SYNTAX (section 2.21.3), or
+		// UNSUPPORTED_CRITICAL_PAYLOAD naming the type (section 2.5).
 		sa.t.v2Seen("IKE request")
-		sa.logger().WithError(err).WithField("exchange", h.Exchange.String()).Warn("malformed request: answering INVALID_SYNTAX")
-		sa.answerV2(h, b, []wire.Payload{&wire.Notify{NotifyType: wire.NotifyInvalidSyntax}})
-		return nil, false
+		n := &wire.Notify{NotifyType: wire.NotifyInvalidSyntax}
+		var uc *wire.UnsupportedCriticalError
+		if errors.As(err, &uc) {
+			n = wire.UnsupportedCritical(uc.Type)
+		}
+		sa.logger().WithError(err).WithFields(logrus.Fields{"exchange": h.Exchange.String(), "notify": n.NotifyType.String()}).Warn("malformed request: refused")
+		sa.answerV2(h, raw, []wire.Payload{n})
+		return nil, nil, false
 	}
 	sa.t.v2Seen("IKE request")
-	return ps, true
+	return ps, raw, true
 }
 
-// answerV2 sends (and caches) our response to the request being processed.
-func (sa *ikev2SA) answerV2(h wire.Header, b []byte, out []wire.Payload) {
+// answerV2 sends (and caches) our response to the request being
+// processed; raw names the request as receiveRequestV2 returned it. A
+// response too large for the path goes in fragments when the peer takes
+// them.
+func (sa *ikev2SA) answerV2(h wire.Header, raw []byte, out []wire.Payload) {
 	for _, p := range out {
 		if n, ok := p.(*wire.Notify); ok && n.NotifyType.IsError() {
 			sa.t.counters.NotifiesSent++
 		}
 	}
-	resp, err := sa.seal(h.Exchange, h.MessageID, true, out)
+	msgs, err := sa.sealMessage(h.Exchange, h.MessageID, true, out)
 	if err != nil {
 		sa.resps.Abandon()
 		sa.logger().WithError(err).Warn("cannot seal the response")
 		return
 	}
-	_ = sa.resps.Answered(h.MessageID, b, [][]byte{resp})
-	sa.sendV2(resp, h.Exchange.String()+" response")
+	_ = sa.resps.Answered(h.MessageID, raw, msgs)
+	for _, m := range msgs {
+		sa.sendV2(m, h.Exchange.String()+" response")
+	}
 }

@@ -2,6 +2,7 @@ package ike
 
 import (
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,7 +142,8 @@ func inboundSPIs(gs ...*gw) map[uint32]bool {
 func TestIKEv2ChildRekeyZeroLoss(t *testing.T) {
 	for _, pfs := range []uint16{14, 0} {
 		t.Run(map[bool]string{true: "pfs", false: "no-pfs"}[pfs != 0], func(t *testing.T) {
-			cgw, vgw, _ := v2Up(t, v2PairOpts{mod: func(ct, vt *TunnelConfig) { ct.Phase2.Proposals[0].PFSGroup = pfs }})
+			cgw, vgw, nw := v2Up(t, v2PairOpts{mod: func(ct, vt *TunnelConfig) { ct.Phase2.Proposals[0].PFSGroup = pfs }})
+			nw.SetFilter(withLatency(v2IKELatency, nil))
 			old := inboundSPIs(cgw, vgw)
 			f := startV2Flow(cgw, vgw, time.Millisecond, 3*time.Millisecond)
 			time.Sleep(50 * time.Millisecond)
@@ -165,6 +167,21 @@ func TestIKEv2ChildRekeyZeroLoss(t *testing.T) {
 			}
 			t.Logf("%d packets, none lost", f.sent.Load())
 		})
+	}
+}
+
+// v2IKELatency is the one-way delay of IKE messages in the zero-loss
+// tests, a little above the data packets' 3 ms: a rekey must not rely on
+// its messages arriving before the data sent right after them.
+const v2IKELatency = 5 * time.Millisecond
+
+// withLatency delays every IKE datagram by d (the in-memory network
+// delivers on the sender's goroutine, so this holds the sending engine's
+// loop, as a slow path would hold the message), then applies next.
+func withLatency(d time.Duration, next func(from, to netip.AddrPort, b []byte) bool) func(from, to netip.AddrPort, b []byte) bool {
+	return func(from, to netip.AddrPort, b []byte) bool {
+		time.Sleep(d)
+		return next == nil || next(from, to, b)
 	}
 }
 
@@ -212,7 +229,7 @@ func TestIKEv2SimultaneousRekeyZeroLoss(t *testing.T) {
 	oldIKE := cgw.tunnel(t).ICookie + cgw.tunnel(t).RCookie
 	f := startV2Flow(cgw, vgw, time.Millisecond, 3*time.Millisecond)
 	time.Sleep(50 * time.Millisecond)
-	nw.SetFilter(filter)
+	nw.SetFilter(withLatency(v2IKELatency, filter))
 	var wg sync.WaitGroup
 	for _, g := range []*gw{cgw, vgw} {
 		wg.Add(1)
@@ -297,4 +314,85 @@ func v2SACount(g *gw) int {
 		n <- c
 	})
 	return <-n
+}
+
+// TestIKEv2UnansweredRekeyEndsIKESA: a child SA rekey the peer never
+// answers ends the IKE SA with its child SAs after the retransmissions
+// (RFC 7296 2.4), with the reason in the tunnel's error; a tunnel that
+// should be up negotiates again once the peer answers.
+func TestIKEv2UnansweredRekeyEndsIKESA(t *testing.T) {
+	cgw, _, nw := v2Up(t, v2PairOpts{})
+	var blackhole atomic.Bool
+	nw.SetFilter(func(from, to netip.AddrPort, b []byte) bool { return !(blackhole.Load() && from.Addr() == v2V) })
+	blackhole.Store(true)
+	if err := cgw.e.Rekey("tunnel1", 2); err != nil {
+		t.Fatal(err)
+	}
+	ev := cgw.waitEvent(t, "phase1-down", 10*time.Second)
+	if !strings.Contains(ev.Detail["reason"], "no answer to CREATE_CHILD_SA request") {
+		t.Fatalf("phase1-down reason %q", ev.Detail["reason"])
+	}
+	if len(cgw.dp.Pairs()) != 0 {
+		t.Fatal("the child SA outlived its IKE SA")
+	}
+	blackhole.Store(false)
+	cgw.waitEvent(t, "phase2-up", 20*time.Second)
+}
+
+// TestIKEv2RekeyTimers: lifetimes drive the rekeys as in IKEv1 (margin,
+// fuzz): with a 3 s child SA lifetime, a 5 s IKE SA lifetime and a 1 s
+// margin, 6 s of traffic see at least two child SA rekeys and one IKE SA
+// rekey, by the original initiator, without loss.
+func TestIKEv2RekeyTimers(t *testing.T) {
+	cgw, vgw, _ := v2Up(t, v2PairOpts{mod: func(ct, vt *TunnelConfig) {
+		for _, tc := range []*TunnelConfig{ct, vt} {
+			tc.Phase1.Lifetime, tc.Phase2.Lifetime, tc.RekeyMargin, tc.RekeyFuzz = 5*time.Second, 3*time.Second, time.Second, 0
+		}
+	}})
+	f := startV2Flow(cgw, vgw, time.Millisecond, 3*time.Millisecond)
+	time.Sleep(6 * time.Second)
+	f.end()
+	cs, vs := cgw.tunnel(t), vgw.tunnel(t)
+	if cs.Counters.Phase2Rekeys < 2 || cs.Counters.Phase1Rekeys < 1 || vs.Counters.Phase1Rekeys != cs.Counters.Phase1Rekeys {
+		t.Fatalf("rekeys in 6 s: cgw child %d, IKE %d; vgw child %d, IKE %d", cs.Counters.Phase2Rekeys, cs.Counters.Phase1Rekeys,
+			vs.Counters.Phase2Rekeys, vs.Counters.Phase1Rekeys)
+	}
+	if f.lost.Load() != 0 {
+		t.Fatalf("%d of %d packets lost", f.lost.Load(), f.sent.Load())
+	}
+	if cs.Phase1State != "Established" || vs.Phase2State != "Established" {
+		t.Fatalf("states after the rekeys: cgw %s, vgw %s", cs.Phase1State, vs.Phase2State)
+	}
+	t.Logf("cgw: %d child SA rekeys, %d IKE SA rekeys, %d packets, none lost", cs.Counters.Phase2Rekeys, cs.Counters.Phase1Rekeys, f.sent.Load())
+}
+
+// TestIKEv2RekeyFragmented: with a 576-byte fragment size, the vgw's
+// CREATE_CHILD_SA request (AWS's long proposal list and a KE payload) goes
+// in IKE fragments (RFC 7383); the cgw reassembles it, answers, and the
+// child SA is rekeyed without loss.
+func TestIKEv2RekeyFragmented(t *testing.T) {
+	frag := WithIKEv2FragmentSize(576)
+	cgw, vgw, nw := v2Up(t, v2PairOpts{cgwOpts: []Option{frag}, vgwOpts: []Option{frag}})
+	var skf atomic.Int64
+	nw.SetFilter(withLatency(v2IKELatency, func(from, to netip.AddrPort, b []byte) bool {
+		if h, err := wire.DecodeHeader(b); err == nil && h.Exchange == wire.ExchangeCreateChildSA && h.NextPayload == wire.PayloadSKF {
+			skf.Add(1)
+		}
+		return true
+	}))
+	old := inboundSPIs(cgw, vgw)
+	f := startV2Flow(cgw, vgw, time.Millisecond, 3*time.Millisecond)
+	if err := vgw.e.Rekey("tunnel1", 2); err != nil {
+		t.Fatal(err)
+	}
+	waitRekeyed(t, old, 10*time.Second, cgw, vgw)
+	f.end()
+	checkPairsMatch(t, cgw, vgw)
+	if skf.Load() < 2 {
+		t.Fatalf("%d CREATE_CHILD_SA fragments seen: the request was not fragmented", skf.Load())
+	}
+	if f.lost.Load() != 0 {
+		t.Fatalf("%d of %d packets lost", f.lost.Load(), f.sent.Load())
+	}
+	t.Logf("%d CREATE_CHILD_SA fragments", skf.Load())
 }

@@ -76,7 +76,7 @@ type ikev2SA struct {
 	remoteBehindNAT bool
 	floated         bool
 	natd            bool // both sides sent NAT detection notifies
-	peerFragments   bool // the peer sent IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383)
+	peerFragments   bool // both sides sent IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383)
 
 	// Keys.
 	keys     keymat.IKEKeys
@@ -89,6 +89,8 @@ type ikev2SA struct {
 	reqs  exchange.Requests
 	resps exchange.Responses
 	out   v2Outbox // the outstanding request (ikev2_retransmit.go)
+
+	reasm *v2Reassembly // the fragmented message being reassembled (ikev2_fragment.go)
 
 	// The first child SA, negotiated in IKE_AUTH (ikev2_child.go).
 	child *v2Child
@@ -281,13 +283,16 @@ func (sa *ikev2SA) delete(reason string, tellPeer bool) {
 	sa.e.removeSA2(sa)
 	sa.abandonChild("IKE SA down: " + reason)
 	t := sa.t
-	if t == nil || t.v2 != sa {
+	if t == nil {
 		return
 	}
 	for _, c := range append([]*childSA(nil), t.children...) {
 		if c.ikev2 == sa {
 			t.deleteChild(c, "IKE SA deleted: "+reason, false)
 		}
+	}
+	if t.v2 != sa {
+		return
 	}
 	t.v2 = nil
 	for _, other := range t.v2SAs {
@@ -297,6 +302,7 @@ func (sa *ikev2SA) delete(reason string, tellPeer bool) {
 		}
 	}
 	t.setPhase1State("Down")
+	t.stopKeepalive()
 	f := t.log.WithFields(logrus.Fields{"reason": reason, "ike_version": "ikev2"})
 	if wasUp {
 		f.Info("IKE SA down")
@@ -333,11 +339,8 @@ func (sa *ikev2SA) String() string {
 	return fmt.Sprintf("IKEv2 SA %x/%x", sa.spiI, sa.spiR)
 }
 
-// sealRequest seals a request of ours into its datagrams.
+// sealRequest seals a request of ours into its datagrams (fragments if
+// it is too large: ikev2_fragment.go).
 func (sa *ikev2SA) sealRequest(ex wire.ExchangeType, mid uint32, inner []wire.Payload) ([][]byte, error) {
-	msg, err := sa.seal(ex, mid, false, inner)
-	if err != nil {
-		return nil, err
-	}
-	return [][]byte{msg}, nil
+	return sa.sealMessage(ex, mid, false, inner)
 }

@@ -101,7 +101,10 @@ func (sa *ikev2SA) sendInitRequest() error {
 	if sa.initReq == nil {
 		ps := []wire.Payload{sa.offer, ke, &wire.Nonce{Data: sa.ni}}
 		ps = append(ps, sa.natdNotifies()...)
-		sa.initReq = append(ps, &wire.Notify{NotifyType: wire.NotifyIKEv2FragmentationSupported})
+		if !sa.e.noFragmentSupport {
+			ps = append(ps, &wire.Notify{NotifyType: wire.NotifyIKEv2FragmentationSupported})
+		}
+		sa.initReq = ps
 	} else {
 		for i, p := range sa.initReq {
 			if _, ok := p.(*wire.KE); ok {
@@ -290,7 +293,7 @@ func (sa *ikev2SA) acceptInitResponse(h wire.Header, raw []byte, ps []wire.Paylo
 		return err
 	}
 	sa.processNATD(ps, sa.spiR)
-	sa.peerFragments = wire.FindNotify(ps, wire.NotifyIKEv2FragmentationSupported) != nil
+	sa.peerFragments = wire.FindNotify(ps, wire.NotifyIKEv2FragmentationSupported) != nil && !sa.e.noFragmentSupport
 	sa.logger().WithFields(logrus.Fields{"proposal": sa.proposal.String(), "nat_detected": sa.natDetected()}).Info("IKE_SA_INIT done (initiator)")
 	return nil
 }
@@ -480,12 +483,15 @@ func (sa *ikev2SA) answerInit(m *wire.Message, raw []byte) ([]byte, error) {
 		return nil, &exchange.Error{Notify: wire.NotifyInvalidSyntax, Reason: "peer's KE value: " + err.Error()}
 	}
 	sa.processNATD(ps, [8]byte{})
-	sa.peerFragments = wire.FindNotify(ps, wire.NotifyIKEv2FragmentationSupported) != nil
+	sa.peerFragments = wire.FindNotify(ps, wire.NotifyIKEv2FragmentationSupported) != nil && !sa.e.noFragmentSupport
 	out := []wire.Payload{choice.Reply(nil), myKE, &wire.Nonce{Data: sa.nr}}
 	if sa.natd {
 		out = append(out, sa.natdNotifies()...)
 	}
-	out = append(out, &wire.Notify{NotifyType: wire.NotifyIKEv2FragmentationSupported})
+	if sa.peerFragments {
+		// RFC 7383 section 2.3: only in answer to the initiator's.
+		out = append(out, &wire.Notify{NotifyType: wire.NotifyIKEv2FragmentationSupported})
+	}
 	resp, err := (&wire.Message{Header: sa.header(wire.ExchangeIKESAInit, 0, true), Payloads: out}).Encode()
 	if err != nil {
 		return nil, err

@@ -68,6 +68,10 @@ func (e *Engine) recoveredMessage(r any, from netip.AddrPort, b []byte) {
 	e.counters.Panics++
 	e.countDrop(dropInternalError)
 	f := logrus.Fields{"peer": from.String(), "len": len(b), "panic": fmt.Sprint(r), "stack": string(debug.Stack())}
+	if isIKEv2(b) {
+		e.recoveredV2(f, b) // ikev2_dispatch.go
+		return
+	}
 	h, err := isakmp.DecodeHeader(b)
 	if err == nil {
 		f["exchange"], f["msgid"] = h.Exchange.String(), fmt.Sprintf("%08x", h.MessageID)
