@@ -79,8 +79,9 @@ func lsProposals(t *tunnel) (ikeList, espList []string, pfs uint16, err error) {
 		if !slices.Contains(lsIKEGroups, p.DHGroup) {
 			continue
 		}
-		// aesN-HASH-GROUP; with AES-GCM (IKEv2) aes_gcmN-PRF-GROUP: the
-		// hash names the PRF, there is no integrity.
+		// aesN-HASH-GROUP; with AES-GCM (IKEv2) aes_gcmN-PRF-GROUP: "the
+		// second argument to an AEAD algorithm denotes the PRF"
+		// (Libreswan 4.10's ipsec.conf(5), ike=), there is no integrity.
 		enc := fmt.Sprintf("aes%d", p.EncKeyBits)
 		if p.GCM {
 			enc = fmt.Sprintf("aes_gcm%d", p.EncKeyBits)
@@ -195,6 +196,9 @@ func lsConn(m *model, t *tunnel, b *strings.Builder) error {
 	fmt.Fprintf(b, "# IKE version: %s.\n", t.versionWhy(m.opts))
 	fmt.Fprintf(b, "conn %s\n", t.name)
 	if t.version == policy.IKEv2 {
+		// Libreswan 4.10's ipsec.conf(5): yes (the default) accepts only
+		// IKEv2, and insist, an older keyword, "is now interpreted as
+		// yes"; older versions' propose and permit allowed either version.
 		w("ikev2", "insist", "IKEv2 only")
 	} else {
 		w("ikev2", "no", "IKEv1")

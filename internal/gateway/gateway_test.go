@@ -54,7 +54,7 @@ func TestCheck(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, f := range []string{"profile:            vgw", "tunnel t1:", "96 proposals", "control:            unix:/tmp/x.sock", "format=json", "configuration OK"} {
+	for _, f := range []string{"profile:            vgw", "tunnel t1:", "ike_versions:     ikev1, ikev2 (initiates with ikev1)", "192 proposals", "control:            unix:/tmp/x.sock", "format=json", "configuration OK"} {
 		if !strings.Contains(out, f) {
 			t.Errorf("--check output lacks %q:\n%s", f, out)
 		}
