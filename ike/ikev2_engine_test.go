@@ -148,6 +148,14 @@ func TestIKEv2Basic(t *testing.T) {
 	if st := vgw.e.Status(); st.Counters.HalfOpen != 0 {
 		t.Fatalf("half-open after establishment: %d", st.Counters.HalfOpen)
 	}
+	one, err := vgw.e.TunnelStatus("tunnel1")
+	page := vgw.e.StatusPage(0, 1)
+	if err != nil || one.IKEVersion != "ikev2" || one.ICookie != vs.ICookie || len(page.Tunnels) != 1 || page.Tunnels[0].IKEVersion != "ikev2" {
+		t.Fatalf("TunnelStatus %+v (%v), StatusPage %+v", one, err, page)
+	}
+	if vs.Phase1Expires.IsZero() || vs.SAs[0].Expires.IsZero() {
+		t.Fatal("lifetimes missing from the status")
+	}
 }
 
 // TestIKEv2TransportMode: USE_TRANSPORT_MODE both ways, a transport pair.

@@ -253,3 +253,30 @@ func TestIKEv2EmptyInformationalAnswered(t *testing.T) {
 		t.Fatalf("%d IKEv2 SAs left after the peer's DELETE", len(h.vgw.sas2))
 	}
 }
+
+// TestIKEv2PeerMoved: NAT rebinding reported by the data path (ESP from a
+// new address and port) moves a floated IKEv2 SA with the pairs.
+func TestIKEv2PeerMoved(t *testing.T) {
+	timers := &recordedTimers{}
+	defer timers.stopAll()
+	ct, vt := v2FuzzTunnels()
+	ct.ForceEncap, vt.ForceEncap = true, true
+	w := &harnessWire{}
+	h := &qmHarness{wire: w}
+	h.cgw, h.cdp = harnessEngine(t, ct, w)
+	h.vgw, h.vdp = harnessEngine(t, vt, w)
+	h.cgw.clock, h.vgw.clock = timers, timers
+	if !v2HandshakeOnce(h) {
+		t.Fatal("no IKEv2 tunnel with UDP encapsulation")
+	}
+	tun := h.vgw.byName["tunnel1"]
+	sa := tun.v2
+	if !sa.floated || !tun.children[0].pair.UDPEncap {
+		t.Fatal("not floated")
+	}
+	to := netip.AddrPortFrom(netip.MustParseAddr("203.0.113.9"), 40000)
+	tun.peerMoved(sa.remote, to, "ESP")
+	if sa.remote != to || tun.children[0].pair.Remote != to {
+		t.Fatalf("IKE SA at %v, pair at %v; want %v", sa.remote, tun.children[0].pair.Remote, to)
+	}
+}

@@ -86,6 +86,11 @@ func (t *tunnel) peerMoved(from, to netip.AddrPort, via string) {
 			sa.remote, moved = to, true
 		}
 	}
+	for _, sa := range t.v2SAs {
+		if sa.floated && sa.remote != to {
+			sa.remote, moved = to, true
+		}
+	}
 	for _, c := range t.children {
 		if c.pair.UDPEncap && c.pair.Remote != to {
 			c.pair.Remote, moved = to, true
