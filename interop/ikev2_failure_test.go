@@ -73,10 +73,22 @@ var v2Failures = []struct {
 	}, false},
 	{v2Failure{
 		name: "child-proposal", ourIKE: "aes256-sha256-modp2048", swIKE: "aes256-sha256-modp2048",
+		ourESP: "esp-aes256gcm16", swESP: "aes128-sha1", childOnly: true,
+		charonLog: regexp.MustCompile(`received NO_PROPOSAL_CHOSEN notify, no CHILD_SA built`),
+		ourError:  regexp.MustCompile(`(?i)phase2-failed .*proposal`),
+	}, true},
+	{v2Failure{
+		name: "child-proposal", ourIKE: "aes256-sha256-modp2048", swIKE: "aes256-sha256-modp2048",
 		ourESP: "esp-aes128-sha1", swESP: "aes256gcm16", childOnly: true,
 		charonLog: regexp.MustCompile(`no acceptable proposal found|failed to establish CHILD_SA`),
 		ourError:  regexp.MustCompile(`(?i)phase2-failed .*` + notifyName("NO_PROPOSAL_CHOSEN")),
 	}, false},
+	{v2Failure{
+		name: "ts", ourIKE: "aes256-sha256-modp2048", swIKE: "aes256-sha256-modp2048",
+		ourRemoteTS: "10.10.0.0/16", swLocalTS: "192.168.0.0/16", childOnly: true,
+		charonLog: regexp.MustCompile(`received TS_UNACCEPTABLE notify, no CHILD_SA built`),
+		ourError:  regexp.MustCompile(`(?i)phase2-failed .*(traffic selector|TS_UNACCEPTABLE)`),
+	}, true},
 	{v2Failure{
 		name: "ts", ourIKE: "aes256-sha256-modp2048", swIKE: "aes256-sha256-modp2048",
 		ourLocalTS: "10.10.0.0/16", swRemoteTS: "192.168.0.0/16", childOnly: true,
