@@ -16,6 +16,7 @@ type Report struct {
 	Skipped map[string]int `json:"skipped"` // frames not decoded, by reason
 	Damaged []string       `json:"damaged,omitempty"`
 	IKE     []IKEReport    `json:"ike"`
+	IKEv2   []IKEv2Report  `json:"ikev2,omitempty"`
 	ESP     []ESPReport    `json:"esp"`
 	Keys    KeySummary     `json:"keys"`
 	// ReadError is set when the file ended in a damaged record; everything
@@ -29,6 +30,7 @@ type Report struct {
 // what they allow.
 type KeySummary struct {
 	IKEv1Keys int      `json:"ikev1_keys"`
+	IKEv2Keys int      `json:"ikev2_keys"`
 	ESPKeys   int      `json:"esp_keys"`
 	PSKs      int      `json:"psks"`
 	Ignored   []string `json:"ignored,omitempty"`
@@ -55,6 +57,7 @@ func DecodeWithPolicy(r io.Reader, name string, keys *Keys, pol *Policy) (*Repor
 	rep := &Report{File: name, Format: format, Counts: map[string]int{}, Skipped: map[string]int{}}
 	ra := newReassembler()
 	ikes := newIKEDecoder(keys)
+	ikes.v2 = newIKEv2Decoder(keys)
 	esps := newESPDecoder(keys)
 	for rep.Frames < MaxFrames {
 		f, err := src.next()
@@ -74,8 +77,12 @@ func DecodeWithPolicy(r io.Reader, name string, keys *Keys, pol *Policy) (*Repor
 	for _, c := range ikes.order {
 		rep.IKE = append(rep.IKE, ikes.sas[c].report(keys, pol))
 	}
-	rep.Counts["isakmp undecodable"] = ikes.bad
+	for _, c := range ikes.v2.order {
+		rep.IKEv2 = append(rep.IKEv2, ikes.v2.sas[c].report(pol))
+	}
+	rep.Counts["isakmp undecodable"] = ikes.bad + ikes.v2.bad
 	rep.Damaged = append(rep.Damaged, ikes.badAt...)
+	rep.Damaged = append(rep.Damaged, ikes.v2.badAt...)
 	rep.ESP = esps.reports()
 	rep.Keys = summarizeKeys(keys)
 	rep.problems()
@@ -121,12 +128,19 @@ func summarizeKeys(k *Keys) KeySummary {
 	for _, v := range k.IKE {
 		s.IKEv1Keys += len(v)
 	}
+	for _, v := range k.IKEv2 {
+		s.IKEv2Keys += len(v)
+	}
 	for t, n := range k.Ignored {
-		s.Ignored = append(s.Ignored, fmt.Sprintf("%d %s record(s) (IKEv2 is not decoded)", n, t))
+		s.Ignored = append(s.Ignored, fmt.Sprintf("%d %s record(s)", n, t))
 	}
 	sort.Strings(s.Ignored)
 	if s.IKEv1Keys > 0 {
 		s.Can = append(s.Can, "decrypt phase 1 messages 5/6 (aggressive 3), quick mode and informational exchanges of the logged SAs; tell 'decrypts to valid payloads' from 'garbage' (a wrong key); two different keys for one cookie that decrypt the initiator's messages differently prove a pre-shared key mismatch")
+	}
+	if s.IKEv2Keys > 0 {
+		s.Can = append(s.Can, "verify the integrity of and decrypt IKEv2 SK/SKF messages (AES-CBC with HMAC-SHA1/SHA2, AES-GCM-16) of the logged IKE SAs, reassemble RFC 7383 fragments, and read IKE_AUTH, CREATE_CHILD_SA and INFORMATIONAL (IDs, AUTH method, child proposals, traffic selectors, notifies, rekeys, deletes)")
+		s.Cannot = append(s.Cannot, "verify an IKEv2 AUTH payload: it needs SK_pi/SK_pr, which no ikev2_decryption_table holds; a PSK mismatch is told from the peer's AUTHENTICATION_FAILED")
 	}
 	if s.PSKs > 0 {
 		s.Can = append(s.Can, "verify HASH_I and HASH_R (SKEYID = prf(PSK, Ni|Nr) needs no DH secret); in main mode the ID payloads must be decrypted first (needs the IKEv1 key), in aggressive mode they are plaintext")
@@ -157,6 +171,17 @@ func (rep *Report) problems() {
 			if q.Status == "failed" {
 				add("quick mode %s of %s: %s", q.MessageID, s.ICookie, q.Reason)
 			}
+		}
+	}
+	for _, s := range rep.IKEv2 {
+		if s.Status == "failed" || s.Status == "unknown" {
+			add("IKEv2 SA %s: %s", s.SPIi, s.Reason)
+		}
+		if s.Undecrypted > 0 {
+			add("IKEv2 SA %s: %d encrypted message(s) not decrypted", s.SPIi, s.Undecrypted)
+		}
+		for _, c := range s.ChildFailures {
+			add("IKEv2 SA %s: %s", s.SPIi, c)
 		}
 	}
 	for _, e := range rep.ESP {

@@ -75,17 +75,17 @@ type ikeDecoder struct {
 	order [][8]byte
 	bad   int // ISAKMP messages whose header does not decode
 	badAt []string
+	v2    *ikev2Decoder // IKEv2 messages (major version 2)
 }
 
 func newIKEDecoder(k *Keys) *ikeDecoder {
-	return &ikeDecoder{keys: k, sas: map[[8]byte]*ikeSA{}}
+	return &ikeDecoder{keys: k, sas: map[[8]byte]*ikeSA{}, v2: newIKEv2Decoder(k)}
 }
 
 // add takes one classified IKE datagram.
 func (dec *ikeDecoder) add(p packet) {
 	if len(p.data) >= isakmp.HeaderLen && p.data[17]>>4 == 2 {
-		dec.bad++
-		dec.badAt = appendCapped(dec.badAt, fmt.Sprintf("frame %d: IKEv2 (exchange %d), not decoded", p.d.Frame, p.data[18]))
+		dec.v2.add(p)
 		return
 	}
 	h, err := isakmp.DecodeHeader(p.data)

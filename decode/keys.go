@@ -17,10 +17,11 @@ import (
 // Keys are the secrets the decoder may use. Nothing here is ever printed:
 // reports name a key by its source (file:line).
 type Keys struct {
-	IKE  map[[8]byte][]IKEKey // by initiator cookie
-	ESP  []ESPKey
-	PSKs []PSK
-	// Ignored counts records of other tables (IKEv2) by table name.
+	IKE   map[[8]byte][]IKEKey    // by initiator cookie
+	IKEv2 map[[16]byte][]IKEv2Key // by SPIi|SPIr
+	ESP   []ESPKey
+	PSKs  []PSK
+	// Ignored counts records of other tables by table name.
 	Ignored map[string]int
 }
 
@@ -65,14 +66,16 @@ func (p PSK) String() string { return "PSK(" + p.Source + ")" }
 
 // NewKeys returns an empty key set.
 func NewKeys() *Keys {
-	return &Keys{IKE: map[[8]byte][]IKEKey{}, Ignored: map[string]int{}}
+	return &Keys{IKE: map[[8]byte][]IKEKey{}, IKEv2: map[[16]byte][]IKEv2Key{}, Ignored: map[string]int{}}
 }
 
 // LoadKeyFile reads one key file in any of the formats: our key log
-// (docs/key-export.md: "ikev1_decryption_table:" / "esp_sa:" prefixed
-// lines), strongSwan's save-keys files and Wireshark's UAT files (the
-// ikev1_decryption_table file: "<icookie>,<key>" lines; the esp_sa file:
-// eight quoted fields). Errors name the line, never its content.
+// (docs/key-export.md: "ikev1_decryption_table:" / "ikev2_decryption_table:"
+// / "esp_sa:" prefixed lines), strongSwan's save-keys files and Wireshark's
+// UAT files (the ikev1_decryption_table file: "<icookie>,<key>" lines; the
+// ikev2_decryption_table file: "<SPIi>,<SPIr>,<SK_ei>,<SK_er>,"<encryption>",
+// <SK_ai>,<SK_ar>,"<integrity>"" lines; the esp_sa file: eight quoted
+// fields). Errors name the line, never its content.
 func (k *Keys) LoadKeyFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -106,6 +109,8 @@ func (k *Keys) addRecord(line, src string) error {
 		switch table {
 		case keylog.TableIKEv1:
 			return k.addIKE(rest, src)
+		case keylog.TableIKEv2:
+			return k.addIKEv2(rest, src)
 		case keylog.TableESP:
 			return k.addESP(rest, src)
 		}
@@ -118,9 +123,8 @@ func (k *Keys) addRecord(line, src string) error {
 		return k.addESP(line, src)
 	case len(fields) == 2:
 		return k.addIKE(line, src)
-	case len(fields) >= 6 && len(fields[0]) == 16 && len(fields[1]) == 16:
-		k.Ignored["ikev2_decryption_table"]++ // IKEv2: two SPIs and SK_* keys
-		return nil
+	case len(fields) == 8 && len(fields[0]) == 16 && len(fields[1]) == 16:
+		return k.addIKEv2(line, src) // IKEv2: two SPIs and SK_* keys
 	}
 	return fmt.Errorf("not an IKEv1 decryption table, ESP SA or key log record (%d fields)", len(fields))
 }

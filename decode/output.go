@@ -31,6 +31,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	for i := range rep.IKE {
 		writeIKE(b, &rep.IKE[i])
 	}
+	for i := range rep.IKEv2 {
+		writeIKEv2(b, &rep.IKEv2[i])
+	}
 	for i := range rep.ESP {
 		writeESP(b, &rep.ESP[i])
 	}
@@ -133,7 +136,7 @@ func writeESP(b *strings.Builder, r *ESPReport) {
 }
 
 func writeKeys(b *strings.Builder, k KeySummary) {
-	fmt.Fprintf(b, "\nKeys: %d IKEv1, %d ESP, %d pre-shared\n", k.IKEv1Keys, k.ESPKeys, k.PSKs)
+	fmt.Fprintf(b, "\nKeys: %d IKEv1, %d IKEv2, %d ESP, %d pre-shared\n", k.IKEv1Keys, k.IKEv2Keys, k.ESPKeys, k.PSKs)
 	for _, s := range k.Ignored {
 		fmt.Fprintf(b, "  ignored: %s\n", s)
 	}
@@ -142,5 +145,26 @@ func writeKeys(b *strings.Builder, k KeySummary) {
 	}
 	for _, s := range k.Cannot {
 		fmt.Fprintf(b, "  cannot: %s\n", s)
+	}
+}
+
+func writeIKEv2(b *strings.Builder, r *IKEv2Report) {
+	fmt.Fprintf(b, "\nIKEv2 SA %s/%s, initiator %s, responder %s: %s\n", r.SPIi, r.SPIr, r.Initiator, r.Responder, strings.ToUpper(r.Status))
+	for _, l := range [][2]string{{"offered", r.Offered}, {"chosen", r.Chosen}, {"NAT", r.NAT}} {
+		if l[1] != "" {
+			fmt.Fprintf(b, "  %-8s %s\n", l[0]+":", l[1])
+		}
+	}
+	if r.IDi != "" || r.IDr != "" {
+		fmt.Fprintf(b, "  IDs:     initiator %s, responder %s, AUTH %s\n", orDash(r.IDi), orDash(r.IDr), orDash(r.Auth))
+	}
+	for _, e := range r.Story {
+		fmt.Fprintf(b, "  #%-5d %s %s %-6s %s\n", e.Frame, e.Time, e.Dir, e.Msg, e.Text)
+	}
+	if r.Reason != "" {
+		fmt.Fprintf(b, "  => %s\n", r.Reason)
+	}
+	for _, c := range r.ChildFailures {
+		fmt.Fprintf(b, "  => %s\n", c)
 	}
 }

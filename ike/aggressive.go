@@ -38,7 +38,7 @@ import (
 
 func (t *tunnel) startAggressiveMode() *ikeSA {
 	sa := t.newInitiatorSA(AggressiveMode)
-	group := t.cfg.Phase1.Proposals[0].DHGroup
+	group := v1Proposals(t.cfg.Phase1.Proposals)[0].DHGroup // validateTunnel: at least one
 	saP := phase1SA(t.cfg.Phase1.Proposals, t.cfg.Phase1.Lifetime, group)
 	sa.chosen.DHGroup = group
 	if !sa.makeKE(group, &sa.gxi) {

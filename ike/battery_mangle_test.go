@@ -61,7 +61,10 @@ func dropCopies(which map[string]int) mangleFn {
 // so that a retransmission in the rest of the row can only be that post's.
 func lateAtTimeout(msg string) mangleFn {
 	return onFirst(msg, func(r *batRelay, p harnessPacket) []harnessPacket {
-		time.Sleep(60 * time.Millisecond) // the first retransmission is due after 25 ms
+		// The first retransmission falls due (after 25 ms) and its timer
+		// posts before the answer is delivered.
+		r.advanceTo(r.clock.now().Add(60 * time.Millisecond))
+		r.fireDue()
 		r.ini().cfg.RetransmitTimeout = time.Second
 		return []harnessPacket{p}
 	})

@@ -37,25 +37,61 @@ type batRelay struct {
 	// vgwInit: the vgw initiates phase 1 and quick mode, the cgw responds
 	// (battery_roles_test.go); otherwise the cgw initiates.
 	vgwInit bool
+	// The engines' timers and clock are simulated (fakeclock_test.go):
+	// run advances the time to the next due timer whenever nothing else
+	// is left to do, so a row's retransmissions, give-ups and timeouts
+	// happen in the same order however slow or loaded the machine is.
+	clock  *simTime
+	timers [2]*fakeTimers // cgw, vgw
+	// subs are the engines' event subscriptions, drained by step on the
+	// test's goroutine (the engines emit there too), so every event of a
+	// row is in events when the row ends.
+	subs []batSub
 }
 
-// newBatRelay builds the two engines with retransmission timeouts short
-// enough for a case to see retries and give-ups in well under a second;
-// vgwInit picks the initiator.
+type batSub struct {
+	name string
+	ch   <-chan Event
+}
+
+// drainEvents moves what the engines emitted into events.
+func (r *batRelay) drainEvents() {
+	for _, s := range r.subs {
+		for more := true; more; {
+			select {
+			case ev, ok := <-s.ch:
+				if !ok {
+					more = false
+					break
+				}
+				r.addEvent(s.name, ev)
+			default:
+				more = false
+			}
+		}
+	}
+}
+
+// newBatRelay builds the two engines on a simulated clock with
+// retransmission timeouts short enough for a case to see retries and
+// give-ups in well under a simulated second; vgwInit picks the initiator.
 func newBatRelay(t testing.TB, o harnessOpts, vgwInit bool) *batRelay {
 	h := newRoleHarness(t, o, vgwInit)
 	r := &batRelay{h: h, names: map[[32]byte]string{}, counts: map[string]int{}, copies: map[string]int{},
 		sas: map[*ikeSA]bool{}, events: map[string][]Event{}, vgwInit: vgwInit}
+	r.clock = newSimTime(time.Now())
+	t.Cleanup(r.clock.install())
+	r.timers = [2]*fakeTimers{{clock: r.clock}, {clock: r.clock}}
+	h.cgw.clock, h.vgw.clock = r.timers[0], r.timers[1]
+	t.Cleanup(func() {
+		r.timers[0].stopAll()
+		r.timers[1].stopAll()
+	})
 	for name, e := range map[string]*Engine{"cgw": h.cgw, "vgw": h.vgw} {
 		e.cfg.RetransmitTimeout, e.cfg.RetransmitBase, e.cfg.RetransmitTries = 25*time.Millisecond, 1.5, 3
 		ch, stop := e.Subscribe()
 		r.stops = append(r.stops, stop)
-		name := name
-		go func() {
-			for ev := range ch {
-				r.addEvent(name, ev)
-			}
-		}()
+		r.subs = append(r.subs, batSub{name, ch})
 	}
 	return r
 }
@@ -70,6 +106,7 @@ func (r *batRelay) addEvent(name string, ev Event) {
 
 // notifiesSent lists the notify types an engine announced (notify-sent).
 func (r *batRelay) notifiesSent(name string) []string {
+	r.drainEvents()
 	batEventsMu <- struct{}{}
 	defer func() { <-batEventsMu }()
 	var out []string
@@ -123,7 +160,7 @@ func (r *batRelay) name(p harnessPacket) string {
 // step delivers what is on the wire and runs what the timers posted. It
 // reports whether anything happened.
 func (r *batRelay) step() bool {
-	did := false
+	did := r.fireDue()
 	batch := r.h.wire.pkts
 	r.h.wire.pkts = nil
 	for _, p := range batch {
@@ -157,21 +194,62 @@ func (r *batRelay) step() bool {
 			r.sas[sa] = true
 		}
 	}
+	r.drainEvents()
 	return did
 }
 
-// run drives the engines until done reports true or d passes; quiet
-// periods sleep a little for the timers.
-func (r *batRelay) run(d time.Duration, done func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if !r.step() {
-			if done != nil && done() {
-				return true
-			}
-			time.Sleep(2 * time.Millisecond)
+// fireDue runs the functions of the timers due on the simulated clock
+// (each posts to its engine's inbox, which step drains).
+func (r *batRelay) fireDue() bool {
+	did := false
+	for _, ft := range r.timers {
+		for _, fn := range ft.fireDue() {
+			fn()
+			did = true
 		}
 	}
+	return did
+}
+
+// nextDue is the earliest due time of either engine's timers.
+func (r *batRelay) nextDue() (time.Time, bool) {
+	var at time.Time
+	ok := false
+	for _, ft := range r.timers {
+		if t, has := ft.nextDue(); has && (!ok || t.Before(at)) {
+			at, ok = t, true
+		}
+	}
+	return at, ok
+}
+
+// advanceTo moves the simulated clock forward to t (never back).
+func (r *batRelay) advanceTo(t time.Time) {
+	if d := t.Sub(r.clock.now()); d > 0 {
+		r.clock.advance(d)
+	}
+}
+
+// run drives the engines until done reports true or d of simulated time
+// passes: whenever nothing is left to deliver or run, the clock jumps to
+// the next due timer. A minute of real time bounds a row that never
+// settles.
+func (r *batRelay) run(d time.Duration, done func() bool) bool {
+	deadline := r.clock.now().Add(d)
+	for limit := time.Now().Add(time.Minute); time.Now().Before(limit); {
+		if r.step() {
+			continue
+		}
+		if done != nil && done() {
+			return true
+		}
+		next, ok := r.nextDue()
+		if !ok || next.After(deadline) {
+			break
+		}
+		r.advanceTo(next)
+	}
+	r.advanceTo(deadline)
 	return done != nil && done()
 }
 

@@ -195,6 +195,9 @@ func validateTunnel(tc *TunnelConfig) error {
 			return fmt.Errorf("phase 1 proposal: %w", err)
 		}
 	}
+	if len(v1Proposals(tc.Phase1.Proposals)) == 0 && tc.Allows(policy.IKEv1) {
+		return errors.New("phase 1 has only AES-GCM proposals, which IKEv1 cannot negotiate (AES-GCM in phase 1 is IKEv2 only)")
+	}
 	if len(tc.Phase2.Proposals) == 0 {
 		return errors.New("phase 2 has no proposals")
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -219,6 +220,7 @@ func TestIKEv2Algorithms(t *testing.T) {
 				if vgwInitiates {
 					ct.StartupAction, vt.StartupAction = StartupAdd, StartupStart
 					vt.Phase1.Proposals, vt.Phase1.Selection = []Phase1Proposal{p}, SelectInitiatorOrder
+					vt.IKEVersions = []policy.Version{policy.IKEv2} // only GCM in phase 1: IKEv1 cannot have it
 					ct.Phase1.Proposals = awsVGWPhase1V2()
 				}
 			}})
@@ -296,5 +298,37 @@ func TestRunBindFailureEndsControlCalls(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("control calls wait forever after Run failed")
+	}
+}
+
+// TestIKEv2AWSListOffered: the vgw initiates with AWS's whole IKEv2 list
+// (96 CBC and 96 GCM transform sets, offered as two proposals with the
+// transforms' union) and the customer accepts only one set, from the end
+// of the list; the child SA likewise.
+func TestIKEv2AWSListOffered(t *testing.T) {
+	network := sock.NewNetwork()
+	var proposals atomic.Int32
+	network.SetFilter(func(from, to netip.AddrPort, b []byte) bool {
+		if h, ok := v2Header(to, b); ok && h.Exchange == wire.ExchangeIKESAInit && !h.Response() {
+			if m, err := wire.Decode(b); err == nil && findSA(m.Payloads) != nil {
+				proposals.Store(int32(len(findSA(m.Payloads).Proposals)))
+			}
+		}
+		return true
+	})
+	want := Phase1Proposal{EncKeyBits: 256, Hash: crypto.SHA512, DHGroup: 24, GCM: true}
+	cgw, vgw, _ := newV2Pair(t, v2PairOpts{network: network, mod: func(ct, vt *TunnelConfig) {
+		ct.StartupAction, vt.StartupAction = StartupAdd, StartupStart
+		ct.Phase1.Proposals = []Phase1Proposal{want}
+		ct.Phase2.Proposals = []Phase2Proposal{{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 256, Integrity: isakmp.AuthHMACSHA2512}}
+	}})
+	cgw.waitEvent(t, "phase2-up", 10*time.Second)
+	vgw.waitEvent(t, "phase2-up", 10*time.Second)
+	checkPairsMatch(t, cgw, vgw)
+	if vs := vgw.tunnel(t); vs.Proposal != want.String() || vs.SAs[0].Proposal != "esp-aes256-sha512" || vs.Role != "initiator" {
+		t.Fatalf("vgw: %s %q / %q", vs.Role, vs.Proposal, vs.SAs[0].Proposal)
+	}
+	if n := proposals.Load(); n != 2 {
+		t.Fatalf("IKE_SA_INIT offered %d proposals, want 2", n)
 	}
 }

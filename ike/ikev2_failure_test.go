@@ -152,3 +152,35 @@ func TestIKEv2UnknownPeer(t *testing.T) {
 		t.Fatalf("counters %+v", st.Counters)
 	}
 }
+
+// TestIKEv2PolicyRefusedAtStart: a tunnel that allows IKEv2 with a policy
+// IKEv2 cannot negotiate here (AES-192, AH) is a configuration error that
+// says why, not a negotiation that fails later; the same tunnel with IKEv1
+// only is accepted.
+func TestIKEv2PolicyRefusedAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*TunnelConfig)
+		want string
+	}{
+		{"aes192", func(tc *TunnelConfig) {
+			tc.Phase1.Proposals = []Phase1Proposal{{EncKeyBits: 192, Hash: crypto.SHA256, DHGroup: 14}}
+		}, "IKEv2 phase 1"},
+		{"ah", func(tc *TunnelConfig) {
+			tc.Phase2.Proposals = []Phase2Proposal{{Protocol: isakmp.ProtoAH, Integrity: isakmp.AuthHMACSHA2256}}
+		}, "AH is not implemented for IKEv2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ct, _ := v2Tunnels()
+			tc.mod(&ct)
+			_, err := NewEngine(Config{Tunnels: []TunnelConfig{ct}}, WithLogger(newDiscardLogger()))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+			ct.IKEVersions = []policy.Version{policy.IKEv1}
+			if _, err := NewEngine(Config{Tunnels: []TunnelConfig{ct}}, WithLogger(newDiscardLogger())); err != nil {
+				t.Fatalf("IKEv1 only: %v", err)
+			}
+		})
+	}
+}

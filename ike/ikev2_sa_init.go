@@ -472,6 +472,9 @@ func (sa *ikev2SA) answerInit(m *wire.Message, raw []byte) ([]byte, error) {
 	if err := exchange.CheckKE(choice.DH, ke); err != nil {
 		return nil, err
 	}
+	if ke == nil {
+		return nil, &exchange.Error{Notify: wire.NotifyInvalidSyntax, Reason: "IKE_SA_INIT request without a KE payload"}
+	}
 	sa.chosen, sa.proposal, sa.group = choice, v2Proposal(choice), choice.DH
 	sa.ni, sa.nr = append([]byte(nil), nonce.Data...), randomBytes(v2NonceLen)
 	myKE, err := sa.newKE()

@@ -114,8 +114,8 @@ func hashRank(h crypto.Hash) (int, error) {
 func phase1SA(ps []Phase1Proposal, lifetime time.Duration, onlyGroup uint16) *isakmp.SA {
 	prop := isakmp.Proposal{Number: 1, ProtocolID: isakmp.ProtoISAKMP}
 	for _, p := range ps {
-		if onlyGroup != 0 && p.DHGroup != onlyGroup {
-			continue
+		if p.GCM || (onlyGroup != 0 && p.DHGroup != onlyGroup) {
+			continue // AES-GCM: IKEv2's only (v1Proposals)
 		}
 		prop.Transforms = append(prop.Transforms, isakmp.Transform{
 			Number: uint8(len(prop.Transforms) + 1),
@@ -132,6 +132,19 @@ func phase1SA(ps []Phase1Proposal, lifetime time.Duration, onlyGroup uint16) *is
 		})
 	}
 	return &isakmp.SA{DOI: isakmp.DOIIPsec, Situation: isakmp.SituationIdentityOnly, Proposals: []isakmp.Proposal{prop}}
+}
+
+// v1Proposals are the phase 1 proposals IKEv1 can negotiate. A tunnel that
+// also allows IKEv2 may list AES-GCM ones (RFC 5282 defines AES-GCM for the
+// IKEv2 SA; AWS offers it in phase 1 with IKEv2 only): IKEv1 skips them.
+func v1Proposals(ps []Phase1Proposal) []Phase1Proposal {
+	var out []Phase1Proposal
+	for _, p := range ps {
+		if !p.GCM {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // parsePhase1Transform reads one ISAKMP transform. Unsupported values give an

@@ -1,8 +1,9 @@
-// Package keylog is the opt-in export of IKEv1 and ESP keys for Wireshark
-// (status.KeyLogger). It writes one text file whose record lines are Wireshark
-// UAT records prefixed with their table name:
+// Package keylog is the opt-in export of IKEv1, IKEv2 and ESP keys for
+// Wireshark (status.KeyLogger, status.IKEv2KeyLogger). It writes one text file
+// whose record lines are Wireshark UAT records prefixed with their table name:
 //
 //	ikev1_decryption_table:<icookie hex>,<encryption key hex>
+//	ikev2_decryption_table:<SPIi>,<SPIr>,<SK_ei>,<SK_er>,"<encryption>",<SK_ai>,<SK_ar>,"<integrity>"
 //	esp_sa:"IPv4","<src>","<dst>","0x<spi>","<encryption>","0x<key>","<authentication>","0x<key>"
 //
 // i.e. each record line is exactly what follows "-o uat:" on a tshark command

@@ -321,7 +321,12 @@ func needTshark(t *testing.T) string {
 
 func runTshark(t *testing.T, tshark string, env []string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(tshark, append([]string{"-n", "-r", capturePcap}, args...)...)
+	return runTsharkOn(t, tshark, capturePcap, env, args...)
+}
+
+func runTsharkOn(t *testing.T, tshark, pcap string, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(tshark, append([]string{"-n", "-r", pcap}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -11,7 +11,7 @@ import (
 // Record is one record line of a key log: a UAT table name and the record in
 // that table's UAT syntax.
 type Record struct {
-	Table string // TableIKEv1 or TableESP
+	Table string // TableIKEv1, TableIKEv2 or TableESP
 	Value string
 }
 
@@ -40,8 +40,8 @@ func ReadFile(path string) ([]Record, error) {
 			continue
 		}
 		table, value, ok := strings.Cut(line, ":")
-		if !ok || (table != TableIKEv1 && table != TableESP) {
-			return nil, fmt.Errorf("keylog: %s line %d: not a %q or %q record", path, n, TableIKEv1, TableESP)
+		if !ok || !isTable(table) {
+			return nil, fmt.Errorf("keylog: %s line %d: not a %q, %q or %q record", path, n, TableIKEv1, TableIKEv2, TableESP)
 		}
 		if err := checkRecord(table, value); err != nil {
 			return nil, fmt.Errorf("keylog: %s line %d: %v", path, n, err)
@@ -63,12 +63,27 @@ func checkRecord(table, value string) error {
 		if len(f) != 2 || len(f[0]) != 16 || !isHex(f[0]) || !isHex(f[1]) || len(f[1]) == 0 {
 			return fmt.Errorf("%s record needs <16 hex digit icookie>,<hex key>", TableIKEv1)
 		}
+	case TableIKEv2:
+		return checkIKEv2Record(value)
 	case TableESP:
 		if strings.Count(value, `","`) != 7 || !strings.HasPrefix(value, `"`) || !strings.HasSuffix(value, `"`) {
 			return fmt.Errorf("%s record needs 8 quoted fields", TableESP)
 		}
 	}
 	return nil
+}
+
+// tables are the UAT tables a key log holds, in the order they are
+// installed into a Wireshark profile.
+var tables = []string{TableIKEv1, TableIKEv2, TableESP}
+
+func isTable(t string) bool {
+	for _, x := range tables {
+		if x == t {
+			return true
+		}
+	}
+	return false
 }
 
 func isHex(s string) bool {
@@ -104,7 +119,7 @@ func TsharkOptions(path string) ([]string, error) {
 // configuration or profile directory dir (created 0700 if missing; e.g.
 // ~/.config/wireshark, ~/.config/wireshark/profiles/vpnlab, or any directory
 // used with WIRESHARK_CONFIG_DIR=dir): it adds the records to dir's
-// ikev1_decryption_table and esp_sa files (existing entries are kept,
+// ikev1_decryption_table, ikev2_decryption_table and esp_sa files (existing entries are kept,
 // duplicates are not added again; files are written 0600) and makes sure
 // dir's preferences file enables ESP decryption and ICV checking.
 func WriteWiresharkUAT(path, dir string) error {
@@ -115,7 +130,7 @@ func WriteWiresharkUAT(path, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("keylog: %w", err)
 	}
-	for _, table := range []string{TableIKEv1, TableESP} {
+	for _, table := range tables {
 		var add []string
 		for _, r := range recs {
 			if r.Table == table {
