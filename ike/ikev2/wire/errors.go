@@ -9,7 +9,7 @@ import (
 // (8-bit counts, 16-bit payload lengths).
 const (
 	MaxPayloads   = 64  // payloads in one chain (message or decrypted body)
-	MaxProposals  = 64  // proposals in one SA payload
+	MaxProposals  = 255 // proposals in one SA payload: the 1-octet Proposal Num counts them (RFC 7296 3.3.1)
 	MaxTransforms = 255 // transforms in one proposal
 	MaxAttributes = 16  // attributes in one transform
 )
