@@ -30,20 +30,33 @@ func Phase2Names(ps []policy.Phase2Proposal) []string {
 // DescribeTunnel returns one line with a tunnel's effective settings and
 // proposals, for the startup log. It never contains the pre-shared key.
 func DescribeTunnel(t *policy.Tunnel) string {
-	remoteID := "any"
-	if t.RemoteID.IsValid() {
-		remoteID = t.RemoteID.String()
-	}
+	localID, remoteID := describeIDs(t)
 	return fmt.Sprintf("tunnel=%s local=%s remote=%s:%d/%d local_id=%s remote_id=%s ike_versions=%s startup=%s ike_mode=%s allow_aggressive=%t "+
 		"phase1=[%s] phase1_selection=%s phase1_lifetime=%s "+
 		"phase2=[%s] phase2_selection=%s phase2_lifetime=%s phase2_lifetime_kb=%d mode=%s local_ts=%s remote_ts=%s "+
 		"rekey_margin=%s rekey_fuzz=%d%% replay_window=%d dpd_delay=%s dpd_timeout=%s dpd_action=%s nat_traversal=%t nat_keepalive=%s force_encap=%t",
-		t.Name, t.LocalAddr, t.RemoteAddr, t.RemotePorts.IKE, t.RemotePorts.NATT, t.LocalID, remoteID,
+		t.Name, t.LocalAddr, t.RemoteAddr, t.RemotePorts.IKE, t.RemotePorts.NATT, localID, remoteID,
 		strings.Join(VersionNames(t.Versions()), ","), t.StartupAction, t.Phase1.Exchange, t.Phase1.AllowAggressive,
 		strings.Join(Phase1Names(t.Phase1.Proposals), " "), t.Phase1.Selection, t.Phase1.Lifetime,
 		strings.Join(Phase2Names(t.Phase2.Proposals), " "), t.Phase2.Selection, t.Phase2.Lifetime, t.Phase2.LifetimeKB,
 		t.Phase2.Mode, t.Phase2.LocalTS, t.Phase2.RemoteTS,
 		t.RekeyMargin, t.RekeyFuzz, t.Phase2.ReplayWindow, t.DPDDelay, t.DPDTimeout, t.DPDAction, t.NATT, natKeepalive(t.NATKeepalive), t.ForceEncap)
+}
+
+// describeIDs names the tunnel's identities in strongSwan's notation: an
+// FQDN or KEY_ID identity (IKEv2) or the address; "any" for no remote one.
+func describeIDs(t *policy.Tunnel) (local, remote string) {
+	local, remote = t.LocalID.String(), "any"
+	if t.LocalIdentity.IsSet() {
+		local = t.LocalIdentity.String()
+	}
+	switch {
+	case t.RemoteIdentity.IsSet():
+		remote = t.RemoteIdentity.String()
+	case t.RemoteID.IsValid():
+		remote = t.RemoteID.String()
+	}
+	return local, remote
 }
 
 func natKeepalive(d time.Duration) string {
@@ -167,12 +180,9 @@ func (c *Config) Summary() string {
 	}
 	for i := range c.IKE.Tunnels {
 		t := &c.IKE.Tunnels[i]
-		remoteID := "any"
-		if t.RemoteID.IsValid() {
-			remoteID = t.RemoteID.String()
-		}
+		localID, remoteID := describeIDs(t)
 		fmt.Fprintf(&b, "tunnel %s:\n", t.Name)
-		fmt.Fprintf(&b, "  local:            %s (id %s)\n", t.LocalAddr, t.LocalID)
+		fmt.Fprintf(&b, "  local:            %s (id %s)\n", t.LocalAddr, localID)
 		fmt.Fprintf(&b, "  remote:           %s ports %d/%d (id %s)\n", t.RemoteAddr, t.RemotePorts.IKE, t.RemotePorts.NATT, remoteID)
 		fmt.Fprintf(&b, "  psk:              %s (%s)\n", t.PSK, pskState(t.PSK))
 		fmt.Fprintf(&b, "  ike_versions:     %s (initiates with %s)\n", strings.Join(VersionNames(t.Versions()), ", "), t.InitiatorVersion())

@@ -47,6 +47,7 @@ func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string, r *tunnelRa
 	t.PSK = b.psk(o, base)
 	t.IKEVersions = b.ikeVersions(o)
 	b.exchange(&t, o)
+	b.identities(&t, o) // identity.go
 
 	b.phase1(&t, d.object(o.get("phase1"), o.p("phase1"), "proposals", "encryption", "integrity", "dh_groups", "lifetime", "selection"))
 	b.phase2(&t, d.object(o.get("phase2"), o.p("phase2"), "proposals", "encryption", "integrity", "pfs_groups", "protocol", "lifetime", "lifetime_kb", "mode", "selection"))
@@ -65,8 +66,8 @@ func (d *decoder) tunnel(c *Config, n *yaml.Node, path, base string, r *tunnelRa
 	return t
 }
 
-// endpoints reads the tunnel's name, its outside addresses, the IKE
-// identities (default: the addresses) and the peer's IKE ports.
+// endpoints reads the tunnel's name, its outside addresses and the peer's
+// IKE ports.
 func (b *tunnelDecoder) endpoints(t *policy.Tunnel, o *object) {
 	d := b.d
 	if nn, ok := o.scalar("name"); !ok {
@@ -81,18 +82,6 @@ func (b *tunnelDecoder) endpoints(t *policy.Tunnel, o *object) {
 	t.RemoteAddr = b.addr(o, "remote_address", true)
 	if t.LocalAddr.IsValid() && t.RemoteAddr.IsValid() && t.LocalAddr.Is4() != t.RemoteAddr.Is4() {
 		d.errf(o.line("remote_address"), o.p("remote_address"), "%s and local_address %s are of different IP versions", t.RemoteAddr, t.LocalAddr)
-	}
-	t.LocalID = t.LocalAddr
-	if o.has("local_id") {
-		t.LocalID = b.addr(o, "local_id", false)
-	}
-	t.RemoteID = t.RemoteAddr
-	if nn, ok := o.scalar("remote_id"); ok {
-		if v := strings.ToLower(nn.Value); v == "any" || v == "%any" {
-			t.RemoteID = netip.Addr{}
-		} else {
-			t.RemoteID = b.addr(o, "remote_id", false)
-		}
 	}
 	t.RemotePorts.IKE = uint16(o.integer("remote_port", int64(policy.DefaultPorts.IKE), 1, 65535))
 	t.RemotePorts.NATT = uint16(o.integer("remote_natt_port", int64(policy.DefaultPorts.NATT), 1, 65535))

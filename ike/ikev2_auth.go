@@ -40,8 +40,12 @@ func describeID(id *wire.ID) string {
 
 // checkPeerID compares the peer's identity with the tunnel's RemoteID: an
 // address identity equal to it, or, when RemoteID is not set ("any"),
-// any address, FQDN, e-mail or KEY_ID identity.
+// any address, FQDN, e-mail or KEY_ID identity. A RemoteIdentity, when
+// set, takes RemoteID's place (ikev2_identity.go).
 func (sa *ikev2SA) checkPeerID(id *wire.ID) error {
+	if ri := sa.t.cfg.RemoteIdentity; ri.IsSet() {
+		return checkPeerIdentity(id, ri)
+	}
 	want := sa.t.cfg.RemoteID
 	if !want.IsValid() {
 		switch id.IDType {
@@ -106,7 +110,10 @@ func (sa *ikev2SA) sendAuthRequest() {
 // authRequestPayloads builds IDi, AUTH, INITIAL_CONTACT and the child SA.
 func (sa *ikev2SA) authRequestPayloads() ([]wire.Payload, error) {
 	t := sa.t
-	id := wire.IDFromAddr(t.cfg.LocalID, false)
+	id, err := t.localV2ID(false) // ikev2_identity.go
+	if err != nil {
+		return nil, err
+	}
 	proof, err := t.auth.ProveV2(auth.V2{PRF: sa.prf, Message: sa.msgI, PeerNonce: sa.nr, SKp: sa.keys.Pi, IDBody: v2IDBody(id)})
 	if err != nil {
 		return nil, err
@@ -264,7 +271,10 @@ func (sa *ikev2SA) answerAuth(ps []wire.Payload) (out []wire.Payload, child *v2C
 	if err := t.auth.VerifyV2(in, ap.Data); err != nil {
 		return refuse(wire.NotifyAuthenticationFailed, "authentication failed: the peer's AUTH does not verify (pre-shared keys differ)")
 	}
-	id := wire.IDFromAddr(t.cfg.LocalID, true)
+	id, err := t.localV2ID(true)
+	if err != nil {
+		return refuse(wire.NotifyAuthenticationFailed, "our identity: "+err.Error())
+	}
 	proof, err := t.auth.ProveV2(auth.V2{PRF: sa.prf, Message: sa.msgR, PeerNonce: sa.ni, SKp: sa.keys.Pr, IDBody: v2IDBody(id)})
 	if err != nil {
 		return refuse(wire.NotifyAuthenticationFailed, "our AUTH: "+err.Error())

@@ -174,7 +174,15 @@ type Tunnel struct {
 	// RemoteID is the identity we expect; defaults to RemoteAddr. An invalid
 	// address means "accept any".
 	RemoteID netip.Addr
-	PSK      Secret
+	// LocalIdentity, when set, is our IKEv2 identity instead of LocalID:
+	// an address, an FQDN or a KEY_ID. RemoteIdentity, when set, is the
+	// only IKEv2 identity accepted from the peer (type and value), instead
+	// of RemoteID. The IKEv1 engine ignores both (it keeps LocalID and
+	// RemoteID, ID_IPV4_ADDR); gwconfig refuses an FQDN or KEY_ID on a
+	// tunnel that allows IKEv1.
+	LocalIdentity  Identity
+	RemoteIdentity Identity
+	PSK            Secret
 	// RemotePorts are the peer's IKE and NAT-T ports (default 500/4500).
 	RemotePorts Ports
 
