@@ -325,12 +325,12 @@ func (sa *ikev2SA) handleAuthResponse(h wire.Header, b []byte) {
 		return
 	}
 	if err := sa.checkPeerID(idr); err != nil {
-		sa.fail("IKEv2: authentication failed: " + err.Error())
+		sa.refuseResponder("IKEv2: authentication failed: " + err.Error())
 		return
 	}
 	in := auth.V2{PRF: sa.prf, Message: sa.msgR, PeerNonce: sa.ni, SKp: sa.keys.Pr, IDBody: v2IDBody(idr)}
 	if ap.Method != wire.AuthPSK || sa.t.auth.VerifyV2(in, ap.Data) != nil {
-		sa.fail("IKEv2: authentication failed: the peer's AUTH does not verify (pre-shared keys differ)")
+		sa.refuseResponder("IKEv2: authentication failed: the peer's AUTH does not verify (pre-shared keys differ)")
 		return
 	}
 	sa.establishV2(wire.FindNotify(ps, wire.NotifyInitialContact) != nil)
@@ -406,4 +406,29 @@ func (t *tunnel) initialContactV2(current *ikev2SA) {
 	for _, c := range append([]*childSA(nil), t.children...) {
 		t.deleteChild(c, "INITIAL_CONTACT from the peer", false)
 	}
+}
+
+// refuseResponder ends an IKE SA whose responder did not authenticate.
+// The responder has accepted us and holds an established IKE SA and child
+// by now, so it is told in an INFORMATIONAL request of its own with
+// AUTHENTICATION_FAILED (RFC 7296 section 2.21.2: an error found on the
+// initiator may be sent in a separate INFORMATIONAL exchange), sent once,
+// protected with the keys both sides have; then the SA goes.
+func (sa *ikev2SA) refuseResponder(reason string) {
+	mid, err := sa.reqs.Next()
+	var msgs [][]byte
+	if err == nil {
+		msgs, err = sa.sealRequest(wire.ExchangeInformational, mid, []wire.Payload{&wire.Notify{NotifyType: wire.NotifyAuthenticationFailed}})
+	}
+	if err != nil {
+		sa.logger().WithError(err).Warn("cannot tell the responder AUTHENTICATION_FAILED")
+	} else {
+		for _, m := range msgs {
+			sa.sendV2(m, "INFORMATIONAL request (AUTHENTICATION_FAILED)")
+		}
+		if sa.t != nil {
+			sa.t.counters.NotifiesSent++
+		}
+	}
+	sa.fail(reason)
 }

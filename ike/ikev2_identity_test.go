@@ -97,11 +97,15 @@ func TestIKEv2IdentityMismatch(t *testing.T) {
 				waitError(t, initiator, "AUTHENTICATION_FAILED")
 			} else {
 				waitError(t, initiator, "IKEv2: authentication failed: "+tc.want)
+				// The responder had accepted the initiator and
+				// established; the initiator tells it in an
+				// INFORMATIONAL with AUTHENTICATION_FAILED (section
+				// 2.21.2), and its IKE SA and child go.
+				if st := waitError(t, responder, "AUTHENTICATION_FAILED after IKE_AUTH"); st.Phase1State == "Established" || st.Status == "UP" {
+					t.Fatalf("responder %s %s after the initiator refused it", st.Phase1State, st.Status)
+				}
 			}
-			// The side that refused has no IKE SA. (A responder that
-			// accepted the initiator keeps its SA until it learns
-			// otherwise: the engine does not send the optional
-			// INFORMATIONAL with AUTHENTICATION_FAILED of section 2.21.2.)
+			// The side that refused has no IKE SA.
 			refuser := initiator
 			if tc.responderRefuses {
 				refuser = responder

@@ -88,6 +88,13 @@ func (sa *ikev2SA) answerInformational(ps []wire.Payload) (out []wire.Payload, d
 				t.counters.NotifiesReceived++
 				sa.logger().WithField("notify", x.NotifyType.String()).Warn("the peer reports an error (INFORMATIONAL)")
 			}
+			if x != nil && x.NotifyType == wire.NotifyAuthenticationFailed {
+				// The initiator did not accept our IKE_AUTH response
+				// (ikev2_auth.go refuseResponder): the IKE SA and its
+				// children end as with a DELETE, the reason kept.
+				t.setError("IKEv2: the peer refused our authentication (AUTHENTICATION_FAILED after IKE_AUTH): pre-shared key or identity mismatch")
+				deleteIKE = true
+			}
 		}
 	}
 	if unknown > 0 {
