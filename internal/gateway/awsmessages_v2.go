@@ -64,7 +64,8 @@ func awsMessageV2(e *logrus.Entry, cgw string) string {
 		// Either role: the responder's check of IDi's AUTH, or the
 		// initiator's of the responder's.
 		return awsV2PSKMismatch + cgw
-	case m == engineV2InitRefused && field("notify") == "NO_PROPOSAL_CHOSEN":
+	case m == engineV2InitRefused && field("notify") == "NO_PROPOSAL_CHOSEN",
+		strings.HasPrefix(m, engineV2RequestRefuse) && field("notify") == "NO_PROPOSAL_CHOSEN" && field("exchange") == "IKE SA rekey":
 		return awsNoProposalP1
 	case (strings.HasPrefix(m, engineV2ChildRefused) || strings.HasPrefix(m, engineV2RequestRefuse)) && field("notify") == "NO_PROPOSAL_CHOSEN":
 		return awsNoProposalP2

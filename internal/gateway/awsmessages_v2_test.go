@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/vpnlab/vpnlab/gwconfig"
 	"github.com/vpnlab/vpnlab/ike"
 	"github.com/vpnlab/vpnlab/ike/isakmp"
@@ -122,5 +124,37 @@ func TestAWSMessagesFromEnginesIKEv2(t *testing.T) {
 				t.Errorf("cgw log uses AWS's wording:\n%s", cgw.logs.String())
 			}
 		})
+	}
+}
+
+// TestAWSMessageV2Records maps the IKEv2 records the engine test does not
+// provoke (ike/ikev2_create_child_sa.go's and ikev2_rekey.go's refusals of
+// a CREATE_CHILD_SA, the responder's half-open timeout, a rekey collision)
+// and checks that IKEv1 records keep IKEv1's messages.
+func TestAWSMessageV2Records(t *testing.T) {
+	v2 := func(msg string, kv ...string) *logrus.Entry {
+		d := logrus.Fields{"tunnel": "tunnel1", "ike_version": "ikev2"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			d[kv[i]] = kv[i+1]
+		}
+		return &logrus.Entry{Message: msg, Data: d}
+	}
+	for _, c := range []struct {
+		e    *logrus.Entry
+		want string
+	}{
+		{v2("refusing the peer's request: ikev2: NO_PROPOSAL_CHOSEN: none of 1 proposals acceptable", "notify", "NO_PROPOSAL_CHOSEN", "exchange", "CREATE_CHILD_SA"), awsNoProposalP2},
+		{v2("refusing the peer's request: ikev2: NO_PROPOSAL_CHOSEN: none of 1 proposals acceptable", "notify", "NO_PROPOSAL_CHOSEN", "exchange", "IKE SA rekey"), awsNoProposalP1},
+		{v2("refusing the peer's request: the IKE SA is being deleted", "notify", "TEMPORARY_FAILURE", "exchange", "CREATE_CHILD_SA"), ""},
+		{v2("IKE_AUTH did not come in time: dropping the half-open IKEv2 SA", "peer", "198.51.100.7:4500"), awsV2HalfOpen + "198.51.100.7"},
+		{v2("no answer: giving up", "message", "CREATE_CHILD_SA request (child SA rekey)", "peer", "198.51.100.7:500"), ""},
+		{v2("child SA rekey collision (both ends rekeyed): the exchange with the lowest nonce made the redundant pair (RFC 7296 2.8.1)"), awsV2ChildRedundant},
+		{v2("IKE SA negotiation failed", "reason", "IKEv2: the peer refused our authentication (AUTHENTICATION_FAILED): pre-shared key or identity mismatch"), ""},
+		{&logrus.Entry{Message: "Peer is not responsive - Declaring peer dead", Data: logrus.Fields{"tunnel": "tunnel1"}}, awsPeerDead},
+		{&logrus.Entry{Message: "tunnel error", Data: logrus.Fields{"tunnel": "tunnel1", "error": "no phase 2 proposal matched"}}, ""},
+	} {
+		if got := awsMessage(c.e, "198.51.100.2"); got != c.want {
+			t.Errorf("%q %v: %q, want %q", c.e.Message, c.e.Data, got, c.want)
+		}
 	}
 }
