@@ -72,7 +72,7 @@ func NewCollector(b Backend) *Collector {
 		dpdTimeouts:   desc("dpd_timeouts_total", "Times the peer was declared dead by DPD.", t),
 		rekeys:        desc("ike_rekeys_total", "Completed rekeys (either side started them), by phase: 1 ISAKMP SA, 2 IPsec SA pair.", t, "phase"),
 		messages:      desc("ike_messages_total", "IKE messages of the tunnel by exchange: sent (every datagram, retransmissions included) and received (before decryption and checks).", t, "exchange", "direction"),
-		exchanges:     desc("ike_exchanges_total", "IKE negotiations by exchange and result: completed (phase 1 established, IPsec SA pair installed) or failed.", t, "exchange", "result"),
+		exchanges:     desc("ike_exchanges_total", "IKE negotiations by exchange and result: completed (phase 1 established, IPsec SA pair installed; IKEv2: IKE_SA_INIT done, IKE SA established) or failed.", t, "exchange", "result"),
 		retransmits:   desc("ike_retransmissions_total", "IKE messages retransmitted after no answer came in time, by exchange.", t, "exchange"),
 		notifies:      desc("ike_notifies_total", "ISAKMP Notify payloads sent and received.", t, "direction"),
 		duplicates:    desc("ike_duplicates_answered_total", "Retransmitted requests of the peer answered again with the cached reply.", t),
@@ -172,13 +172,17 @@ func (c *Collector) collectTunnel(ch chan<- prometheus.Metric, t *status.Tunnel)
 	counter(c.rekeys, k.Phase1Rekeys, "1")
 	counter(c.rekeys, k.Phase2Rekeys, "2")
 	for _, x := range []struct {
-		name string
-		c    status.ExchangeCount
-	}{{"main", k.Exchanges.Main}, {"aggressive", k.Exchanges.Aggressive}, {"quick", k.Exchanges.Quick}, {"informational", k.Exchanges.Informational}} {
+		name    string
+		c       status.ExchangeCount
+		outcome bool // negotiations with a result (ike_exchanges_total)
+	}{{"main", k.Exchanges.Main, true}, {"aggressive", k.Exchanges.Aggressive, true}, {"quick", k.Exchanges.Quick, true},
+		{"informational", k.Exchanges.Informational, false},
+		{"ike_sa_init", k.Exchanges.IKESAInit, true}, {"ike_auth", k.Exchanges.IKEAuth, true},
+		{"create_child_sa", k.Exchanges.CreateChildSA, false}, {"informational_v2", k.Exchanges.InformationalV2, false}} {
 		counter(c.messages, x.c.Sent, x.name, "sent")
 		counter(c.messages, x.c.Received, x.name, "received")
 		counter(c.retransmits, x.c.Retransmits, x.name)
-		if x.name != "informational" {
+		if x.outcome {
 			counter(c.exchanges, x.c.Completed, x.name, "completed")
 			counter(c.exchanges, x.c.Failed, x.name, "failed")
 		}

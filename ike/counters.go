@@ -1,6 +1,9 @@
 package ike
 
-import "github.com/vpnlab/vpnlab/ike/isakmp"
+import (
+	"github.com/vpnlab/vpnlab/ike/ikev2/wire"
+	"github.com/vpnlab/vpnlab/ike/isakmp"
+)
 
 // Counting per exchange type (status.go's ExchangeCounters). The engine loop
 // owns every counter; Status copies them.
@@ -49,6 +52,58 @@ func countReceived(c *Counters, ex isakmp.ExchangeType) {
 	c.MessagesIn++
 	if x := exchangeCounters(&c.Exchanges, ex); x != nil {
 		x.Received++
+	}
+}
+
+// v2ExchangeCounters returns the counters of an IKEv2 exchange type, nil
+// for a type we do not count.
+func v2ExchangeCounters(x *ExchangeCounters, ex wire.ExchangeType) *ExchangeCount {
+	switch ex {
+	case wire.ExchangeIKESAInit:
+		return &x.IKESAInit
+	case wire.ExchangeIKEAuth:
+		return &x.IKEAuth
+	case wire.ExchangeCreateChildSA:
+		return &x.CreateChildSA
+	case wire.ExchangeInformational:
+		return &x.InformationalV2
+	}
+	return nil
+}
+
+// countV2Received counts an IKEv2 message of one of the tunnel's IKE SAs
+// (or a first IKE_SA_INIT request for it), before decryption and checks.
+func countV2Received(c *Counters, ex wire.ExchangeType) {
+	c.MessagesIn++
+	if x := v2ExchangeCounters(&c.Exchanges, ex); x != nil {
+		x.Received++
+	}
+}
+
+// v2MessageExchange is the exchange type in an IKEv2 datagram's header
+// (RFC 7296 section 3.1: octet 18); 0 if it is too short.
+func v2MessageExchange(msg []byte) wire.ExchangeType {
+	if len(msg) < 28 {
+		return 0
+	}
+	return wire.ExchangeType(msg[18])
+}
+
+// countV2Sent counts one IKEv2 datagram (a message or one of its
+// fragments) that we sent.
+func countV2Sent(c *Counters, msg []byte) {
+	c.MessagesOut++
+	if x := v2ExchangeCounters(&c.Exchanges, v2MessageExchange(msg)); x != nil {
+		x.Sent++
+	}
+}
+
+// countV2Retransmit counts one retransmission of a request of exchange
+// type ex (once per message, however many fragments it has).
+func countV2Retransmit(c *Counters, ex wire.ExchangeType) {
+	c.Retransmits++
+	if x := v2ExchangeCounters(&c.Exchanges, ex); x != nil {
+		x.Retransmits++
 	}
 }
 

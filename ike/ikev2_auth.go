@@ -361,6 +361,7 @@ func (sa *ikev2SA) establishV2(initialContact bool) {
 	}
 	sa.dhKey, sa.initReq = nil, nil
 	t.counters.Phase1Established++
+	t.counters.Exchanges.IKEAuth.Completed++
 	t.v2 = sa
 	t.lastError = ""
 	t.failures = 0

@@ -78,7 +78,7 @@ func (e *Engine) handleV2(s *socket, from netip.AddrPort, b []byte) {
 		return
 	}
 	if sa.t != nil {
-		sa.t.counters.MessagesIn++
+		countV2Received(&sa.t.counters, h.Exchange) // counters.go
 	}
 	switch h.Exchange {
 	case wire.ExchangeIKESAInit:

@@ -26,6 +26,10 @@ import (
 // v2Liveness is the state of the probe in flight.
 type v2Liveness struct {
 	pending bool // a probe is queued or in flight
+	// retransmitBase is the tunnel's INFORMATIONAL retransmission count
+	// when the peer fell silent (the first probe): the verdict's log
+	// record says how many retransmissions went unanswered since.
+	retransmitBase uint64
 }
 
 // startLivenessV2 begins watching the peer once an IKE SA is up; a rekey
@@ -106,6 +110,9 @@ func (t *tunnel) sendLivenessProbe(sa *ikev2SA, n int) {
 		t.x().liveness = lv
 	}
 	t.counters.DPDProbes++
+	if n == 1 {
+		lv.retransmitBase = t.counters.Exchanges.InformationalV2.Retransmits
+	}
 	if n > 1 || t.e.debugEnabled() {
 		lvl := logrus.InfoLevel
 		if n == 1 {
@@ -129,7 +136,12 @@ func (t *tunnel) sendLivenessProbe(sa *ikev2SA, n int) {
 // livenessDead applies the tunnel's DPD action to an IKEv2 peer.
 func (t *tunnel) livenessDead(silent time.Duration) {
 	action := t.cfg.DPDAction
-	t.log.WithFields(logrus.Fields{"silent_for": silent.Round(time.Millisecond).String(), "action": action.String(), "ike_version": "ikev2"}).Warn(peerDeadMessage)
+	var retransmits uint64
+	if lv := t.x().liveness; lv != nil {
+		retransmits = t.counters.Exchanges.InformationalV2.Retransmits - lv.retransmitBase
+	}
+	t.log.WithFields(logrus.Fields{"silent_for": silent.Round(time.Millisecond).String(), "action": action.String(), "ike_version": "ikev2",
+		"retransmits": retransmits}).Warn(peerDeadMessage)
 	t.lastError = peerDeadMessage
 	t.counters.DPDTimeouts++
 	t.e.emit(Event{Tunnel: t.cfg.Name, Type: "dpd-state", Detail: map[string]string{

@@ -71,8 +71,8 @@ func (sa *ikev2SA) retransmitDue() {
 		}
 		return
 	}
-	if sa.t != nil {
-		sa.t.counters.Retransmits++
+	if sa.t != nil && len(ob.msgs) > 0 {
+		countV2Retransmit(&sa.t.counters, v2MessageExchange(ob.msgs[0])) // counters.go
 	}
 	sa.logger().WithFields(map[string]any{"message": ob.what, "msgid": ob.mid, "try": ob.rt.Retransmits()}).Info("no answer, retransmitting")
 	for _, m := range ob.msgs {

@@ -241,7 +241,7 @@ func (sa *ikev2SA) open(b []byte) ([]wire.Payload, error) {
 // sendV2 writes one of our messages to the peer and counts it.
 func (sa *ikev2SA) sendV2(msg []byte, what string) {
 	if sa.t != nil {
-		sa.t.counters.MessagesOut++
+		countV2Sent(&sa.t.counters, msg) // counters.go
 	}
 	if err := sa.e.send(sa.local, sa.remote, msg); err != nil {
 		sa.logger().WithError(err).WithField("message", what).Warn("send failed")
@@ -320,6 +320,12 @@ func (sa *ikev2SA) delete(reason string, tellPeer bool) {
 func (sa *ikev2SA) fail(reason string) {
 	if sa.t != nil {
 		sa.t.setError(reason)
+		switch sa.state {
+		case v2InitSent:
+			sa.t.counters.Exchanges.IKESAInit.Failed++
+		case v2AuthSent, v2InitReplied:
+			sa.t.counters.Exchanges.IKEAuth.Failed++
+		}
 	}
 	sa.delete(reason, false)
 }

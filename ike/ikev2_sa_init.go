@@ -236,6 +236,9 @@ func (sa *ikev2SA) handleInitResponse(h wire.Header, b []byte) {
 		sa.fail("IKEv2: " + err.Error())
 		return
 	}
+	if sa.t != nil {
+		sa.t.counters.Exchanges.IKESAInit.Completed++
+	}
 	sa.sendAuthRequest() // ikev2_auth.go
 }
 
@@ -329,7 +332,7 @@ func findNonce(ps []wire.Payload) *wire.Nonce {
 // cached response; another request with the same SPIi is dropped.
 func (sa *ikev2SA) initRetransmitted(b []byte) {
 	if sa.t != nil {
-		sa.t.counters.MessagesIn++
+		countV2Received(&sa.t.counters, wire.ExchangeIKESAInit)
 	}
 	if sa.initResp == nil || digest(b) != sa.initInHash {
 		sa.e.countDrop(dropV2WrongDirection)
@@ -366,9 +369,11 @@ func (e *Engine) respondV2First(s *socket, from netip.AddrPort, h wire.Header, b
 		e.sendInitRefusal(s.local, from, h.SPIi, &wire.Notify{NotifyType: wire.NotifyNoProposalChosen})
 		return
 	}
-	t.counters.MessagesIn++
+	countV2Received(&t.counters, wire.ExchangeIKESAInit)
 	if !t.cfg.Allows(policy.IKEv2) {
 		t.versionRefused(policy.IKEv2, from)
+		t.counters.MessagesOut++
+		t.counters.Exchanges.IKESAInit.Sent++
 		e.sendInitRefusal(s.local, from, h.SPIi, &wire.Notify{NotifyType: wire.NotifyNoProposalChosen})
 		return
 	}
@@ -421,6 +426,7 @@ func (e *Engine) respondV2First(s *socket, from netip.AddrPort, h wire.Header, b
 		t.v2 = sa
 	}
 	t.setPhase1State("Negotiating")
+	t.counters.Exchanges.IKESAInit.Completed++
 	sa.sendV2(resp, "IKE_SA_INIT response")
 }
 
@@ -444,6 +450,12 @@ func (sa *ikev2SA) refuseInit(s *socket, from netip.AddrPort, h wire.Header, err
 		sa.t.setError("IKEv2: IKE_SA_INIT refused (" + n.NotifyType.String() + "): " + err.Error())
 	}
 	sa.t.counters.NotifiesSent++
+	x := &sa.t.counters.Exchanges.IKESAInit
+	if n.NotifyType != wire.NotifyInvalidKEPayload {
+		x.Failed++ // INVALID_KE_PAYLOAD is a step: the initiator retries with the group
+	}
+	sa.t.counters.MessagesOut++
+	x.Sent++
 	sa.e.sendInitRefusal(s.local, from, h.SPIi, n)
 }
 

@@ -74,6 +74,29 @@ func TestStatusTable(t *testing.T) {
 	}
 }
 
+// TestStatusTableIKEv2: an IKEv2 SA is listed as IKEv2 with its SPIs (not
+// as an IKEv1 mode); while it negotiates, the exchange it is in.
+func TestStatusTableIKEv2(t *testing.T) {
+	st := sampleStatus()
+	st.Tunnels[0].IKEVersion, st.Tunnels[0].Exchange, st.Tunnels[0].Role = "ikev2", "IKE_AUTH", "responder"
+	st.Tunnels[1].IKEVersion, st.Tunnels[1].Exchange, st.Tunnels[1].Role = "ikev2", "IKE_SA_INIT", "initiator"
+	st.Tunnels[1].ICookie, st.Tunnels[1].RCookie, st.Tunnels[1].Phase1State = "1122334455667788", "0000000000000000", "Negotiating"
+	var b bytes.Buffer
+	writeSAs(&b, st, statusNow)
+	out := b.String()
+	for _, want := range []string{
+		"  IKE SA: IKEv2, responder, 069cf174ba04d16c_i 983f817f4484825f_r, aes256-sha256-modp2048, expires in 7h56m0s\n",
+		"  IKE SA: IKEv2 IKE_SA_INIT, initiator, 1122334455667788_i 0000000000000000_r\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("listing lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "IKEv1") {
+		t.Errorf("an IKEv2 SA listed as IKEv1:\n%s", out)
+	}
+}
+
 type statusBackend struct{ st status.Snapshot }
 
 func (s statusBackend) Status() status.Snapshot { return s.st }

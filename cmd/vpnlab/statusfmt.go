@@ -55,7 +55,7 @@ func writeTunnel(w io.Writer, t *status.Tunnel, now time.Time) {
 	}
 	fmt.Fprintf(w, "  local %s  remote %s  %s  DPD %s\n", t.LocalAddr, t.RemoteAddr, nat, orDash(t.DPDState))
 	if t.ICookie != "" {
-		line := fmt.Sprintf("  IKE SA: IKEv1 %s mode, %s, %s_i %s_r", t.Exchange, t.Role, t.ICookie, t.RCookie)
+		line := "  IKE SA: " + ikeSADesc(t)
 		if t.Proposal != "" {
 			line += ", " + t.Proposal
 		}
@@ -146,4 +146,20 @@ func dropList(m map[string]uint64) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// ikeSADesc names the IKE SA's version, exchange, role and SPIs (IKEv1's
+// cookies, IKEv2's SPIs: status.Tunnel keeps both in ICookie/RCookie). An
+// IKEv1 SA names its phase 1 mode; an IKEv2 SA still negotiating names the
+// exchange it is in. A server from before the version field (empty) ran
+// IKEv1 only.
+func ikeSADesc(t *status.Tunnel) string {
+	if t.IKEVersion == "ikev2" {
+		s := "IKEv2"
+		if t.Phase1State != "Established" && t.Phase1State != "Rekeying" && t.Exchange != "" {
+			s += " " + t.Exchange
+		}
+		return fmt.Sprintf("%s, %s, %s_i %s_r", s, t.Role, t.ICookie, t.RCookie)
+	}
+	return fmt.Sprintf("IKEv1 %s mode, %s, %s_i %s_r", t.Exchange, t.Role, t.ICookie, t.RCookie)
 }

@@ -120,12 +120,24 @@ type Counters struct {
 	Exchanges ExchangeCounters `json:"exchanges"`
 }
 
-// ExchangeCounters are the per-exchange counters of a tunnel (counters.go).
+// ExchangeCounters are the per-exchange counters of a tunnel (ike's
+// counters.go): IKEv1's exchanges (RFC 2409) and IKEv2's (RFC 7296 section
+// 1). IKEv1's INFORMATIONAL (type 5) and IKEv2's (type 37) are counted
+// apart.
 type ExchangeCounters struct {
 	Main          ExchangeCount `json:"main"`
 	Aggressive    ExchangeCount `json:"aggressive"`
 	Quick         ExchangeCount `json:"quick"`
 	Informational ExchangeCount `json:"informational"`
+	// IKEv2. Completed and Failed: IKE_SA_INIT completed when its
+	// response was accepted (initiator) or sent (responder), failed when the
+	// IKE SA failed before that; IKE_AUTH completed when the IKE SA was
+	// established, failed when it failed after IKE_SA_INIT. CREATE_CHILD_SA
+	// and INFORMATIONAL count messages only.
+	IKESAInit       ExchangeCount `json:"ike_sa_init"`
+	IKEAuth         ExchangeCount `json:"ike_auth"`
+	CreateChildSA   ExchangeCount `json:"create_child_sa"`
+	InformationalV2 ExchangeCount `json:"informational_v2"`
 }
 
 // ExchangeCount counts one exchange type's messages and results. Sent counts
@@ -134,7 +146,8 @@ type ExchangeCounters struct {
 // dropped); Received every message of the tunnel's ISAKMP SAs that arrived,
 // before decryption and checks. Completed and Failed count negotiations:
 // phase 1 established or failed (main, aggressive), an IPsec SA pair
-// installed or its quick mode failed (quick).
+// installed or its quick mode failed (quick); IKEv2's are on
+// ExchangeCounters.
 type ExchangeCount struct {
 	Sent        uint64 `json:"sent"`
 	Received    uint64 `json:"received"`

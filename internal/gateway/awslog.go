@@ -32,7 +32,8 @@ import (
 // into the engine (which may be the caller).
 //
 // On the AWS side (vgw) the records AWS documents an IKEv1 message for
-// carry AWS's wording in VpnLogDetail (awsMessage) and the engine's own
+// carry AWS's wording in VpnLogDetail (awsMessage; IKEv2's: awsMessageV2)
+// and the engine's own
 // message with its fields in VpnlabDetail; every other record has the
 // message and its fields in VpnLogDetail. docs/metrics.md has the table.
 
@@ -47,6 +48,7 @@ type awsTunnelStates struct {
 
 type awsTunnel struct {
 	connection, outside string
+	remote              string // the peer's (customer gateway's) address
 	dpd                 bool
 	natt                bool
 	p1, p2              string
@@ -55,7 +57,7 @@ type awsTunnel struct {
 func newAWSTunnelStates(c *gwconfig.Config) *awsTunnelStates {
 	s := &awsTunnelStates{awsSide: c.Profile == gwconfig.VGW, tunnels: map[string]*awsTunnel{}}
 	for i, t := range c.IKE.Tunnels {
-		at := &awsTunnel{outside: t.LocalAddr.String(), dpd: t.DPDTimeout > 0, p1: "Down", p2: "Down"}
+		at := &awsTunnel{outside: t.LocalAddr.String(), remote: t.RemoteAddr.String(), dpd: t.DPDTimeout > 0, p1: "Down", p2: "Down"}
 		if i < len(c.Tunnels) {
 			at.connection = c.Tunnels[i].Connection
 		}
@@ -137,6 +139,7 @@ func (f awsFormatter) Format(e *logrus.Entry) ([]byte, error) {
 	}
 	name, _ := e.Data["tunnel"].(string)
 	rec["VpnConnectionId"], rec["TunnelOutsideIPAddress"] = "", ""
+	cgw := ""
 	if f.states != nil && name != "" {
 		f.states.mu.Lock()
 		f.states.drainLocked()
@@ -147,13 +150,14 @@ func (f awsFormatter) Format(e *logrus.Entry) ([]byte, error) {
 			rec["TunnelCGWNATTDetectionStatus"] = t.natt
 			rec["TunnelIKEPhase1State"] = t.p1
 			rec["TunnelIKEPhase2State"] = t.p2
+			cgw = t.remote
 		}
 		f.states.mu.Unlock()
 	}
 	detail := describeEntry(e)
 	rec["VpnLogDetail"] = detail
 	if f.states != nil && f.states.awsSide {
-		if msg := awsMessage(e); msg != "" {
+		if msg := awsMessage(e, cgw); msg != "" {
 			rec["VpnLogDetail"], rec["VpnlabDetail"] = msg, detail
 		}
 	}

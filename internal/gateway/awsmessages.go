@@ -26,7 +26,16 @@ const (
 
 // awsMessage returns AWS's message for an engine record, "" if AWS
 // documents none for it.
-func awsMessage(e *logrus.Entry) string {
+// cgw is the tunnel's remote address ("" for a record of no tunnel); an
+// IKEv2 record (field ike_version=ikev2) has its own table
+// (awsmessages_v2.go).
+func awsMessage(e *logrus.Entry, cgw string) string {
+	if v, _ := e.Data["ike_version"].(string); v == "ikev2" {
+		return awsMessageV2(e, cgw)
+	}
+	if v, _ := e.Data["error"].(string); e.Message == engineTunnelError && strings.HasPrefix(v, "IKEv2 ") {
+		return awsMessageV2(e, cgw) // the tunnel's last error has no version field
+	}
 	m := e.Message
 	switch {
 	case m == awsPeerDead:

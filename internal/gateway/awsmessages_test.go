@@ -41,9 +41,11 @@ type awsEngine struct {
 	e    *ike.Engine
 	logs *lockedBuffer
 	stop func() // ends Run and waits for it
+	// remote is the peer's address, for a test's network filter.
+	remote string
 }
 
-func startAWSEngine(t *testing.T, p gwconfig.Profile, tc policy.Tunnel, ports policy.Ports) *awsEngine {
+func startAWSEngine(t *testing.T, p gwconfig.Profile, tc policy.Tunnel, ports policy.Ports, opts ...ike.Option) *awsEngine {
 	t.Helper()
 	cfg := policy.Config{Ports: ports, Tunnels: []policy.Tunnel{tc}, RetransmitTimeout: 300 * time.Millisecond, RetransmitBase: 1.5, RetransmitTries: 3}
 	gc := &gwconfig.Config{Profile: p, IKE: cfg, Tunnels: []gwconfig.Tunnel{{Name: tc.Name, Connection: "vpn-0123456789abcdef0"}}}
@@ -54,7 +56,7 @@ func startAWSEngine(t *testing.T, p gwconfig.Profile, tc policy.Tunnel, ports po
 	}
 	states := newAWSTunnelStates(gc)
 	logger.SetFormatter(awsFormatter{states: states})
-	e, err := ike.NewEngine(cfg, ike.WithLogger(logger.WithField("gw", p.String())))
+	e, err := ike.NewEngine(cfg, append([]ike.Option{ike.WithLogger(logger.WithField("gw", p.String()))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
