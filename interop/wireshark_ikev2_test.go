@@ -1,0 +1,287 @@
+package interop
+
+// TestWiresharkDecryptsIKEv2: tshark must decrypt every IKEv2 message our
+// engines protect (SK payload: IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL)
+// with the keys they export to the key log (Wireshark's
+// ikev2_decryption_table), verify each integrity checksum or AES-GCM ICV,
+// and report no expert warnings. Two in-process engines (vgw responder,
+// cgw initiator, IKEv2 only) run on loopback as in wireshark_test.go; the
+// scenario: IKE_SA_INIT, IKE_AUTH with the first child, a child rekey, an
+// IKE SA rekey, a second child rekey under the new IKE SA, then Terminate
+// (INFORMATIONAL DELETE). A negative subtest changes one key of the log and
+// requires tshark to fail to verify or decrypt.
+
+import (
+	"crypto"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vpnlab/vpnlab/ike/isakmp"
+	"github.com/vpnlab/vpnlab/ike/policy"
+	"github.com/vpnlab/vpnlab/keylog"
+)
+
+type wsV2Case struct {
+	name string
+	p1   policy.Phase1Proposal
+	p2   policy.Phase2Proposal
+}
+
+func TestWiresharkDecryptsIKEv2(t *testing.T) {
+	cases := []wsV2Case{
+		{"aes128-sha256", policy.Phase1Proposal{EncKeyBits: 128, Hash: crypto.SHA256, DHGroup: 14},
+			policy.Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESCBC, EncKeyBits: 128,
+				Integrity: isakmp.AuthHMACSHA2256, PFSGroup: 14}},
+		{"aes256gcm16-prfsha384", policy.Phase1Proposal{EncKeyBits: 256, Hash: crypto.SHA384, DHGroup: 20, GCM: true},
+			policy.Phase2Proposal{Protocol: isakmp.ProtoESP, Encryption: isakmp.ESPAESGCM16, EncKeyBits: 256, PFSGroup: 20}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { wsV2Run(t, tc) })
+	}
+}
+
+func wsV2Run(t *testing.T, tc wsV2Case) {
+	tshark := wsRequirements(t)
+	dir := t.TempDir()
+	addrs, ports := wsAddrs(t, false)
+	c, v := addrs[0], addrs[1]
+	tunnel := func(local, remote netip.Addr) policy.Tunnel {
+		tn := wsTunnelConfig(local, remote, ports)
+		tn.IKEVersions = []policy.Version{policy.IKEv2}
+		tn.Phase1.Proposals = []policy.Phase1Proposal{tc.p1}
+		tn.Phase2.Proposals = []policy.Phase2Proposal{tc.p2}
+		tn.RemoteID = remote
+		return tn
+	}
+	vt := tunnel(v, c)
+	vt.Phase2.LocalTS, vt.Phase2.RemoteTS = vt.Phase2.RemoteTS, vt.Phase2.LocalTS
+	ct := tunnel(c, v)
+	ct.StartupAction = policy.StartupStart
+	cfg := func(tn policy.Tunnel) policy.Config {
+		return policy.Config{Tunnels: []policy.Tunnel{tn}, Ports: ports,
+			RetransmitTimeout: 2 * time.Second, RetransmitBase: 1.5, RetransmitTries: 3}
+	}
+	vgw := wsStart(t, dir, "vgw", cfg(vt))
+	time.Sleep(20 * time.Millisecond) // let the responder bind first
+	cgw := wsStart(t, dir, "cgw", cfg(ct))
+
+	both := func(typ string) {
+		cgw.wait(t, typ)
+		vgw.wait(t, typ)
+	}
+	both("phase2-up")
+	if err := cgw.e.Rekey(wsTunnel, 2); err != nil {
+		t.Fatalf("child rekey: %v", err)
+	}
+	both("phase2-up")
+	if err := vgw.e.Rekey(wsTunnel, 1); err != nil {
+		t.Fatalf("IKE SA rekey: %v", err)
+	}
+	both("phase1-up")
+	if err := cgw.e.Rekey(wsTunnel, 2); err != nil {
+		t.Fatalf("child rekey under the new IKE SA: %v", err)
+	}
+	both("phase2-up")
+	if err := cgw.e.Terminate(wsTunnel); err != nil {
+		t.Fatal(err)
+	}
+	vgw.wait(t, "phase1-down")
+	time.Sleep(100 * time.Millisecond) // the last datagrams reach both sinks
+	counts := map[string]int{}
+	for _, g := range []*wsGateway{cgw, vgw} {
+		g.stop(t)
+		counts[g.name] = g.pcap.Count()
+	}
+	var decodeAs []string
+	if ports != policy.DefaultPorts {
+		decodeAs = []string{"-d", fmt.Sprintf("udp.port==%d,isakmp", ports.IKE), "-d", fmt.Sprintf("udp.port==%d,udpencap", ports.NATT)}
+	}
+	for _, g := range []*wsGateway{cgw, vgw} {
+		t.Run(g.name+"_capture", func(t *testing.T) {
+			wsV2Check(t, tshark, g.pcapF, g.keysF, decodeAs, counts[g.name], true)
+		})
+	}
+	t.Run("wrong_key_detected", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.keys")
+		if err := wsV2MutateKey(cgw.keysF, bad); err != nil {
+			t.Fatal(err)
+		}
+		wsV2Check(t, tshark, cgw.pcapF, bad, decodeAs, counts["cgw"], false)
+	})
+}
+
+// wsV2MutateKey copies a key log, changing one hex digit of SK_er in the
+// first ikev2_decryption_table record.
+func wsV2MutateKey(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		rest, ok := strings.CutPrefix(l, keylog.TableIKEv2+":")
+		if !ok {
+			continue
+		}
+		f := strings.Split(rest, ",")
+		if len(f) != 8 || len(f[3]) < 2 {
+			return fmt.Errorf("unexpected record %q", keylog.TableIKEv2)
+		}
+		d := []byte(f[3])
+		if d[0] == '0' {
+			d[0] = '1'
+		} else {
+			d[0] = '0'
+		}
+		f[3] = string(d)
+		lines[i] = keylog.TableIKEv2 + ":" + strings.Join(f, ",")
+		return os.WriteFile(dst, []byte(strings.Join(lines, "\n")), 0o600)
+	}
+	return fmt.Errorf("%s: no %s record", src, keylog.TableIKEv2)
+}
+
+// wsV2Fields are the tshark fields wsV2Check reads per frame.
+var wsV2Fields = []string{"frame.number", "isakmp.version", "isakmp.exchangetype", "isakmp.flag_r",
+	"isakmp.typepayload", "isakmp.notify.msgtype", "isakmp.delete.protoid", "isakmp.enc.decrypted", "_ws.expert.message"}
+
+// IKEv2 exchange types and payload types (RFC 7296 section 3.1, 3.2).
+const (
+	wsV2SAInit      = "34"
+	wsV2Auth        = "35"
+	wsV2CreateChild = "36"
+	wsV2Info        = "37"
+)
+
+// wsV2Check runs tshark on one capture with the key log's options. With
+// good keys every SK payload must decrypt, its checksum or ICV be correct,
+// no frame carry expert info, and the scenario's messages all be present;
+// with a wrong key (good false) tshark must find at least one frame it
+// cannot verify.
+func wsV2Check(t *testing.T, tshark, pcap, keys string, decodeAs []string, written int, good bool) {
+	opts, err := keylog.TsharkOptions(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(strings.Join(opts, "\n"), "uat:"+keylog.TableIKEv2+":"); n != 2 {
+		t.Errorf("key log has %d IKEv2 SA records, want 2 (the IKE SA and its rekeyed successor)", n)
+	}
+	opts = append(append(opts, decodeAs...), wsTsharkChecks...)
+	args := []string{"-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,"}
+	for _, f := range wsV2Fields {
+		args = append(args, "-e", f)
+	}
+	fields := wsTshark(t, tshark, pcap, opts, args...)
+	verbose := wsTshark(t, tshark, pcap, opts, "-V")
+	expert := wsTshark(t, tshark, pcap, opts, "-q", "-z", "expert,warn")
+	if t.Failed() {
+		return
+	}
+	frames := wsSplitFrames(verbose)
+	rows := strings.Split(strings.TrimSpace(fields), "\n")
+	if len(frames) != written || len(rows) != written {
+		t.Fatalf("tshark shows %d frames (%d field rows), the capture writer wrote %d datagrams", len(frames), len(rows), written)
+	}
+	var problems []string
+	found := map[string]int{}
+	for i, row := range rows {
+		problems = append(problems, wsV2Frame(row, frames[i], found)...)
+	}
+	expertBad := strings.Contains(expert, "Warnings (") || strings.Contains(expert, "Warns (") || strings.Contains(expert, "Errors (")
+	if !good {
+		if len(problems) == 0 || !expertBad {
+			t.Errorf("a wrong SK_er in the key log went unnoticed: %d frame problems, expert info:\n%s", len(problems), expert)
+		}
+		t.Logf("wrong key: %d frame problems (e.g. %s)", len(problems), problems[0])
+		return
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if expertBad {
+		t.Errorf("tshark expert info (warnings and errors):\n%s", expert)
+	}
+	t.Logf("tshark: %d frames; messages recognised: %v", written, found)
+	want := map[string]int{"IKE_SA_INIT": 2, "IKE_AUTH request": 1, "IKE_AUTH response": 1,
+		"child rekey request": 2, "child rekey response": 2, "IKE SA rekey request": 1, "IKE SA rekey response": 1,
+		"DELETE ESP request": 2, "DELETE ESP response": 2, "DELETE IKE request": 2, "DELETE IKE response": 2}
+	for k, n := range want {
+		// The old child of the second rekey may be deleted on its own or
+		// together with the last child by Terminate: at least two DELETEs.
+		if found[k] != n && !(strings.HasPrefix(k, "DELETE ESP") && found[k] > n) {
+			t.Errorf("tshark shows %d %s messages (decrypted and verified), want %d", found[k], k, n)
+		}
+	}
+	if t.Failed() {
+		t.Logf("tshark fields:\n%s", fields)
+	}
+}
+
+// wsV2Frame classifies one frame and returns what is wrong with it.
+func wsV2Frame(row string, fr wsFrame, found map[string]int) []string {
+	f := strings.Split(row, "|")
+	if len(f) != len(wsV2Fields) {
+		return []string{fmt.Sprintf("tshark row %q", row)}
+	}
+	var out []string
+	bad := func(format string, args ...any) {
+		out = append(out, fmt.Sprintf("frame %s: ", f[0])+fmt.Sprintf(format, args...))
+	}
+	version, exch, resp, types, notify, del, dec, exp := f[1], f[2], f[3], ","+f[4]+",", f[5], f[6], f[7], f[8]
+	if version != "0x20" && version != "32" && version != "2.0" {
+		bad("not IKEv2 (version %q)", version)
+	}
+	if exp != "" {
+		bad("expert info: %s", exp)
+	}
+	isResp := resp == "1" || resp == "True"
+	dir := map[bool]string{false: " request", true: " response"}[isResp]
+	has := func(ts ...string) bool {
+		for _, x := range ts {
+			if !strings.Contains(types, ","+x+",") {
+				return false
+			}
+		}
+		return true
+	}
+	if exch == wsV2SAInit {
+		if !has("33", "34", "40") || dec != "" {
+			bad("IKE_SA_INIT without SA, KE and Nonce: payloads %s", f[4])
+		}
+		found["IKE_SA_INIT"]++
+		return out
+	}
+	// Every later message is one SK payload (46) that tshark must decrypt
+	// and verify.
+	if !strings.HasPrefix(types, ",46,") || dec == "" {
+		bad("exchange %s: SK payload not decrypted (payloads %s)", exch, f[4])
+		return out
+	}
+	icv := strings.Count(fr.text, "Integrity Checksum Data: ")
+	if icv != 1 || !strings.Contains(fr.text, "[correct]\n") || strings.Contains(fr.text, "[incorrect") {
+		bad("exchange %s: integrity checksum / ICV not verified correct", exch)
+	}
+	switch {
+	case exch == wsV2Auth && !isResp && has("35", "39", "33", "44", "45"):
+		found["IKE_AUTH"+dir]++
+	case exch == wsV2Auth && isResp && has("36", "39", "33", "44", "45"):
+		found["IKE_AUTH"+dir]++
+	case exch == wsV2CreateChild && has("33", "40", "34", "44", "45") && (isResp || notify == "16393"):
+		found["child rekey"+dir]++ // the request carries N(REKEY_SA)
+	case exch == wsV2CreateChild && has("33", "40", "34") && !has("44") && !has("45"):
+		found["IKE SA rekey"+dir]++
+	case exch == wsV2Info && has("42") && del == "3":
+		found["DELETE ESP"+dir]++
+	case exch == wsV2Info && has("42") && del == "1" && !isResp:
+		found["DELETE IKE"+dir]++
+	case exch == wsV2Info && isResp && types == ",46,":
+		found["DELETE IKE"+dir]++ // the empty response to an IKE SA DELETE (RFC 7296 1.4.1)
+	default:
+		bad("exchange %s%s with unexpected payloads %s (notify %q, delete %q)", exch, dir, f[4], notify, del)
+	}
+	return out
+}
