@@ -14,17 +14,26 @@ func newDecodeCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "decode CAPTURE",
-		Short: "Tell the story of the IKEv1/IPsec traffic in a capture and why a negotiation failed",
+		Short: "Tell the story of the IKEv1/IKEv2/IPsec traffic in a capture and why a negotiation failed",
 		Long: `Decode a pcap or pcapng capture (Ethernet, raw IP, Linux cooked v1/v2):
 every ISAKMP SA and quick mode (proposals, choice, IDs, NAT-D, notifies),
-decrypted with the keys given, the reason a negotiation failed in plain
-words, and a summary of the ESP/AH flows (docs/decode.md).
+every IKEv2 SA (IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA rekeys, INFORMATIONAL
+DELETEs and liveness checks, notifies), decrypted with the keys given, the
+reason a negotiation failed in plain words, and a summary of the ESP/AH
+flows (docs/decode.md).
 
 --keys FILE (repeatable): our key log (a scenario run's keys.log,
-cgw-keys.log/vgw-keys.log), strongSwan's save-keys files or Wireshark's
-ikev1_decryption_table / esp_sa UAT files.
+cgw-keys.log/vgw-keys.log: ikev1_decryption_table:, ikev2_decryption_table:
+and esp_sa: lines), strongSwan's save-keys files or Wireshark's UAT files
+ikev1_decryption_table (IKEv1: cookie and encryption key),
+ikev2_decryption_table (IKEv2: SPIi, SPIr, SK_ei, SK_er, encryption,
+SK_ai, SK_ar, integrity; AES-CBC with HMAC-SHA1/SHA2 or AES-GCM-16 are
+decrypted and their ICV checked) and esp_sa. The format is recognised per
+line.
 --psk FILE (repeatable): candidate pre-shared keys, one per line, to verify
-HASH_I/HASH_R. Keys are never printed; they are named by file:line.
+IKEv1 HASH_I/HASH_R (an IKEv2 AUTH payload needs SK_pi/SK_pr, which no key
+file holds: an IKEv2 PSK mismatch is told from AUTHENTICATION_FAILED).
+Keys are never printed; they are named by file:line.
 --config FILE (repeatable): a gateway configuration (a run's vgw.yaml or
 cgw.yaml): a refused proposal is set against what that side allows.
 
@@ -75,7 +84,7 @@ decrypted, or damaged packets (the report lists them under Verdict);
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVar(&keyFiles, "keys", nil, "key file (key log, strongSwan save-keys or Wireshark UAT file); repeatable")
+	cmd.Flags().StringArrayVar(&keyFiles, "keys", nil, "key file (key log, strongSwan save-keys or Wireshark UAT file: ikev1_decryption_table, ikev2_decryption_table, esp_sa); repeatable")
 	cmd.Flags().StringArrayVar(&pskFiles, "psk", nil, "file of candidate pre-shared keys, one per line; repeatable")
 	cmd.Flags().StringArrayVar(&configFiles, "config", nil, "a gateway configuration (vgw.yaml, cgw.yaml): what it allows is set against a refused proposal; repeatable")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "write the report as JSON")
