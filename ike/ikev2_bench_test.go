@@ -47,22 +47,9 @@ func v2HandshakeOnce(h *qmHarness) bool {
 }
 
 func benchmarkV2Handshake(b *testing.B, group uint16) {
-	timers := &recordedTimers{}
-	defer timers.stopAll()
-	if !v2HandshakeOnce(newV2HandshakeHarness(b, group, timers)) {
-		b.Fatal("IKE_SA_INIT + IKE_AUTH did not complete")
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		b.StopTimer()
-		timers.stopAll()
-		h := newV2HandshakeHarness(b, group, timers)
-		b.StartTimer()
-		if !v2HandshakeOnce(h) {
-			b.Fatal("IKE_SA_INIT + IKE_AUTH did not complete")
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tunnels/s")
+	benchmarkSetup(b, "IKE_SA_INIT + IKE_AUTH", func(timers *recordedTimers) *qmHarness {
+		return newV2HandshakeHarness(b, group, timers)
+	}, v2HandshakeOnce)
 }
 
 // BenchmarkIKEv2Handshake: DH group 14 (MODP-2048), the IKEv1 benchmark's

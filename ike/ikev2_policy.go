@@ -20,7 +20,7 @@ import (
 // an AEAD cipher takes no integrity transform), each with the union of
 // the sets' transforms in the order they first appear. For AWS's lists,
 // which are cross products, this offers exactly the same sets in 2
-// proposals instead of 96 (the wire codec's bound is 64 per SA payload).
+// proposals instead of 192 (one per combination), a much smaller IKE_SA_INIT.
 
 // hashInteg maps the policy's hash to the IKEv2 integrity transform.
 func hashInteg(h crypto.Hash) (wire.IntegID, bool) {
