@@ -15,10 +15,18 @@ import (
 
 func newV2Impaired(t *testing.T, cgwImps, vgwImps []string, drop func(key string, n int) bool) (cgw, vgw *gw, tr *v2Traffic) {
 	t.Helper()
+	return newV2ImpairedMod(t, cgwImps, vgwImps, drop, nil)
+}
+
+func newV2ImpairedMod(t *testing.T, cgwImps, vgwImps []string, drop func(key string, n int) bool, mod func(ct, vt *TunnelConfig)) (cgw, vgw *gw, tr *v2Traffic) {
+	t.Helper()
 	network := sock.NewNetwork()
 	tr = &v2Traffic{}
 	tr.watch(network, drop)
 	ct, vt := v2Tunnels()
+	if mod != nil {
+		mod(&ct, &vt)
+	}
 	vc := Config{Tunnels: []TunnelConfig{vt}, Impairments: mustImpairs(t, vgwImps)}
 	cc := Config{Tunnels: []TunnelConfig{ct}, Impairments: mustImpairs(t, cgwImps)}
 	fastRetransmit(&vc)
@@ -231,4 +239,92 @@ func TestIKEv2ImpairRefusedForVersion(t *testing.T) {
 			t.Errorf("%s on %v: error %v, want %q", c.spec, c.tun.Versions(), err, c.want)
 		}
 	}
+}
+
+// TestIKEv2ImpairCreateChildSA: drop:create_child_sa:2 on the vgw: its
+// first answer to the customer's child SA rekey is lost, the customer
+// retransmits, the vgw answers from its cache, and the rekey completes.
+func TestIKEv2ImpairCreateChildSA(t *testing.T) {
+	cgw, vgw, tr := newV2ImpairedMod(t, nil, []string{"drop:create_child_sa:2"}, nil,
+		func(ct, vt *TunnelConfig) { ct.Phase2.Proposals[0].PFSGroup = 14 })
+	cgw.waitEvent(t, "phase2-up", 10*time.Second)
+	vgw.waitEvent(t, "phase2-up", 10*time.Second)
+	if err := cgw.e.Rekey("tunnel1", 2); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for cgw.tunnel(t).Counters.Phase2Rekeys == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cs, vs := cgw.tunnel(t), vgw.tunnel(t)
+	req, resp := v2C.String()+" CREATE_CHILD_SA request", v2V.String()+" CREATE_CHILD_SA response"
+	if cs.Counters.Phase2Rekeys != 1 || vs.Counters.DuplicatesAnswered != 1 || tr.count(req) != 2 || tr.count(resp) != 1 {
+		t.Fatalf("cgw rekeys %d (want 1), vgw cached answers %d (want 1), CREATE_CHILD_SA requests %d (want 2), responses %d (want 1)",
+			cs.Counters.Phase2Rekeys, vs.Counters.DuplicatesAnswered, tr.count(req), tr.count(resp))
+	}
+}
+
+// TestIKEv2ImpairOmitKEChild: omit-ke:create_child_sa with PFS: the
+// customer's rekey request goes out without its KE, the vgw refuses it,
+// and the rekey does not happen.
+func TestIKEv2ImpairOmitKEChild(t *testing.T) {
+	cgw, vgw, tr := newV2ImpairedMod(t, []string{"omit-ke:create_child_sa"}, nil, nil,
+		func(ct, vt *TunnelConfig) { ct.Phase2.Proposals[0].PFSGroup = 14 })
+	cgw.waitEvent(t, "phase2-up", 10*time.Second)
+	vgw.waitEvent(t, "phase2-up", 10*time.Second)
+	if err := cgw.e.Rekey("tunnel1", 2); err != nil {
+		t.Fatal(err)
+	}
+	resp := v2V.String() + " CREATE_CHILD_SA response"
+	deadline := time.Now().Add(5 * time.Second)
+	for tr.count(resp) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cs, vs := cgw.tunnel(t), vgw.tunnel(t)
+	t.Logf("cgw error %q, vgw error %q", cs.LastError, vs.LastError)
+	if !strings.Contains(cs.LastError, "INVALID_KE_PAYLOAD") {
+		t.Fatalf("cgw error %q, want the vgw's INVALID_KE_PAYLOAD", cs.LastError)
+	}
+	if tr.count(resp) != 1 || cs.Counters.Phase2Rekeys != 0 || vs.Counters.Phase2Rekeys != 0 {
+		t.Fatalf("CREATE_CHILD_SA responses %d (want 1, the refusal), rekeys cgw %d vgw %d (want 0)", tr.count(resp), cs.Counters.Phase2Rekeys, vs.Counters.Phase2Rekeys)
+	}
+	if !strings.Contains(cgw.logs.String(), "CREATE_CHILD_SA request sent without its KE payload") {
+		t.Fatal("the impairment is not logged")
+	}
+}
+
+// TestIKEv2ImpairInformational: the vgw answers the customer's liveness
+// checks; drop:informational:1 loses its first answer, which the
+// retransmitted check gets from the cache (the peer stays alive);
+// drop-all:informational:1 also drops the cached answers (a repetition
+// keeps the number of its message), so the customer declares it dead.
+func TestIKEv2ImpairInformational(t *testing.T) {
+	resp := v2V.String() + " INFORMATIONAL response"
+	dpd := func(ct, vt *TunnelConfig) {
+		ct.DPDDelay, ct.DPDTimeout, ct.DPDAction = 200*time.Millisecond, 3*time.Second, DPDClear
+	}
+	t.Run("drop", func(t *testing.T) {
+		cgw, vgw, tr := newV2ImpairedMod(t, nil, []string{"drop:informational:1"}, nil, dpd)
+		cgw.waitEvent(t, "phase2-up", 10*time.Second)
+		vgw.waitEvent(t, "phase2-up", 10*time.Second)
+		time.Sleep(1500 * time.Millisecond)
+		cs, vs := cgw.tunnel(t), vgw.tunnel(t)
+		if vs.Counters.DuplicatesAnswered != 1 || tr.count(resp) != tr.count(v2CInfoReq)-1 || cs.DPDState != "alive" || cs.Phase1State != "Established" {
+			t.Fatalf("vgw cached answers %d (want 1), INFORMATIONAL requests %d responses %d (want one fewer), cgw DPD %s phase 1 %s",
+				vs.Counters.DuplicatesAnswered, tr.count(v2CInfoReq), tr.count(resp), cs.DPDState, cs.Phase1State)
+		}
+	})
+	t.Run("drop-all", func(t *testing.T) {
+		cgw, vgw, tr := newV2ImpairedMod(t, nil, []string{"drop-all:informational:1"}, nil, dpd)
+		cgw.waitEvent(t, "phase2-up", 10*time.Second)
+		vgw.waitEvent(t, "phase2-up", 10*time.Second)
+		cgw.waitEvent(t, "phase1-down", 10*time.Second)
+		if n := tr.count(resp); n != 0 {
+			t.Fatalf("%d INFORMATIONAL responses on the wire, want 0", n)
+		}
+		if vgw.tunnel(t).Counters.DuplicatesAnswered == 0 {
+			t.Fatal("the vgw answered no retransmitted check from its cache")
+		}
+	})
 }
