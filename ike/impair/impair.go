@@ -40,7 +40,9 @@
 // again (an IKE_SA_INIT resent after a cookie or INVALID_KE_PAYLOAD, every
 // CREATE_CHILD_SA). IKEv2 informational messages, requests and responses,
 // are counted per IKE SA, 1, 2, ... in the order we send them. A fragmented
-// message (RFC 7383) is impaired as a whole. IKEv2 has no HASH payload (its
+// message (RFC 7383) is impaired as a whole; the stateless IKE_SA_INIT
+// refusals (COOKIE, INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN sent before the
+// responder keeps an IKE SA) never are. IKEv2 has no HASH payload (its
 // messages are authenticated by AUTH and the SK checksum), so corrupt-hash
 // and omit-hash refuse the IKEv2 exchanges and have nothing to act on in
 // IKEv2 informational messages.
