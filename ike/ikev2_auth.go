@@ -207,9 +207,7 @@ func (sa *ikev2SA) answerAuthRequest(h wire.Header, raw []byte, ps []wire.Payloa
 		return
 	}
 	_ = sa.resps.Answered(h.MessageID, raw, resp)
-	for _, m := range resp {
-		sa.sendV2(m, "IKE_AUTH response")
-	}
+	sa.sendV2Msgs(sendFirst, resp, "IKE_AUTH response")
 	if failure != "" {
 		sa.t.counters.NotifiesSent++
 		sa.fail("IKEv2: " + failure)
@@ -243,7 +241,7 @@ func (sa *ikev2SA) authUnreadable(h wire.Header, b []byte, err error) {
 	sa.logger().WithError(err).Warn("IKE_AUTH request is malformed: answering " + n.NotifyType.String())
 	if resp, serr := sa.seal(wire.ExchangeIKEAuth, h.MessageID, true, []wire.Payload{n}); serr == nil {
 		_ = sa.resps.Answered(h.MessageID, b, [][]byte{resp})
-		sa.sendV2(resp, "IKE_AUTH "+n.NotifyType.String())
+		sa.sendV2Msgs(sendFirst, [][]byte{resp}, "IKE_AUTH "+n.NotifyType.String())
 	}
 	sa.fail("IKEv2: malformed IKE_AUTH request (" + n.NotifyType.String() + "): " + err.Error())
 }
@@ -424,9 +422,7 @@ func (sa *ikev2SA) refuseResponder(reason string) {
 	if err != nil {
 		sa.logger().WithError(err).Warn("cannot tell the responder AUTHENTICATION_FAILED")
 	} else {
-		for _, m := range msgs {
-			sa.sendV2(m, "INFORMATIONAL request (AUTHENTICATION_FAILED)")
-		}
+		sa.sendV2Msgs(sendFirst, msgs, "INFORMATIONAL request (AUTHENTICATION_FAILED)")
 		if sa.t != nil {
 			sa.t.counters.NotifiesSent++
 		}

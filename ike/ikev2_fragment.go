@@ -55,7 +55,8 @@ func (sa *ikev2SA) maxMessage() int {
 // sealMessage seals a message of ours into its datagrams: one SK message,
 // or SKF fragments when it is too large and the peer takes fragments.
 func (sa *ikev2SA) sealMessage(ex wire.ExchangeType, mid uint32, response bool, inner []wire.Payload) ([][]byte, error) {
-	msg, err := sa.seal(ex, mid, response, inner)
+	inner = sa.impairV2Payloads(ex, response, inner) // impair.go
+	msg, err := sa.sealImpaired(ex, mid, response, inner)
 	if err != nil {
 		return nil, err
 	}

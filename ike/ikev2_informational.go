@@ -194,8 +194,6 @@ func (sa *ikev2SA) sendDeleteIKENow(reason string) {
 		sa.logger().WithError(err).Warn("cannot send the DELETE of the IKE SA")
 		return
 	}
-	for _, m := range msgs {
-		sa.sendV2(m, "INFORMATIONAL request (DELETE IKE SA)")
-	}
+	sa.sendV2Msgs(sendFirst, msgs, "INFORMATIONAL request (DELETE IKE SA)")
 	sa.logger().WithFields(logrus.Fields{"reason": reason, "msgid": mid}).Info("IKE SA deleted, peer told (INFORMATIONAL DELETE)")
 }

@@ -276,7 +276,5 @@ func (sa *ikev2SA) answerV2(h wire.Header, raw []byte, out []wire.Payload) {
 		return
 	}
 	_ = sa.resps.Answered(h.MessageID, raw, msgs)
-	for _, m := range msgs {
-		sa.sendV2(m, h.Exchange.String()+" response")
-	}
+	sa.sendV2Msgs(sendFirst, msgs, h.Exchange.String()+" response")
 }

@@ -19,6 +19,7 @@ type v2Outbox struct {
 	msgs     [][]byte // the datagrams of the request (one, or its fragments)
 	what     string
 	mid      uint32
+	ref      msgRef // the request for the impairments (impair.go)
 	rt       *exchange.Retransmission
 	timer    *time.Timer
 	onGiveUp func()
@@ -34,9 +35,7 @@ func (e *Engine) schedule() exchange.Schedule {
 func (sa *ikev2SA) transmitRequest(mid uint32, msgs [][]byte, what string, onGiveUp func()) {
 	sa.out.stop()
 	sa.out = v2Outbox{msgs: msgs, what: what, mid: mid, onGiveUp: onGiveUp, rt: sa.e.schedule().Start(timeNow())}
-	for _, m := range msgs {
-		sa.sendV2(m, what)
-	}
+	sa.out.ref = sa.sendV2Msgs(sendFirst, msgs, what) // impair.go
 	sa.armRetransmit()
 }
 
@@ -71,13 +70,15 @@ func (sa *ikev2SA) retransmitDue() {
 		}
 		return
 	}
+	if sa.v2RetransmitSuppressed(ob.ref, ob.rt.Retransmits()) { // impair.go: no-retransmit
+		sa.armRetransmit()
+		return
+	}
 	if sa.t != nil && len(ob.msgs) > 0 {
 		countV2Retransmit(&sa.t.counters, v2MessageExchange(ob.msgs[0])) // counters.go
 	}
 	sa.logger().WithFields(map[string]any{"message": ob.what, "msgid": ob.mid, "try": ob.rt.Retransmits()}).Info("no answer, retransmitting")
-	for _, m := range ob.msgs {
-		sa.sendV2(m, ob.what+" (retransmission)")
-	}
+	sa.sendV2Ref(ob.ref, sendRetransmit, ob.msgs, ob.what+" (retransmission)")
 	sa.armRetransmit()
 }
 
@@ -101,7 +102,5 @@ func (sa *ikev2SA) answerCached(resp [][]byte, what string) {
 		sa.t.counters.DuplicatesAnswered++
 	}
 	sa.logger().WithField("message", what).Debug("retransmitted request: sending the cached response")
-	for _, m := range resp {
-		sa.sendV2(m, what+" (again, for a retransmitted request)")
-	}
+	sa.sendV2Msgs(sendCached, resp, what+" (again, for a retransmitted request)")
 }

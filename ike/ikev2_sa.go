@@ -90,6 +90,11 @@ type ikev2SA struct {
 	resps exchange.Responses
 	out   v2Outbox // the outstanding request (ikev2_retransmit.go)
 
+	// Informational messages sent, and the numbers of the last few, for
+	// the impairments (impair.go).
+	infoSent   int
+	infoRecent [v2InfoRecent]v2InfoNum
+
 	reasm *v2Reassembly // the fragmented message being reassembled (ikev2_fragment.go)
 
 	// The first child SA, negotiated in IKE_AUTH (ikev2_child.go).
@@ -215,6 +220,11 @@ func (sa *ikev2SA) deriveKeys(gir []byte) error {
 
 // seal encrypts inner into one message of ours.
 func (sa *ikev2SA) seal(ex wire.ExchangeType, mid uint32, response bool, inner []wire.Payload) ([]byte, error) {
+	return sa.sealImpaired(ex, mid, response, sa.impairV2Payloads(ex, response, inner))
+}
+
+// sealImpaired is seal of payloads the impairments were applied to.
+func (sa *ikev2SA) sealImpaired(ex wire.ExchangeType, mid uint32, response bool, inner []wire.Payload) ([]byte, error) {
 	if sa.sealer == nil {
 		return nil, errors.New("no keys yet")
 	}

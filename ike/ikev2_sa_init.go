@@ -116,7 +116,8 @@ func (sa *ikev2SA) sendInitRequest() error {
 	if err != nil {
 		return err
 	}
-	msg, err := (&wire.Message{Header: sa.header(wire.ExchangeIKESAInit, mid, false), Payloads: sa.initReq}).Encode()
+	msg, err := (&wire.Message{Header: sa.header(wire.ExchangeIKESAInit, mid, false),
+		Payloads: sa.impairV2Payloads(wire.ExchangeIKESAInit, false, sa.initReq)}).Encode()
 	if err != nil {
 		return err
 	}
@@ -427,7 +428,7 @@ func (e *Engine) respondV2First(s *socket, from netip.AddrPort, h wire.Header, b
 	}
 	t.setPhase1State("Negotiating")
 	t.counters.Exchanges.IKESAInit.Completed++
-	sa.sendV2(resp, "IKE_SA_INIT response")
+	sa.sendV2Msgs(sendFirst, [][]byte{resp}, "IKE_SA_INIT response")
 }
 
 // refuseInit answers a refused IKE_SA_INIT request and reports why.
@@ -507,7 +508,8 @@ func (sa *ikev2SA) answerInit(m *wire.Message, raw []byte) ([]byte, error) {
 		// RFC 7383 section 2.3: only in answer to the initiator's.
 		out = append(out, &wire.Notify{NotifyType: wire.NotifyIKEv2FragmentationSupported})
 	}
-	resp, err := (&wire.Message{Header: sa.header(wire.ExchangeIKESAInit, 0, true), Payloads: out}).Encode()
+	resp, err := (&wire.Message{Header: sa.header(wire.ExchangeIKESAInit, 0, true),
+		Payloads: sa.impairV2Payloads(wire.ExchangeIKESAInit, true, out)}).Encode()
 	if err != nil {
 		return nil, err
 	}

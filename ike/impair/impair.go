@@ -11,15 +11,18 @@
 //	[TUNNEL/]drop-all:EXCHANGE:N     drop every transmission of it (retransmissions, cached replies)
 //	[TUNNEL/]duplicate:EXCHANGE:N    send it twice back to back
 //	[TUNNEL/]replay:EXCHANGE:N       send a copy of it again about a second later
-//	[TUNNEL/]corrupt-hash:EXCHANGE   flip bits of the HASH payloads we send in EXCHANGE
-//	[TUNNEL/]omit-hash:EXCHANGE      leave the HASH payloads out
-//	[TUNNEL/]omit-ke:EXCHANGE        leave the KE payloads out (main, aggressive, quick)
+//	[TUNNEL/]corrupt-hash:EXCHANGE   flip bits of the HASH payloads we send in EXCHANGE (IKEv1)
+//	[TUNNEL/]omit-hash:EXCHANGE      leave the HASH payloads out (IKEv1)
+//	[TUNNEL/]omit-ke:EXCHANGE        leave the KE payloads out (main, aggressive, quick,
+//	                                 ike_sa_init, create_child_sa)
 //	[TUNNEL/]no-retransmit           never retransmit
 //	[TUNNEL/]no-delete               send no DELETE (the SAs are still removed here)
 //	[TUNNEL/]send-twice              send every message twice
 //	[TUNNEL/]none                    clear the impairments (of that tunnel only, with a prefix)
 //
-// EXCHANGE is main, aggressive, quick or informational. N is the number of
+// EXCHANGE is main, aggressive, quick or informational (IKEv1), or
+// ike_sa_init, ike_auth, create_child_sa or informational (IKEv2):
+// informational names the informational messages of both versions. N is the number of
 // the message in the exchange as RFC 2409 counts it: main mode 1-6,
 // aggressive mode 1-3, quick mode 1-3; an initiator sends the odd ones, a
 // responder the even ones (and quick mode's QM2), so an N the engine never
@@ -30,6 +33,19 @@
 // (notifies, DELETEs, DPD); they are never retransmitted, so drop and
 // drop-all act the same on them. Messages that belong to no ISAKMP SA
 // (INVALID-COOKIE, the answer to an unknown peer) are never impaired.
+//
+// IKEv2 (RFC 7296): an exchange is one request and its response, so N of
+// ike_sa_init, ike_auth and create_child_sa is 1 (the request, sent by the
+// exchange's initiator) or 2 (the response); every exchange instance counts
+// again (an IKE_SA_INIT resent after a cookie or INVALID_KE_PAYLOAD, every
+// CREATE_CHILD_SA). IKEv2 informational messages, requests and responses,
+// are counted per IKE SA, 1, 2, ... in the order we send them. A fragmented
+// message (RFC 7383) is impaired as a whole; the stateless IKE_SA_INIT
+// refusals (COOKIE, INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN sent before the
+// responder keeps an IKE SA) never are. IKEv2 has no HASH payload (its
+// messages are authenticated by AUTH and the SK checksum), so corrupt-hash
+// and omit-hash refuse the IKEv2 exchanges and have nothing to act on in
+// IKEv2 informational messages.
 //
 // When an impairment takes effect the engine logs a warning and emits an
 // Event of type "impaired" with Detail "impairment" (the spec), "exchange",
@@ -69,7 +85,28 @@ const (
 	Aggressive    Exchange = "aggressive"
 	Quick         Exchange = "quick"
 	Informational Exchange = "informational"
+	IKESAInit     Exchange = "ike_sa_init"
+	IKEAuth       Exchange = "ike_auth"
+	CreateChildSA Exchange = "create_child_sa"
 )
+
+// IKEv1 reports whether IKEv1 has the exchange (informational: both versions).
+func (ex Exchange) IKEv1() bool {
+	switch ex {
+	case Main, Aggressive, Quick, Informational:
+		return true
+	}
+	return false
+}
+
+// IKEv2 reports whether IKEv2 has the exchange (informational: both versions).
+func (ex Exchange) IKEv2() bool {
+	switch ex {
+	case IKESAInit, IKEAuth, CreateChildSA, Informational:
+		return true
+	}
+	return false
+}
 
 // Spec is one parsed impairment spec. The zero Tunnel means every
 // tunnel. Exchange is set for the verbs that take one, Message for drop,
@@ -91,16 +128,20 @@ type verbSpec struct {
 	exchanges []Exchange // allowed exchanges
 }
 
-var allExchanges = []Exchange{Main, Aggressive, Quick, Informational}
+var allExchanges = []Exchange{Main, Aggressive, Quick, Informational, IKESAInit, IKEAuth, CreateChildSA}
+
+// v1Exchanges are the exchanges with HASH payloads (IKEv1's, and
+// informational, which IKEv1 protects with HASH(1)).
+var v1Exchanges = []Exchange{Main, Aggressive, Quick, Informational}
 
 var verbs = map[Verb]verbSpec{
 	Drop:         {exchange: true, message: true, exchanges: allExchanges},
 	DropAll:      {exchange: true, message: true, exchanges: allExchanges},
 	Duplicate:    {exchange: true, message: true, exchanges: allExchanges},
 	Replay:       {exchange: true, message: true, exchanges: allExchanges},
-	CorruptHash:  {exchange: true, exchanges: allExchanges},
-	OmitHash:     {exchange: true, exchanges: allExchanges},
-	OmitKE:       {exchange: true, exchanges: []Exchange{Main, Aggressive, Quick}},
+	CorruptHash:  {exchange: true, exchanges: v1Exchanges},
+	OmitHash:     {exchange: true, exchanges: v1Exchanges},
+	OmitKE:       {exchange: true, exchanges: []Exchange{Main, Aggressive, Quick, IKESAInit, CreateChildSA}},
 	NoRetransmit: {},
 	NoDelete:     {},
 	SendTwice:    {},
@@ -109,8 +150,10 @@ var verbs = map[Verb]verbSpec{
 
 // Grammar lists the allowed specs; parse errors end with it.
 const Grammar = "allowed: drop:EXCHANGE:N, drop-all:EXCHANGE:N, duplicate:EXCHANGE:N, replay:EXCHANGE:N, " +
-	"corrupt-hash:EXCHANGE, omit-hash:EXCHANGE, omit-ke:EXCHANGE (not informational), no-retransmit, no-delete, send-twice, none; " +
-	"EXCHANGE is main (N 1-6), aggressive (N 1-3), quick (N 1-3) or informational (N >= 1); prefix TUNNEL/ to impair one tunnel only"
+	"corrupt-hash:EXCHANGE, omit-hash:EXCHANGE (IKEv1 exchanges), omit-ke:EXCHANGE (not informational, not ike_auth), " +
+	"no-retransmit, no-delete, send-twice, none; " +
+	"EXCHANGE is main (N 1-6), aggressive (N 1-3), quick (N 1-3), informational (N >= 1, both IKE versions), " +
+	"ike_sa_init, ike_auth or create_child_sa (IKEv2, N 1 request, 2 response); prefix TUNNEL/ to impair one tunnel only"
 
 // messageRange returns the valid message numbers of an exchange.
 func messageRange(ex Exchange) (lo, hi int) {
@@ -119,6 +162,8 @@ func messageRange(ex Exchange) (lo, hi int) {
 		return 1, 6
 	case Aggressive, Quick:
 		return 1, 3
+	case IKESAInit, IKEAuth, CreateChildSA:
+		return 1, 2
 	}
 	return 1, maxInformationalN
 }
@@ -204,6 +249,13 @@ func (imp Spec) Validate() error {
 			okEx = true
 		}
 	}
+	if !okEx && (imp.Verb == CorruptHash || imp.Verb == OmitHash) && imp.Exchange.IKEv2() {
+		return fmt.Errorf("%s: IKEv2 exchange %s has no HASH payload (RFC 7296 authenticates with AUTH and the SK payload's checksum); "+
+			"allowed for %s: main, aggressive, quick, informational (IKEv1); %s", imp.Verb, imp.Exchange, imp.Verb, Grammar)
+	}
+	if !okEx && imp.Verb == OmitKE && imp.Exchange == IKEAuth {
+		return fmt.Errorf("%s: IKE_AUTH carries no KE payload (allowed for %s: main, aggressive, quick, ike_sa_init, create_child_sa; %s)", imp.Verb, imp.Verb, Grammar)
+	}
 	if !okEx {
 		names := make([]string, len(vs.exchanges))
 		for i, e := range vs.exchanges {
@@ -219,8 +271,11 @@ func (imp Spec) Validate() error {
 	}
 	lo, hi := messageRange(imp.Exchange)
 	if imp.Message < lo || imp.Message > hi {
-		if imp.Exchange == Informational {
+		switch imp.Exchange {
+		case Informational:
 			return fmt.Errorf("message %d is out of range for %s (allowed: %d-%d)", imp.Message, imp.Exchange, lo, hi)
+		case IKESAInit, IKEAuth, CreateChildSA:
+			return fmt.Errorf("message %d is out of range for %s (allowed: 1-2; an IKEv2 exchange is a request, 1, and its response, 2)", imp.Message, imp.Exchange)
 		}
 		return fmt.Errorf("message %d is out of range for %s mode (allowed: %d-%d; RFC 2409 numbers its messages %d to %d)", imp.Message, imp.Exchange, lo, hi, lo, hi)
 	}

@@ -26,6 +26,11 @@ func TestParse(t *testing.T) {
 		{"vpn-1/tunnel2/no-delete", Spec{Tunnel: "vpn-1/tunnel2", Verb: NoDelete}, "vpn-1/tunnel2/no-delete"},
 		{"send-twice", Spec{Verb: SendTwice}, "send-twice"},
 		{"none", Spec{Verb: None}, "none"},
+		{"drop:IKE_SA_INIT:1", Spec{Verb: Drop, Exchange: IKESAInit, Message: 1}, "drop:ike_sa_init:1"},
+		{"tunnel1/drop-all:ike_auth:2", Spec{Tunnel: "tunnel1", Verb: DropAll, Exchange: IKEAuth, Message: 2}, "tunnel1/drop-all:ike_auth:2"},
+		{"duplicate:create_child_sa:1", Spec{Verb: Duplicate, Exchange: CreateChildSA, Message: 1}, "duplicate:create_child_sa:1"},
+		{"omit-ke:ike_sa_init", Spec{Verb: OmitKE, Exchange: IKESAInit}, "omit-ke:ike_sa_init"},
+		{"omit-ke:create_child_sa", Spec{Verb: OmitKE, Exchange: CreateChildSA}, "omit-ke:create_child_sa"},
 		{"tunnel1/none", Spec{Tunnel: "tunnel1", Verb: None}, "tunnel1/none"},
 	}
 	for _, g := range good {
@@ -60,6 +65,12 @@ func TestParse(t *testing.T) {
 		{"drop:base:1", `unknown or unsupported exchange "base"`},
 		{"omit-ke:informational", `unknown or unsupported exchange "informational" (allowed for omit-ke: main, aggressive, quick`},
 		{"corrupt-hash", "corrupt-hash takes an exchange"},
+		{"drop:ike_auth:3", "message 3 is out of range for ike_auth (allowed: 1-2"},
+		{"replay:create_child_sa:0", "out of range for create_child_sa (allowed: 1-2"},
+		{"omit-ke:ike_auth", "omit-ke: IKE_AUTH carries no KE payload"},
+		{"corrupt-hash:ike_auth", "corrupt-hash: IKEv2 exchange ike_auth has no HASH payload"},
+		{"omit-hash:ike_sa_init", "omit-hash: IKEv2 exchange ike_sa_init has no HASH payload"},
+		{"corrupt-hash:create_child_sa", "has no HASH payload"},
 		{"corrupt-hash:main:5", "corrupt-hash takes an exchange"},
 		{"no-retransmit:main", "no-retransmit takes no arguments"},
 		{"none:all", "none takes no arguments"},
@@ -77,6 +88,12 @@ func TestParse(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), "allowed: drop:EXCHANGE:N") && !strings.Contains(err.Error(), "allowed: 1-") {
 			t.Errorf("Parse(%q) = %q: does not say what is allowed", b.in, err)
+		}
+	}
+	for ex, want := range map[Exchange][2]bool{Main: {true, false}, Quick: {true, false}, Informational: {true, true},
+		IKESAInit: {false, true}, IKEAuth: {false, true}, CreateChildSA: {false, true}} {
+		if ex.IKEv1() != want[0] || ex.IKEv2() != want[1] {
+			t.Errorf("%s: IKEv1() %v IKEv2() %v, want %v", ex, ex.IKEv1(), ex.IKEv2(), want)
 		}
 	}
 	// Built in code, checked the same way.
