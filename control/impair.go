@@ -57,6 +57,9 @@ func (s *Server) applyImpairment(ib ImpairBackend, w http.ResponseWriter, imp im
 	case errors.Is(err, ErrUnknownTunnel):
 		log.WithError(err).Info("impairment for an unknown tunnel")
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, impair.ErrNotApplicable):
+		log.WithError(err).Info("impairment refused: no tunnel can use it")
+		writeError(w, http.StatusConflict, err.Error())
 	case err != nil:
 		log.WithError(err).Warn("impairment refused")
 		writeError(w, http.StatusInternalServerError, err.Error())

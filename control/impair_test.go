@@ -99,6 +99,10 @@ func TestImpairAPI(t *testing.T) {
 	if err := c.Impair(ctx, "tunnel9/no-delete"); !errors.Is(err, ErrUnknownTunnel) {
 		t.Fatalf("Impair(tunnel9/...) = %v, want ErrUnknownTunnel", err)
 	}
+	// Well formed, but tunnel1 speaks IKEv1 only: 409 with the reason.
+	if err := c.Impair(ctx, "tunnel1/drop:ike_auth:1"); !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict || !strings.Contains(ae.Message, "IKEv1 only") {
+		t.Fatalf("Impair(tunnel1/drop:ike_auth:1) = %v, want a 409 that says the tunnel speaks IKEv1 only", err)
+	}
 	if got, _ := c.Impairments(ctx); !slices.Equal(got, want) {
 		t.Fatalf("refused requests changed the impairments: %q", got)
 	}

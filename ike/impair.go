@@ -89,7 +89,7 @@ func (e *Engine) checkImpairment(imp Impairment) error {
 			return fmt.Errorf("impairment %q: %w %q", imp.String(), ErrUnknownTunnel, imp.Tunnel)
 		}
 		if !impairFits(imp, t.cfg) {
-			return fmt.Errorf("impairment %q: tunnel %q speaks %s only, and %s", imp.String(), imp.Tunnel, versionNames(t.cfg), impairNeeds(imp))
+			return fmt.Errorf("impairment %q: tunnel %q speaks %s only, and %s (%w)", imp.String(), imp.Tunnel, versionNames(t.cfg), impairNeeds(imp), impairspec.ErrNotApplicable)
 		}
 		return nil
 	}
@@ -101,7 +101,7 @@ func (e *Engine) checkImpairment(imp Impairment) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("impairment %q: no tunnel of this gateway can use it: %s", imp.String(), impairNeeds(imp))
+	return fmt.Errorf("impairment %q: no tunnel of this gateway can use it: %s (%w)", imp.String(), impairNeeds(imp), impairspec.ErrNotApplicable)
 }
 
 // impairVersions reports which IKE versions an impairment can act on:

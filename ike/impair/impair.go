@@ -53,10 +53,17 @@
 package impair
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 )
+
+// ErrNotApplicable wraps the refusal of a well-formed impairment that no
+// tunnel it names (or, without a tunnel, no tunnel at all) can act on, e.g.
+// an IKEv2 exchange on an IKEv1-only tunnel; the control API answers it
+// with 409 Conflict.
+var ErrNotApplicable = errors.New("impairment does not apply to this gateway's tunnels")
 
 // Verb is what an impairment does.
 type Verb string
