@@ -297,6 +297,17 @@ func (m *model) selectTunnels(local netip.Addr, refs map[string]string) error {
 		if !vt.LocalAddr.Is4() || !vt.RemoteAddr.Is4() {
 			return fmt.Errorf("tunnel %s: only IPv4 outside addresses can be exported", vt.Name)
 		}
+		for _, id := range []struct {
+			side string
+			v    policy.Identity
+		}{{"local_id (AWS's identity)", vt.LocalIdentity}, {"remote_id (the customer's identity)", vt.RemoteIdentity}} {
+			if id.v.IsSet() && id.v.Type != policy.IdentityAddr {
+				// The customer's files would name the addresses and fail
+				// IKE_AUTH with an identity mismatch: refuse instead.
+				return fmt.Errorf("tunnel %s: %s is the %s identity %s, and export writes address identities only (set an address, or edit the exported files)",
+					vt.Name, id.side, id.v.Type, id.v)
+			}
+		}
 		t := &tunnel{
 			index: len(m.tunnels), name: vt.Name, connection: ext.Connection, vgw: vt, ext: ext,
 			awsAddr: vt.LocalAddr, awsID: vt.LocalID, awsPorts: m.cfg.IKE.Ports,

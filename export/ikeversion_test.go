@@ -173,3 +173,19 @@ func TestVPNLabIKEVersions(t *testing.T) {
 	y := string(files(t, "vpnlab", p, Options{Connections: []string{"vpn-b"}, IKEVersion: policy.IKEv1})["cgw.yaml"].Data)
 	hasLines(t, "cgw.yaml", y, "ike_versions: [ikev1, ikev2]", "ike_mode: main")
 }
+
+// TestExportRefusesNameIdentities: a vgw tunnel with an FQDN or KEY_ID
+// identity would be exported with its addresses as identities, and the
+// customer's IKE_AUTH would fail on the identity: export refuses it and
+// says which identity.
+func TestExportRefusesNameIdentities(t *testing.T) {
+	for _, c := range []struct{ line, want string }{
+		{"    local_id: vpn.example.com\n", "tunnel s2: local_id (AWS's identity) is the fqdn identity vpn.example.com"},
+		{"    remote_id: \"@#0102\"\n", "tunnel s2: remote_id (the customer's identity) is the keyid identity @#0102"},
+	} {
+		cfg := strings.Replace(staticVGW, "    psk_file: a2.psk\n", "    psk_file: a2.psk\n    ike_versions: [ikev2]\n"+c.line, 1)
+		if _, err := Export("strongswan", writeVGW(t, cfg), Options{}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.line, err, c.want)
+		}
+	}
+}
