@@ -223,19 +223,9 @@ func Run(ctx context.Context, profile gwconfig.Profile, name string, args []stri
 		return ExitError
 	}
 
-	c, err := gwconfig.Load(o.config, profile)
-	if err != nil {
-		var el gwconfig.ErrorList
-		if errors.As(err, &el) {
-			for _, e := range el {
-				fmt.Fprintf(stderr, "%s: %s\n", name, e)
-			}
-			if len(el) > 1 {
-				fmt.Fprintf(stderr, "%s: %d errors in %s\n", name, len(el), o.config)
-			}
-			return ExitError
-		}
-		return fail("%v", err)
+	c, code := loadConfig(o, profile, name, stderr)
+	if c == nil {
+		return code
 	}
 	if err := applyFlags(c, o); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
@@ -258,47 +248,13 @@ func Run(ctx context.Context, profile gwconfig.Profile, name string, args []stri
 	}
 	log.WithFields(logrus.Fields{"profile": c.Profile.String(), "config": o.config, "tunnels": len(c.IKE.Tunnels),
 		"ike_port": c.IKE.Ports.IKE, "natt_port": c.IKE.Ports.NATT, "control": c.Control.String()}).Info("starting")
-	for i := range c.IKE.Tunnels {
-		t := &c.IKE.Tunnels[i]
-		log.WithField("tunnel", t.Name).Info("configured: " + gwconfig.DescribeTunnel(t))
-		if i < len(c.Tunnels) {
-			log.WithField("tunnel", t.Name).Info("routing: " + c.Tunnels[i].Describe())
-		}
-	}
+	logTunnels(log, c)
 
-	opts := []ike.Option{ike.WithLogger(log)}
-	if c.KeyLog != "" {
-		if KeyLogHook == nil {
-			log.WithField("key_log", c.KeyLog).Warn("key log requested but this build has no key logger; not exporting keys")
-		} else {
-			kl, err := KeyLogHook(c.KeyLog)
-			if err != nil {
-				return fail("key log: %v", err)
-			}
-			defer func() {
-				if err := kl.Close(); err != nil {
-					log.WithError(err).Warn("closing the key log")
-				}
-			}()
-			log.WithField("key_log", c.KeyLog).Warn("exporting IKE and ESP keys for Wireshark: anyone who reads this file can decrypt the traffic")
-			opts = append(opts, ike.WithKeyLogger(kl))
-		}
+	opts, sink, closeOutputs, err := outputs(c, log)
+	if err != nil {
+		return fail("%v", err)
 	}
-
-	var sink *capture.Writer
-	if c.Capture != "" {
-		sink, err = capture.Create(c.Capture)
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer func() {
-			if err := sink.Close(); err != nil {
-				log.WithError(err).Warn("closing the capture")
-			}
-		}()
-		log.WithField("capture", c.Capture).Info("writing a pcap of the outside traffic")
-		opts = append(opts, ike.WithPacketSink(sink))
-	}
+	defer closeOutputs()
 	var dp *datapath.DataPath
 	if c.DataPath != nil {
 		var stop func()
@@ -324,54 +280,23 @@ func Run(ctx context.Context, profile gwconfig.Profile, name string, args []stri
 	}
 
 	if c.Log.Format == "aws" {
-		// AWS's log fields need each tunnel's phase states: follow them
-		// from the engine's events.
-		states := newAWSTunnelStates(c)
-		logger.SetFormatter(awsFormatter{states: states})
-		evs, unsub := eng.Subscribe()
-		defer unsub()
-		states.attach(evs)
-		go states.follow()
+		defer followAWSStates(c, logger, eng)()
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	be := backend{Engine: eng}
 	if routingWanted(c) {
-		if dp == nil {
-			log.Warn("routing (BGP or static routes) is configured but there is no data_path: routes are decided and reported, but carry no traffic")
-		}
-		r, err := newRouting(c, dp, log)
+		r, err := startRouting(ctx, c, dp, eng, log)
 		if err != nil {
-			return fail("%v", err)
-		}
-		if err := r.start(ctx, eng); err != nil {
-			r.stop()
 			return fail("%v", err)
 		}
 		defer r.stop()
 		be.r = r
 	}
-	var controlDone chan error
-	if c.Control.Enabled() {
-		if ControlHook == nil {
-			log.WithField("control", c.Control.String()).Warn("control API requested but this build has none; not listening")
-		} else {
-			wait, err := ControlHook(ctx, c.Control.String(), be, log.WithField("component", "control"))
-			if err != nil {
-				return fail("control API on %s: %v", c.Control, err)
-			}
-			log.WithField("control", c.Control.String()).Info("control API listening")
-			controlDone = make(chan error, 1)
-			go func() {
-				err := wait()
-				if err != nil && ctx.Err() == nil {
-					log.WithError(err).Error("control API stopped; shutting down")
-					cancel()
-				}
-				controlDone <- err
-			}()
-		}
+	controlDone, err := startControl(ctx, cancel, c, be, log)
+	if err != nil {
+		return fail("%v", err)
 	}
 
 	var metricsWait func() error
@@ -382,18 +307,7 @@ func Run(ctx context.Context, profile gwconfig.Profile, name string, args []stri
 		}
 	}
 
-	runErr := eng.Run(ctx)
-	interrupted := ctx.Err() != nil
-	cancel()
-	var ctlErr error
-	if controlDone != nil {
-		ctlErr = <-controlDone
-	}
-	if metricsWait != nil {
-		if err := metricsWait(); err != nil {
-			log.WithError(err).Warn("metrics server")
-		}
-	}
+	runErr, ctlErr, interrupted := serve(ctx, cancel, eng, controlDone, metricsWait, log)
 	switch {
 	case runErr != nil && !errors.Is(runErr, context.Canceled):
 		return fail("%v", runErr)
@@ -404,4 +318,155 @@ func Run(ctx context.Context, profile gwconfig.Profile, name string, args []stri
 		log.Info("stopped")
 	}
 	return ExitOK
+}
+
+// loadConfig reads and checks the configuration; on an error it has
+// printed it and returns nil and the exit code.
+func loadConfig(o *options, profile gwconfig.Profile, name string, stderr io.Writer) (*gwconfig.Config, int) {
+	c, err := gwconfig.Load(o.config, profile)
+	if err != nil {
+		var el gwconfig.ErrorList
+		if errors.As(err, &el) {
+			for _, e := range el {
+				fmt.Fprintf(stderr, "%s: %s\n", name, e)
+			}
+			if len(el) > 1 {
+				fmt.Fprintf(stderr, "%s: %d errors in %s\n", name, len(el), o.config)
+			}
+			return nil, ExitError
+		}
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return nil, ExitError
+	}
+	return c, ExitOK
+}
+
+// logTunnels logs each tunnel's configuration and routing at start.
+func logTunnels(log logrus.FieldLogger, c *gwconfig.Config) {
+	for i := range c.IKE.Tunnels {
+		t := &c.IKE.Tunnels[i]
+		log.WithField("tunnel", t.Name).Info("configured: " + gwconfig.DescribeTunnel(t))
+		if i < len(c.Tunnels) {
+			log.WithField("tunnel", t.Name).Info("routing: " + c.Tunnels[i].Describe())
+		}
+	}
+}
+
+// outputs opens what the engine writes besides its log: the key log (a
+// Wireshark key export, opt-in) and the capture. closeAll closes what was
+// opened; on an error nothing is left open.
+func outputs(c *gwconfig.Config, log logrus.FieldLogger) (opts []ike.Option, sink *capture.Writer, closeAll func(), err error) {
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	opts = []ike.Option{ike.WithLogger(log)}
+	if c.KeyLog != "" {
+		if KeyLogHook == nil {
+			log.WithField("key_log", c.KeyLog).Warn("key log requested but this build has no key logger; not exporting keys")
+		} else {
+			kl, err := KeyLogHook(c.KeyLog)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("key log: %w", err)
+			}
+			closers = append(closers, func() {
+				if err := kl.Close(); err != nil {
+					log.WithError(err).Warn("closing the key log")
+				}
+			})
+			log.WithField("key_log", c.KeyLog).Warn("exporting IKE and ESP keys for Wireshark: anyone who reads this file can decrypt the traffic")
+			opts = append(opts, ike.WithKeyLogger(kl))
+		}
+	}
+	if c.Capture != "" {
+		sink, err = capture.Create(c.Capture)
+		if err != nil {
+			closeAll()
+			return nil, nil, nil, err
+		}
+		closers = append(closers, func() {
+			if err := sink.Close(); err != nil {
+				log.WithError(err).Warn("closing the capture")
+			}
+		})
+		log.WithField("capture", c.Capture).Info("writing a pcap of the outside traffic")
+		opts = append(opts, ike.WithPacketSink(sink))
+	}
+	return opts, sink, closeAll, nil
+}
+
+// startControl starts the control API when the configuration asks for
+// it. The returned channel (nil without an API) gets its end; an API that
+// stops by itself cancels the gateway.
+func startControl(ctx context.Context, cancel context.CancelFunc, c *gwconfig.Config, be backend, log logrus.FieldLogger) (chan error, error) {
+	if !c.Control.Enabled() {
+		return nil, nil
+	}
+	if ControlHook == nil {
+		log.WithField("control", c.Control.String()).Warn("control API requested but this build has none; not listening")
+		return nil, nil
+	}
+	wait, err := ControlHook(ctx, c.Control.String(), be, log.WithField("component", "control"))
+	if err != nil {
+		return nil, fmt.Errorf("control API on %s: %w", c.Control, err)
+	}
+	log.WithField("control", c.Control.String()).Info("control API listening")
+	controlDone := make(chan error, 1)
+	go func() {
+		err := wait()
+		if err != nil && ctx.Err() == nil {
+			log.WithError(err).Error("control API stopped; shutting down")
+			cancel()
+		}
+		controlDone <- err
+	}()
+	return controlDone, nil
+}
+
+// followAWSStates gives the log AWS's format, whose fields need each
+// tunnel's phase states, followed from the engine's events; the returned
+// function ends the subscription.
+func followAWSStates(c *gwconfig.Config, logger *logrus.Logger, eng *ike.Engine) (unsubscribe func()) {
+	states := newAWSTunnelStates(c)
+	logger.SetFormatter(awsFormatter{states: states})
+	evs, unsub := eng.Subscribe()
+	states.attach(evs)
+	go states.follow()
+	return unsub
+}
+
+// serve runs the engine until ctx ends, then stops the control API and
+// the metrics server and returns what ended each.
+func serve(ctx context.Context, cancel context.CancelFunc, eng *ike.Engine, controlDone chan error, metricsWait func() error, log logrus.FieldLogger) (runErr, ctlErr error, interrupted bool) {
+	runErr = eng.Run(ctx)
+	interrupted = ctx.Err() != nil
+	cancel()
+	if controlDone != nil {
+		ctlErr = <-controlDone
+	}
+	if metricsWait != nil {
+		if err := metricsWait(); err != nil {
+			log.WithError(err).Warn("metrics server")
+		}
+	}
+	return runErr, ctlErr, interrupted
+}
+
+// startRouting starts BGP or the static routes of the configuration; the
+// caller stops them.
+func startRouting(ctx context.Context, c *gwconfig.Config, dp *datapath.DataPath, eng *ike.Engine, log logrus.FieldLogger) (*routing, error) {
+	if dp == nil {
+		log.Warn("routing (BGP or static routes) is configured but there is no data_path: routes are decided and reported, but carry no traffic")
+	}
+	r, err := newRouting(c, dp, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.start(ctx, eng); err != nil {
+		r.stop()
+		return nil, err
+	}
+	return r, nil
 }
