@@ -64,39 +64,36 @@ func (e *Engine) admitHalfOpen(peer netip.Addr, log logrus.FieldLogger) bool {
 
 // holdHalfOpen counts a new responder SA as half-open.
 func (e *Engine) holdHalfOpen(sa *ikeSA, peer netip.Addr) {
-	sa.halfOpen, sa.halfOpenPeer = true, peer
-	e.halfOpen++
-	e.halfOpenBy[peer]++
+	e.hold(&sa.halfOpen, &sa.halfOpenPeer, peer)
 }
 
 // releaseHalfOpen ends an SA's half-open count (established or deleted).
-func (e *Engine) releaseHalfOpen(sa *ikeSA) {
-	if !sa.halfOpen {
-		return
-	}
-	sa.halfOpen = false
-	e.halfOpen--
-	if e.halfOpenBy[sa.halfOpenPeer]--; e.halfOpenBy[sa.halfOpenPeer] <= 0 {
-		delete(e.halfOpenBy, sa.halfOpenPeer)
-	}
-}
+func (e *Engine) releaseHalfOpen(sa *ikeSA) { e.release(&sa.halfOpen, sa.halfOpenPeer) }
 
 // holdHalfOpenV2 counts a new IKEv2 responder SA as half-open: IKEv1 and
 // IKEv2 first messages share the bounds.
 func (e *Engine) holdHalfOpenV2(sa *ikev2SA, peer netip.Addr) {
-	sa.halfOpen, sa.halfOpenPeer = true, peer
+	e.hold(&sa.halfOpen, &sa.halfOpenPeer, peer)
+}
+
+// releaseHalfOpenV2 ends an IKEv2 SA's half-open count.
+func (e *Engine) releaseHalfOpenV2(sa *ikev2SA) { e.release(&sa.halfOpen, sa.halfOpenPeer) }
+
+// hold marks an SA (its flag and peer fields) half-open and counts it.
+func (e *Engine) hold(on *bool, at *netip.Addr, peer netip.Addr) {
+	*on, *at = true, peer
 	e.halfOpen++
 	e.halfOpenBy[peer]++
 }
 
-// releaseHalfOpenV2 ends an IKEv2 SA's half-open count.
-func (e *Engine) releaseHalfOpenV2(sa *ikev2SA) {
-	if !sa.halfOpen {
+// release uncounts an SA marked half-open, once.
+func (e *Engine) release(on *bool, peer netip.Addr) {
+	if !*on {
 		return
 	}
-	sa.halfOpen = false
+	*on = false
 	e.halfOpen--
-	if e.halfOpenBy[sa.halfOpenPeer]--; e.halfOpenBy[sa.halfOpenPeer] <= 0 {
-		delete(e.halfOpenBy, sa.halfOpenPeer)
+	if e.halfOpenBy[peer]--; e.halfOpenBy[peer] <= 0 {
+		delete(e.halfOpenBy, peer)
 	}
 }
