@@ -305,6 +305,9 @@ func deletedSATimers(sas map[*ikeSA]bool) []string {
 			if qm.out.timer != nil && qm.out.timer.Stop() {
 				out = append(out, fmt.Sprintf("%v SA: quick mode %08x retransmit", sa.state, mid))
 			}
+			if qm.forget != nil && qm.forget.Stop() {
+				out = append(out, fmt.Sprintf("%v SA: quick mode %08x forget", sa.state, mid))
+			}
 		}
 	}
 	return out

@@ -331,9 +331,9 @@ func (e *Engine) routineLoop(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case fn := <-e.inbox:
-				fn()
+				e.runGuarded(fn) // recover.go
 			default:
-				e.startNextBatch()
+				e.runGuarded(e.startNextBatch)
 			}
 			continue
 		}

@@ -61,7 +61,7 @@ func (sa *ikev2SA) startV2Timers() {
 		at = sa.lifetime - t.cfg.RekeyMargin/2
 	}
 	if t.cfg.RekeyMargin > 0 && at > 0 {
-		sa.e.afterFunc(at, func() {
+		sa.timers.rekey = sa.e.afterFunc(at, func() {
 			if sa.state == v2Established && t.v2 == sa {
 				sa.rekeyIKE("lifetime")
 			}
@@ -143,7 +143,7 @@ func (sa *ikev2SA) ikeRekeyResponse(o *v2IKEOffer, rk *v2IKERekey, ps []wire.Pay
 			rk.retries++
 			wait := v2RetryWait()
 			sa.logger().WithField("retry_in", wait.Round(time.Millisecond).String()).Info("the peer cannot rekey the IKE SA now (TEMPORARY_FAILURE): retrying later")
-			sa.e.afterFunc(wait, func() {
+			sa.timers.rekey = sa.e.afterFunc(wait, func() {
 				if t.v2 == sa {
 					sa.rekeyIKE("retry after TEMPORARY_FAILURE")
 				}

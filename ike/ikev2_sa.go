@@ -102,7 +102,7 @@ type ikev2SA struct {
 
 	established time.Time
 	expires     time.Time
-	timers      struct{ halfOpen, expire *time.Timer }
+	timers      struct{ halfOpen, rekey, expire *time.Timer }
 }
 
 func (sa *ikev2SA) logger() logrus.FieldLogger {
@@ -284,7 +284,7 @@ func (sa *ikev2SA) delete(reason string, tellPeer bool) {
 	sa.state = v2Deleted
 	sa.out.stop()
 	sa.failQueued("IKE SA deleted: " + reason) // ikev2_queue.go
-	for _, tm := range []*time.Timer{sa.timers.halfOpen, sa.timers.expire} {
+	for _, tm := range []*time.Timer{sa.timers.halfOpen, sa.timers.rekey, sa.timers.expire} {
 		if tm != nil {
 			tm.Stop()
 		}

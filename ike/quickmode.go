@@ -66,6 +66,7 @@ type quickMode struct {
 	oaRemote, oaLocal netip.Addr
 
 	out        outbox
+	forget     *time.Timer // drops the finished exchange after the retransmission span
 	lastInHash [32]byte
 	replaces   *childSA // the pair this negotiation rekeys, if any
 	started    time.Time
@@ -474,7 +475,7 @@ func (qm *quickMode) install() {
 	// Keep the state for duplicate QM2/QM3 as long as the peer may
 	// retransmit (a lost QM3 and a lost retransmission must still get the
 	// cached QM3), then forget it.
-	sa.e.afterFunc(sa.e.retransmitSpan(), func() {
+	qm.forget = sa.e.afterFunc(sa.e.retransmitSpan(), func() {
 		if sa.quick[qm.mid] == qm {
 			qm.out.stop()
 			delete(sa.quick, qm.mid)

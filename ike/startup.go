@@ -13,14 +13,16 @@ const startBatch = 32
 
 // startNextBatch initiates up to startBatch queued tunnels.
 func (e *Engine) startNextBatch() {
-	n := min(startBatch, len(e.startQueue))
-	for _, t := range e.startQueue[:n] {
+	for range min(startBatch, len(e.startQueue)) {
+		// Taken off the queue before it starts: a panic in one initiate
+		// (recovered by the loop) must not start the same batch again.
+		t := e.startQueue[0]
+		e.startQueue[0] = nil
+		e.startQueue = e.startQueue[1:]
+		if len(e.startQueue) == 0 {
+			e.startQueue = nil
+		}
 		t.initiate("startup action start")
-	}
-	clear(e.startQueue[:n])
-	e.startQueue = e.startQueue[n:]
-	if len(e.startQueue) == 0 {
-		e.startQueue = nil
 	}
 }
 

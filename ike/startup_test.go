@@ -81,3 +81,60 @@ func TestStartupManyTunnels(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestPanicWhileTunnelsStart: a closure that panics while tunnels with
+// startup action start are still queued is recovered like any other (the
+// loop's startup branch ran closures without the safety net, so one panic
+// there ended the gateway), and the remaining tunnels still start.
+func TestPanicWhileTunnelsStart(t *testing.T) {
+	t.Parallel()
+	const n = 200
+	local, _, ports := loopPair()
+	cfg := Config{Ports: ports, RetransmitTimeout: time.Minute}
+	for i := 0; i < n; i++ {
+		tc := baseTunnel(local, netip.AddrFrom4([4]byte{127, 249, byte(i / 250), byte(i%250 + 1)}), ports)
+		tc.Name = fmt.Sprintf("t%04d", i)
+		tc.StartupAction = StartupStart
+		cfg.Tunnels = append(cfg.Tunnels, tc)
+	}
+	lg := logrus.New()
+	lg.SetLevel(logrus.FatalLevel)
+	e, err := NewEngine(cfg, WithLogger(lg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Queued before Run: the loop's first turn, with all 200 tunnels
+	// still waiting to start, takes it from the inbox.
+	e.post(func() { panic("test: panic while tunnels start") })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := e.Status()
+		negotiating := 0
+		for _, ts := range st.Tunnels {
+			if ts.Phase1State == "Negotiating" {
+				negotiating++
+			}
+		}
+		if negotiating == n {
+			if st.Counters.Panics != 1 {
+				t.Fatalf("panics recovered: %d, want 1", st.Counters.Panics)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s %d of %d tunnels are negotiating (panics %d)", negotiating, n, st.Counters.Panics)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

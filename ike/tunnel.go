@@ -322,6 +322,9 @@ func (sa *ikeSA) delete(reason string, tellPeer bool) {
 	sa.out.stop()
 	for _, qm := range sa.quick {
 		qm.out.stop()
+		if qm.forget != nil {
+			qm.forget.Stop()
+		}
 	}
 	// A quick mode still negotiating cannot finish without its ISAKMP SA.
 	for _, qm := range sa.quick {
