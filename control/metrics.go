@@ -46,7 +46,7 @@ type Collector struct {
 
 	tunnelUp, tunnelChange, phase1, phase2, dpdState, saPairs *prometheus.Desc
 	bytes, packets, drops, dpDrops                            *prometheus.Desc
-	dpdProbes, dpdTimeouts, rekeys                            *prometheus.Desc
+	dpdProbes, dpdTimeouts, rekeys, collisions                *prometheus.Desc
 	messages, exchanges, retransmits, notifies, duplicates    *prometheus.Desc
 	ikeReceived, ikeDropped, halfOpen, halfOpenLimit, unauthN *prometheus.Desc
 	bgpState, bgpAccepted, bgpAdvertised, bgpFlaps, bgpLimit  *prometheus.Desc
@@ -71,6 +71,7 @@ func NewCollector(b Backend) *Collector {
 		dpdProbes:     desc("dpd_probes_total", "DPD R-U-THERE messages sent.", t),
 		dpdTimeouts:   desc("dpd_timeouts_total", "Times the peer was declared dead by DPD.", t),
 		rekeys:        desc("ike_rekeys_total", "Completed rekeys (either side started them), by phase: 1 ISAKMP SA, 2 IPsec SA pair.", t, "phase"),
+		collisions:    desc("ike_phase1_collisions_total", "IKEv1 ISAKMP SAs negotiated at once from both sides: the one with the lower cookies was deleted (on both sides the same one).", t),
 		messages:      desc("ike_messages_total", "IKE messages of the tunnel by exchange: sent (every datagram, retransmissions included) and received (before decryption and checks).", t, "exchange", "direction"),
 		exchanges:     desc("ike_exchanges_total", "IKE negotiations by exchange and result: completed (phase 1 established, IPsec SA pair installed; IKEv2: IKE_SA_INIT done, IKE SA established) or failed.", t, "exchange", "result"),
 		retransmits:   desc("ike_retransmissions_total", "IKE messages retransmitted after no answer came in time, by exchange.", t, "exchange"),
@@ -96,7 +97,7 @@ func NewCollector(b Backend) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.tunnelUp, c.tunnelChange, c.phase1, c.phase2, c.dpdState, c.saPairs,
-		c.bytes, c.packets, c.drops, c.dpDrops, c.dpdProbes, c.dpdTimeouts, c.rekeys,
+		c.bytes, c.packets, c.drops, c.dpDrops, c.dpdProbes, c.dpdTimeouts, c.rekeys, c.collisions,
 		c.messages, c.exchanges, c.retransmits, c.notifies, c.duplicates,
 		c.ikeReceived, c.ikeDropped, c.halfOpen, c.halfOpenLimit, c.unauthN,
 		c.bgpState, c.bgpAccepted, c.bgpAdvertised, c.bgpFlaps, c.bgpLimit,
@@ -171,6 +172,7 @@ func (c *Collector) collectTunnel(ch chan<- prometheus.Metric, t *status.Tunnel)
 	counter(c.dpdTimeouts, k.DPDTimeouts)
 	counter(c.rekeys, k.Phase1Rekeys, "1")
 	counter(c.rekeys, k.Phase2Rekeys, "2")
+	counter(c.collisions, k.Phase1Collisions)
 	for _, x := range []struct {
 		name    string
 		c       status.ExchangeCount

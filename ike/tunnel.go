@@ -244,9 +244,15 @@ func (sa *ikeSA) establish(initialContact bool) {
 		}
 	})
 	if old != nil && old != sa && old.state == stateEstablished {
-		// Phase 1 rekey: retire the old ISAKMP SA.
-		t.counters.Phase1Rekeys++
-		old.delete("replaced by a new ISAKMP SA", true)
+		if sa.collidesWith(old) { // phase1collision.go
+			if t.settleCollision(sa, old) == old {
+				return // sa is deleted again; old carries on as it did
+			}
+		} else {
+			// Phase 1 rekey: retire the old ISAKMP SA.
+			t.counters.Phase1Rekeys++
+			old.delete("replaced by a new ISAKMP SA", true)
+		}
 	}
 	if initialContact {
 		t.initialContact(sa)

@@ -116,6 +116,10 @@ type Counters struct {
 	// pair installed that replaces an older one.
 	Phase1Rekeys uint64 `json:"phase1_rekeys"`
 	Phase2Rekeys uint64 `json:"phase2_rekeys"`
+	// Phase1Collisions counts IKEv1 ISAKMP SAs that came up at once from
+	// both sides' main modes; one of the two was deleted (on both sides the
+	// same one). Not counted as rekeys.
+	Phase1Collisions uint64 `json:"phase1_collisions"`
 	// Exchanges counts messages and outcomes per exchange type.
 	Exchanges ExchangeCounters `json:"exchanges"`
 }

@@ -1,0 +1,59 @@
+package ike
+
+import (
+	"bytes"
+	"encoding/hex"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Simultaneous main modes (IKEv1 phase 1 collisions). When both sides
+// initiate at once (AWS's startup action start against a customer that
+// also initiates, both sides after a restart, or both rekeying phase 1
+// together) two ISAKMP SAs come up within a round trip, one initiated by
+// each side. IKEv1 has no rule for this (RFC 2409 leaves it open). The
+// rule "a newer ISAKMP SA replaces the older one" alone makes the two
+// sides delete different SAs, because each side establishes the SA it
+// answers one message before the SA it initiated: each keeps its own,
+// deletes the other's, and the crossing DELETEs leave neither side with an
+// ISAKMP SA (no DPD, no quick mode). Both sides must pick the same
+// survivor from what both know: the SA whose cookie pair (CKY-I | CKY-R,
+// identical on both sides) is lower is deleted, the other kept, whatever
+// the order in which the two came up here.
+
+// collisionWindow is how recently the other ISAKMP SA must have come up for
+// two SAs of opposite initiators to count as a collision rather than a
+// phase 1 rekey by the side that answered the first one.
+const collisionWindow = 30 * time.Second
+
+// collidesWith reports whether sa, just established, and old, the tunnel's
+// established ISAKMP SA, were negotiated at once from opposite sides.
+func (sa *ikeSA) collidesWith(old *ikeSA) bool {
+	return old.initiator != sa.initiator && timeNow().Sub(old.established) < collisionWindow
+}
+
+// cookiePair is CKY-I | CKY-R.
+func (sa *ikeSA) cookiePair() []byte {
+	b := make([]byte, 0, 16)
+	b = append(b, sa.iCookie[:]...)
+	return append(b, sa.rCookie[:]...)
+}
+
+// settleCollision deletes the loser of the two colliding SAs (telling the
+// peer, which deletes the same one) and returns the survivor, which is
+// the tunnel's ISAKMP SA afterwards.
+func (t *tunnel) settleCollision(sa, old *ikeSA) (survivor *ikeSA) {
+	keep, drop := sa, old
+	if bytes.Compare(sa.cookiePair(), old.cookiePair()) < 0 {
+		keep, drop = old, sa
+	}
+	t.counters.Phase1Collisions++
+	t.log.WithFields(logrus.Fields{
+		"keep_icookie": hex.EncodeToString(keep.iCookie[:]), "keep_rcookie": hex.EncodeToString(keep.rCookie[:]), "keep_role": keep.role(),
+		"drop_icookie": hex.EncodeToString(drop.iCookie[:]), "drop_rcookie": hex.EncodeToString(drop.rCookie[:]), "drop_role": drop.role(),
+	}).Info("phase 1 collision: both sides initiated; deleting the ISAKMP SA with the lower cookies, as the peer does")
+	t.sa = keep
+	drop.delete("phase 1 collision: the peer's and our main mode came up together; the other SA is kept", true)
+	return keep
+}
