@@ -188,7 +188,9 @@ func (sa *ikeSA) processNotify(n *isakmp.Notify, authenticated bool) {
 		}
 		return
 	case isakmp.NotifyInitialContact:
-		if authenticated && sa.t != nil {
+		// Not after a phase 1 collision: the other SA and what was
+		// negotiated over it are this peer's, from just now.
+		if authenticated && sa.t != nil && !sa.collided {
 			sa.t.initialContact(sa)
 		}
 		return

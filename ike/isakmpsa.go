@@ -105,6 +105,9 @@ type ikeSA struct {
 		expire   *time.Timer
 	}
 	dpdSeq uint32
+	// collided: this SA survived a phase 1 collision (phase1collision.go),
+	// so a later INITIAL-CONTACT on it is not a restarted peer.
+	collided bool
 
 	// Error notifies (phase1notify.go): the first unauthenticated one during
 	// phase 1 and how many retransmissions we had sent then; peerConfirmed:

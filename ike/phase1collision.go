@@ -54,6 +54,7 @@ func (t *tunnel) settleCollision(sa, old *ikeSA) (survivor *ikeSA) {
 		"drop_icookie": hex.EncodeToString(drop.iCookie[:]), "drop_rcookie": hex.EncodeToString(drop.rCookie[:]), "drop_role": drop.role(),
 	}).Info("phase 1 collision: both sides initiated; deleting the ISAKMP SA with the lower cookies, as the peer does")
 	t.sa = keep
+	keep.collided = true
 	drop.delete("phase 1 collision: the peer's and our main mode came up together; the other SA is kept", true)
 	return keep
 }

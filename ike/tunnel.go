@@ -245,6 +245,10 @@ func (sa *ikeSA) establish(initialContact bool) {
 	})
 	if old != nil && old != sa && old.state == stateEstablished {
 		if sa.collidesWith(old) { // phase1collision.go
+			// The peer's INITIAL-CONTACT was sent before it had the
+			// other SA: the state it would wipe is from the same
+			// peer, negotiated just now.
+			initialContact = false
 			if t.settleCollision(sa, old) == old {
 				return // sa is deleted again; old carries on as it did
 			}
