@@ -28,15 +28,17 @@
 #              1 stream: received Mbit/s, packets/s and loss
 #   udp512     the same with 512-byte payloads
 #   pps64      small packets with this repository's generator (internal/pktgen,
-#              built into DIR/bin): `pktgen recv` in vpc, `pktgen send` in onprem
-#              to it, 64-byte UDP payloads, sendmmsg, for --time seconds (at most
-#              2,000,000 packets/s x --time), as fast as one sender socket can
-#              (iperf3 -u stops near 30,000 packets/s, below what a tunnel
-#              carries); then a second run at a fixed offered rate of --pps-rate
-#              packets/s (default 140000, AWS's packets/s limit of one tunnel;
-#              row "pps64@RATE"): offered and received packets/s (first to last
-#              packet at the receiver), loss % (sent - received of sent), the
-#              receiver socket's kernel drops (SO_RXQ_OVFL), gateway CPU
+#              built from the working tree into DIR/bin; iperf3 -u stops near
+#              30,000 packets/s, below what a tunnel carries): `pktgen recv` in
+#              vpc, `pktgen send` in onprem to it, 64-byte UDP payloads with
+#              sendmmsg for --time seconds (at most 2,000,000 packets/s x
+#              --time), as fast as the sender can (one socket unless
+#              --pps-streams); then a second run at a fixed offered rate of
+#              --pps-rate packets/s (default 140000, AWS's packets/s limit of one
+#              tunnel; row "pps64@RATE"): offered and received packets/s (the
+#              receiver's from its first to its last packet), loss % ((sent -
+#              received) / sent), the receiver socket's kernel drops
+#              (SO_RXQ_OVFL), gateway CPU; table "small packets", pps.tsv
 #   pps512     the same with 512-byte payloads
 #   ping       ping onprem -> vpc through the idle path: RTT min/avg/max/mdev
 #
@@ -45,7 +47,7 @@
 #                        [--wireguard-go PATH] [--vpnlab-rev REV]
 #                        [--quiet-wait S] [--max-foreign P] [--retries N]
 #                        [--tests LIST] [--variants LIST] [--quick] [--profile]
-#                        [--baseline-rev REV] [--pps-rate PPS]
+#                        [--baseline-rev REV] [--pps-rate PPS] [--pps-streams N]
 #
 #   --time S         iperf3 duration per run (default 10)
 #   --repeat N       runs per path and cipher (default 3); medians are reported
@@ -55,6 +57,9 @@
 #                    pps512,ping (default: all)
 #   --pps-rate PPS   the fixed offered rate of the second pps64/pps512 run
 #                    (default 140000; 0: only the as-fast-as-possible run)
+#   --pps-streams N  pktgen sender sockets (distinct source ports, one goroutine
+#                    each; default 1): one socket's sendmmsg loop is bound by one
+#                    core (on loopback, 2 sockets sent about twice as many)
 #   --variants LIST  only these variants (e.g. esp-aes128gcm16,ah-sha256-raw);
 #                    paths with none of them are skipped
 #   --quick          a check that everything works, not a measurement:
@@ -109,6 +114,7 @@ MAX_FOREIGN=20
 RETRIES=2
 TESTS=tcp,tcp-rev,udp64,udp512,pps64,pps512,ping
 PPS_RATE=140000
+PPS_STREAMS=1
 VARIANTS=
 QUICK=
 PROFILE=
@@ -144,6 +150,8 @@ while [ $# -gt 0 ]; do
     --tests=*) TESTS=${1#*=} ;;
     --pps-rate) PPS_RATE=${2:-}; shift ;;
     --pps-rate=*) PPS_RATE=${1#*=} ;;
+    --pps-streams) PPS_STREAMS=${2:-}; shift ;;
+    --pps-streams=*) PPS_STREAMS=${1#*=} ;;
     --variants) VARIANTS=${2:-}; shift ;;
     --variants=*) VARIANTS=${1#*=} ;;
     --quick) QUICK=1 ;;
@@ -160,6 +168,7 @@ is_uint() { case $1 in ''|*[!0-9]*) return 1 ;; *) [ "$1" -gt 0 ] ;; esac; }
 is_uint "$DUR" || { echo "bench-e2e: --time needs a positive integer" >&2; exit 2; }
 is_uint "$REPEAT" || { echo "bench-e2e: --repeat needs a positive integer" >&2; exit 2; }
 is_uint "$STREAMS" || { echo "bench-e2e: -P needs a positive integer" >&2; exit 2; }
+{ is_uint "$PPS_STREAMS" && [ "$PPS_STREAMS" -le 64 ]; } || { echo "bench-e2e: --pps-streams needs an integer 1..64" >&2; exit 2; }
 for _v in "--quiet-wait:$QUIET_WAIT" "--max-foreign:$MAX_FOREIGN" "--retries:$RETRIES" "--pps-rate:$PPS_RATE"; do
   case ${_v#*:} in ''|*[!0-9]*) echo "bench-e2e: ${_v%%:*} needs an integer >= 0" >&2; exit 2 ;; esac
 done
@@ -544,7 +553,7 @@ pps_send() {
   if [ "$rate" -gt 0 ]; then count=$((rate * DUR)); dur=$((DUR + 1)); else count=$((2000000 * DUR)); fi
   [ "$count" -le 100000000 ] || count=100000000
   run_bounded $((DUR + 30)) ip netns exec "$NS_ONPREM" "$PKTGEN" send -dst "$VPC_IP:$PPS_PORT" \
-    -size "$size" -count "$count" -duration "${dur}s" -rate "$rate" > "$2" 2> "${2%.json}.err"
+    -size "$size" -count "$count" -duration "${dur}s" -rate "$rate" -streams "$PPS_STREAMS" > "$2" 2> "${2%.json}.err"
   local rc=$?
   [ -s "${2%.json}.err" ] || rm -f "${2%.json}.err"
   return $rc
@@ -591,7 +600,7 @@ measure() {
     tcp-rev) args=(-R) ;;
     udp64) args=(-u -b 0 -l 64); streams=1 ;;
     udp512) args=(-u -b 0 -l 512); streams=1 ;;
-    pps*) tool=pktgen; streams=1 ;;
+    pps*) tool=pktgen; streams=$PPS_STREAMS ;;
   esac
   [ "$test" = tcp ] || key+=" $test"
   if [ "$tool" = pktgen ] && [ -z "$PKTGEN" ]; then XSTATUS["$key"]="failed: $PKTGEN_ERR"; return 1; fi
@@ -1186,7 +1195,7 @@ summarize_pps() {
   done
   [ ${#tl[@]} -gt 0 ] || return 0
   echo
-  echo "small packets (pktgen, sendmmsg, 1 sender socket; ppsSIZE: as fast as possible, ppsSIZE@RATE: offered at RATE/s;"
+  echo "small packets (pktgen, sendmmsg, $PPS_STREAMS sender socket(s); ppsSIZE: as fast as possible, ppsSIZE@RATE: offered at RATE/s;"
   echo "received packets/s from the first to the last packet; loss: (sent - received) / sent; medians of the kept runs):"
   printf '%-10s %-22s %-13s %12s %-26s %8s %12s %-16s %7s  %s\n' path variant test "offered/s" "received/s median (range)" loss "kernel drops" "gw CPU cgw/vgw" machine status
   printf 'path\tvariant\ttest\toffered_packets_per_s\treceived_packets_per_s_median\treceived_min\treceived_max\tloss_pct\tkernel_drops\tcgw_cpu\tvgw_cpu\tmachine_cpu\tstatus\truns\n' > "$OUT/pps.tsv"
