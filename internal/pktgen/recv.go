@@ -133,6 +133,9 @@ func (r *Receiver) Run(ctx context.Context) (RecvResult, error) {
 		if err := r.conn.SetReadDeadline(dl); err != nil {
 			return r.finish("error"), fmt.Errorf("pktgen: recv: %w", err)
 		}
+		if ctx.Err() != nil { // cancelled before the deadline above replaced the cancelling one
+			return r.finish("cancelled"), nil
+		}
 		n, err := r.pc.ReadBatch(r.msgs, 0)
 		if n > 0 {
 			r.count(r.msgs[:n])
