@@ -37,8 +37,8 @@
 #              --pps-rate packets/s (default 140000, AWS's packets/s limit of one
 #              tunnel; row "pps64@RATE"): offered and received packets/s (the
 #              receiver's from its first to its last packet), loss % ((sent -
-#              received) / sent), the receiver socket's kernel drops
-#              (SO_RXQ_OVFL), gateway CPU; table "small packets", pps.tsv
+#              received) / sent), the receiver socket's kernel drops (its
+#              /proc/net/udp "drops"), gateway CPU; table "small packets", pps.tsv
 #   pps512     the same with 512-byte payloads
 #   ping       ping onprem -> vpc through the idle path: RTT min/avg/max/mdev
 #

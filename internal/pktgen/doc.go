@@ -24,9 +24,11 @@
 // without the header are counted as foreign and otherwise ignored. It stops
 // after an idle timeout that starts with the first packet, or after a hard
 // duration, whichever comes first. The kernel's drop counter of the socket
-// (datagrams dropped because the receive buffer was full) comes from
-// SO_RXQ_OVFL: the kernel attaches its running count to every datagram read,
-// so drops after the last datagram read are not in it.
+// (datagrams dropped because the receive buffer was full) is read at the end
+// from the socket's line in /proc/net/udp (or udp6), found by its inode: all
+// drops of the run. SO_RXQ_OVFL is the fallback: the kernel attaches to each
+// datagram the count as it was when that datagram was queued, so drops after
+// the last datagram read are not in it.
 //
 // cmd/pktgen wraps both for scripts/bench-e2e.sh (subcommands send and recv,
 // one JSON object on stdout).

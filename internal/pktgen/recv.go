@@ -35,7 +35,9 @@ type RecvResult struct {
 	// Loss is Lost / (highest sequence numbers + 1) of all streams, in %.
 	LossPct float64 `json:"loss_pct"`
 	// KernelDrops: datagrams the kernel dropped on this socket (receive
-	// buffer full), from KernelDropsSource.
+	// buffer full), from KernelDropsSource: the socket's line in
+	// /proc/net/udp(6) at the end of the run, else the SO_RXQ_OVFL count
+	// of the last datagram read.
 	KernelDrops       uint64 `json:"kernel_drops"`
 	KernelDropsSource string `json:"kernel_drops_source"`
 	RcvBuf            int    `json:"rcvbuf"`        // the socket's receive buffer as the kernel reports it
@@ -210,6 +212,10 @@ func (r *Receiver) finish(why string) RecvResult {
 	}
 	if expected > 0 {
 		res.LossPct = float64(res.Lost) / float64(expected) * 100
+	}
+	if d, ok := socketDrops(r.conn); ok {
+		res.KernelDropsSource = "/proc/net/udp drops of the socket"
+		res.KernelDrops = max(res.KernelDrops, d)
 	}
 	res.Seconds = r.last.Sub(r.first).Seconds()
 	if res.Seconds > 0 {
