@@ -27,6 +27,19 @@
 #   udp64      iperf3 UDP onprem -> vpc, 64-byte payloads, unlimited rate (-b 0),
 #              1 stream: received Mbit/s, packets/s and loss
 #   udp512     the same with 512-byte payloads
+#   pps64      small packets with this repository's generator (internal/pktgen,
+#              built from the working tree into DIR/bin; iperf3 -u stops near
+#              30,000 packets/s, below what a tunnel carries): `pktgen recv` in
+#              vpc, `pktgen send` in onprem to it, 64-byte UDP payloads with
+#              sendmmsg for --time seconds (at most 2,000,000 packets/s x
+#              --time), as fast as the sender can (one socket unless
+#              --pps-streams); then a second run at a fixed offered rate of
+#              --pps-rate packets/s (default 140000, AWS's packets/s limit of one
+#              tunnel; row "pps64@RATE"): offered and received packets/s (the
+#              receiver's from its first to its last packet), loss % ((sent -
+#              received) / sent), the receiver socket's kernel drops (its
+#              /proc/net/udp "drops"), gateway CPU; table "small packets", pps.tsv
+#   pps512     the same with 512-byte payloads
 #   ping       ping onprem -> vpc through the idle path: RTT min/avg/max/mdev
 #
 # Usage (root):
@@ -34,14 +47,19 @@
 #                        [--wireguard-go PATH] [--vpnlab-rev REV]
 #                        [--quiet-wait S] [--max-foreign P] [--retries N]
 #                        [--tests LIST] [--variants LIST] [--quick] [--profile]
-#                        [--baseline-rev REV]
+#                        [--baseline-rev REV] [--pps-rate PPS] [--pps-streams N]
 #
 #   --time S         iperf3 duration per run (default 10)
 #   --repeat N       runs per path and cipher (default 3); medians are reported
 #   --only LIST      comma-separated subset of plain,libipsec,wireguard,vpnlab
 #   -P N             parallel TCP streams (iperf3 -P, default 1; UDP tests use 1)
-#   --tests LIST     comma-separated subset of tcp,tcp-rev,udp64,udp512,ping
-#                    (default: all)
+#   --tests LIST     comma-separated subset of tcp,tcp-rev,udp64,udp512,pps64,
+#                    pps512,ping (default: all)
+#   --pps-rate PPS   the fixed offered rate of the second pps64/pps512 run
+#                    (default 140000; 0: only the as-fast-as-possible run)
+#   --pps-streams N  pktgen sender sockets (distinct source ports, one goroutine
+#                    each; default 1): one socket's sendmmsg loop is bound by one
+#                    core (on loopback, 2 sockets sent about twice as many)
 #   --variants LIST  only these variants (e.g. esp-aes128gcm16,ah-sha256-raw);
 #                    paths with none of them are skipped
 #   --quick          a check that everything works, not a measurement:
@@ -69,7 +87,8 @@
 #                    times (default 2); all attempts stay in runs.tsv ("kept")
 #
 # Output: a table on stdout; in DIR: summary.tsv (one row per path/cipher),
-# runs.tsv (one row per iperf3 run), iperf3-*.json, meta.txt (machine and tool
+# runs.tsv (one row per iperf3 or pktgen run), iperf3-*.json, pktgen-*.json
+# (sender and receiver of each pps run), meta.txt (machine and tool
 # versions), work/ (generated configs and daemon logs), bin/ (built binaries).
 #
 # A missing tool makes its path "skipped: <reason>" and the run goes on; a path
@@ -93,7 +112,9 @@ BASELINE_REV=
 QUICK_TIME=
 MAX_FOREIGN=20
 RETRIES=2
-TESTS=tcp,tcp-rev,udp64,udp512,ping
+TESTS=tcp,tcp-rev,udp64,udp512,pps64,pps512,ping
+PPS_RATE=140000
+PPS_STREAMS=1
 VARIANTS=
 QUICK=
 PROFILE=
@@ -127,6 +148,10 @@ while [ $# -gt 0 ]; do
     --quiet-wait=*) QUIET_WAIT=${1#*=} ;;
     --tests) TESTS=${2:-}; shift ;;
     --tests=*) TESTS=${1#*=} ;;
+    --pps-rate) PPS_RATE=${2:-}; shift ;;
+    --pps-rate=*) PPS_RATE=${1#*=} ;;
+    --pps-streams) PPS_STREAMS=${2:-}; shift ;;
+    --pps-streams=*) PPS_STREAMS=${1#*=} ;;
     --variants) VARIANTS=${2:-}; shift ;;
     --variants=*) VARIANTS=${1#*=} ;;
     --quick) QUICK=1 ;;
@@ -143,7 +168,8 @@ is_uint() { case $1 in ''|*[!0-9]*) return 1 ;; *) [ "$1" -gt 0 ] ;; esac; }
 is_uint "$DUR" || { echo "bench-e2e: --time needs a positive integer" >&2; exit 2; }
 is_uint "$REPEAT" || { echo "bench-e2e: --repeat needs a positive integer" >&2; exit 2; }
 is_uint "$STREAMS" || { echo "bench-e2e: -P needs a positive integer" >&2; exit 2; }
-for _v in "--quiet-wait:$QUIET_WAIT" "--max-foreign:$MAX_FOREIGN" "--retries:$RETRIES"; do
+{ is_uint "$PPS_STREAMS" && [ "$PPS_STREAMS" -le 64 ]; } || { echo "bench-e2e: --pps-streams needs an integer 1..64" >&2; exit 2; }
+for _v in "--quiet-wait:$QUIET_WAIT" "--max-foreign:$MAX_FOREIGN" "--retries:$RETRIES" "--pps-rate:$PPS_RATE"; do
   case ${_v#*:} in ''|*[!0-9]*) echo "bench-e2e: ${_v%%:*} needs an integer >= 0" >&2; exit 2 ;; esac
 done
 ALL_PATHS="plain libipsec wireguard vpnlab"
@@ -157,7 +183,7 @@ for p in "${_only[@]}"; do
 done
 [ ${#PATHS[@]} -gt 0 ] || { echo "bench-e2e: --only selects nothing" >&2; exit 2; }
 want() { case " ${PATHS[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-ALL_TESTS="tcp tcp-rev udp64 udp512 ping"
+ALL_TESTS="tcp tcp-rev udp64 udp512 pps64 pps512 ping"
 TEST_LIST=()
 IFS=',' read -ra _tests <<< "$TESTS"
 for t in "${_tests[@]}"; do
@@ -317,7 +343,7 @@ variants_of() {   # all_variants_of, filtered by --variants (plain's "-" always 
   fi
   echo "${out[*]}"
 }
-printf 'path\tvariant\tstreams\trep\tseconds\tmbit_s\tretransmits\tcgw_gw_cpu_pct\tvgw_gw_cpu_pct\tmachine_cpu_pct\tiperf3_sender_cpu_pct\tiperf3_receiver_cpu_pct\tbytes_sent\terror\tjson\tbusy_before_pct\tforeign_cpu_pct\tattempt\tkept\ttest\tpackets_per_s\tudp_loss_pct\n' > "$RUNS"
+printf 'path\tvariant\tstreams\trep\tseconds\tmbit_s\tretransmits\tcgw_gw_cpu_pct\tvgw_gw_cpu_pct\tmachine_cpu_pct\tiperf3_sender_cpu_pct\tiperf3_receiver_cpu_pct\tbytes_sent\terror\tjson\tbusy_before_pct\tforeign_cpu_pct\tattempt\tkept\ttest\tpackets_per_s\tudp_loss_pct\toffered_packets_per_s\tkernel_drops\n' > "$RUNS"
 
 # ---- dependencies --------------------------------------------------------------
 CHARON=/usr/lib/ipsec/charon
@@ -500,20 +526,84 @@ foreign_pct() {
           printf "%.0f", v }' "$1" "$2"
 }
 
-# measure PATH VARIANT CGW_PID VGW_PID [TEST]: REPEAT iperf3 runs of TEST (tcp,
-# tcp-rev, udp64, udp512; default tcp) -> rows in runs.tsv.
+# ---- small packets: pktgen (internal/pktgen), built once per run ------------------
+PKTGEN=; PKTGEN_ERR=
+PPS_PORT=5301
+build_pktgen() {
+  if (cd "$REPO" && run_bounded 300 go build -o "$BIN/pktgen" ./internal/pktgen/cmd/pktgen) > "$WORK/go-build-pktgen.log" 2>&1; then
+    PKTGEN=$BIN/pktgen
+  else
+    PKTGEN_ERR="pktgen did not build (see $WORK/go-build-pktgen.log)"; warn "$PKTGEN_ERR"
+  fi
+}
+
+# pps_recv_up FILE: a pktgen receiver in vpc (JSON result into FILE), bound
+pps_recv_up() {
+  stop_bg pktgen-recv
+  start_bg pktgen-recv "$NS_VPC" "$1" "$PKTGEN" recv -listen "$VPC_IP:$PPS_PORT" -duration "$((DUR + 30))s" -idle 2s
+  wait_for 5 sh -c "ip netns exec '$NS_VPC' ss -lunH 'sport = :$PPS_PORT' | grep -q ."
+}
+
+# pps_send TEST FILE: the sender of TEST (ppsSIZE: as fast as possible for DUR s,
+# at most 2,000,000 packets/s x DUR; ppsSIZE@RATE: RATE x DUR packets at RATE/s)
+pps_send() {
+  local size=${1%@*} rate=0 count dur=$DUR
+  size=${size#pps}
+  case $1 in *@*) rate=${1#*@} ;; esac
+  if [ "$rate" -gt 0 ]; then count=$((rate * DUR)); dur=$((DUR + 1)); else count=$((2000000 * DUR)); fi
+  [ "$count" -le 100000000 ] || count=100000000
+  run_bounded $((DUR + 30)) ip netns exec "$NS_ONPREM" "$PKTGEN" send -dst "$VPC_IP:$PPS_PORT" \
+    -size "$size" -count "$count" -duration "${dur}s" -rate "$rate" -streams "$PPS_STREAMS" > "$2" 2> "${2%.json}.err"
+  local rc=$?
+  [ -s "${2%.json}.err" ] || rm -f "${2%.json}.err"
+  return $rc
+}
+
+# pps_recv_done: the receiver ends 2 s after the last packet; else it is stopped
+# (SIGTERM: it still prints its counts)
+pps_recv_done() {
+  local pid=${PIDS[pktgen-recv]:-} i
+  [ -n "$pid" ] || return 0
+  for i in $(seq 1 30); do alive "$pid" || break; sleep 0.2; done
+  stop_bg pktgen-recv
+}
+
+# pps_vals SEND_JSON RECV_JSON SEND_RC -> the 10 tab-separated values measure
+# reads (Mbit/s of received UDP payload, retransmits, two CPU columns, bytes sent,
+# error, received packets/s, loss %, offered packets/s, kernel drops)
+pps_vals() {
+  if [ "$3" -ne 0 ] || ! jq -e . "$1" > /dev/null 2>&1; then
+    printf '0\tn/a\t-\t-\t0\tpktgen send exit %s: %s\t-\t-\t-\t-' "$3" "$(head -c 200 "${1%.json}.err" 2>/dev/null | tr '\t\n' '  ')"; return
+  fi
+  if ! jq -e . "$2" > /dev/null 2>&1; then
+    printf '0\tn/a\t-\t-\t0\tpktgen recv: no result: %s\t-\t-\t-\t-' "$(head -c 200 "$2" 2>/dev/null | tr '\t\n' '  ')"; return
+  fi
+  jq -rs '.[0] as $s | .[1] as $r | [
+      (if $r.seconds > 0 then ($r.bytes * 8 / $r.seconds / 1e6 * 10 | round / 10) else 0 end),
+      "n/a", "-", "-", $s.bytes,
+      (if $r.packets == 0 then "pktgen recv: nothing received" else "" end),
+      ($r.packets_per_s | round),
+      (if $s.packets > 0 then (($s.packets - $r.packets) / $s.packets * 100 * 100 | round / 100) else "-" end),
+      ($s.packets_per_s | round), $r.kernel_drops ] | @tsv' "$1" "$2"
+}
+
+# measure PATH VARIANT CGW_PID VGW_PID [TEST]: REPEAT runs of TEST (iperf3: tcp,
+# tcp-rev, udp64, udp512; pktgen: pps64, pps512, pps64@RATE, pps512@RATE; default
+# tcp) -> rows in runs.tsv.
 # A run during which processes outside this run used more than MAX_FOREIGN % of
 # a core is repeated (at most RETRIES times); every attempt is kept in runs.tsv,
 # column "kept" says which ones the medians use (the last attempt always is).
 measure() {
   local path=$1 var=$2 pc=$3 pv=$4 test=${5:-tcp} rep attempt json c0 v0 c1 v1 m0 m1 t0 t1 secs rc vals ok=0 err busy fpct kept
-  local f0=$WORK/foreign.0 f1=$WORK/foreign.1 streams=$STREAMS args=() key=$1\ $2
+  local f0=$WORK/foreign.0 f1=$WORK/foreign.1 streams=$STREAMS args=() key=$1\ $2 tool=iperf3 base
   case $test in
     tcp-rev) args=(-R) ;;
     udp64) args=(-u -b 0 -l 64); streams=1 ;;
     udp512) args=(-u -b 0 -l 512); streams=1 ;;
+    pps*) tool=pktgen; streams=$PPS_STREAMS ;;
   esac
   [ "$test" = tcp ] || key+=" $test"
+  if [ "$tool" = pktgen ] && [ -z "$PKTGEN" ]; then XSTATUS["$key"]="failed: $PKTGEN_ERR"; return 1; fi
   for rep in $(seq 1 "$REPEAT"); do
     for attempt in $(seq 0 "$RETRIES"); do
       busy=-
@@ -522,21 +612,27 @@ measure() {
         [ "$busy" -ge "$QUIET_MAX" ] && warn "machine still ${busy}% busy after waiting ${QUIET_WAIT}s for quiet"
       fi
       foreign_sample > "$f0"
-      json=$OUT/iperf3-$path
-      [ "$var" = - ] || json+=-${var//[^A-Za-z0-9_.-]/_}
-      [ "$test" = tcp ] || json+=-$test
-      json+=-P$streams-r$rep
-      [ "$attempt" -gt 0 ] && json+=-a$attempt
-      json+=.json
+      base=$OUT/$tool-$path
+      [ "$var" = - ] || base+=-${var//[^A-Za-z0-9_.-]/_}
+      [ "$test" = tcp ] || base+=-${test//@/-at}
+      base+=-P$streams-r$rep
+      [ "$attempt" -gt 0 ] && base+=-a$attempt
+      json=$base.json
+      [ "$tool" = pktgen ] && { json=$base-send.json; pps_recv_up "$base-recv.json" || warn "pktgen receiver not listening (see $base-recv.json)"; }
       c0=$(proc_ticks "$pc"); v0=$(proc_ticks "$pv"); m0=$(machine_ticks); t0=$(now_ns)
-      run_bounded $((DUR + 30)) ip netns exec "$NS_ONPREM" \
-        iperf3 -c "$VPC_IP" -t "$DUR" -P "$streams" "${args[@]}" -J --connect-timeout 5000 > "$json" 2>&1
+      if [ "$tool" = pktgen ]; then
+        pps_send "$test" "$json"
+      else
+        run_bounded $((DUR + 30)) ip netns exec "$NS_ONPREM" \
+          iperf3 -c "$VPC_IP" -t "$DUR" -P "$streams" "${args[@]}" -J --connect-timeout 5000 > "$json" 2>&1
+      fi
       rc=$?
       t1=$(now_ns); c1=$(proc_ticks "$pc"); v1=$(proc_ticks "$pv"); m1=$(machine_ticks)
       foreign_sample > "$f1"
       secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", (b-a)/1e9}')
       fpct=$(foreign_pct "$f0" "$f1" "$secs" "$(echo "$m0 $m1" | awk -v n="$(nproc)" '{ if ($4 > $2) printf "%.0f", ($3-$1)/($4-$2)*100*n; else print "-" }')")
-      vals=$(jq -r '[ ((.end.sum_received.bits_per_second // 0) / 1e6 * 10 | round / 10),
+      if [ "$tool" = pktgen ]; then pps_recv_done; vals=$(pps_vals "$json" "$base-recv.json" "$rc")
+      else vals=$(jq -r '[ ((.end.sum_received.bits_per_second // 0) / 1e6 * 10 | round / 10),
                       (.end.sum_sent.retransmits // "n/a"),
                       ((.end.cpu_utilization_percent.host_total // 0) | round),
                       ((.end.cpu_utilization_percent.remote_total // 0) | round),
@@ -544,22 +640,23 @@ measure() {
                       (.error // ""),
                       (if .end.sum_received.lost_packets == null then "-" else
                          ((.end.sum_received.packets - .end.sum_received.lost_packets) / (.end.sum_received.seconds // 1) | round) end),
-                      (.end.sum_received.lost_percent // "-" | if type == "number" then (. * 100 | round / 100) else . end) ] | @tsv' "$json" 2>/dev/null) \
-        || vals=$(printf '0\tn/a\t0\t0\t0\tiperf3 exit %s, no JSON\t-\t-' "$rc")
+                      (.end.sum_received.lost_percent // "-" | if type == "number" then (. * 100 | round / 100) else . end), "-", "-" ] | @tsv' "$json" 2>/dev/null) \
+        || vals=$(printf '0\tn/a\t0\t0\t0\tiperf3 exit %s, no JSON\t-\t-\t-\t-' "$rc"); fi
       err=$(cut -f6 <<< "$vals")
       if [ -n "$err" ] || [ "$(cut -f1 <<< "$vals")" = 0 ]; then
-        [ -n "$err" ] || err="iperf3 exit $rc"
+        [ -n "$err" ] || err="$tool exit $rc"
         vals=$(awk -F'\t' -v OFS='\t' -v e="$err" '{$1="n/a"; $6=e; print}' <<< "$vals")
       fi
       kept=yes
       if [ "$attempt" -lt "$RETRIES" ] && [ "$fpct" -gt "$MAX_FOREIGN" ]; then kept=no; fi
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "$var" "$streams" "$rep" "$secs" \
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "$var" "$streams" "$rep" "$secs" \
         "$(cut -f1 <<< "$vals")" "$(cut -f2 <<< "$vals")" \
         "$(pct "$c0" "$c1" "$secs")" "$(pct "$v0" "$v1" "$secs")" \
         "$(echo "$m0 $m1" | awk '{ if ($4 > $2) printf "%.0f", ($3-$1)/($4-$2)*100; else print "-" }')" \
         "$(cut -f3 <<< "$vals")" "$(cut -f4 <<< "$vals")" "$(cut -f5 <<< "$vals")" "$(cut -f6 <<< "$vals")" \
-        "$(basename "$json")" "$busy" "$fpct" "$attempt" "$kept" "$test" "$(cut -f7 <<< "$vals")" "$(cut -f8 <<< "$vals")" >> "$RUNS"
-      log "  $path $var $test run $rep/$REPEAT$([ "$attempt" -gt 0 ] && echo " (retry $attempt)"): $(tail -1 "$RUNS" | awk -F'\t' '{printf "%s Mbit/s%s, retr %s, gw CPU cgw %s%% vgw %s%%, machine %s%%, foreign %s%% (busy before %s%%)%s", $6, ($21 != "-" ? ", " $21 " packets/s, loss " $22 "%" : ""), $7, $8, $9, $10, $17, $16, ($14 != "" ? ", error: " $14 : "")}')$([ "$kept" = no ] && echo " -> disturbed (foreign > $MAX_FOREIGN%), again")"
+        "$(basename "$json")" "$busy" "$fpct" "$attempt" "$kept" "$test" "$(cut -f7 <<< "$vals")" "$(cut -f8 <<< "$vals")" \
+        "$(cut -f9 <<< "$vals")" "$(cut -f10 <<< "$vals")" >> "$RUNS"
+      log "  $path $var $test run $rep/$REPEAT$([ "$attempt" -gt 0 ] && echo " (retry $attempt)"): $(tail -1 "$RUNS" | awk -F'\t' '{printf "%s Mbit/s%s, retr %s, gw CPU cgw %s%% vgw %s%%, machine %s%%, foreign %s%% (busy before %s%%)%s", $6, ($23 != "-" ? ", offered " $23 " packets/s" : "") ($21 != "-" ? ", " $21 " packets/s, loss " $22 "%" : "") ($24 != "-" ? ", kernel drops " $24 : ""), $7, $8, $9, $10, $17, $16, ($14 != "" ? ", error: " $14 : "")}')$([ "$kept" = no ] && echo " -> disturbed (foreign > $MAX_FOREIGN%), again")"
       if [ -n "$pc" ] && ! alive "$pc"; then STATUS["$path $var"]="failed: cgw-side process exited during the run ($test)"; rm -f "$f0" "$f1"; return 1; fi
       if [ -n "$pv" ] && ! alive "$pv"; then STATUS["$path $var"]="failed: vgw-side process exited during the run ($test)"; rm -f "$f0" "$f1"; return 1; fi
       [ "$kept" = yes ] && break
@@ -567,7 +664,7 @@ measure() {
     [ -z "$err" ] && ok=$((ok + 1))
   done
   rm -f "$f0" "$f1"
-  if [ "$ok" -eq 0 ]; then XSTATUS["$key"]="failed: every iperf3 run failed ($err)"; [ "$test" = tcp ] && STATUS["$path $var"]=${XSTATUS["$key"]}; return 1; fi
+  if [ "$ok" -eq 0 ]; then XSTATUS["$key"]="failed: every $tool run failed ($err)"; [ "$test" = tcp ] && STATUS["$path $var"]=${XSTATUS["$key"]}; return 1; fi
   [ "$ok" -lt "$REPEAT" ] && XSTATUS["$key"]="ok ($ok of $REPEAT runs)" && [ "$test" = tcp ] && STATUS["$path $var"]=${XSTATUS["$key"]}
   return 0
 }
@@ -589,9 +686,10 @@ ping_rtt() {
 measure_all() {
   local t
   want_test ping && ping_rtt "$1" "$2"
-  for t in tcp tcp-rev udp64 udp512; do
+  for t in tcp tcp-rev udp64 udp512 pps64 pps512; do
     want_test "$t" || continue
     measure "$1" "$2" "$3" "$4" "$t" || [ "$t" != tcp ] || return 1
+    case $t in pps*) [ "$PPS_RATE" -eq 0 ] || measure "$1" "$2" "$3" "$4" "$t@$PPS_RATE" ;; esac
   done
 }
 
@@ -1040,13 +1138,14 @@ summarize() {
     printf '%-10s %-18s %-22s %6s %-30s %7s %7s  %s\n' "$path" "$var" "$mb" "$retr" "$gwn" "$mc" "$fc" "$st"
   done
   summarize_extras
+  summarize_pps
   echo
   echo "tunnel packets the cgw sent on its outside link (nft counters: proof the traffic was tunnelled) and UDP socket drops:"
   local any=
   for key in "${ORDER[@]}"; do [ -n "${WIRE[$key]:-}" ] && { echo "  $key: ${WIRE[$key]}"; any=1; }; done
   [ -n "$any" ] || echo "  (no tunnel path measured)"
   echo
-  echo "results: $OUT (summary.tsv, runs.tsv, iperf3-*.json, meta.txt, work/)"
+  echo "results: $OUT (summary.tsv, runs.tsv, extras.tsv, pps.tsv, iperf3-*.json, pktgen-*.json, meta.txt, work/)"
 }
 
 # the other tests: one line per path, variant and test
@@ -1087,9 +1186,46 @@ summarize_extras() {
   fi
 }
 
+# the pktgen tests: one line per path, variant and test (and pps.tsv)
+summarize_pps() {
+  local key path var t tl=() off rx rmn rmx loss drops cc vc mc st n
+  for t in pps64 pps512; do
+    want_test "$t" || continue
+    tl+=("$t"); [ "$PPS_RATE" -eq 0 ] || tl+=("$t@$PPS_RATE")
+  done
+  [ ${#tl[@]} -gt 0 ] || return 0
+  echo
+  echo "small packets (pktgen, sendmmsg, $PPS_STREAMS sender socket(s); ppsSIZE: as fast as possible, ppsSIZE@RATE: offered at RATE/s;"
+  echo "received packets/s from the first to the last packet; loss: (sent - received) / sent; medians of the kept runs):"
+  printf '%-10s %-22s %-13s %12s %-26s %8s %12s %-16s %7s  %s\n' path variant test "offered/s" "received/s median (range)" loss "kernel drops" "gw CPU cgw/vgw" machine status
+  printf 'path\tvariant\ttest\toffered_packets_per_s\treceived_packets_per_s_median\treceived_min\treceived_max\tloss_pct\tkernel_drops\tcgw_cpu\tvgw_cpu\tmachine_cpu\tstatus\truns\n' > "$OUT/pps.tsv"
+  for key in "${ORDER[@]}"; do
+    path=${key%% *}; var=${key#* }
+    case ${STATUS[$key]} in skipped*|failed*) continue ;; esac
+    for t in "${tl[@]}"; do
+      read -r off _ _ <<< "$(stats 23 "$path" "$var" "$t")"
+      read -r rx rmn rmx <<< "$(stats 21 "$path" "$var" "$t")"
+      read -r loss _ _ <<< "$(stats 22 "$path" "$var" "$t")"
+      read -r drops _ _ <<< "$(stats 24 "$path" "$var" "$t")"
+      read -r cc _ _ <<< "$(stats 8 "$path" "$var" "$t")"
+      read -r vc _ _ <<< "$(stats 9 "$path" "$var" "$t")"
+      read -r mc _ _ <<< "$(stats 10 "$path" "$var" "$t")"
+      n=$(awk -F'\t' -v p="$path" -v v="$var" -v t="$t" '$1==p && $2==v && $19=="yes" && $20==t && $21 ~ /^[0-9.]+$/' "$RUNS" | wc -l)
+      st=${XSTATUS["$key $t"]:-ok}
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "$var" "$t" "$off" "$rx" "$rmn" "$rmx" "$loss" "$drops" "$cc" "$vc" "$mc" "$st" "$n" >> "$OUT/pps.tsv"
+      [ "$off" = - ] || off=$(awk -v a="$off" 'BEGIN{printf "%.0f", a}')
+      [ "$rx" = - ] || rx=$(awk -v a="$rx" -v b="$rmn" -v c="$rmx" 'BEGIN{printf "%.0f (%.0f-%.0f)", a, b, c}')
+      [ "$loss" = - ] || loss="$loss %"
+      [ "$drops" = - ] || drops=$(awk -v a="$drops" 'BEGIN{printf "%.0f", a}')
+      printf '%-10s %-22s %-13s %12s %-26s %8s %12s %-16s %7s  %s [%s runs]\n' "$path" "$var" "$t" "$off" "$rx" "$loss" "$drops" "$cc / $vc" "$mc %" "$st" "$n"
+    done
+  done
+}
+
 # ---- main ---------------------------------------------------------------------
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "bench-e2e: run $RUN_ID, load average $LOAD_START, paths: ${PATHS[*]}, iperf3 ${DUR}s x $REPEAT, -P $STREAMS, output $OUT"
+if want_test pps64 || want_test pps512; then build_pktgen; fi
 topo_up || exit 1
 for p in "${PATHS[@]}"; do
   case $p in
