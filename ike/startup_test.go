@@ -18,31 +18,8 @@ import (
 func TestStartupManyTunnels(t *testing.T) {
 	t.Parallel()
 	const n = 3000
-	local, _, ports := loopPair()
-	cfg := Config{Ports: ports, RetransmitTimeout: time.Minute}
-	for i := 0; i < n; i++ {
-		tc := baseTunnel(local, netip.AddrFrom4([4]byte{127, 250, byte(i / 250), byte(i%250 + 1)}), ports)
-		tc.Name = fmt.Sprintf("t%04d", i)
-		tc.StartupAction = StartupStart
-		cfg.Tunnels = append(cfg.Tunnels, tc)
-	}
-	lg := logrus.New()
-	lg.SetLevel(logrus.ErrorLevel)
-	e, err := NewEngine(cfg, WithLogger(lg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	}()
+	e := newStartupEngine(t, n, 250, logrus.ErrorLevel)
+	runUntilTestEnds(t, e)
 	statusIn := func(d time.Duration) (Status, bool) {
 		ch := make(chan Status, 1)
 		go func() { ch <- e.Status() }()
@@ -89,34 +66,11 @@ func TestStartupManyTunnels(t *testing.T) {
 func TestPanicWhileTunnelsStart(t *testing.T) {
 	t.Parallel()
 	const n = 200
-	local, _, ports := loopPair()
-	cfg := Config{Ports: ports, RetransmitTimeout: time.Minute}
-	for i := 0; i < n; i++ {
-		tc := baseTunnel(local, netip.AddrFrom4([4]byte{127, 249, byte(i / 250), byte(i%250 + 1)}), ports)
-		tc.Name = fmt.Sprintf("t%04d", i)
-		tc.StartupAction = StartupStart
-		cfg.Tunnels = append(cfg.Tunnels, tc)
-	}
-	lg := logrus.New()
-	lg.SetLevel(logrus.FatalLevel)
-	e, err := NewEngine(cfg, WithLogger(lg))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newStartupEngine(t, n, 249, logrus.FatalLevel)
 	// Queued before Run: the loop's first turn, with all 200 tunnels
 	// still waiting to start, takes it from the inbox.
 	e.post(func() { panic("test: panic while tunnels start") })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	}()
+	runUntilTestEnds(t, e)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		st := e.Status()
@@ -137,4 +91,40 @@ func TestPanicWhileTunnelsStart(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// newStartupEngine builds an engine with n tunnels of startup action start
+// to peers 127.b.x.y that never answer.
+func newStartupEngine(t *testing.T, n int, b byte, level logrus.Level) *Engine {
+	local, _, ports := loopPair()
+	cfg := Config{Ports: ports, RetransmitTimeout: time.Minute}
+	for i := 0; i < n; i++ {
+		tc := baseTunnel(local, netip.AddrFrom4([4]byte{127, b, byte(i / 250), byte(i%250 + 1)}), ports)
+		tc.Name = fmt.Sprintf("t%04d", i)
+		tc.StartupAction = StartupStart
+		cfg.Tunnels = append(cfg.Tunnels, tc)
+	}
+	lg := logrus.New()
+	lg.SetLevel(level)
+	e, err := NewEngine(cfg, WithLogger(lg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// runUntilTestEnds runs e and stops it when the test ends; Run must
+// return within 30 s of the cancel.
+func runUntilTestEnds(t *testing.T, e *Engine) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	})
 }
