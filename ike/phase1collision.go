@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/vpnlab/vpnlab/ike/isakmp"
 )
 
 // Simultaneous main modes (IKEv1 phase 1 collisions). When both sides
@@ -55,6 +57,21 @@ func (t *tunnel) settleCollision(sa, old *ikeSA) (survivor *ikeSA) {
 	}).Info("phase 1 collision: both sides initiated; deleting the ISAKMP SA with the lower cookies, as the peer does")
 	t.sa = keep
 	keep.collided = true
-	drop.delete("phase 1 collision: the peer's and our main mode came up together; the other SA is kept", true)
+	const reason = "phase 1 collision: the peer's and our main mode came up together; the other SA is kept"
+	if wait := collisionDeleteDelay - timeNow().Sub(drop.established); !drop.initiator && wait > 0 {
+		// We answered drop's MM5 a moment ago: the peer may not have
+		// processed our MM6 yet, and a DELETE it handles first cannot be
+		// decrypted (charon handles one SA's messages on several threads:
+		// it dropped the DELETE as malformed and kept the SA). Tell it a
+		// moment later.
+		drop.delete(reason, false)
+		t.e.afterFunc(wait, func() { drop.sendDelete(isakmp.ProtoISAKMP, drop.cookiesSPI()) })
+		return keep
+	}
+	drop.delete(reason, true)
 	return keep
 }
+
+// collisionDeleteDelay is how long after we answered a main mode the
+// DELETE of that SA, the loser of a collision, waits.
+const collisionDeleteDelay = time.Second
