@@ -35,19 +35,12 @@ func (sa *ikeSA) collidesWith(old *ikeSA) bool {
 	return old.initiator != sa.initiator && timeNow().Sub(old.established) < collisionWindow
 }
 
-// cookiePair is CKY-I | CKY-R.
-func (sa *ikeSA) cookiePair() []byte {
-	b := make([]byte, 0, 16)
-	b = append(b, sa.iCookie[:]...)
-	return append(b, sa.rCookie[:]...)
-}
-
 // settleCollision deletes the loser of the two colliding SAs (telling the
 // peer, which deletes the same one) and returns the survivor, which is
 // the tunnel's ISAKMP SA afterwards.
 func (t *tunnel) settleCollision(sa, old *ikeSA) (survivor *ikeSA) {
 	keep, drop := sa, old
-	if bytes.Compare(sa.cookiePair(), old.cookiePair()) < 0 {
+	if bytes.Compare(sa.cookiesSPI(), old.cookiesSPI()) < 0 { // CKY-I | CKY-R
 		keep, drop = old, sa
 	}
 	t.counters.Phase1Collisions++
@@ -63,7 +56,9 @@ func (t *tunnel) settleCollision(sa, old *ikeSA) (survivor *ikeSA) {
 		// processed our MM6 yet, and a DELETE it handles first cannot be
 		// decrypted (charon handles one SA's messages on several threads:
 		// it dropped the DELETE as malformed and kept the SA). Tell it a
-		// moment later.
+		// moment later. The timer is not kept: it holds the deleted SA
+		// for at most collisionDeleteDelay, and after the engine stopped
+		// its post is a no-op.
 		drop.delete(reason, false)
 		t.e.afterFunc(wait, func() { drop.sendDelete(isakmp.ProtoISAKMP, drop.cookiesSPI()) })
 		return keep
