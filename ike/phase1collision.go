@@ -24,15 +24,14 @@ import (
 // identical on both sides) is lower is deleted, the other kept, whatever
 // the order in which the two came up here.
 
-// collisionWindow is how recently the other ISAKMP SA must have come up for
-// two SAs of opposite initiators to count as a collision rather than a
-// phase 1 rekey by the side that answered the first one.
-const collisionWindow = 30 * time.Second
-
 // collidesWith reports whether sa, just established, and old, the tunnel's
-// established ISAKMP SA, were negotiated at once from opposite sides.
+// established ISAKMP SA, were negotiated at once from opposite sides: sa's
+// main mode began (we sent or received its first message) before old was
+// established. An SA the peer starts after ours is up is not a collision
+// but a replacement (charon re-authenticates that way after our phase 1
+// rekey), and the newer one replaces the older on both sides.
 func (sa *ikeSA) collidesWith(old *ikeSA) bool {
-	return old.initiator != sa.initiator && timeNow().Sub(old.established) < collisionWindow
+	return old.initiator != sa.initiator && sa.created.Before(old.established)
 }
 
 // settleCollision deletes the loser of the two colliding SAs (telling the
